@@ -1,0 +1,211 @@
+package ipxe
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/rackboot/rackboot/profiles"
+)
+
+// ArtifactsPath is where the appliance serves its artifacts directory;
+// kernel and initrd paths of the profiles are relative to it.
+const ArtifactsPath = "/artifacts/"
+
+// initrdName is the name iPXE gives the initrd image and the kernel's
+// initrd= argument names. Under UEFI the kernel's EFI stub loads its initrd
+// by that name from the file system iPXE exposes, so the two must match
+// (LAB.md); BIOS kernels ignore the argument. Kernels before 5.8 and iPXE
+// builds before 2023 have no LoadFile2 initrd protocol to fall back on.
+const initrdName = "initrd.img"
+
+// Pauses before a script gives up, so an operator at the console can read
+// why before the firmware moves on and the screen is gone.
+const (
+	noticePause  = "5"
+	failurePause = "10"
+)
+
+// Render returns the per-machine script for the machine f, booting what d
+// decided. base is the URL the machine reaches the appliance at, such as
+// "http://192.0.2.1:8080": it prefixes artifact URLs and is handed to the
+// installer as rackboot.server=.
+//
+// Every value that reaches the script is validated first and the finished
+// script is checked (see checkScript), so a hostile profile value yields an
+// error, never a script. The script's exits return a failure status so the
+// firmware tries its next boot device (a success would make UEFI's boot
+// manager stop and show its menu, UEFI 2.10 section 3.1.1).
+func Render(base string, f Facts, d Decision) (string, error) {
+	if err := f.check(); err != nil {
+		return "", fmt.Errorf("ipxe: %w", err)
+	}
+	if err := checkBase(base); err != nil {
+		return "", fmt.Errorf("ipxe: server URL: %w", err)
+	}
+	who, err := describe(f, d.Host)
+	if err != nil {
+		return "", fmt.Errorf("ipxe: %w", err)
+	}
+	mac := f.MAC.String()
+	var lines []string
+	switch d.Outcome {
+	case OutcomeInstaller, OutcomeDiscovery:
+		if d.Installer == nil {
+			return "", fmt.Errorf("ipxe: outcome %s without an installer", d.Outcome)
+		}
+		intro := "rackboot: booting the installer of " + who
+		if d.Outcome == OutcomeDiscovery {
+			intro = "rackboot: " + who + " is not in the profiles, discovery is on: booting the default installer"
+		}
+		boot, err := installerLines(base, f, d.Installer)
+		if err != nil {
+			return "", fmt.Errorf("ipxe: installer of %s: %w", mac, err)
+		}
+		lines = append([]string{"echo " + intro}, boot...)
+	case OutcomeUnknown:
+		lines = []string{
+			"echo rackboot: " + who + " is unknown to rackboot, nothing to boot",
+			"echo rackboot: add this MAC address to the profiles to install this machine",
+		}
+		lines = append(lines, giveUp(noticePause)...)
+	case OutcomeNoInstaller:
+		if d.Host != nil {
+			lines = []string{
+				"echo rackboot: " + who + " has no installer and the profiles define no default installer, nothing to boot",
+				"echo rackboot: give the host an installer or set defaults.installer in the profiles",
+			}
+		} else {
+			lines = []string{
+				"echo rackboot: " + who + " is unknown to rackboot and discovery has no default installer to boot",
+				"echo rackboot: set defaults.installer in the profiles or add this MAC address with an installer",
+			}
+		}
+		lines = append(lines, giveUp(noticePause)...)
+	default:
+		return "", fmt.Errorf("ipxe: cannot render outcome %.*q", maxParam, d.Outcome)
+	}
+	s := "#!ipxe\n" + strings.Join(lines, "\n") + "\n"
+	if err := checkScript(s); err != nil {
+		return "", fmt.Errorf("ipxe: rendered script for %s: %w", mac, err)
+	}
+	return s, nil
+}
+
+// installerLines loads and boots in, jumping to a message naming the step
+// that failed. iPXE prints its own error (e.g. "Connection timed out") before
+// the jump.
+func installerLines(base string, f Facts, in *profiles.Installer) ([]string, error) {
+	kernel, err := location(base, in.Kernel, f)
+	if err != nil {
+		return nil, fmt.Errorf("kernel: %w", err)
+	}
+	args, err := cmdline(in.Cmdline)
+	if err != nil {
+		return nil, fmt.Errorf("cmdline: %w", err)
+	}
+	var initrd string
+	if in.Initrd != "" {
+		if initrd, err = location(base, in.Initrd, f); err != nil {
+			return nil, fmt.Errorf("initrd: %w", err)
+		}
+	}
+
+	k := []string{"kernel", kernel}
+	if initrd != "" {
+		k = append(k, "initrd="+initrdName)
+	}
+	// rackboot's own arguments go before the profile's: everything after a
+	// "--" in the profile's cmdline is handed to init, not to the kernel.
+	k = append(k, "rackboot.server="+base, "rackboot.mac="+f.MAC.String())
+	k = append(k, args...)
+	k = append(k, "||", "goto", "kernel_failed")
+	lines := []string{strings.Join(k, " ")}
+	if initrd != "" {
+		lines = append(lines, "initrd --name "+initrdName+" "+initrd+" || goto initrd_failed")
+	}
+	lines = append(lines,
+		"boot || goto boot_failed",
+		":kernel_failed",
+		"echo rackboot: could not load the kernel "+kernel,
+		"goto failed",
+	)
+	if initrd != "" {
+		lines = append(lines,
+			":initrd_failed",
+			"echo rackboot: could not load the initrd "+initrd,
+			"goto failed",
+		)
+	}
+	lines = append(lines,
+		":boot_failed",
+		"echo rackboot: the installer kernel did not start",
+		":failed",
+	)
+	return append(lines, giveUp(failurePause)...), nil
+}
+
+// giveUp ends a script after a pause, with a failure status so the firmware
+// moves on to its next boot device.
+func giveUp(pause string) []string {
+	return []string{
+		"echo rackboot: trying the next boot device in " + pause + " seconds",
+		"sleep " + pause,
+		"exit 1",
+	}
+}
+
+// describe names the machine for the console: hostname (when the profiles
+// give one), MAC, and the arch and platform iPXE reported.
+func describe(f Facts, h *profiles.Host) (string, error) {
+	who := f.MAC.String()
+	if h != nil && h.Hostname != "" {
+		if !validHostname(h.Hostname) {
+			return "", fmt.Errorf("hostname %q of %s: not an RFC 1123 host name", h.Hostname, who)
+		}
+		who = h.Hostname + " " + who
+	}
+	var env []string
+	for _, v := range []string{f.Arch, f.Platform} {
+		if v != "" {
+			env = append(env, v)
+		}
+	}
+	if len(env) > 0 {
+		who += " (" + strings.Join(env, " ") + ")"
+	}
+	return who, nil
+}
+
+// cmdline splits the profile's kernel arguments at spaces and checks each.
+// Only spaces separate arguments: a tab or newline is an unsafe character,
+// not a separator, so it cannot hide.
+func cmdline(s string) ([]string, error) {
+	var args []string
+	for _, a := range strings.Split(s, " ") {
+		if a == "" {
+			continue
+		}
+		if !safeWord(a) {
+			return nil, fmt.Errorf("argument %q: only letters, digits and %s are allowed", a, safePunct)
+		}
+		// rackboot.* arguments carry the server and the machine's identity
+		// to the installer; a profile must not override them.
+		if strings.HasPrefix(a, "rackboot.") {
+			return nil, fmt.Errorf("argument %q: rackboot.* arguments are set by rackboot", a)
+		}
+		args = append(args, a)
+	}
+	return args, nil
+}
+
+// refusal is served instead of a script Render refused to produce. It
+// names no profile value: the reason is in the appliance's log.
+func refusal(f Facts) string {
+	lines := []string{
+		"#!ipxe",
+		"echo rackboot: refusing to boot " + f.MAC.String() + ": its profile holds a value that is unsafe in an iPXE script",
+		"echo rackboot: the rackboot log says which",
+	}
+	lines = append(lines, giveUp(failurePause)...)
+	return strings.Join(lines, "\n") + "\n"
+}
