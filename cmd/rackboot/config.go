@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// serveConfig holds every setting of `rackboot serve`. Each field is both a
+// flag and a key of the optional YAML file given with --config; flags given
+// on the command line win over the file.
+type serveConfig struct {
+	Profiles   string   `yaml:"profiles"`
+	Data       string   `yaml:"data"`
+	Interfaces []string `yaml:"interfaces"`
+	Advertise  string   `yaml:"advertise"`
+	HTTPPort   int      `yaml:"http-port"`
+	TFTPPort   int      `yaml:"tftp-port"`
+	DHCPPort   int      `yaml:"dhcp-port"`
+	// PXEPort is the PXE boot-server port (4011), opened beside DHCPPort.
+	// Tests move it with the DHCP port; 0 disables it.
+	PXEPort   int    `yaml:"pxe-port"`
+	IPXEDir   string `yaml:"ipxe-dir"`
+	EFIFile   string `yaml:"efi-file"`
+	ARM64File string `yaml:"arm64-file"`
+	Artifacts string `yaml:"artifacts"`
+	Discovery bool   `yaml:"discovery"`
+	IPv6RA    bool   `yaml:"ipv6-ra"`
+	LogFormat string `yaml:"log-format"`
+	LogLevel  string `yaml:"log-level"`
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		Profiles:  "/etc/rackboot/profiles",
+		Data:      "/var/lib/rackboot",
+		HTTPPort:  8080,
+		TFTPPort:  69,
+		DHCPPort:  67,
+		PXEPort:   4011,
+		IPXEDir:   "/usr/lib/ipxe",
+		EFIFile:   "ipxe.efi",
+		ARM64File: "",
+		Artifacts: "/var/lib/rackboot/artifacts",
+		LogFormat: "auto",
+		LogLevel:  "info",
+	}
+}
+
+// listFlag is a repeatable string flag. The first use on the command line
+// replaces what the config file said instead of appending to it.
+type listFlag struct {
+	list *[]string
+	set  bool
+}
+
+func (f *listFlag) String() string {
+	if f.list == nil {
+		return ""
+	}
+	return strings.Join(*f.list, ",")
+}
+
+func (f *listFlag) Set(v string) error {
+	if !f.set {
+		*f.list = nil
+		f.set = true
+	}
+	*f.list = append(*f.list, v)
+	return nil
+}
+
+func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(configFile, "config", "", "YAML `file` with the same keys as these flags (flags win)")
+	fs.StringVar(&c.Profiles, "profiles", c.Profiles, "`dir`ectory of YAML host profiles")
+	fs.StringVar(&c.Data, "data", c.Data, "`dir`ectory for rackboot's state")
+	fs.Var(&listFlag{list: &c.Interfaces}, "interface", "boot `interface` to serve (repeatable; default: every up, non-loopback IPv4 interface)")
+	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "`ip` clients are told to use (default: the interface's address)")
+	fs.IntVar(&c.HTTPPort, "http-port", c.HTTPPort, "HTTP `port` for scripts and artifacts")
+	fs.IntVar(&c.TFTPPort, "tftp-port", c.TFTPPort, "TFTP `port`")
+	fs.IntVar(&c.DHCPPort, "dhcp-port", c.DHCPPort, "proxy-DHCP `port`")
+	fs.IntVar(&c.PXEPort, "pxe-port", c.PXEPort, "PXE boot-server `port` answered beside the DHCP port (0: off)")
+	fs.StringVar(&c.IPXEDir, "ipxe-dir", c.IPXEDir, "`dir`ectory of the iPXE binaries (the distribution's ipxe package)")
+	fs.StringVar(&c.EFIFile, "efi-file", c.EFIFile, "iPXE `file` for x86-64 UEFI clients (e.g. snponly.efi)")
+	fs.StringVar(&c.ARM64File, "arm64-file", c.ARM64File, "iPXE `file` for arm64 UEFI clients (empty: arm64 not served)")
+	fs.StringVar(&c.Artifacts, "artifacts", c.Artifacts, "`dir`ectory served under /artifacts/")
+	fs.BoolVar(&c.Discovery, "discovery", c.Discovery, "answer machines missing from the profiles with the default installer")
+	fs.BoolVar(&c.IPv6RA, "ipv6-ra", c.IPv6RA, "answer IPv6 router solicitations with a null advertisement (ends iPXE's ~16 s IPv6 wait)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: auto (text on a terminal, JSON otherwise), text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
+	return fs
+}
+
+// parseServeConfig applies defaults, then the --config file if any, then the
+// flags given on the command line.
+func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
+	c := defaultServeConfig()
+	var file string
+	fs := serveFlags(&c, &file, stderr)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if file == "" {
+		return c, c.check()
+	}
+	c = defaultServeConfig()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return c, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("%s: %w", file, err)
+	}
+	fs = serveFlags(&c, &file, stderr)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	return c, c.check()
+}
+
+func (c *serveConfig) check() error {
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"http-port", c.HTTPPort}, {"tftp-port", c.TFTPPort}, {"dhcp-port", c.DHCPPort}, {"pxe-port", c.PXEPort}} {
+		if p.v < 0 || p.v > 65535 {
+			return fmt.Errorf("%s %d: not a port", p.name, p.v)
+		}
+	}
+	if c.Advertise != "" {
+		if ip := net.ParseIP(c.Advertise); ip == nil || ip.To4() == nil {
+			return fmt.Errorf("advertise %q: not an IPv4 address", c.Advertise)
+		}
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		return fmt.Errorf("log-format %q: want auto, text or json", c.LogFormat)
+	}
+	return nil
+}

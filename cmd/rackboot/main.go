@@ -1,0 +1,50 @@
+// Command rackboot is the rackboot appliance: the daemon (`rackboot serve`)
+// and the admin's command-line tools, in one binary.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: rackboot <command> [flags]
+
+commands:
+  serve      run the appliance: proxy-DHCP, TFTP, iPXE scripts and artifacts over HTTP
+  validate   check a profiles directory and print a summary, or every error as file:line
+  version    print the version
+
+Run "rackboot <command> -h" for a command's flags.
+`
+
+// commands maps a sub-command to its implementation. Each one parses its own
+// flags and returns the process exit code.
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
+	"serve":    runServe,
+	"validate": runValidate,
+	"version":  runVersion,
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		if a := os.Args[1]; a == "-h" || a == "--help" || a == "help" {
+			fmt.Print(usage)
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "rackboot: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rackboot/rackboot/artifacts"
+	"github.com/rackboot/rackboot/dhcp"
+	"github.com/rackboot/rackboot/ipxe"
+	"github.com/rackboot/rackboot/tftp"
+)
+
+func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
+	cfg, err := parseServeConfig(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "rackboot serve: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "rackboot serve: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("rackboot serve stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve opens every socket first, so that a port already taken or a missing
+// directory fails at start with a clear message, then runs the servers until
+// ctx ends.
+func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	for _, d := range []struct{ flag, dir string }{{"ipxe-dir", cfg.IPXEDir}, {"artifacts", cfg.Artifacts}} {
+		if fi, err := os.Stat(d.dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--%s %s: not a directory", d.flag, d.dir)
+		}
+	}
+	nbp := filepath.Join(cfg.Data, "nbp")
+	if err := stageBootFiles(cfg.IPXEDir, nbp, log); err != nil {
+		return err
+	}
+	fl := &fleet{dir: cfg.Profiles, log: log}
+	if err := fl.reload(); err != nil {
+		return fmt.Errorf("profiles %s:\n%w", cfg.Profiles, err)
+	}
+	ifaces, err := bootInterfaces(cfg.Interfaces, cfg.Advertise)
+	if err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+
+	for _, bi := range ifaces {
+		ilog := log.With("interface", bi.Name)
+		srv := &dhcp.Server{
+			Config: dhcp.Config{
+				ServerIP:  bi.Advertise,
+				HTTPPort:  cfg.HTTPPort,
+				EFIFile:   cfg.EFIFile,
+				ARM64File: cfg.ARM64File,
+				Discovery: cfg.Discovery,
+			},
+			Hosts: fl,
+			Log:   ilog,
+		}
+		for _, port := range []int{cfg.DHCPPort, cfg.PXEPort} {
+			if port == 0 {
+				continue
+			}
+			conn, err := dhcp.Listen(bi.Name, port)
+			if err != nil {
+				return fmt.Errorf("dhcp on %s port %d: %w", bi.Name, port, err)
+			}
+			closers = append(closers, conn)
+			g.Go(func() error { return srv.Serve(ctx, conn) })
+		}
+		if cfg.IPv6RA {
+			ra := &dhcp.RAResponder{Interface: bi.Name, Log: ilog}
+			g.Go(func() error { return ra.Serve(ctx) })
+		}
+		log.Info("serving interface", "interface", bi.Name, "ip", bi.Advertise.String())
+	}
+
+	tconn, err := net.ListenPacket("udp4", ":"+strconv.Itoa(cfg.TFTPPort))
+	if err != nil {
+		return fmt.Errorf("tftp: %w", err)
+	}
+	closers = append(closers, tconn)
+	ts := &tftp.Server{Root: nbp, Log: log, Identify: identify}
+	g.Go(func() error { return ts.Serve(ctx, tconn) })
+
+	hln, err := net.Listen("tcp4", ":"+strconv.Itoa(cfg.HTTPPort))
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           httpRoutes(cfg, nbp, fl, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	g.Go(func() error {
+		if err := hs.Serve(hln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		// A fresh context: ctx is already done, and shutting down with it
+		// would drain nothing.
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+
+	g.Go(func() error { return reloadOnHangup(ctx, fl) })
+
+	log.Info("rackboot serving", "profiles", cfg.Profiles, "http_port", cfg.HTTPPort,
+		"tftp_port", cfg.TFTPPort, "dhcp_port", cfg.DHCPPort, "pxe_port", cfg.PXEPort,
+		"ipxe_dir", cfg.IPXEDir, "artifacts", cfg.Artifacts, "discovery", cfg.Discovery)
+	err = g.Wait()
+	log.Info("rackboot stopped")
+	return err
+}
+
+// reloadOnHangup re-reads the profiles on SIGHUP. A broken edit is logged
+// with every file:line and the old snapshot keeps serving.
+func reloadOnHangup(ctx context.Context, fl *fleet) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			if err := fl.reload(); err != nil {
+				fl.log.Error("profiles reload failed; still serving the previous profiles", "path", fl.dir, "err", err)
+			}
+		}
+	}
+}
+
+func httpRoutes(cfg serveConfig, nbp string, fl *fleet, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	scripts := &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, Hosts: fl, Discovery: cfg.Discovery, Log: log}
+	mux.Handle("/boot.ipxe", scripts)
+	mux.Handle("/ipxe", scripts)
+	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: identify})
+	// UEFI HTTP boot clients are given an http:// URL of the iPXE binary.
+	mux.Handle("/nbp/", &artifacts.Handler{Dir: nbp, Prefix: "/nbp/", Log: log, Identify: identify})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	return mux
+}

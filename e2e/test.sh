@@ -1,0 +1,36 @@
+#!/bin/bash
+# Runs every test of rackboot: vet, unit tests (no root needed) and, as root,
+# the end-to-end suite that boots real QEMU machines over PXE in private
+# network namespaces. Installs what the tests need from Debian packages.
+#   bash e2e/test.sh            (the README's test command; CI runs it as root)
+# RACKBOOT_SKIP_APT=1 skips the package step (offline machines that have them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(qemu-system-x86 ipxe ipxe-qemu ovmf busybox-static kmod cpio dosfstools gdisk
+      iproute2 curl atftp zstd)
+if [ "$(id -u)" != 0 ]; then
+  echo "e2e/test.sh: the end-to-end suite needs root (network namespaces, QEMU taps, port 67)." >&2
+  echo "  run it as root, or run only the unit tests: go vet ./... && go test ./..." >&2
+  exit 1
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ] && [ "${RACKBOOT_SKIP_APT:-0}" != 1 ]; then
+  echo "== installing test dependencies: ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then echo "gofmt would change: $bad" >&2; exit 1; fi
+echo "== go vet"
+go vet ./...
+go vet -tags e2e ./e2e/...
+echo "== unit tests"
+go test -count=1 ./...
+echo "== end-to-end tests (QEMU, network namespaces)"
+bash e2e/run.sh

@@ -1,0 +1,177 @@
+package tftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	pintftp "github.com/pin/tftp/v3"
+)
+
+// Defaults for the zero values of Server's fields.
+const (
+	DefaultRoot         = "/usr/lib/ipxe"
+	DefaultTimeout      = time.Second
+	DefaultRetries      = 5
+	DefaultMaxTransfers = 256
+	// DefaultMaxBlockSize is an Ethernet frame's worth of TFTP data:
+	// MTU 1500 - 20 (IPv4) - 8 (UDP) - 4 (TFTP header). It is what EDK2
+	// asks for, and what tftpd-hpa's manual recommends as its -B limit.
+	DefaultMaxBlockSize = 1468
+)
+
+// Server is a read-only TFTP server for one directory. Its fields are
+// configuration, read when Serve starts; zero values mean the defaults.
+// A Server must not be copied after first use.
+type Server struct {
+	// Root is the directory served; default DefaultRoot. Names are resolved
+	// inside it with os.Root: no request reaches a file outside it, not even
+	// through a symbolic link. Note that Debian's ipxe package installs
+	// /usr/lib/ipxe/ipxe.efi as a symbolic link to /boot/ipxe.efi, which is
+	// therefore refused from the default root (see README.md).
+	Root string
+
+	// Timeout is how long the server waits for each acknowledgement before
+	// sending the packet again; default 1s. The library default is 5 s,
+	// which with its random backoff turns 1% packet loss into a 35 s
+	// download of a 1 MiB file; at 1 s it takes about 7 s. The client's
+	// own "timeout" option (RFC 2349) is not honoured by pin/tftp.
+	Timeout time.Duration
+
+	// Retries is how many times a packet is sent again before the transfer
+	// is given up; default 5. A vanished client holds its transfer for about
+	// Timeout × (Retries+1).
+	Retries int
+
+	// MaxTransfers caps concurrent read transfers; default 256. A request
+	// over the cap gets an ERROR ("server busy, retry later") at once rather
+	// than waiting: a client that hears nothing resends its request, and
+	// pin/tftp would start a second transfer for each resend.
+	MaxTransfers int
+
+	// MaxBlockSize caps the blksize option (RFC 2348) a client may
+	// negotiate; default DefaultMaxBlockSize. Valid values are 513 to 65464.
+	// Raise it on jumbo-frame networks, lower it under tunnels or overlays.
+	MaxBlockSize int
+
+	// ShutdownTimeout bounds how long Serve waits, once its context ends,
+	// for transfers to stop; default Timeout × (Retries+1), the time a
+	// transfer to a silent client takes to give up. Transfers to live
+	// clients stop at their next block.
+	ShutdownTimeout time.Duration
+
+	// Log receives one line per request; default slog.Default().
+	Log *slog.Logger
+
+	// Identify, if set, names the machine behind a client address (the
+	// appliance looks it up in the kernel's neighbour table), so the log
+	// line carries the MAC admins know the machine by. TFTP itself carries
+	// no hardware address. It must be quick and safe for concurrent use.
+	Identify func(netip.Addr) net.HardwareAddr
+
+	// OnTransfer, if set, is called once for every request when it ends,
+	// from the transfer's goroutine; it must be safe for concurrent use and
+	// return quickly. Use it for metrics.
+	OnTransfer func(Transfer)
+
+	counters counters
+
+	mu      sync.Mutex
+	running map[netip.AddrPort][]*running // transfers inside ReadFrom, for the hook
+}
+
+// Serve answers TFTP requests arriving on conn until ctx ends, then returns
+// nil. It returns an error if the configuration is invalid or the server
+// cannot run. Serve owns conn: it is closed when Serve returns.
+//
+// conn must be a *net.UDPConn. pin/tftp turns on IP_PKTINFO (IPV6_RECVPKTINFO)
+// on it to learn the address each request was sent to, and binds the
+// transfer's own socket to that address, so replies leave from the address
+// the client talked to on a multi-homed host. A request sent to the
+// broadcast address is answered from the kernel's choice of address.
+//
+// Each transfer runs on its own goroutine and its own ephemeral UDP port
+// (RFC 1350 transfer IDs), as the library does.
+func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
+	udp, ok := conn.(*net.UDPConn)
+	if !ok {
+		conn.Close()
+		return fmt.Errorf("tftp: conn is %T, need *net.UDPConn", conn)
+	}
+	c, err := s.config()
+	if err != nil {
+		udp.Close()
+		return err
+	}
+	defer c.root.Close()
+
+	srv := pintftp.NewServer(s.readHandler(ctx, c), s.writeHandler(c))
+	srv.SetTimeout(c.timeout)
+	srv.SetRetries(c.retries)
+	// The default backoff sleeps a random 0-1 s before every retransmission,
+	// on top of the timeout. On a LAN the timeout alone is enough pacing.
+	srv.SetBackoff(func(int) time.Duration { return 0 })
+	// MTU-based blksize clamping (the library default, issue #51) is off,
+	// replaced by the fixed MaxBlockSize cap, because:
+	//   - it clamps to MTU-28, forgetting the 4-byte TFTP header, so on
+	//     Ethernet it still allows 1472-byte blocks in 1504-byte packets,
+	//     which fragment;
+	//   - when the interface cannot be looked up (no control message, or
+	//     InterfaceByIndex fails) it clamps every transfer to 512 bytes,
+	//     2.3 times slower, silently;
+	//   - it uses the interface MTU, not the path MTU, so it does not help
+	//     under tunnels or overlays either (tinkerbell/smee#70 moved to a
+	//     fixed cap for that reason).
+	// PXE clients ask for at most an Ethernet frame's worth (EDK2 1468,
+	// iPXE 1432), so the cap only ever changes what other clients get.
+	srv.SetBlockSizeNegotiation(false)
+	srv.SetBlockSize(c.maxBlockSize)
+	srv.SetHook(hook{s: s, log: c.log})
+	// Not SetAnticipate: it is not RFC 7440 windowsize, and after a loss it
+	// resends a whole window the client does not re-ACK, failing transfers.
+	// Not EnableSinglePort: it drops packets when busy and is several times
+	// slower.
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(udp) }()
+
+	select {
+	case err := <-served:
+		// The library's Serve returns on its own only when it cannot start.
+		udp.Close()
+		if err == nil {
+			err = errors.New("stopped unexpectedly")
+		}
+		return fmt.Errorf("tftp: serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Shutdown closes conn and waits for every transfer. Transfers to live
+	// clients end at their next block (their reader sees ctx); a silent
+	// client holds its transfer until retries run out, so the wait is
+	// bounded and such goroutines may outlive Serve briefly.
+	stopped := make(chan struct{})
+	go func() {
+		srv.Shutdown()
+		close(stopped)
+	}()
+	grace := time.NewTimer(c.grace)
+	defer grace.Stop()
+	select {
+	case <-stopped:
+	case <-grace.C:
+		c.log.Warn("tftp shutdown: not waiting for transfers still running",
+			"active", s.counters.active.Load(), "waited", c.grace)
+	}
+	// Usually already closed by Shutdown. If Shutdown ran before the
+	// library's Serve had recorded conn, the read loop would otherwise
+	// block forever; Shutdown has cancelled the loop, so it now exits.
+	udp.Close()
+	<-served
+	return nil
+}
