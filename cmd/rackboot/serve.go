@@ -79,7 +79,6 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}()
 
 	for _, bi := range ifaces {
-		ilog := log.With("interface", bi.Name)
 		srv := &dhcp.Server{
 			Config: dhcp.Config{
 				ServerIP:  bi.Advertise,
@@ -89,7 +88,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 				Discovery: cfg.Discovery,
 			},
 			Hosts: fl,
-			Log:   ilog,
+			Log:   log, // Serve adds the interface to each packet's logger
 		}
 		for _, port := range []int{cfg.DHCPPort, cfg.PXEPort} {
 			if port == 0 {
@@ -103,7 +102,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 			g.Go(func() error { return srv.Serve(ctx, conn) })
 		}
 		if cfg.IPv6RA {
-			ra := &dhcp.RAResponder{Interface: bi.Name, Log: ilog}
+			ra := &dhcp.RAResponder{Interface: bi.Name, Log: log.With("interface", bi.Name)}
 			g.Go(func() error { return ra.Serve(ctx) })
 		}
 		log.Info("serving interface", "interface", bi.Name, "ip", bi.Advertise.String())

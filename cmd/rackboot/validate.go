@@ -26,21 +26,34 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	set, err := profiles.Load(fs.Arg(0))
 	if err != nil {
-		var list profiles.ErrorList
-		if errors.As(err, &list) {
-			for _, e := range list {
-				fmt.Fprintln(stderr, e.Error())
-			}
-			fmt.Fprintf(stderr, "%d error(s)\n", len(list))
-		} else {
-			fmt.Fprintln(stderr, err)
-		}
+		printLoadError(stderr, err)
 		return 1
 	}
-	def := "no default installer"
-	if set.DefaultInstaller() != nil {
-		def = "a default installer"
-	}
-	fmt.Fprintf(stdout, "ok: %d hosts, %s, in %d files\n", len(set.Hosts()), def, len(set.Files()))
+	fmt.Fprintln(stdout, summary(set))
 	return 0
+}
+
+// summary is the one line that describes a valid snapshot.
+func summary(set *profiles.Set) string {
+	return fmt.Sprintf("ok: %d hosts, %d groups, %d versions, %d layouts in %d files (digest %.12s)",
+		set.Len(), len(set.Groups()), len(set.Versions()), len(set.Layouts()), len(set.Files()), set.Digest())
+}
+
+// printLoadError prints every problem of a failed Load on its own line, as
+// file:line[:column]: message, which editors and CI systems link to the
+// file, and a count.
+func printLoadError(w io.Writer, err error) {
+	var list profiles.ErrorList
+	if !errors.As(err, &list) {
+		fmt.Fprintln(w, err)
+		return
+	}
+	for _, e := range list {
+		fmt.Fprintln(w, e.Error())
+	}
+	if len(list) == 1 {
+		fmt.Fprintln(w, "1 error")
+	} else {
+		fmt.Fprintf(w, "%d errors\n", len(list))
+	}
 }

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/rackboot/rackboot/profiles"
+)
+
+// renderArchs are the client architectures `rackboot render --arch`
+// accepts, named as admins know them rather than by option 93 numbers.
+var renderArchs = []string{"bios", "efi", "efi-http", "arm64"}
+
+// renderer shows what rackboot would do for one machine, without a
+// machine: the resolved profile with where each value came from, the DHCP
+// answer, the iPXE script and the install plan.
+//
+// The DHCP answer and the iPXE script come from the dhcp and ipxe packages,
+// which cmd/rackboot wires in; a nil function leaves its section out with a
+// note, so the profile and the plan are still shown.
+type renderer struct {
+	// DHCP returns the proxyDHCP answer, as text, to a DHCPDISCOVER from
+	// the host's firmware (ipxe false) or from iPXE (ipxe true) on arch.
+	DHCP func(set *profiles.Set, h *profiles.Host, arch string, ipxe bool) (string, error)
+	// Script returns the per-machine iPXE script the host would be served.
+	Script func(set *profiles.Set, h *profiles.Host, arch string) (string, error)
+}
+
+// runRender implements `rackboot render`.
+func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	// TODO(lead): wire the DHCP answer and the iPXE script, e.g.
+	//   DHCP:   build the request for arch, call the dhcp package's pure
+	//           reply decision with set as its Hosts, and print the packet;
+	//   Script: ipxe.Render(base, ipxe.Facts{MAC: h.MAC, Arch: …},
+	//           ipxe.Decide(facts, set, discovery)).
+	r := renderer{}
+	return r.run(args, stdout, stderr)
+}
+
+func (r renderer) run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("profiles", "", "the profiles `directory`")
+	mac := fs.String("mac", "", "the machine's MAC `address`, in any common spelling")
+	arch := fs.String("arch", "efi", "the client architecture: "+strings.Join(renderArchs, ", "))
+	fromIPXE := fs.Bool("ipxe", false, "show the DHCP answer to iPXE rather than to the firmware")
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: rackboot render --profiles DIR --mac MAC [--arch bios|efi|efi-http|arm64] [--ipxe] [--json]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dir == "" || *mac == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	if !slices.Contains(renderArchs, *arch) {
+		fmt.Fprintf(stderr, "rackboot render: --arch %s: want one of %s\n", *arch, strings.Join(renderArchs, ", "))
+		return 2
+	}
+	hw, err := profiles.ParseMAC(*mac)
+	if err != nil {
+		fmt.Fprintf(stderr, "rackboot render: --mac: %v\n", err)
+		return 2
+	}
+	set, err := profiles.Load(*dir)
+	if err != nil {
+		printLoadError(stderr, err)
+		return 1
+	}
+	h, ok := set.Lookup(hw)
+	if !ok {
+		fmt.Fprintf(stderr, "rackboot render: %s is not a host of %s: rackboot answers it only when discovery is on\n", hw, *dir)
+		return 1
+	}
+	rep := r.report(set, h, *arch, *fromIPXE)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(stderr, "rackboot render: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if err := rep.writeText(stdout); err != nil {
+		fmt.Fprintf(stderr, "rackboot render: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// renderReport is everything `rackboot render` shows; its JSON form is the
+// output of --json.
+type renderReport struct {
+	MAC       string              `json:"mac"`
+	Hostname  string              `json:"hostname"`
+	Source    string              `json:"source"`
+	Groups    []string            `json:"groups"`
+	Arch      string              `json:"arch"`
+	IPXE      bool                `json:"ipxe"`
+	Profile   []profiles.Setting  `json:"profile"`
+	Installer *profiles.Installer `json:"installer"`
+	DHCP      string              `json:"dhcp,omitempty"`
+	Script    string              `json:"ipxe_script,omitempty"`
+	Plan      *profiles.Plan      `json:"plan,omitempty"`
+	// Notes say why a section is missing.
+	Notes []string `json:"notes,omitempty"`
+}
+
+func (r renderer) report(set *profiles.Set, h *profiles.Host, arch string, fromIPXE bool) *renderReport {
+	rep := &renderReport{
+		MAC: profiles.MACKey(h.MAC), Hostname: h.Hostname, Source: h.Source, Groups: h.Groups,
+		Arch: arch, IPXE: fromIPXE, Profile: h.Settings(), Installer: h.Installer,
+	}
+	if rep.Groups == nil {
+		rep.Groups = []string{}
+	}
+	if r.DHCP == nil {
+		rep.Notes = append(rep.Notes, "dhcp: not available in this build")
+	} else if s, err := r.DHCP(set, h, arch, fromIPXE); err != nil {
+		rep.Notes = append(rep.Notes, "dhcp: "+err.Error())
+	} else {
+		rep.DHCP = s
+	}
+	if r.Script == nil {
+		rep.Notes = append(rep.Notes, "ipxe script: not available in this build")
+	} else if s, err := r.Script(set, h, arch); err != nil {
+		rep.Notes = append(rep.Notes, "ipxe script: "+err.Error())
+	} else {
+		rep.Script = s
+	}
+	switch p, err := h.Plan(); {
+	case errors.Is(err, profiles.ErrNoPlan):
+		rep.Notes = append(rep.Notes, "install plan: none, the host has no version and layout (it boots its installer only)")
+	case err != nil:
+		rep.Notes = append(rep.Notes, "install plan: "+err.Error())
+	default:
+		rep.Plan = p
+	}
+	return rep
+}
+
+// writeText prints the report for people: sections, aligned columns, and
+// the files of the config drive verbatim.
+func (rep *renderReport) writeText(w io.Writer) error {
+	var b strings.Builder
+	name := rep.Hostname
+	if name == "" {
+		name = "(no hostname)"
+	}
+	fmt.Fprintf(&b, "host %s %s (%s)\n", rep.MAC, name, rep.Source)
+	if len(rep.Groups) > 0 {
+		fmt.Fprintf(&b, "groups: %s (most specific first)\n", strings.Join(rep.Groups, ", "))
+	}
+	booter := "firmware PXE"
+	if rep.IPXE {
+		booter = "iPXE"
+	}
+	fmt.Fprintf(&b, "arch: %s, asking: %s\n", rep.Arch, booter)
+
+	b.WriteString("\nprofile\n")
+	rows := [][]string{{"SETTING", "VALUE", "FROM"}}
+	for _, s := range rep.Profile {
+		rows = append(rows, []string{s.Field, oneLine(s.Value), s.From})
+	}
+	table(&b, "  ", rows)
+
+	b.WriteString("\ninstaller\n")
+	if in := rep.Installer; in != nil {
+		fmt.Fprintf(&b, "  kernel   %s\n  initrd   %s\n  cmdline  %s\n", in.Kernel, in.Initrd, in.Cmdline)
+	} else {
+		b.WriteString("  none: the host boots nothing\n")
+	}
+	if rep.DHCP != "" {
+		fmt.Fprintf(&b, "\ndhcp answer\n%s", indent(rep.DHCP))
+	}
+	if rep.Script != "" {
+		fmt.Fprintf(&b, "\nipxe script\n%s", indent(rep.Script))
+	}
+	if p := rep.Plan; p != nil {
+		writePlan(&b, p)
+	}
+	if len(rep.Notes) > 0 {
+		b.WriteString("\nnotes\n")
+		for _, n := range rep.Notes {
+			fmt.Fprintf(&b, "  %s\n", n)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writePlan(b *strings.Builder, p *profiles.Plan) {
+	b.WriteString("\ninstall plan\n")
+	d := p.Disk
+	disk := d.Path
+	if disk == "" {
+		disk = "the " + d.Select + " disk"
+	}
+	var rules []string
+	if d.MinSize > 0 {
+		rules = append(rules, "at least "+sizeString(d.MinSize))
+	}
+	if d.Type != "" {
+		rules = append(rules, "of type "+d.Type)
+	}
+	if len(rules) > 0 {
+		disk += " " + strings.Join(rules, ", ")
+	}
+	fmt.Fprintf(b, "  disk     %s\n", disk)
+	fmt.Fprintf(b, "  version  %s (number %d)\n", p.Version, p.Number)
+	fmt.Fprintf(b, "  image    %s (%s, %s)\n           sha256 %s\n", p.Image.URL, p.Image.Format, p.Image.Kind, p.Image.SHA256)
+	b.WriteString("  partitions\n")
+	rows := [][]string{{"#", "NAME", "SIZE", "TYPE", "CONTENT", "FILESYSTEM", "PRESERVE"}}
+	if p.Image.Kind == profiles.KindWholeDisk {
+		rows = append(rows, []string{"-", "(image)", "", "", "whole-disk image"})
+	}
+	for i, pp := range p.Partitions {
+		size := "rest"
+		if !pp.Rest {
+			size = sizeString(pp.Size)
+		}
+		keep := ""
+		if pp.Preserve {
+			keep = "yes"
+		}
+		rows = append(rows, []string{strconv.Itoa(i + 1), pp.Name, size, pp.Type, pp.Content, pp.Filesystem, keep})
+	}
+	table(b, "    ", rows)
+	if p.Image.Kind == profiles.KindWholeDisk {
+		b.WriteString("  (the image brings its own partitions; the layout's follow it)\n")
+	}
+	if len(p.ConfigDrive) == 0 {
+		b.WriteString("  config drive: none (the layout has no partition with content: config)\n")
+		return
+	}
+	fmt.Fprintf(b, "  config drive (%s)\n", profiles.ConfigDriveLabel)
+	for _, f := range p.ConfigDrive {
+		fmt.Fprintf(b, "    --- %s\n%s", f.Name, indent(indent(indent(f.Content))))
+	}
+}
+
+// table writes rows in aligned columns, each line prefixed, without
+// trailing blanks.
+func table(b *strings.Builder, prefix string, rows [][]string) {
+	var buf strings.Builder
+	tw := tabwriter.NewWriter(&buf, 0, 8, 2, ' ', 0)
+	for _, r := range rows {
+		// Short rows are padded: tabwriter aligns a column only over
+		// consecutive lines that all have it.
+		r = append(r, make([]string, len(rows[0])-len(r))...)
+		fmt.Fprintln(tw, prefix+strings.Join(r, "\t"))
+	}
+	tw.Flush()
+	for l := range strings.Lines(buf.String()) {
+		b.WriteString(strings.TrimRight(l, " \n") + "\n")
+	}
+}
+
+// sizeString prints n in the largest binary unit that divides it.
+func sizeString(n uint64) string {
+	for _, u := range []struct {
+		name  string
+		shift uint
+	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return strconv.FormatUint(n>>u.shift, 10) + u.name
+		}
+	}
+	return strconv.FormatUint(n, 10) + "B"
+}
+
+// indent prefixes every line of s with two spaces and ends it with a newline.
+func indent(s string) string {
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// oneLine keeps a table row on one line whatever a value holds.
+func oneLine(s string) string {
+	return strings.NewReplacer("\n", `\n`, "\t", `\t`).Replace(s)
+}

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/rackboot/rackboot/profiles"
+)
+
+// runSchema prints the JSON Schema of profiles files. Saved next to the
+// profiles, it lets yaml-language-server (VS Code, Neovim, …) check a file
+// as the admin types, with a first line such as
+//
+//	# yaml-language-server: $schema=./rackboot.schema.json
+func runSchema(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("schema", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: rackboot schema > rackboot.schema.json") }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	b, err := profiles.Schema()
+	if err != nil {
+		fmt.Fprintf(stderr, "rackboot schema: %v\n", err)
+		return 1
+	}
+	if _, err := stdout.Write(b); err != nil {
+		fmt.Fprintf(stderr, "rackboot schema: %v\n", err)
+		return 1
+	}
+	return 0
+}

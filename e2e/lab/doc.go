@@ -1,0 +1,22 @@
+// Package lab is rackboot's end-to-end laboratory: real PXE firmware in QEMU
+// virtual machines, booting against a server on a private network that lives
+// entirely inside Linux network namespaces.
+//
+// It owns four things:
+//
+//   - Net: three namespaces joined by a bridge (server, site DHCP, clients),
+//     the taps the virtual machines plug into, and the processes started in
+//     them; Close removes it all, and Sweep removes what a killed run left.
+//   - Artifacts: a distribution kernel fetched with apt from the Debian
+//     mirrors and a tiny busybox initramfs that prints a marker line on the
+//     serial console and powers off.
+//   - VM: one QEMU machine (SeaBIOS or OVMF) whose serial console is captured
+//     with timestamps relative to power-on.
+//   - Timeline: seconds from power-on to the milestones of a network boot,
+//     read from the serial console and from the server's JSON log.
+//
+// Nothing here is specific to a test framework, so a demo command can drive
+// the same lab. Most of it needs root, qemu-system-x86, ovmf, ipxe and
+// busybox-static; CheckHost says what is missing. No traffic leaves the
+// namespaces: they have no uplink and no default route.
+package lab
