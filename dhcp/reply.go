@@ -26,6 +26,11 @@ var (
 	// architecture, because the table does not list it or the config leaves
 	// its iPXE binary empty.
 	ErrUnsupportedArch = errors.New("dhcp: no boot file for the client architecture")
+	// ErrOtherServer: a DHCPREQUEST whose server identifier (option 54)
+	// names another server: the client is taking the site server's lease
+	// (RFC 2131 section 4.3.2). An ACK from us there would race the site's
+	// ACK, and a ROM that takes the first ACK would end up with no address.
+	ErrOtherServer = errors.New("dhcp: request addressed to another server")
 )
 
 // Vendor classes (option 60). A PXE client's class starts with "PXEClient"
@@ -61,6 +66,9 @@ func Reply(req *dhcpv4.DHCPv4, known bool, cfg Config) (*dhcpv4.DHCPv4, error) {
 	case mt == dhcpv4.MessageTypeDiscover:
 		answer = dhcpv4.MessageTypeOffer
 	case mt == dhcpv4.MessageTypeRequest:
+		if id := req.ServerIdentifier(); id != nil && !id.Equal(cfg.ServerIP) {
+			return nil, fmt.Errorf("%w: %v", ErrOtherServer, id)
+		}
 		answer = dhcpv4.MessageTypeAck
 	default:
 		return nil, fmt.Errorf("%w: message type %v", ErrMessageType, mt)

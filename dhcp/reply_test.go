@@ -70,6 +70,10 @@ func TestReply(t *testing.T) {
 			Config{ServerIP: lab.ServerIP, Discovery: true}, "ipxe.efi", nil},
 
 		{"request gets ack", newRequest(t, dhcpv4.MessageTypeRequest, knownMAC, pxeOptions(iana.EFI_X86_64)...), true, lab, "ipxe.efi", nil},
+		{"request to us gets ack", newRequest(t, dhcpv4.MessageTypeRequest, knownMAC, with(pxeOptions(iana.EFI_X86_64),
+			[]dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptServerIdentifier(lab.ServerIP))})...), true, lab, "ipxe.efi", nil},
+		{"request to the site server", newRequest(t, dhcpv4.MessageTypeRequest, knownMAC, with(pxeOptions(iana.EFI_X86_64),
+			[]dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(192, 168, 77, 2)))})...), true, lab, "", ErrOtherServer},
 		{"inform", newRequest(t, dhcpv4.MessageTypeInform, knownMAC, pxeOptions(iana.EFI_X86_64)...), true, lab, "", ErrMessageType},
 		{"release", newRequest(t, dhcpv4.MessageTypeRelease, knownMAC, pxeOptions(iana.EFI_X86_64)...), true, lab, "", ErrMessageType},
 		{"no message type", newRequest(t, dhcpv4.MessageTypeNone, knownMAC, pxeOptions(iana.EFI_X86_64)...), true, lab, "", ErrMessageType},

@@ -111,7 +111,7 @@ func (s *Server) handle(log *slog.Logger, cfg Config, l *link, b []byte, ifIndex
 	resp, err := Reply(req, known, cfg)
 	switch {
 	case err == nil:
-	case errors.Is(err, ErrMessageType), errors.Is(err, ErrNotPXE):
+	case errors.Is(err, ErrMessageType), errors.Is(err, ErrNotPXE), errors.Is(err, ErrOtherServer):
 		log.Debug("not answered", "err", err)
 		return
 	case errors.Is(err, ErrUnknownHost):
