@@ -1,0 +1,42 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestLayout keeps the architecture visible in the folders: the servers
+// and the disk code never import each other, and the model imports no
+// server. Only cmd/* wires them together.
+func TestLayout(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Fatalf("the go command is needed to list dependencies: %v", err)
+	}
+	const mod = "github.com/rackboot/rackboot/"
+	apart := []string{"dhcp", "tftp", "ipxe", "imaging", "artifacts"}
+	forbidden := map[string][]string{"profiles": apart}
+	for _, p := range apart {
+		for _, q := range apart {
+			if p != q {
+				forbidden[p] = append(forbidden[p], q)
+			}
+		}
+	}
+	for pkg, not := range forbidden {
+		t.Run(pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", mod+pkg).CombinedOutput()
+			if err != nil {
+				t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+			}
+			deps := strings.Fields(string(out))
+			for _, n := range not {
+				for _, d := range deps {
+					if d == mod+n || strings.HasPrefix(d, mod+n+"/") {
+						t.Errorf("%s imports %s", pkg, d)
+					}
+				}
+			}
+		})
+	}
+}
