@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -34,3 +35,24 @@ func (l ErrorList) Error() string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// oneLine escapes control characters in a message: a value quoted in it
+// may hold a newline, and every error must stay one `file:line: message`
+// line for editors and CI systems to parse.
+func oneLine(msg string) string {
+	if !strings.ContainsFunc(msg, isControl) {
+		return msg
+	}
+	var b strings.Builder
+	for _, r := range msg {
+		if isControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < ' ' || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 }

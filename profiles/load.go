@@ -2,95 +2,211 @@ package profiles
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
-	"strconv"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// file is the YAML shape of one profiles file. Every key is optional; a
-// fleet may be split over as many files as the admin likes.
-type file struct {
-	Defaults *struct {
-		Installer *Installer `yaml:"installer"`
-	} `yaml:"defaults"`
-	Hosts []hostEntry `yaml:"hosts"`
-}
-
-type hostEntry struct {
-	MAC       string     `yaml:"mac"`
-	Hostname  string     `yaml:"hostname"`
-	Installer *Installer `yaml:"installer"`
-}
-
 // Load reads every *.yaml and *.yml file of dir (not recursively) and returns
 // the validated snapshot. On any problem it returns an ErrorList naming each
-// problem's file and line, and no Set.
+// problem's file and line, and no Set. Only a failure to read the directory
+// or a file is returned as another error.
 func Load(dir string) (*Set, error) {
-	names, err := filepath.Glob(filepath.Join(dir, "*.y*ml"))
+	srcs, err := readDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return load(srcs)
+}
+
+// readDir reads the *.yaml and *.yml files of dir.
+func readDir(dir string) ([]source, error) {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("profiles: %w", err)
 	}
-	var files []string
-	for _, n := range names {
-		if ext := filepath.Ext(n); ext == ".yaml" || ext == ".yml" {
-			files = append(files, n)
+	var srcs []source
+	for _, e := range entries {
+		if !isProfile(e.Name()) || e.IsDir() {
+			continue
 		}
-	}
-	sort.Strings(files)
-	if len(files) == 0 {
-		if _, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("profiles: %w", err)
-		}
-	}
-	l := loader{set: &Set{hosts: map[string]*Host{}, files: files}, seen: map[string]string{}}
-	for _, name := range files {
+		name := filepath.Join(dir, e.Name())
 		b, err := os.ReadFile(name)
 		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				// Renamed away between ReadDir and ReadFile: an
+				// editor is saving, and the watcher will load again.
+				continue
+			}
 			return nil, fmt.Errorf("profiles: %w", err)
 		}
-		l.parse(name, b)
+		srcs = append(srcs, source{name: name, data: b})
 	}
-	l.finish()
+	slices.SortFunc(srcs, func(a, b source) int { return strings.Compare(a.name, b.name) })
+	return srcs, nil
+}
+
+// isProfile reports whether a directory entry is a profiles file. Editors'
+// swap and backup files (.fleet.yaml.swp, fleet.yaml~) are not.
+func isProfile(name string) bool {
+	ext := filepath.Ext(name)
+	return (ext == ".yaml" || ext == ".yml") && !strings.HasPrefix(name, ".")
+}
+
+// digest is the hex SHA-256 of the files' names and contents.
+func digest(srcs []source) string {
+	sum := sha256.New()
+	for _, s := range srcs {
+		fmt.Fprintf(sum, "%s\x00%d\x00", s.name, len(s.data))
+		sum.Write(s.data)
+	}
+	return hex.EncodeToString(sum.Sum(nil))
+}
+
+// source is one file's name and contents.
+type source struct {
+	name string
+	data []byte
+}
+
+// load checks the files and builds the Set. The files are parsed and their
+// values checked in parallel, one file per worker (a 100,000-host fleet in
+// 100 files must load in well under 2 s); names, MACs and references across
+// files are then linked in file order, so errors are deterministic.
+func load(srcs []source) (*Set, error) {
+	slices.SortFunc(srcs, func(a, b source) int { return strings.Compare(a.name, b.name) })
+	parsed := make([]*parsedFile, len(srcs))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(runtime.GOMAXPROCS(0), len(srcs)) {
+		wg.Go(func() {
+			for i := range next {
+				parsed[i] = parseFile(srcs[i].name, srcs[i].data)
+			}
+		})
+	}
+	for i := range srcs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	l := newLinker()
+	l.set.digest = digest(srcs)
+	syntaxOK := true
+	for _, pf := range parsed {
+		l.set.files = append(l.set.files, pf.name)
+		l.errs = append(l.errs, pf.errs...)
+		syntaxOK = syntaxOK && !pf.broken
+	}
+	// A file that does not decode contributes nothing; linking the others
+	// would only add errors about what that file defines.
+	if syntaxOK {
+		for _, pf := range parsed {
+			l.add(pf)
+		}
+		l.link()
+	}
 	if len(l.errs) > 0 {
+		slices.SortStableFunc(l.errs, func(a, b Error) int {
+			if c := strings.Compare(a.File, b.File); c != 0 {
+				return c
+			}
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Column - b.Column
+		})
 		return nil, l.errs
 	}
 	return l.set, nil
 }
 
-type loader struct {
-	set        *Set
-	errs       ErrorList
-	seen       map[string]string // MAC key → "file:line"
-	defaultsAt string
-	hosts      []*hostEntryAt
-}
+// pos is a position in a file; the zero pos is unknown.
+type pos struct{ line, col int }
 
-type hostEntryAt struct {
-	hostEntry
-	file string
-	node *yaml.Node // the mapping node of the entry
-}
-
-var lineRe = regexp.MustCompile(`^line (\d+): (.*)$`)
-var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func (l *loader) errorf(file string, n *yaml.Node, format string, args ...any) {
-	e := Error{File: file, Msg: fmt.Sprintf(format, args...)}
-	if n != nil {
-		e.Line, e.Column = n.Line, n.Column
+func at(n *yaml.Node) pos {
+	if n == nil {
+		return pos{}
 	}
-	l.errs = append(l.errs, e)
+	return pos{n.Line, n.Column}
 }
 
-func (l *loader) parse(name string, b []byte) {
+// parsedFile is what one file contributes, checked value by value, with the
+// positions that linking needs for its own messages.
+type parsedFile struct {
+	name     string
+	errs     ErrorList
+	broken   bool // did not decode
+	defaults *level
+	versions []versionAt
+	layouts  []layoutAt
+	groups   []*groupAt
+	hosts    []*hostAt
+}
+
+type versionAt struct {
+	v            *Version
+	file         string
+	name, number pos
+	bad          bool
+}
+
+type layoutAt struct {
+	l    *Layout
+	name pos
+	bad  bool
+	file string
+}
+
+// level is one source of settings for a host: the defaults, a group, or
+// the host itself.
+type level struct {
+	s      *settings
+	file   string
+	entry  pos
+	ver    pos // of version: or channel:
+	layout pos
+	from   string // "defaults", "group NAME", "host"
+}
+
+type groupAt struct {
+	g        *Group
+	lv       level
+	name     pos
+	macs     [][6]byte
+	macPos   []pos
+	prefix   []byte
+	hasMatch bool
+}
+
+type hostAt struct {
+	doc      hostDoc
+	mac      [6]byte
+	hw       net.HardwareAddr
+	lv       level
+	macPos   pos
+	hostname pos
+	group    pos
+}
+
+// parseFile decodes one file strictly and checks every value in it.
+func parseFile(name string, b []byte) *parsedFile {
+	pf := &parsedFile{name: name}
+	c := &checker{file: name}
+	defer func() { pf.errs = c.errs }()
+
 	// Strict decoding straight from the bytes: yaml.Node.Decode would drop
 	// KnownFields (go-yaml #460), so the node tree is parsed separately and
 	// only used for positions.
@@ -98,103 +214,66 @@ func (l *loader) parse(name string, b []byte) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		l.yamlError(name, err)
-		return
+		c.yamlError(err)
+		pf.broken = true
+		return pf
+	}
+	// One document per file: a second one would be silently ignored.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		c.errorf(&extra, "a profiles file holds one YAML document; split it into files instead of using ---")
+		pf.broken = true
+		return pf
+	} else if !errors.Is(err, io.EOF) {
+		c.yamlError(err)
+		pf.broken = true
+		return pf
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
-		l.yamlError(name, err)
-		return
+		c.yamlError(err)
+		pf.broken = true
+		return pf
 	}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		doc = doc.Content[0]
 	}
-	if f.Defaults != nil && f.Defaults.Installer != nil {
+
+	if f.Defaults != nil {
 		n := child(doc, "defaults")
-		if l.defaultsAt != "" {
-			l.errorf(name, n, "defaults already defined at %s", l.defaultsAt)
-		} else {
-			l.defaultsAt = fmt.Sprintf("%s:%d", name, line(n))
-			l.checkInstaller(name, child(n, "installer"), f.Defaults.Installer)
-			l.set.defaultInstaller = f.Defaults.Installer
+		lv := level{s: f.Defaults, file: name, entry: at(n), from: "defaults"}
+		c.checkSettings(n, &lv)
+		pf.defaults = &lv
+	}
+	seq := child(doc, "versions")
+	for i := range f.Versions {
+		v := &f.Versions[i]
+		n := item(seq, i)
+		bad := c.checkVersion(n, v)
+		v.Source = fmt.Sprintf("%s:%d", name, line(n))
+		pf.versions = append(pf.versions, versionAt{v: v, file: name, name: at(valueOr(n, "name")), number: at(valueOr(n, "number")), bad: bad})
+	}
+	seq = child(doc, "layouts")
+	for i := range f.Layouts {
+		ly := &f.Layouts[i]
+		n := item(seq, i)
+		bad := c.checkLayout(n, ly)
+		ly.Source = fmt.Sprintf("%s:%d", name, line(n))
+		pf.layouts = append(pf.layouts, layoutAt{l: ly, name: at(valueOr(n, "name")), bad: bad, file: name})
+	}
+	seq = child(doc, "groups")
+	for i := range f.Groups {
+		pf.groups = append(pf.groups, c.checkGroup(item(seq, i), &f.Groups[i]))
+	}
+	seq = child(doc, "hosts")
+	pf.hosts = make([]*hostAt, 0, len(f.Hosts))
+	for i := range f.Hosts {
+		if h := c.checkHost(item(seq, i), &f.Hosts[i]); h != nil {
+			pf.hosts = append(pf.hosts, h)
 		}
 	}
-	seq := child(doc, "hosts")
-	for i, h := range f.Hosts {
-		var n *yaml.Node
-		if seq != nil && i < len(seq.Content) {
-			n = seq.Content[i]
-		}
-		l.hosts = append(l.hosts, &hostEntryAt{hostEntry: h, file: name, node: n})
-	}
-}
-
-// yamlError turns the library's messages ("yaml: line 3: …", or a TypeError
-// with one "line N: …" per problem) into positioned errors.
-func (l *loader) yamlError(name string, err error) {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		for _, msg := range te.Errors {
-			l.errs = append(l.errs, lineError(name, lineRe, msg))
-		}
-		return
-	}
-	l.errs = append(l.errs, lineError(name, yamlLineRe, err.Error()))
-}
-
-func lineError(name string, re *regexp.Regexp, msg string) Error {
-	if m := re.FindStringSubmatch(msg); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return Error{File: name, Line: n, Msg: m[2]}
-	}
-	return Error{File: name, Msg: strings.TrimPrefix(msg, "yaml: ")}
-}
-
-func (l *loader) finish() {
-	for _, h := range l.hosts {
-		l.addHost(h)
-	}
-}
-
-func (l *loader) addHost(e *hostEntryAt) {
-	where := fmt.Sprintf("%s:%d", e.file, line(e.node))
-	mac, err := ParseMAC(e.MAC)
-	if err != nil {
-		l.errorf(e.file, valueOr(e.node, "mac"), "%v", err)
-		return
-	}
-	key := MACKey(mac)
-	if prev, dup := l.seen[key]; dup {
-		l.errorf(e.file, valueOr(e.node, "mac"), "host %s already defined at %s", key, prev)
-		return
-	}
-	l.seen[key] = where
-	if e.Hostname != "" && !validHostname(e.Hostname) {
-		l.errorf(e.file, valueOr(e.node, "hostname"), "invalid hostname %q: want RFC 1123 labels (letters, digits, '-'), at most 253 characters", e.Hostname)
-	}
-	inst := l.set.defaultInstaller
-	if e.Installer != nil {
-		l.checkInstaller(e.file, child(e.node, "installer"), e.Installer)
-		inst = e.Installer
-	}
-	l.set.hosts[key] = &Host{MAC: mac, Hostname: e.Hostname, Installer: inst, Source: where}
-}
-
-func (l *loader) checkInstaller(name string, n *yaml.Node, in *Installer) {
-	if in.Kernel == "" {
-		l.errorf(name, n, "installer: kernel is required")
-	} else if err := checkLocation(in.Kernel); err != nil {
-		l.errorf(name, valueOr(n, "kernel"), "installer kernel: %v", err)
-	}
-	if in.Initrd != "" {
-		if err := checkLocation(in.Initrd); err != nil {
-			l.errorf(name, valueOr(n, "initrd"), "installer initrd: %v", err)
-		}
-	}
-	if err := checkCmdline(in.Cmdline); err != nil {
-		l.errorf(name, valueOr(n, "cmdline"), "installer cmdline: %v", err)
-	}
+	return pf
 }
 
 // child returns the value node of key in mapping n, or nil.
@@ -210,10 +289,38 @@ func child(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
+// item returns element i of sequence n, or nil.
+func item(n *yaml.Node, i int) *yaml.Node {
+	if n == nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
+		return nil
+	}
+	return n.Content[i]
+}
+
+// itemOr is element i of sequence n, or n itself when it has none.
+func itemOr(n *yaml.Node, i int) *yaml.Node {
+	if c := item(n, i); c != nil {
+		return c
+	}
+	return n
+}
+
 // valueOr is the value node of key, or n itself when the key is absent.
 func valueOr(n *yaml.Node, key string) *yaml.Node {
 	if c := child(n, key); c != nil {
 		return c
+	}
+	return n
+}
+
+// keyOr is the key node of key in mapping n, or n itself.
+func keyOr(n *yaml.Node, key string) *yaml.Node {
+	if n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i]
+			}
+		}
 	}
 	return n
 }

@@ -16,6 +16,8 @@ const usage = `usage: rackboot <command> [flags]
 commands:
   serve      run the appliance: proxy-DHCP, TFTP, iPXE scripts and artifacts over HTTP
   validate   check a profiles directory and print a summary, or every error as file:line
+  render     show what rackboot would do for one machine: profile, DHCP answer, script, install plan
+  schema     print the JSON Schema of the profiles YAML (for editors)
   version    print the version
 
 Run "rackboot <command> -h" for a command's flags.
@@ -26,6 +28,8 @@ Run "rackboot <command> -h" for a command's flags.
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
 	"serve":    runServe,
 	"validate": runValidate,
+	"render":   runRender,
+	"schema":   runSchema,
 	"version":  runVersion,
 }
 

@@ -36,12 +36,7 @@ type renderer struct {
 
 // runRender implements `rackboot render`.
 func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	// TODO(lead): wire the DHCP answer and the iPXE script, e.g.
-	//   DHCP:   build the request for arch, call the dhcp package's pure
-	//           reply decision with set as its Hosts, and print the packet;
-	//   Script: ipxe.Render(base, ipxe.Facts{MAC: h.MAC, Arch: …},
-	//           ipxe.Decide(facts, set, discovery)).
-	r := renderer{}
+	r := renderer{DHCP: renderDHCP(defaultServeConfig())}
 	return r.run(args, stdout, stderr)
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/rackboot/rackboot/artifacts"
 	"github.com/rackboot/rackboot/dhcp"
 	"github.com/rackboot/rackboot/ipxe"
+	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/tftp"
 )
 
@@ -61,8 +62,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err := stageBootFiles(cfg.IPXEDir, nbp, log); err != nil {
 		return err
 	}
-	fl := &fleet{dir: cfg.Profiles, log: log}
-	if err := fl.reload(); err != nil {
+	fl := fleet{&profiles.Watcher{Dir: cfg.Profiles, Log: log}}
+	if err := fl.Reload(); err != nil {
 		return fmt.Errorf("profiles %s:\n%w", cfg.Profiles, err)
 	}
 	ifaces, err := bootInterfaces(cfg.Interfaces, cfg.Advertise)
@@ -140,7 +141,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return hs.Shutdown(sctx)
 	})
 
-	g.Go(func() error { return reloadOnHangup(ctx, fl) })
+	g.Go(func() error { return fl.Run(ctx) })
+	g.Go(func() error { return reloadOnHangup(ctx, fl.Watcher) })
 
 	log.Info("rackboot serving", "profiles", cfg.Profiles, "http_port", cfg.HTTPPort,
 		"tftp_port", cfg.TFTPPort, "dhcp_port", cfg.DHCPPort, "pxe_port", cfg.PXEPort,
@@ -151,8 +153,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 }
 
 // reloadOnHangup re-reads the profiles on SIGHUP. A broken edit is logged
-// with every file:line and the old snapshot keeps serving.
-func reloadOnHangup(ctx context.Context, fl *fleet) error {
+// with every file:line by the watcher and the old snapshot keeps serving.
+func reloadOnHangup(ctx context.Context, w *profiles.Watcher) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -161,14 +163,12 @@ func reloadOnHangup(ctx context.Context, fl *fleet) error {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
-			if err := fl.reload(); err != nil {
-				fl.log.Error("profiles reload failed; still serving the previous profiles", "path", fl.dir, "err", err)
-			}
+			w.Reload() // the watcher logs the outcome
 		}
 	}
 }
 
-func httpRoutes(cfg serveConfig, nbp string, fl *fleet, log *slog.Logger) http.Handler {
+func httpRoutes(cfg serveConfig, nbp string, fl fleet, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	scripts := &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, Hosts: fl, Discovery: cfg.Discovery, Log: log}
 	mux.Handle("/boot.ipxe", scripts)

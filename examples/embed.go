@@ -1,0 +1,13 @@
+// Package examples is rackboot's example fleet: the YAML profiles of two
+// racks, their shared groups and the catalog of versions and layouts. The
+// files are documentation an admin can copy, and the default the demo
+// (e2e/demo) boots.
+package examples
+
+import "embed"
+
+// FS holds the example fleet's profile files (*.yaml) at its root, ready to
+// be written out as a --profiles directory.
+//
+//go:embed *.yaml
+var FS embed.FS

@@ -1,0 +1,150 @@
+package profiles
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
+	}
+}
+
+// TestPlanGolden renders the install plan of every example host.
+func TestPlanGolden(t *testing.T) {
+	set, err := Load("../examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range set.Hosts() {
+		t.Run(h.Hostname, func(t *testing.T) {
+			p, err := h.Plan()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.MarshalIndent(p, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, filepath.Join("plans", h.Hostname+".json"), append(b, '\n'))
+		})
+	}
+}
+
+func TestPlanWithoutVersion(t *testing.T) {
+	set := mustLoad(t, map[string]string{"a.yaml": "hosts:\n  - mac: 52:54:00:00:00:01\n    installer: {kernel: k}\n"})
+	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
+	if _, err := h.Plan(); !errors.Is(err, ErrNoPlan) {
+		t.Errorf("Plan() error = %v, want ErrNoPlan", err)
+	}
+}
+
+// TestConfigDriveIsData: values that look like YAML syntax stay values.
+func TestConfigDriveIsData(t *testing.T) {
+	set := mustLoad(t, map[string]string{"catalog.yaml": testCatalog, "a.yaml": `hosts:
+  - mac: 52:54:00:00:00:01
+    hostname: n1
+    version: v1
+    layout: l1
+    network: {address: "2001:db8::5/64", gateway: "fe80::1", dns: ["2001:db8::53"]}
+    files:
+      - path: "/etc/x: y"
+        content: "runcmd: [reboot]\n#cloud-config\n"
+        mode: "600"
+`})
+	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
+	p, err := h.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := checkConfigDrive(t, h, p)
+	var ud struct {
+		RunCmd     any `yaml:"runcmd"`
+		WriteFiles []struct {
+			Path, Content, Permissions string
+		} `yaml:"write_files"`
+	}
+	if err := yaml.Unmarshal([]byte(files["user-data"]), &ud); err != nil {
+		t.Fatal(err)
+	}
+	if ud.RunCmd != nil || len(ud.WriteFiles) != 1 || ud.WriteFiles[0].Path != "/etc/x: y" ||
+		ud.WriteFiles[0].Content != "runcmd: [reboot]\n#cloud-config\n" || ud.WriteFiles[0].Permissions != "0600" {
+		t.Errorf("user-data = %+v", ud)
+	}
+	var nc struct {
+		Ethernets map[string]struct {
+			Routes []struct{ To, Via string }
+		}
+	}
+	if err := yaml.Unmarshal([]byte(files["network-config"]), &nc); err != nil {
+		t.Fatal(err)
+	}
+	if r := nc.Ethernets["boot"].Routes; len(r) != 1 || r[0].To != "::/0" || r[0].Via != "fe80::1" {
+		t.Errorf("IPv6 routes = %+v", r)
+	}
+}
+
+// checkConfigDrive checks the config drive files of p parse and describe h,
+// and returns them by name.
+func checkConfigDrive(t *testing.T, h *Host, p *Plan) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	for _, f := range p.ConfigDrive {
+		files[f.Name] = f.Content
+	}
+	if len(files) != 3 {
+		t.Fatalf("%s: config drive files %v", h.Hostname, p.ConfigDrive)
+	}
+	var meta struct {
+		InstanceID    string `yaml:"instance-id"`
+		LocalHostname string `yaml:"local-hostname"`
+	}
+	if err := yaml.Unmarshal([]byte(files["meta-data"]), &meta); err != nil || meta.LocalHostname != h.Hostname || meta.InstanceID == "" {
+		t.Errorf("%s: meta-data %+v, %v", h.Hostname, meta, err)
+	}
+	if !strings.HasPrefix(files["user-data"], "#cloud-config\n") {
+		t.Errorf("%s: user-data does not start with #cloud-config", h.Hostname)
+	}
+	var user map[string]any
+	if err := yaml.Unmarshal([]byte(files["user-data"]), &user); err != nil || user["hostname"] != h.Hostname {
+		t.Errorf("%s: user-data %v, %v", h.Hostname, user, err)
+	}
+	var nc struct {
+		Version   int
+		Ethernets map[string]struct {
+			Match map[string]string
+		}
+	}
+	if err := yaml.Unmarshal([]byte(files["network-config"]), &nc); err != nil || nc.Version != 2 ||
+		nc.Ethernets["boot"].Match["macaddress"] != MACKey(h.MAC) {
+		t.Errorf("%s: network-config %+v, %v", h.Hostname, nc, err)
+	}
+	return files
+}
