@@ -17,6 +17,7 @@ commands:
   serve      run the appliance: proxy-DHCP, TFTP, iPXE scripts and artifacts over HTTP
   validate   check a profiles directory and print a summary, or every error as file:line
   render     show what rackboot would do for one machine: profile, DHCP answer, script, install plan
+  initrd     build the installer initramfs from rackboot-agent and a kernel's modules
   schema     print the JSON Schema of the profiles YAML (for editors)
   version    print the version
 
@@ -30,6 +31,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"validate": runValidate,
 	"render":   runRender,
 	"schema":   runSchema,
+	"initrd":   runInitrd,
 	"version":  runVersion,
 }
 

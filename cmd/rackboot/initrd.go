@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rackboot/rackboot/initrd"
+)
+
+// runInitrd implements `rackboot initrd`: it builds the installer initramfs
+// from the static agent and a distribution kernel's modules, written
+// atomically so that a daemon serving the file never serves half of it.
+func runInitrd(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("initrd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	agent := fs.String("agent", "", "the static rackboot-agent `binary` (default: rackboot-agent beside this program)")
+	modules := fs.String("modules", "", "the kernel's modules `directory` (lib/modules/VERSION of the unpacked kernel package); empty: no modules")
+	names := fs.String("include", "", "comma-separated module `names` (default: virtio, nvme, ahci, e1000, igb, ixgbe, i40e, mlx5 …)")
+	comp := fs.String("compression", "gzip", "gzip or zstd")
+	out := fs.String("o", "", "output `file` (e.g. ARTIFACTS/agent.cpio.gz)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: rackboot initrd -o FILE [--agent BIN] [--modules DIR] [--include m1,m2] [--compression gzip|zstd]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *out == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	if *agent == "" {
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(stderr, "rackboot initrd: %v (give --agent)\n", err)
+			return 1
+		}
+		*agent = filepath.Join(filepath.Dir(self), "rackboot-agent")
+	}
+	if err := initrd.CheckStatic(*agent); err != nil {
+		fmt.Fprintf(stderr, "rackboot initrd: %v\n", err)
+		return 1
+	}
+	cfg := initrd.Config{Agent: *agent, ModulesDir: *modules, Compression: *comp}
+	if *names != "" {
+		cfg.Modules = strings.Split(*names, ",")
+	}
+	rep, err := writeAtomic(*out, func(w io.Writer) (initrd.Report, error) { return initrd.Build(w, cfg) })
+	if err != nil {
+		fmt.Fprintf(stderr, "rackboot initrd: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: %d files, %d modules, %d bytes before compression\n", *out, rep.Files, len(rep.Modules), rep.Bytes)
+	if len(rep.Missing) > 0 {
+		fmt.Fprintf(stdout, "not in this kernel (skipped): %s\n", strings.Join(rep.Missing, ", "))
+	}
+	return 0
+}
+
+// writeAtomic writes name through a temporary file in the same directory
+// and renames it into place once complete and synced.
+func writeAtomic[T any](name string, write func(io.Writer) (T, error)) (T, error) {
+	var zero T
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return zero, err
+	}
+	defer os.Remove(tmp.Name())
+	v, err := write(tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), name)
+	}
+	if err != nil {
+		return zero, err
+	}
+	return v, nil
+}
