@@ -125,11 +125,15 @@ func validHostname(s string) bool {
 // scriptCommand reports whether a rendered script may use command c.
 func scriptCommand(c string) bool {
 	switch c {
-	case "echo", "kernel", "initrd", "boot", "goto", "sleep", "exit":
+	case "echo", "kernel", "initrd", "boot", "goto", "sleep", "exit", "sanboot":
 		return true
 	}
 	return false
 }
+
+// localBoot is the only sanboot a script may hold: the first BIOS disk,
+// never a URL.
+const localBoot = "sanboot --no-describe --drive 0x80"
 
 // checkScript is the last line of defence: it parses a rendered script the
 // way iPXE will and accepts it only if every line is a label or one of
@@ -170,6 +174,9 @@ func checkScript(s string) error {
 		}
 		if words[0] == "goto" && (len(words) != 2 || !labels[words[1]]) {
 			return fmt.Errorf("line %d: goto to undefined label", n+2)
+		}
+		if words[0] == "sanboot" && strings.Join(words, " ") != localBoot {
+			return fmt.Errorf("line %d: sanboot other than %q", n+2, localBoot)
 		}
 		for _, w := range words[1:] {
 			if w == "" {

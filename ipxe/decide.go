@@ -31,6 +31,14 @@ const (
 	// OutcomeRefused: a value that would reach the script was unsafe; the
 	// script says so and exits. Only the Handler produces it.
 	OutcomeRefused = "refused"
+	// OutcomeLocal: an installed machine boots its local disk (Lifecycle).
+	OutcomeLocal = "local"
+	// OutcomeFailed: the machine's install failed for good; the script
+	// shows why and exits (Lifecycle).
+	OutcomeFailed = "failed"
+	// OutcomeStateError: the Lifecycle could not tell the machine's state;
+	// the script boots nothing. Only the Handler produces it.
+	OutcomeStateError = "state-error"
 )
 
 // Decision is what a machine boots.
@@ -41,6 +49,11 @@ type Decision struct {
 	Host *profiles.Host
 	// Installer is what it boots, nil when it boots nothing.
 	Installer *profiles.Installer
+	// Token is the install token handed to the installer, or "" (no
+	// Lifecycle, or discovery).
+	Token string
+	// Message says why, with OutcomeFailed.
+	Message string
 }
 
 // Decide looks the machine up and chooses what it boots. A known host boots

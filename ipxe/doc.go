@@ -4,8 +4,10 @@
 // Boot follows matchbox's two-stage pattern: /boot.ipxe is the same for every
 // machine and chains /ipxe with the facts iPXE knows about itself (MAC,
 // build architecture, platform, SMBIOS UUID) in the query. /ipxe parses and
-// validates those facts, decides what the machine boots (Decide) and renders
-// the script (Render).
+// validates those facts, decides what the machine boots (Decide), lets the
+// install lifecycle have its say when one is plugged in (Lifecycle, Follow:
+// installer with a one-time token, local disk, or nothing) and renders the
+// script (Render).
 //
 // Every value that reaches a script is validated or escaped here, even though
 // profiles already validates its YAML: a script is a program the firmware

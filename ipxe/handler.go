@@ -32,6 +32,11 @@ type Handler struct {
 	Port int
 	// Log receives one line per request. Nil discards.
 	Log *slog.Logger
+	// Lifecycle, if set, makes the per-machine script follow the machine's
+	// install state: installer with a token, local disk, or nothing (see
+	// Follow). Nil boots what the profiles say, without a token. A HEAD
+	// request never consults it: only a GET may change a machine's state.
+	Lifecycle Lifecycle
 	// OnScript, if set, is called once per per-machine script served, with
 	// the machine's MAC and the Outcome constant, for metrics and state.
 	// It runs on the request's goroutine and must not block.
@@ -89,6 +94,18 @@ func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, log *slog.
 	log = log.With("mac", f.MAC.String(), "arch", f.Arch, "platform", f.Platform, "uuid", f.UUID)
 	if d.Host != nil {
 		log = log.With("host", d.Host.Hostname)
+	}
+	if h.Lifecycle != nil && r.Method == http.MethodGet {
+		s, err := h.Lifecycle.Boot(r.Context(), f, d.Host)
+		if err != nil {
+			// Neither the installer (it could wipe an installed
+			// machine) nor the disk (it could be half-written): the
+			// script exits and the firmware decides.
+			log.Error("cannot read the machine's install state", "err", err)
+			d = Decision{Outcome: OutcomeStateError, Host: d.Host}
+		} else {
+			d = Follow(d, s)
+		}
 	}
 	s, err := Render(base, f, d)
 	if err != nil {

@@ -57,11 +57,29 @@ func Render(base string, f Facts, d Decision) (string, error) {
 		if d.Outcome == OutcomeDiscovery {
 			intro = "rackboot: " + who + " is not in the profiles, discovery is on: booting the default installer"
 		}
-		boot, err := installerLines(base, f, d.Installer)
+		if d.Token != "" && !validToken(d.Token) {
+			return "", fmt.Errorf("ipxe: install token of %s: want 16 to 128 letters and digits", mac)
+		}
+		boot, err := installerLines(base, f, d.Installer, d.Token)
 		if err != nil {
 			return "", fmt.Errorf("ipxe: installer of %s: %w", mac, err)
 		}
 		lines = append([]string{"echo " + intro}, boot...)
+	case OutcomeLocal:
+		lines = localLines(who, f)
+	case OutcomeFailed:
+		lines = []string{
+			"echo rackboot: " + who + " is not installed: its install failed and will not be retried",
+			"echo rackboot: " + inert(d.Message),
+			"echo rackboot: once the cause is fixed, run: rackboot reinstall " + mac,
+		}
+		lines = append(lines, giveUp(failurePause)...)
+	case OutcomeStateError:
+		lines = []string{
+			"echo rackboot: cannot read the install state of " + who + ", so nothing is installed now",
+			"echo rackboot: the rackboot log says why",
+		}
+		lines = append(lines, giveUp(failurePause)...)
 	case OutcomeUnknown:
 		lines = []string{
 			"echo rackboot: " + who + " is unknown to rackboot, nothing to boot",
@@ -94,7 +112,7 @@ func Render(base string, f Facts, d Decision) (string, error) {
 // installerLines loads and boots in, jumping to a message naming the step
 // that failed. iPXE prints its own error (e.g. "Connection timed out") before
 // the jump.
-func installerLines(base string, f Facts, in *profiles.Installer) ([]string, error) {
+func installerLines(base string, f Facts, in *profiles.Installer, token string) ([]string, error) {
 	kernel, err := location(base, in.Kernel, f)
 	if err != nil {
 		return nil, fmt.Errorf("kernel: %w", err)
@@ -117,6 +135,9 @@ func installerLines(base string, f Facts, in *profiles.Installer) ([]string, err
 	// rackboot's own arguments go before the profile's: everything after a
 	// "--" in the profile's cmdline is handed to init, not to the kernel.
 	k = append(k, "rackboot.server="+base, "rackboot.mac="+f.MAC.String())
+	if token != "" {
+		k = append(k, "rackboot.token="+token)
+	}
 	k = append(k, args...)
 	k = append(k, "||", "goto", "kernel_failed")
 	lines := []string{strings.Join(k, " ")}
@@ -142,6 +163,33 @@ func installerLines(base string, f Facts, in *profiles.Installer) ([]string, err
 		":failed",
 	)
 	return append(lines, giveUp(failurePause)...), nil
+}
+
+// localLines boot the installed system on the machine's own disk, the way
+// each firmware really does it.
+//
+// BIOS: "sanboot --drive 0x80" boots the first hard disk through INT 13h,
+// as the BIOS would (ipxe.org/cmd/sanboot); --no-describe keeps iPXE from
+// publishing the disk as a SAN boot device (iBFT) to the OS. "exit" alone
+// is unreliable there: many BIOSes halt instead of trying the next device.
+//
+// UEFI: "exit 1" returns a failure to the boot manager, which moves on to
+// the next Boot#### entry (UEFI 2.10 section 3.1.1): the installed system,
+// which the agent put in BootOrder. sanboot cannot reach a local disk under
+// UEFI: iPXE's drive numbers name only its own SAN devices.
+//
+// Without a reported platform both are tried, BIOS first: under UEFI the
+// sanboot fails harmlessly and the exit follows.
+func localLines(who string, f Facts) []string {
+	lines := []string{"echo rackboot: " + who + " is installed: booting from its local disk"}
+	if f.Platform != "efi" {
+		lines = append(lines,
+			"sanboot --no-describe --drive 0x80 || goto local_failed",
+			":local_failed",
+			"echo rackboot: the first local disk did not boot, trying the next boot device",
+		)
+	}
+	return append(lines, "exit 1")
 }
 
 // giveUp ends a script after a pause, with a failure status so the firmware

@@ -33,24 +33,28 @@ type serveConfig struct {
 	Artifacts string `yaml:"artifacts"`
 	Discovery bool   `yaml:"discovery"`
 	IPv6RA    bool   `yaml:"ipv6-ra"`
-	LogFormat string `yaml:"log-format"`
-	LogLevel  string `yaml:"log-level"`
+	// MaxAttempts is how many install attempts in a row may fail before a
+	// machine is marked failed.
+	MaxAttempts int    `yaml:"max-attempts"`
+	LogFormat   string `yaml:"log-format"`
+	LogLevel    string `yaml:"log-level"`
 }
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Profiles:  "/etc/rackboot/profiles",
-		Data:      "/var/lib/rackboot",
-		HTTPPort:  8080,
-		TFTPPort:  69,
-		DHCPPort:  67,
-		PXEPort:   4011,
-		IPXEDir:   "/usr/lib/ipxe",
-		EFIFile:   "ipxe.efi",
-		ARM64File: "",
-		Artifacts: "/var/lib/rackboot/artifacts",
-		LogFormat: "auto",
-		LogLevel:  "info",
+		Profiles:    "/etc/rackboot/profiles",
+		Data:        "/var/lib/rackboot",
+		HTTPPort:    8080,
+		TFTPPort:    69,
+		DHCPPort:    67,
+		PXEPort:     4011,
+		IPXEDir:     "/usr/lib/ipxe",
+		EFIFile:     "ipxe.efi",
+		ARM64File:   "",
+		Artifacts:   "/var/lib/rackboot/artifacts",
+		LogFormat:   "auto",
+		LogLevel:    "info",
+		MaxAttempts: 3,
 	}
 }
 
@@ -95,6 +99,7 @@ func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.Flag
 	fs.StringVar(&c.Artifacts, "artifacts", c.Artifacts, "`dir`ectory served under /artifacts/")
 	fs.BoolVar(&c.Discovery, "discovery", c.Discovery, "answer machines missing from the profiles with the default installer")
 	fs.BoolVar(&c.IPv6RA, "ipv6-ra", c.IPv6RA, "answer IPv6 router solicitations with a null advertisement (ends iPXE's ~16 s IPv6 wait)")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "install `attempts` in a row before a machine is marked failed")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: auto (text on a terminal, JSON otherwise), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	return fs
@@ -140,6 +145,9 @@ func (c *serveConfig) check() error {
 		if p.v < 0 || p.v > 65535 {
 			return fmt.Errorf("%s %d: not a port", p.name, p.v)
 		}
+	}
+	if c.MaxAttempts < 1 {
+		return fmt.Errorf("max-attempts %d: want at least 1", c.MaxAttempts)
 	}
 	if c.Advertise != "" {
 		if ip := net.ParseIP(c.Advertise); ip == nil || ip.To4() == nil {

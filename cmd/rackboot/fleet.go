@@ -17,3 +17,9 @@ func (f fleet) Known(mac net.HardwareAddr) bool {
 	_, ok := f.Current().Lookup(mac)
 	return ok
 }
+
+// Hosts returns every host of the current profiles.
+func (f fleet) Hosts() []*profiles.Host { return f.Current().Hosts() }
+
+// Version returns a version of the current catalog.
+func (f fleet) Version(name string) (*profiles.Version, bool) { return f.Current().Version(name) }

@@ -36,7 +36,8 @@ type renderer struct {
 
 // runRender implements `rackboot render`.
 func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	r := renderer{DHCP: renderDHCP(defaultServeConfig())}
+	cfg := defaultServeConfig()
+	r := renderer{DHCP: renderDHCP(cfg), Script: renderScript(cfg)}
 	return r.run(args, stdout, stderr)
 }
 

@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 	"net"
+	"strconv"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
 
 	"github.com/rackboot/rackboot/dhcp"
+	"github.com/rackboot/rackboot/ipxe"
 	"github.com/rackboot/rackboot/profiles"
 )
 
@@ -55,5 +57,23 @@ func renderDHCP(cfg serveConfig) func(*profiles.Set, *profiles.Host, string, boo
 			return "no answer: " + err.Error(), nil
 		}
 		return fmt.Sprintf("(appliance shown as %s)\n%s", renderAddress, resp.Summary()), nil
+	}
+}
+
+// renderScript returns the script a machine in state pending gets: the one
+// it boots on its first PXE boot. The install token is a placeholder (zeros), since
+// only the daemon mints tokens.
+func renderScript(cfg serveConfig) func(*profiles.Set, *profiles.Host, string) (string, error) {
+	return func(set *profiles.Set, h *profiles.Host, arch string) (string, error) {
+		f := ipxe.Facts{MAC: h.MAC, Arch: "x86_64", Platform: "efi"}
+		switch arch {
+		case "bios":
+			f.Platform = "pcbios"
+		case "arm64":
+			f.Arch = "arm64"
+		}
+		d := ipxe.Follow(ipxe.Decide(f, set, false), ipxe.Step{Kind: ipxe.StepInstall, Token: "0000000000000000placeholder0000"})
+		base := "http://" + net.JoinHostPort(renderAddress.String(), strconv.Itoa(cfg.HTTPPort))
+		return ipxe.Render(base, f, d)
 	}
 }

@@ -18,10 +18,12 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/artifacts"
 	"github.com/rackboot/rackboot/dhcp"
 	"github.com/rackboot/rackboot/ipxe"
 	"github.com/rackboot/rackboot/profiles"
+	"github.com/rackboot/rackboot/registry"
 	"github.com/rackboot/rackboot/tftp"
 )
 
@@ -58,6 +60,18 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 			return fmt.Errorf("--%s %s: not a directory", d.flag, d.dir)
 		}
 	}
+	store, err := registry.OpenBolt(filepath.Join(cfg.Data, "registry.db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	adminToken, err := api.AdminToken(cfg.Data)
+	if err != nil {
+		return err
+	}
+	events := &api.Events{}
+	reg := &registry.Registry{Store: store, MaxAttempts: cfg.MaxAttempts, Log: log, Notify: events.Changed}
+
 	nbp := filepath.Join(cfg.Data, "nbp")
 	if err := stageBootFiles(cfg.IPXEDir, nbp, log); err != nil {
 		return err
@@ -122,10 +136,13 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return fmt.Errorf("http: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           httpRoutes(cfg, nbp, fl, log),
+		Handler:           httpRoutes(cfg, nbp, fl, reg, events, adminToken, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Server-sent event streams would otherwise hold Shutdown until its
+	// timeout.
+	hs.RegisterOnShutdown(events.Close)
 	g.Go(func() error {
 		if err := hs.Serve(hln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -168,9 +185,15 @@ func reloadOnHangup(ctx context.Context, w *profiles.Watcher) error {
 	}
 }
 
-func httpRoutes(cfg serveConfig, nbp string, fl fleet, log *slog.Logger) http.Handler {
+func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	scripts := &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, Hosts: fl, Discovery: cfg.Discovery, Log: log}
+	scripts := &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, Hosts: fl, Discovery: cfg.Discovery, Log: log,
+		Lifecycle: api.Lifecycle{Registry: reg, Discovery: cfg.Discovery}}
+	var base string
+	if cfg.Advertise != "" {
+		base = "http://" + net.JoinHostPort(cfg.Advertise, strconv.Itoa(cfg.HTTPPort))
+	}
+	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: fl, AdminToken: adminToken, Events: events, BaseURL: base, Log: log})
 	mux.Handle("/boot.ipxe", scripts)
 	mux.Handle("/ipxe", scripts)
 	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: identify})

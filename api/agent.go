@@ -1,0 +1,262 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+
+	"github.com/rackboot/rackboot/imaging"
+	"github.com/rackboot/rackboot/profiles"
+	"github.com/rackboot/rackboot/registry"
+)
+
+// PlanResponse is the body of GET /api/agent/plan.
+type PlanResponse struct {
+	// Host is the host name from the profiles, or "".
+	Host string `json:"host"`
+	MAC  string `json:"mac"`
+	// Attempt counts attempts since the last reinstall request, from 1;
+	// AttemptID identifies the attempt in the host's history.
+	Attempt   int              `json:"attempt"`
+	AttemptID int              `json:"attempt_id"`
+	Version   registry.Version `json:"version"`
+	Plan      imaging.Plan     `json:"plan"`
+}
+
+// plan serves the agent its plan; the first fetch starts the attempt. A
+// plan that cannot be built fails the attempt at once (counted like any
+// other), and the agent gets the reason with a 409: its token is spent, it
+// should show the reason and reboot.
+func (s *Server) plan(w http.ResponseWriter, r *http.Request, a agentRequest) {
+	host, v, p, err := s.buildPlan(r, a)
+	if err != nil {
+		msg := err.Error()
+		a.log.Warn("no plan for agent", "phase", "plan", "err", msg)
+		if _, ferr := s.Registry.Fail(r.Context(), a.mac, a.token, registry.Report{Phase: "plan", Error: msg}); ferr != nil && !errors.Is(ferr, registry.ErrUnauthorized) {
+			a.log.Error("cannot record the failed attempt", "err", ferr)
+		}
+		writeError(w, http.StatusConflict, msg)
+		return
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		a.log.Error("cannot encode plan", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot encode the plan")
+		return
+	}
+	sum := sha256.Sum256(b)
+	ver := registry.Version{Name: v.Name, Number: v.Number}
+	att, err := s.Registry.Start(r.Context(), a.mac, a.token, registry.Plan{Version: ver, ImageSHA256: imageSHA(p), ProfileDigest: hex.EncodeToString(sum[:])})
+	if !s.registryOK(w, a, err) {
+		return
+	}
+	a.log.Info("plan served", "attempt", att.Number, "version", ver.Name)
+	writeJSON(w, http.StatusOK, PlanResponse{Host: host.Hostname, MAC: a.mac.String(), Attempt: att.Number, AttemptID: att.ID, Version: ver, Plan: p})
+}
+
+// buildPlan plans the version the attempt installs: the running attempt's
+// (a second fetch gets the same version even if the profiles changed), the
+// reinstall override, or the profile's.
+func (s *Server) buildPlan(r *http.Request, a agentRequest) (*profiles.Host, *profiles.Version, imaging.Plan, error) {
+	host, ok := s.Fleet.Lookup(a.mac)
+	if !ok {
+		return nil, nil, imaging.Plan{}, errors.New("the host is no longer in the profiles")
+	}
+	name := a.host.PendingVersion
+	if a.host.Current != nil && a.host.Current.Version.Name != "" {
+		name = a.host.Current.Version.Name
+	}
+	v := host.Version
+	if name != "" {
+		if v, ok = s.Fleet.Version(name); !ok {
+			return nil, nil, imaging.Plan{}, fmt.Errorf("version %q is not in the catalog", name)
+		}
+	}
+	base, err := s.base(r)
+	if err != nil {
+		return nil, nil, imaging.Plan{}, err
+	}
+	p, err := s.planner().Plan(host, v, base)
+	if err != nil {
+		return nil, nil, imaging.Plan{}, err
+	}
+	return host, v, p, nil
+}
+
+func imageSHA(p imaging.Plan) string {
+	if p.Image == nil {
+		return ""
+	}
+	return p.Image.SHA256
+}
+
+// base is the appliance's URL as the agent reached it.
+func (s *Server) base(r *http.Request) (string, error) {
+	if s.BaseURL != "" {
+		return s.BaseURL, nil
+	}
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return "", errors.New("appliance URL unknown: no local address and no BaseURL")
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return "", fmt.Errorf("appliance URL unknown: local address %s: %w", a, err)
+	}
+	// A dual-stack listener reports IPv4 as ::ffff:a.b.c.d.
+	return "http://" + netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()).String(), nil
+}
+
+// ProgressEvent is the payload of a "progress" event and a host's latest
+// progress in its HostView.
+type ProgressEvent struct {
+	MAC      string `json:"mac"`
+	Hostname string `json:"hostname,omitempty"`
+	Attempt  int    `json:"attempt"`
+	ProgressReport
+	// ETASeconds estimates the time left, when Total and Rate are known.
+	ETASeconds float64 `json:"eta_seconds,omitempty"`
+	// At is when the appliance received the report (RFC 3339).
+	At string `json:"at"`
+}
+
+func (s *Server) reportProgress(w http.ResponseWriter, r *http.Request, a agentRequest) {
+	b, ok := readBody(w, r, maxReportBytes)
+	if !ok {
+		return
+	}
+	p, err := decodeProgress(b)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ev := ProgressEvent{MAC: a.host.MAC, Hostname: a.host.Hostname, Attempt: a.host.Attempt, ProgressReport: p, At: s.now()}
+	if a.host.State == registry.StatePending {
+		ev.Attempt++ // reporting before the plan: the attempt about to start
+	}
+	if p.Total > p.Done && p.Rate > 0 {
+		ev.ETASeconds = float64(p.Total-p.Done) / p.Rate
+	}
+	s.progress.set(ev)
+	s.publish(Event{Type: EventProgress, MAC: ev.MAC, Data: ev})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// LogEvent is the payload of a "log" event: a batch of an attempt's log.
+type LogEvent struct {
+	MAC       string   `json:"mac"`
+	AttemptID int      `json:"attempt_id"`
+	Seq       int      `json:"seq"`
+	Lines     []string `json:"lines"`
+}
+
+func (s *Server) reportLog(w http.ResponseWriter, r *http.Request, a agentRequest) {
+	b, ok := readBody(w, r, maxLogBody)
+	if !ok {
+		return
+	}
+	lines, err := decodeLog(b)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(lines) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	id, seq, err := s.Registry.AppendLog(r.Context(), a.mac, a.token, lines)
+	if !s.registryOK(w, a, err) {
+		return
+	}
+	s.publish(Event{Type: EventLog, MAC: a.host.MAC, Data: LogEvent{MAC: a.host.MAC, AttemptID: id, Seq: seq, Lines: lines}})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ResultResponse answers a final report with the host's new state.
+type ResultResponse struct {
+	State   registry.State `json:"state"`
+	Attempt int            `json:"attempt"`
+	Reason  string         `json:"reason,omitempty"`
+}
+
+func (s *Server) reportDone(w http.ResponseWriter, r *http.Request, a agentRequest) {
+	b, ok := readBody(w, r, maxReportBytes)
+	if !ok {
+		return
+	}
+	d, err := decodeDone(b)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	h, err := s.Registry.Done(r.Context(), a.mac, a.token, registry.Report{SHA256: d.SHA256, Bytes: d.Bytes, WriteMS: d.DurationMS})
+	if errors.Is(err, registry.ErrDigest) {
+		s.progress.clear(a.host.MAC)
+		writeJSON(w, http.StatusConflict, ResultResponse{State: h.State, Attempt: h.Attempt, Reason: h.Reason})
+		return
+	}
+	if !s.registryOK(w, a, err) {
+		return
+	}
+	s.progress.clear(a.host.MAC)
+	writeJSON(w, http.StatusOK, ResultResponse{State: h.State, Attempt: h.Attempt, Reason: h.Reason})
+}
+
+func (s *Server) reportFailed(w http.ResponseWriter, r *http.Request, a agentRequest) {
+	b, ok := readBody(w, r, maxReportBytes)
+	if !ok {
+		return
+	}
+	f, err := decodeFailed(b)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	h, err := s.Registry.Fail(r.Context(), a.mac, a.token, registry.Report{Phase: f.Phase, Error: f.Error})
+	if !s.registryOK(w, a, err) {
+		return
+	}
+	s.progress.clear(a.host.MAC)
+	writeJSON(w, http.StatusOK, ResultResponse{State: h.State, Attempt: h.Attempt, Reason: h.Reason})
+}
+
+// registryOK answers a registry error and reports whether there was none.
+// The token was valid a moment ago; refused now, a concurrent change (a
+// reinstall, a reboot) ended the attempt.
+func (s *Server) registryOK(w http.ResponseWriter, a agentRequest, err error) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, registry.ErrUnauthorized):
+		a.log.Warn("agent request refused", "err", err)
+		unauthorized(w, "invalid or expired install token")
+	case errors.Is(err, registry.ErrState):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		a.log.Error("registry failure", "err", err)
+		writeError(w, http.StatusInternalServerError, "registry unavailable")
+	}
+	return false
+}
+
+// readBody reads a request body of at most max bytes, answering 413 or 400
+// itself when it cannot.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", max))
+		return nil, false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "cannot read the body")
+		return nil, false
+	}
+	return b, true
+}

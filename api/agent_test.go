@@ -1,0 +1,506 @@
+package api
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/rackboot/rackboot/imaging"
+	"github.com/rackboot/rackboot/profiles"
+	"github.com/rackboot/rackboot/registry"
+)
+
+// agentCalls are one valid request to each agent endpoint.
+var agentCalls = []struct {
+	method, path string
+	body         any
+}{
+	{http.MethodGet, "/api/agent/plan", nil},
+	{http.MethodPost, "/api/agent/progress", ProgressReport{Phase: "write", Done: 1, Total: 2, Rate: 1}},
+	{http.MethodPost, "/api/agent/log", LogReport{Lines: []string{"hello"}}},
+	{http.MethodPost, "/api/agent/done", DoneReport{SHA256: strings.Repeat("0", 64)}},
+	{http.MethodPost, "/api/agent/failed", FailedReport{Error: "boom"}},
+}
+
+// adminCalls are one valid request to each admin endpoint.
+var adminCalls = []struct {
+	method, path string
+	body         any
+}{
+	{http.MethodGet, "/api/hosts", nil},
+	{http.MethodGet, "/api/hosts/" + macN01, nil},
+	{http.MethodGet, "/api/hosts/" + macN01 + "/history", nil},
+	{http.MethodGet, "/api/hosts/" + macN01 + "/log", nil},
+	{http.MethodGet, "/api/versions", nil},
+	{http.MethodPost, "/api/reinstall", ReinstallRequest{MACs: []string{macN01}, DryRun: true}},
+	{http.MethodGet, "/api/events", nil},
+}
+
+func TestUnauthorized(t *testing.T) {
+	e := newEnv(t, nil)
+	_, old := e.boot(macN01, "efi")
+	_, tokN01 := e.boot(macN01, "efi") // the first token is now the previous one
+	_, tokN02 := e.boot(macN02, "efi")
+	if old == "" || tokN01 == "" || tokN02 == "" || old == tokN01 {
+		t.Fatalf("tokens %q %q %q: want three distinct ones", old, tokN01, tokN02)
+	}
+	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+	agentAuth := map[string]map[string]string{
+		"no token":                   {MACHeader: macN01},
+		"no MAC header":              bearer(tokN01),
+		"wrong token":                {"Authorization": "Bearer " + strings.Repeat("0", 64), MACHeader: macN01},
+		"basic auth":                 {"Authorization": "Basic " + tokN01, MACHeader: macN01},
+		"admin token":                {"Authorization": "Bearer " + adminTok, MACHeader: macN01},
+		"token of another MAC":       {"Authorization": "Bearer " + tokN02, MACHeader: macN01},
+		"token for a MAC not known":  {"Authorization": "Bearer " + tokN01, MACHeader: macOut},
+		"previous attempt's token":   {"Authorization": "Bearer " + old, MACHeader: macN01},
+		"token with trailing junk":   {"Authorization": "Bearer " + tokN01 + "x", MACHeader: macN01},
+		"malformed MAC header":       {"Authorization": "Bearer " + tokN01, MACHeader: "52:54:00"},
+		"lower-case scheme, no MAC":  {"Authorization": "bearer " + tokN01},
+		"empty bearer":               {"Authorization": "Bearer ", MACHeader: macN01},
+		"token of another MAC (B→A)": {"Authorization": "Bearer " + tokN01, MACHeader: macN02},
+	}
+	for name, h := range agentAuth {
+		for _, c := range agentCalls {
+			t.Run("agent/"+name+"/"+c.path, func(t *testing.T) {
+				if code, body := e.do(c.method, c.path, h, c.body); code != http.StatusUnauthorized {
+					t.Errorf("status %d, want 401: %s", code, body)
+				}
+			})
+		}
+	}
+	adminAuth := map[string]map[string]string{
+		"no token":      nil,
+		"wrong token":   bearer(adminTok + "x"),
+		"agent token":   bearer(tokN01),
+		"agent request": {"Authorization": "Bearer " + tokN01, MACHeader: macN01},
+		"token prefix":  bearer(adminTok[:len(adminTok)-1]),
+	}
+	for name, h := range adminAuth {
+		for _, c := range adminCalls {
+			t.Run("admin/"+name+"/"+c.method+c.path, func(t *testing.T) {
+				if code, body := e.do(c.method, c.path, h, c.body); code != http.StatusUnauthorized {
+					t.Errorf("status %d, want 401: %s", code, body)
+				}
+			})
+		}
+	}
+	// The refused requests changed nothing: the valid tokens still work.
+	for mac, tok := range map[string]string{macN01: tokN01, macN02: tokN02} {
+		if code, body := e.agent(http.MethodGet, "/api/agent/plan", mac, tok, nil); code != http.StatusOK {
+			t.Errorf("plan of %s with its own token: %d %s", mac, code, body)
+		}
+	}
+	for _, c := range adminCalls[:5] {
+		if code := e.admin(c.method, c.path, c.body, nil); code != http.StatusOK {
+			t.Errorf("%s %s with the admin token: %d", c.method, c.path, code)
+		}
+	}
+}
+
+func TestTokenExpires(t *testing.T) {
+	e := newEnv(t, nil)
+	_, tok := e.boot(macN01, "efi")
+	e.clock.Add(registry.DefaultTokenTTL)
+	if code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil); code != http.StatusUnauthorized {
+		t.Errorf("plan with an expired token: %d %s", code, body)
+	}
+	// The plan fetch renews the lifetime; reports within it are accepted.
+	_, tok = e.boot(macN01, "efi")
+	e.clock.Add(registry.DefaultTokenTTL - time.Minute)
+	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+	e.must(http.StatusOK, code, body)
+	e.clock.Add(registry.DefaultTokenTTL - time.Minute)
+	code, body = e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, ProgressReport{Phase: "write"})
+	e.must(http.StatusNoContent, code, body)
+	e.clock.Add(time.Minute)
+	if code, body := e.agent(http.MethodPost, "/api/agent/done", macN01, tok, DoneReport{}); code != http.StatusUnauthorized {
+		t.Errorf("done after the token expired: %d %s", code, body)
+	}
+}
+
+func TestInstallFlow(t *testing.T) {
+	e := newEnv(t, nil)
+	host, _ := e.set.Lookup(macOf(macN01))
+
+	if v := e.host(macN01); v.State != registry.StatePending || !v.InProfiles || v.Hostname != "r1-n01" {
+		t.Errorf("never seen host = %+v, want pending from the profiles", v)
+	}
+	script, tok := e.boot(macN01, "pcbios")
+	if tok == "" || !strings.Contains(script, "rackboot.mac="+macN01+" rackboot.token="+tok) {
+		t.Fatalf("installer script lacks the token:\n%s", script)
+	}
+	code, body := e.agent(http.MethodPost, "/api/agent/log", macN01, tok, LogReport{Lines: []string{"rackboot-agent: network up", "\x1b]0;pwned\x07 title"}})
+	e.must(http.StatusNoContent, code, body)
+
+	code, body = e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+	e.must(http.StatusOK, code, body)
+	var p PlanResponse
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatal(err)
+	}
+	want := registry.Version{Name: host.Version.Name, Number: host.Version.Number}
+	if p.Host != "r1-n01" || p.MAC != macN01 || p.Attempt != 1 || p.AttemptID != 1 || p.Version != want {
+		t.Errorf("plan header = %+v %+v %d %d %+v", p.Host, p.MAC, p.Attempt, p.AttemptID, p.Version)
+	}
+	if img := p.Plan.Image; img == nil || img.SHA256 != host.Version.Image.SHA256 ||
+		img.URL != e.url+"/artifacts/"+host.Version.Image.URL+"?mac=52-54-00-77-00-01" {
+		t.Errorf("plan image = %+v", p.Plan.Image)
+	}
+	if ud := string(p.Plan.ConfigDrive["user-data"]); !strings.Contains(ud, "hashed_passwd") {
+		t.Errorf("the plan, served with the token, lacks the users' secrets:\n%s", ud)
+	}
+	// A second fetch (an agent retrying) gets the same attempt.
+	code, body = e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+	e.must(http.StatusOK, code, body)
+	if !strings.Contains(body, `"attempt_id": 1`) {
+		t.Errorf("second plan fetch started another attempt: %s", body)
+	}
+
+	code, body = e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, ProgressReport{Phase: "write", Done: 512, Total: 2048, Rate: 256})
+	e.must(http.StatusNoContent, code, body)
+	v := e.host(macN01)
+	if v.State != registry.StateInstalling || v.Progress == nil || v.Progress.Done != 512 || v.Progress.ETASeconds != 6 {
+		t.Errorf("installing host = state %s, progress %+v", v.State, v.Progress)
+	}
+	if strings.Contains(mustJSON(t, v), "token") {
+		t.Errorf("host view shows the token digest: %s", mustJSON(t, v))
+	}
+	code, body = e.agent(http.MethodPost, "/api/agent/log", macN01, tok, LogReport{Lines: []string{"image written"}})
+	e.must(http.StatusNoContent, code, body)
+
+	e.clock.Add(90 * time.Second)
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, DoneReport{SHA256: strings.ToUpper(p.Plan.Image.SHA256), Bytes: 4 << 30, DurationMS: 80000})
+	e.must(http.StatusOK, code, body)
+	if !strings.Contains(body, `"state": "installed"`) {
+		t.Errorf("done answered %s", body)
+	}
+	v = e.host(macN01)
+	if v.State != registry.StateInstalled || v.Version != want || v.Progress != nil || v.Current != nil {
+		t.Errorf("installed host = %+v", v)
+	}
+
+	var hist []registry.Attempt
+	if code := e.admin(http.MethodGet, "/api/hosts/"+macN01+"/history?log=1", nil, &hist); code != http.StatusOK {
+		t.Fatalf("history: %d", code)
+	}
+	wantHist := []registry.Attempt{{
+		ID: 1, Number: 1, MAC: macN01, Hostname: "r1-n01", Version: want, ImageSHA256: p.Plan.Image.SHA256,
+		Reason: "first install", Started: e.clock.Now().Add(-90 * time.Second), Finished: e.clock.Now(), Result: registry.ResultSuccess,
+		BytesWritten: 4 << 30, DurationMS: 90000, WriteMS: 80000,
+		Log: []string{"rackboot-agent: network up", "\ufffd]0;pwned\ufffd title", "image written"},
+	}}
+	if diff := cmp.Diff(wantHist, hist, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".ProfileDigest" }, cmp.Ignore())); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+	if len(hist) == 1 && len(hist[0].ProfileDigest) != 64 {
+		t.Errorf("profile digest %q, want a hex SHA-256", hist[0].ProfileDigest)
+	}
+
+	// The token died with the attempt.
+	if code, _ := e.agent(http.MethodPost, "/api/agent/done", macN01, tok, DoneReport{}); code != http.StatusUnauthorized {
+		t.Errorf("replayed done: %d, want 401", code)
+	}
+	// Installed: the local disk, per firmware, with no token.
+	script, tok = e.boot(macN01, "pcbios")
+	if tok != "" || !strings.Contains(script, "\nsanboot --no-describe --drive 0x80 || goto local_failed\n") {
+		t.Errorf("BIOS script of an installed host:\n%s", script)
+	}
+	script, _ = e.boot(macN01, "efi")
+	if strings.Contains(script, "sanboot") || strings.Contains(script, "kernel") || !strings.HasSuffix(script, "\nexit 1\n") {
+		t.Errorf("UEFI script of an installed host:\n%s", script)
+	}
+	if hist := e.history(macN01); len(hist) != 1 {
+		t.Errorf("booting an installed host changed its history: %d attempts", len(hist))
+	}
+}
+
+// changedFleet is the example fleet after an admin edited every host's
+// version: an installed machine must not notice.
+type changedFleet struct {
+	*profiles.Set
+	v *profiles.Version
+}
+
+func (f changedFleet) Lookup(mac net.HardwareAddr) (*profiles.Host, bool) {
+	h, ok := f.Set.Lookup(mac)
+	if !ok {
+		return nil, false
+	}
+	c := *h
+	c.Version = f.v
+	return &c, true
+}
+
+func TestInstalledIgnoresProfileChanges(t *testing.T) {
+	set := loadExamples(t)
+	f := &swapFleet{Fleet: set}
+	e := newEnv(t, f)
+	first := e.install(macN01)
+	other := otherVersion(t, set, first.Version.Name)
+	f.Fleet = changedFleet{set, other}
+	script, tok := e.boot(macN01, "efi")
+	if tok != "" || strings.Contains(script, "kernel") {
+		t.Errorf("an installed host whose profile changed got:\n%s", script)
+	}
+	if v := e.host(macN01); v.State != registry.StateInstalled || v.Version.Name != first.Version.Name || v.ProfileVersion.Name != other.Name {
+		t.Errorf("host = state %s, version %+v, profile version %+v", v.State, v.Version, v.ProfileVersion)
+	}
+}
+
+// otherVersion is a version of the catalog other than name.
+func otherVersion(t *testing.T, set *profiles.Set, name string) *profiles.Version {
+	t.Helper()
+	for _, v := range set.Versions() {
+		if v.Name != name {
+			return v
+		}
+	}
+	t.Fatalf("the example fleet needs two versions; it has only %s", name)
+	return nil
+}
+
+// swapFleet lets a test change the profiles under a running server.
+type swapFleet struct{ Fleet }
+
+func TestReinstallFlow(t *testing.T) {
+	e := newEnv(t, nil)
+	first := e.install(macN01)
+	other := otherVersion(t, e.set, first.Version.Name)
+	var resp ReinstallResponse
+	code := e.admin(http.MethodPost, "/api/reinstall", ReinstallRequest{MACs: []string{"52-54-00-77-00-01"}, Reason: "CVE-2026-0001", Version: other.Name, By: "alice"}, &resp)
+	if code != http.StatusOK || !cmp.Equal(resp.Reinstalled, []string{macN01}) {
+		t.Fatalf("reinstall: %d %+v", code, resp)
+	}
+	v := e.host(macN01)
+	if v.State != registry.StatePending || v.PendingVersion != other.Name || v.Reinstall == nil || v.Reinstall.Reason != "CVE-2026-0001" ||
+		v.Reinstall.By != "alice via admin API from 127.0.0.1" || v.Version != first.Version {
+		t.Errorf("host after reinstall = %+v", v)
+	}
+	second := e.install(macN01)
+	if second.Version.Name != other.Name || second.Attempt != 1 || second.AttemptID != 2 {
+		t.Errorf("reinstall plan = %+v %d %d, want %s, attempt 1, ID 2", second.Version, second.Attempt, second.AttemptID, other.Name)
+	}
+	hist := e.history(macN01)
+	if len(hist) != 2 || hist[1].Reason != "reinstall: CVE-2026-0001" || hist[1].Result != registry.ResultSuccess {
+		t.Errorf("history after reinstall = %+v", hist)
+	}
+	if v := e.host(macN01); v.Version.Name != other.Name || v.PendingVersion != "" {
+		t.Errorf("host = version %+v, pending %q", v.Version, v.PendingVersion)
+	}
+}
+
+func (e *env) history(mac string) []registry.Attempt {
+	e.t.Helper()
+	var hist []registry.Attempt
+	if code := e.admin(http.MethodGet, "/api/hosts/"+mac+"/history", nil, &hist); code != http.StatusOK {
+		e.t.Fatalf("history of %s: %d", mac, code)
+	}
+	return hist
+}
+
+func TestFailuresUntilMax(t *testing.T) {
+	e := newEnv(t, nil)
+	for n := 1; n <= 2; n++ {
+		_, tok := e.boot(macN02, "efi")
+		code, body := e.agent(http.MethodGet, "/api/agent/plan", macN02, tok, nil)
+		e.must(http.StatusOK, code, body)
+		code, body = e.agent(http.MethodPost, "/api/agent/failed", macN02, tok, FailedReport{Phase: "disk", Error: "no disk of at least 4 GiB"})
+		e.must(http.StatusOK, code, body)
+		var r ResultResponse
+		if err := json.Unmarshal([]byte(body), &r); err != nil || r.State != registry.StatePending || r.Attempt != n {
+			t.Fatalf("failure %d answered %s", n, body)
+		}
+	}
+	// Attempt 3 is cut short by a reboot in the middle of the install.
+	_, tok := e.boot(macN02, "efi")
+	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN02, tok, nil)
+	e.must(http.StatusOK, code, body)
+	script, tok2 := e.boot(macN02, "efi")
+	if tok2 != "" || strings.Contains(script, "kernel") || !strings.Contains(script, "its install failed and will not be retried") ||
+		!strings.Contains(script, "rebooted during install") {
+		t.Errorf("script after %d failed attempts:\n%s", 3, script)
+	}
+	v := e.host(macN02)
+	if v.State != registry.StateFailed || v.Attempt != 3 || !strings.Contains(v.LastError, "rebooted") {
+		t.Errorf("host = %+v", v)
+	}
+	var results []string
+	for _, a := range e.history(macN02) {
+		results = append(results, string(a.Result)+" "+a.Phase+": "+a.Error)
+	}
+	wantResults := []string{
+		"failed disk: no disk of at least 4 GiB",
+		"failed disk: no disk of at least 4 GiB",
+		"failed : the machine PXE-booted again before its install finished (rebooted during install)",
+	}
+	if diff := cmp.Diff(wantResults, results); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+	// Failed stays failed: the token of the last attempt is dead too.
+	if code, _ := e.agent(http.MethodGet, "/api/agent/plan", macN02, tok, nil); code != http.StatusUnauthorized {
+		t.Errorf("plan of a failed host: %d, want 401", code)
+	}
+	if _, tok := e.boot(macN02, "efi"); tok != "" {
+		t.Error("a failed host got a token at its next boot")
+	}
+	var resp ReinstallResponse
+	e.admin(http.MethodPost, "/api/reinstall", ReinstallRequest{MACs: []string{macN02}, Reason: "disk replaced"}, &resp)
+	if _, tok := e.boot(macN02, "efi"); tok == "" {
+		t.Error("no installer after reinstall of a failed host")
+	}
+}
+
+func TestDigestMismatch(t *testing.T) {
+	e := newEnv(t, nil)
+	_, tok := e.boot(macN01, "efi")
+	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+	e.must(http.StatusOK, code, body)
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, DoneReport{SHA256: strings.Repeat("ab", 32)})
+	e.must(http.StatusConflict, code, body)
+	if v := e.host(macN01); v.State != registry.StatePending || !strings.Contains(v.LastError, "verify") {
+		t.Errorf("host after a wrong digest = %s: %s", v.State, v.LastError)
+	}
+}
+
+// noLayout is the example fleet with the layout of every host removed.
+type noLayout struct{ *profiles.Set }
+
+func (f noLayout) Lookup(mac net.HardwareAddr) (*profiles.Host, bool) {
+	h, ok := f.Set.Lookup(mac)
+	if !ok {
+		return nil, false
+	}
+	c := *h
+	c.Layout = nil
+	return &c, true
+}
+
+func TestPlanErrorCountsAsAttempt(t *testing.T) {
+	set := loadExamples(t)
+	e := newEnv(t, noLayout{set})
+	_, tok := e.boot(macN01, "efi")
+	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+	e.must(http.StatusConflict, code, body)
+	if !strings.Contains(body, "no layout") {
+		t.Errorf("plan error = %s, want the reason", body)
+	}
+	hist := e.history(macN01)
+	if len(hist) != 1 || hist[0].Result != registry.ResultFailed || hist[0].Phase != "plan" {
+		t.Errorf("history = %+v, want one attempt failed in phase plan", hist)
+	}
+	if _, tok := e.boot(macN01, "efi"); tok == "" {
+		t.Error("no second attempt after a plan error")
+	}
+}
+
+func TestAgentBadReports(t *testing.T) {
+	e := newEnv(t, nil)
+	_, tok := e.boot(macN01, "efi")
+	tests := []struct {
+		name, path string
+		body       any
+		want       int
+	}{
+		{"progress not JSON", "/api/agent/progress", "phase=write", http.StatusBadRequest},
+		{"progress unknown field", "/api/agent/progress", `{"phase":"write","extra":1}`, http.StatusBadRequest},
+		{"progress bad phase", "/api/agent/progress", ProgressReport{Phase: "Write Image"}, http.StatusBadRequest},
+		{"progress negative", "/api/agent/progress", ProgressReport{Phase: "write", Done: -1}, http.StatusBadRequest},
+		{"log too many lines", "/api/agent/log", LogReport{Lines: make([]string, maxLogLines+1)}, http.StatusBadRequest},
+		{"log too large", "/api/agent/log", LogReport{Lines: []string{strings.Repeat("x", maxLogBody)}}, http.StatusRequestEntityTooLarge},
+		{"done bad digest", "/api/agent/done", DoneReport{SHA256: "xyz"}, http.StatusBadRequest},
+		{"done before the plan", "/api/agent/done", DoneReport{}, http.StatusConflict},
+		{"failed without error", "/api/agent/failed", FailedReport{Phase: "disk"}, http.StatusBadRequest},
+		{"two objects", "/api/agent/failed", `{"error":"a"}{"error":"b"}`, http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, body := e.agent(http.MethodPost, tt.path, macN01, tok, tt.body); code != tt.want {
+				t.Errorf("status %d, want %d: %s", code, tt.want, body)
+			}
+		})
+	}
+	if code, body := e.agent(http.MethodPut, "/api/agent/done", macN01, tok, DoneReport{}); code != http.StatusMethodNotAllowed {
+		t.Errorf("PUT done: %d %s", code, body)
+	}
+}
+
+func TestProfilePlanner(t *testing.T) {
+	set := loadExamples(t)
+	for _, h := range set.Hosts() {
+		t.Run(h.Hostname, func(t *testing.T) {
+			p, err := ProfilePlanner{}.Plan(h, h.Version, "http://192.0.2.1:8080")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if p.Image == nil || !strings.HasPrefix(p.Image.URL, "http://192.0.2.1:8080/artifacts/") || p.Image.SHA256 != h.Version.Image.SHA256 {
+				t.Errorf("image = %+v", p.Image)
+			}
+			for _, lp := range h.Layout.Partitions {
+				i := indexPartition(p.Partitions, lp.Name)
+				if i < 0 {
+					t.Fatalf("partition %s missing", lp.Name)
+				}
+				got := p.Partitions[i]
+				if got.Preserve != lp.Preserve || lp.Content == profiles.ContentConfig && got.Content != imaging.ContentConfigDrive {
+					t.Errorf("partition %s = %+v from %+v", lp.Name, got, lp)
+				}
+			}
+		})
+	}
+	h, _ := set.Lookup(macOf(macS01))
+	if _, err := (ProfilePlanner{}).Plan(h, nil, "http://x"); err != ErrNoVersion {
+		t.Errorf("no version: err = %v", err)
+	}
+	bare := *h
+	bare.Layout = nil
+	if _, err := (ProfilePlanner{}).Plan(&bare, h.Version, "http://x"); err != ErrNoLayout {
+		t.Errorf("no layout: err = %v", err)
+	}
+}
+
+func indexPartition(ps []imaging.Partition, name string) int {
+	for i, p := range ps {
+		if p.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestImageURL(t *testing.T) {
+	host := &profiles.Host{MAC: macOf(macN01)}
+	tests := []struct{ loc, want string }{
+		{"demo.img.zst", "http://b/artifacts/demo.img.zst?mac=52-54-00-77-00-01"},
+		{"v1/demo image.zst", "http://b/artifacts/v1/demo%20image.zst?mac=52-54-00-77-00-01"},
+		{"https://mirror.example/x.img", "https://mirror.example/x.img"},
+		{"../etc/shadow", ""},
+		{"/etc/shadow", ""},
+		{"a//b", ""},
+		{"ftp://x/y", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		got, err := imageURL("http://b", tt.loc, host)
+		if (err != nil) != (tt.want == "") || got != tt.want {
+			t.Errorf("imageURL(%q) = %q, %v; want %q", tt.loc, got, err, tt.want)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

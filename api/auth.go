@@ -1,0 +1,95 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/rackboot/rackboot/profiles"
+	"github.com/rackboot/rackboot/registry"
+)
+
+// MACHeader carries the agent's MAC address (its rackboot.mac) on every
+// agent request. The token must have been minted for that MAC: a token
+// copied to another machine, or a machine confused about its identity, is
+// refused.
+const MACHeader = "Rackboot-MAC"
+
+// bearer returns the token of an "Authorization: Bearer TOKEN" header.
+func bearer(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return tok, true
+}
+
+// unauthorized answers 401 with a fixed message: why a token was refused
+// goes to the log, never to the client.
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="rackboot"`)
+	writeError(w, http.StatusUnauthorized, msg)
+}
+
+// admin guards an admin handler with the admin token. Digests are
+// compared, in constant time, so neither the token's bytes nor its length
+// leak through timing.
+func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := bearer(r)
+		if !ok || s.AdminToken == "" {
+			unauthorized(w, "admin token required")
+			return
+		}
+		got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(s.AdminToken))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			s.log().Warn("admin request refused", "ip", remoteIP(r), "path", r.URL.Path, "err", "wrong token")
+			unauthorized(w, "admin token required")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// agentRequest is an authenticated agent request.
+type agentRequest struct {
+	mac   net.HardwareAddr
+	token string
+	host  registry.HostRecord // as authenticated
+	log   *slog.Logger
+}
+
+// agent guards an agent handler with the install token of the MAC the
+// request names.
+func (s *Server) agent(h func(http.ResponseWriter, *http.Request, agentRequest)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		log := s.log().With("ip", remoteIP(r), "path", r.URL.Path)
+		tok, ok := bearer(r)
+		if !ok {
+			unauthorized(w, "install token required")
+			return
+		}
+		mac, err := profiles.ParseMAC(r.Header.Get(MACHeader))
+		if err != nil {
+			unauthorized(w, "install token required, with the "+MACHeader+" header")
+			return
+		}
+		log = log.With("mac", mac.String())
+		rec, err := s.Registry.Authenticate(r.Context(), mac, tok)
+		if errors.Is(err, registry.ErrUnauthorized) {
+			log.Warn("agent request refused", "err", err)
+			unauthorized(w, "invalid or expired install token")
+			return
+		}
+		if err != nil {
+			log.Error("cannot authenticate agent", "err", err)
+			writeError(w, http.StatusInternalServerError, "registry unavailable")
+			return
+		}
+		h(w, r, agentRequest{mac: mac, token: tok, host: rec, log: log})
+	}
+}

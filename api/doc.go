@@ -1,0 +1,15 @@
+// Package api owns rackboot's HTTP API under /api/: the agent API, through
+// which an installer agent fetches its plan and reports progress, log lines
+// and its result with its install token, and the admin API behind the
+// command-line tools (hosts, history, versions, reinstall, logs, live
+// events), guarded by the admin token.
+//
+// It also holds the two seams the daemon wires: Lifecycle, which makes the
+// iPXE per-machine script follow the registry, and Planner, which turns a
+// host of the profiles into the imaging.Plan its agent executes.
+//
+// States and history live in package registry; this package only speaks
+// HTTP and JSON. Progress reports are not stored: they go to live
+// subscribers (Events) and to the latest-progress table the host views
+// show, so an agent reporting every second costs no disk write.
+package api

@@ -1,0 +1,95 @@
+package api
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+// checkText holds decoded text to what printable promises.
+func checkText(t *testing.T, what, s string, max int) {
+	if len(s) > max {
+		t.Errorf("%s: %d bytes, limit %d", what, len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		t.Errorf("%s: invalid UTF-8 %q", what, s)
+	}
+	for _, r := range s {
+		if r != '\t' && unicode.IsControl(r) || r == '\u202e' {
+			t.Errorf("%s: control character %U in %q", what, r, s)
+		}
+	}
+}
+
+func checkPhaseOut(t *testing.T, p string) {
+	if err := checkPhase(p, false); err != nil {
+		t.Errorf("decoded phase %q fails its own check: %v", p, err)
+	}
+}
+
+// FuzzDecoders feeds every agent report decoder the same bytes: none may
+// panic, and whatever one accepts must be within its bounds.
+func FuzzDecoders(f *testing.F) {
+	for _, s := range []string{
+		`{"phase":"write","done":1,"total":2,"rate":0.5}`,
+		`{"lines":["a","b\u001b[31m","\u202egnp.exe"]}`,
+		`{"sha256":"` + strings.Repeat("Ab", 32) + `","bytes":1,"duration_ms":2}`,
+		`{"error":"EIO\n\u0000","phase":"disk"}`,
+		`{"phase":"write","rate":1e309}`,
+		`{"lines":["\xff\xfe"]}`,
+		`{"error":"x"} {}`,
+		`[]`, `null`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if p, err := decodeProgress(b); err == nil {
+			checkPhaseOut(t, p.Phase)
+			if p.Phase == "" || p.Done < 0 || p.Total < 0 || !(p.Rate >= 0) || math.IsInf(p.Rate, 0) {
+				t.Errorf("progress accepted: %+v", p)
+			}
+		}
+		if lines, err := decodeLog(b); err == nil {
+			if len(lines) > maxLogLines {
+				t.Errorf("%d lines accepted", len(lines))
+			}
+			for _, l := range lines {
+				checkText(t, "log line", l, maxLineBytes)
+			}
+		}
+		if d, err := decodeDone(b); err == nil {
+			if d.SHA256 != "" && (len(d.SHA256) != 64 || strings.ToLower(d.SHA256) != d.SHA256) || d.Bytes < 0 || d.DurationMS < 0 {
+				t.Errorf("done accepted: %+v", d)
+			}
+		}
+		if fr, err := decodeFailed(b); err == nil {
+			checkPhaseOut(t, fr.Phase)
+			checkText(t, "error", fr.Error, maxErrorBytes)
+			if fr.Error == "" {
+				t.Error("failed report without error accepted")
+			}
+		}
+	})
+}
+
+func TestPrintable(t *testing.T) {
+	tests := []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"plain\ttab", 100, "plain\ttab"},
+		{"\x1b[2J\x07bell", 100, "\ufffd[2J\ufffdbell"},
+		{"\xffbad", 100, "\ufffdbad"},
+		{"rtl \u202eexe.txt", 100, "rtl \ufffdexe.txt"},
+		{"\u0085nel", 100, "\ufffdnel"},
+		{"ééé", 5, "éé"},
+	}
+	for _, tt := range tests {
+		if got := printable(tt.in, tt.max); got != tt.want {
+			t.Errorf("printable(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,39 @@
+package api
+
+import (
+	"context"
+
+	"github.com/rackboot/rackboot/ipxe"
+	"github.com/rackboot/rackboot/profiles"
+	"github.com/rackboot/rackboot/registry"
+)
+
+// Lifecycle makes the iPXE per-machine script follow the registry: set it
+// as ipxe.Handler.Lifecycle. Every script request is a Registry.Boot.
+type Lifecycle struct {
+	Registry *registry.Registry
+	// Discovery records machines missing from the profiles as discovered;
+	// use the same setting as ipxe.Handler.Discovery.
+	Discovery bool
+}
+
+// Boot implements ipxe.Lifecycle.
+func (l Lifecycle) Boot(ctx context.Context, f ipxe.Facts, host *profiles.Host) (ipxe.Step, error) {
+	var hostname string
+	if host != nil {
+		hostname = host.Hostname
+	}
+	d, err := l.Registry.Boot(ctx, f.MAC, hostname, host != nil, l.Discovery)
+	if err != nil {
+		return ipxe.Step{}, err
+	}
+	switch d.Kind {
+	case registry.BootInstall:
+		return ipxe.Step{Kind: ipxe.StepInstall, Token: d.Token}, nil
+	case registry.BootLocal:
+		return ipxe.Step{Kind: ipxe.StepLocal}, nil
+	case registry.BootFailed:
+		return ipxe.Step{Kind: ipxe.StepFailed, Message: d.Message}, nil
+	}
+	return ipxe.Step{Kind: ipxe.StepDefault}, nil
+}

@@ -1,0 +1,130 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/rackboot/rackboot/profiles"
+	"github.com/rackboot/rackboot/registry"
+)
+
+// ReinstallRequest is the body of POST /api/reinstall. The hosts are MACs,
+// plus every host matching all of Selector (labels) and VersionBelow when
+// either is given. At least one of the three is required.
+type ReinstallRequest struct {
+	MACs         []string          `json:"macs,omitempty"`
+	Selector     map[string]string `json:"selector,omitempty"`
+	VersionBelow *int              `json:"version_below,omitempty"`
+	// Reason is recorded with the request and each attempt it causes.
+	Reason string `json:"reason,omitempty"`
+	// Version overrides the profiles' version for these installs (a
+	// canary); it must be in the catalog.
+	Version string `json:"version,omitempty"`
+	// By names who asks (the CLI sends the user's login name); the
+	// record says "BY via admin API from IP".
+	By string `json:"by,omitempty"`
+	// DryRun answers which hosts would be reinstalled, changing nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// ReinstallResponse lists what a reinstall request did.
+type ReinstallResponse struct {
+	// Reinstalled are the MACs now pending (or that would be, with
+	// DryRun).
+	Reinstalled []string  `json:"reinstalled"`
+	Skipped     []Skipped `json:"skipped,omitempty"`
+}
+
+// Skipped is a host a reinstall request named but could not reinstall.
+type Skipped struct {
+	MAC    string `json:"mac"`
+	Reason string `json:"reason"`
+}
+
+const maxReinstallBody = 1 << 20
+
+func (s *Server) reinstall(w http.ResponseWriter, r *http.Request) {
+	b, ok := readBody(w, r, maxReinstallBody)
+	if !ok {
+		return
+	}
+	var req ReinstallRequest
+	if err := decodeStrict(b, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	req.Reason = printable(req.Reason, maxErrorBytes)
+	if len(req.Selector) == 0 {
+		req.Selector = nil // an empty selector must not mean "every host"
+	}
+	targets, err := s.reinstallTargets(req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	views, err := s.fleetViews(r.Context())
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	if req.Selector != nil || req.VersionBelow != nil {
+		f := hostFilter{labels: req.Selector, versionLess: req.VersionBelow}
+		for _, v := range views {
+			if f.match(v) && !slices.Contains(targets, v.MAC) {
+				targets = append(targets, v.MAC)
+			}
+		}
+	}
+	slices.Sort(targets)
+	resp := ReinstallResponse{Reinstalled: []string{}}
+	by := "admin API from " + remoteIP(r)
+	if req.By != "" {
+		by = printable(req.By, maxPhaseBytes*2) + " via " + by
+	}
+	for _, mac := range targets {
+		hw := macOf(mac)
+		host, known := s.Fleet.Lookup(hw)
+		if !known {
+			resp.Skipped = append(resp.Skipped, Skipped{MAC: mac, Reason: "not in the profiles: nothing to install"})
+			continue
+		}
+		if !req.DryRun {
+			_, err := s.Registry.Reinstall(r.Context(), hw, registry.ReinstallRequest{Reason: req.Reason, Version: req.Version, By: by, Hostname: host.Hostname})
+			if err != nil {
+				// Earlier hosts are already pending: say which.
+				s.log().Error("reinstall failed", "mac", mac, "err", err)
+				resp.Skipped = append(resp.Skipped, Skipped{MAC: mac, Reason: "registry unavailable"})
+				continue
+			}
+		}
+		resp.Reinstalled = append(resp.Reinstalled, mac)
+	}
+	s.log().Info("reinstall request", "ip", remoteIP(r), "hosts", len(resp.Reinstalled), "skipped", len(resp.Skipped),
+		"version", req.Version, "reason", req.Reason, "dry_run", req.DryRun)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// reinstallTargets checks the request and returns its MACs, canonical.
+func (s *Server) reinstallTargets(req ReinstallRequest) ([]string, error) {
+	if len(req.MACs) == 0 && req.Selector == nil && req.VersionBelow == nil {
+		return nil, errors.New("name hosts: macs, selector or version_below")
+	}
+	if req.Version != "" {
+		if _, ok := s.Fleet.Version(req.Version); !ok {
+			return nil, fmt.Errorf("version %q is not in the catalog", req.Version)
+		}
+	}
+	var macs []string
+	for _, m := range req.MACs {
+		hw, err := profiles.ParseMAC(m)
+		if err != nil {
+			return nil, fmt.Errorf("macs: %.40q is not a MAC address", m)
+		}
+		if !slices.Contains(macs, hw.String()) {
+			macs = append(macs, hw.String())
+		}
+	}
+	return macs, nil
+}

@@ -1,0 +1,59 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Stores keep records as JSON: readable with standard tools, and tolerant
+// of fields added later (an old record decodes with their zero values).
+
+func decodeHost(b []byte) (HostRecord, error) {
+	var h HostRecord
+	if err := json.Unmarshal(b, &h); err != nil {
+		return HostRecord{}, fmt.Errorf("registry: decode host record: %w", err)
+	}
+	return h, nil
+}
+
+// startUpdate decodes the stored record for an update, or makes the zero
+// record of mac. before is the encoding fn's result is compared with.
+func startUpdate(mac string, stored []byte, exists bool) (h HostRecord, before []byte, err error) {
+	if exists {
+		h, err = decodeHost(stored)
+		if err != nil {
+			return HostRecord{}, nil, err
+		}
+		return h, stored, nil
+	}
+	h = HostRecord{MAC: mac}
+	before, err = json.Marshal(h)
+	if err != nil {
+		return HostRecord{}, nil, fmt.Errorf("registry: encode host record: %w", err)
+	}
+	return h, before, nil
+}
+
+// finishUpdate encodes the record and attempt an update produced. The key
+// wins over whatever fn did to h.MAC, and an attempt's log is never stored
+// with it.
+func finishUpdate(mac string, h HostRecord, a *Attempt) (host, attempt []byte, err error) {
+	h.MAC = mac
+	host, err = json.Marshal(h)
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry: encode host record: %w", err)
+	}
+	if a == nil {
+		return host, nil, nil
+	}
+	c := *a
+	c.MAC, c.Log = mac, nil
+	if c.ID <= 0 {
+		return nil, nil, fmt.Errorf("registry: attempt of %s has no ID", mac)
+	}
+	attempt, err = json.Marshal(c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry: encode attempt: %w", err)
+	}
+	return host, attempt, nil
+}

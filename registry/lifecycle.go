@@ -1,0 +1,311 @@
+package registry
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// This file is the state machine of DESIGN.md, as pure functions from a
+// record (and an event) to the next record and the attempt to write. They
+// read no clock and no randomness: the caller passes both in, so every
+// transition is tested as a table (lifecycle_test.go). Registry runs them
+// inside Store.Update.
+
+// BootKind is what a machine asking for its iPXE script is to boot.
+type BootKind string
+
+// What a machine boots.
+const (
+	// BootUnknown: not in the profiles and discovery is off (or a pending
+	// host that left the profiles): nothing.
+	BootUnknown BootKind = "unknown"
+	// BootDiscovery: not in the profiles, discovery is on: the discovery
+	// installer, without a token.
+	BootDiscovery BootKind = "discovery"
+	// BootInstall: the installer, with a fresh install token.
+	BootInstall BootKind = "install"
+	// BootLocal: the installed system on the local disk.
+	BootLocal BootKind = "local"
+	// BootFailed: nothing destructive; the console says why.
+	BootFailed BootKind = "failed"
+)
+
+// Defaults of the lifecycle's limits.
+const (
+	DefaultMaxAttempts = 3
+	// DefaultTokenTTL is how long an install token stays valid after the
+	// script that carries it was served, and again after the agent fetched
+	// its plan. Large images over slow links take tens of minutes.
+	DefaultTokenTTL = 2 * time.Hour
+)
+
+// limits are the policy the transitions apply.
+type limits struct {
+	max int           // attempts in a row before failed
+	ttl time.Duration // install token lifetime
+}
+
+// bootIn is what boot knows besides the record.
+type bootIn struct {
+	known     bool // the MAC is in the profiles
+	hostname  string
+	discovery bool
+	now       time.Time
+	token     string // digest of a fresh token, used if the host installs
+}
+
+// bootOut is what boot decided.
+type bootOut struct {
+	kind    BootKind
+	message string   // why, for BootFailed and BootUnknown
+	ended   *Attempt // the attempt the boot ended: rebooted during install
+}
+
+// boot is a machine asking for its iPXE script.
+func boot(h HostRecord, exists bool, in bootIn, l limits) (HostRecord, bootOut) {
+	var out bootOut
+	if !exists {
+		switch {
+		case in.known:
+			h = HostRecord{MAC: h.MAC, State: StatePending, Since: in.now, Reason: "in the profiles, first seen at PXE boot"}
+		case in.discovery:
+			h = HostRecord{MAC: h.MAC, State: StateDiscovered, Since: in.now, Reason: "PXE-booted while discovery is on; not in the profiles"}
+		default:
+			return h, bootOut{kind: BootUnknown, message: "not in the profiles"}
+		}
+	}
+	h.LastBoot, h.UpdatedAt = in.now, in.now
+	if in.known && in.hostname != "" {
+		h.Hostname = in.hostname
+	}
+	if h.State == StateInstalling {
+		// The agent never reported: the machine rebooted (or was reset)
+		// in the middle of its install. That attempt failed.
+		h, out.ended = failCurrent(h, in.now, "", "the machine PXE-booted again before its install finished (rebooted during install)", l)
+	}
+	if h.State == StateDiscovered && in.known {
+		h.State, h.Since, h.Reason = StatePending, in.now, "added to the profiles after discovery"
+	}
+	switch h.State {
+	case StateDiscovered:
+		out.kind = BootUnknown
+		if in.discovery {
+			out.kind = BootDiscovery
+		}
+	case StatePending:
+		if !in.known {
+			out.kind, out.message = BootUnknown, "pending, but no longer in the profiles"
+			break
+		}
+		// A fresh token at every script: one handed out earlier (a
+		// script iPXE fetched twice, an installer that never started)
+		// stops working, and the attempt number does not move until an
+		// agent fetches its plan.
+		h.Token = &Token{SHA256: in.token, Attempt: h.Attempt + 1, Expires: in.now.Add(l.ttl)}
+		out.kind = BootInstall
+	case StateInstalled:
+		out.kind = BootLocal
+	case StateFailed:
+		out.kind, out.message = BootFailed, h.Reason
+	}
+	return h, out
+}
+
+// startIn describes the plan an agent fetched.
+type startIn struct {
+	version       Version
+	imageSHA256   string
+	profileDigest string
+	now           time.Time
+}
+
+// start is an agent fetching its plan: pending becomes installing and the
+// attempt begins. Fetching again while installing (an agent retrying a GET)
+// changes nothing.
+func start(h HostRecord, in startIn, l limits) (HostRecord, *Attempt, error) {
+	switch h.State {
+	case StateInstalling:
+		return h, nil, nil
+	case StatePending:
+	default:
+		return h, nil, fmt.Errorf("%w: %s", ErrState, h.State)
+	}
+	why := "first install"
+	if h.Reinstall != nil {
+		why = "reinstall"
+		if h.Reinstall.Reason != "" {
+			why += ": " + h.Reinstall.Reason
+		}
+	}
+	h.Attempt++
+	h.LastID++
+	a := Attempt{
+		ID: h.LastID, Number: h.Attempt, MAC: h.MAC, Hostname: h.Hostname,
+		Version: in.version, ImageSHA256: strings.ToLower(in.imageSHA256), ProfileDigest: in.profileDigest,
+		Reason: why, Started: in.now,
+	}
+	cur := a
+	h.Current = &cur
+	h.State, h.Since, h.UpdatedAt = StateInstalling, in.now, in.now
+	h.Reason = fmt.Sprintf("installing %s, attempt %d of %d", in.version.Name, h.Attempt, l.max)
+	if h.Token != nil {
+		t := *h.Token
+		t.Expires = in.now.Add(l.ttl)
+		h.Token = &t
+	}
+	return h, &a, nil
+}
+
+// doneIn is the agent's report of success.
+type doneIn struct {
+	sha256  string
+	bytes   int64
+	writeMS int64
+	now     time.Time
+}
+
+// done is an agent reporting success. A digest other than the plan's
+// fails the attempt instead (ok is false): the record changes either way.
+func done(h HostRecord, in doneIn, l limits) (next HostRecord, a *Attempt, ok bool, err error) {
+	if h.State != StateInstalling || h.Current == nil {
+		return h, nil, false, fmt.Errorf("%w: %s", ErrState, h.State)
+	}
+	want, got := h.Current.ImageSHA256, strings.ToLower(in.sha256)
+	if want != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
+		msg := fmt.Sprintf("the agent reported image sha256 %q, the plan's is %s", got, want)
+		next, a = failCurrent(h, in.now, "verify", msg, l)
+		return next, a, false, nil
+	}
+	c := *h.Current
+	c.Finished, c.Result = in.now, ResultSuccess
+	c.BytesWritten, c.WriteMS = in.bytes, in.writeMS
+	c.DurationMS = in.now.Sub(c.Started).Milliseconds()
+	if c.ImageSHA256 == "" {
+		c.ImageSHA256 = got
+	}
+	h.State, h.Since, h.UpdatedAt = StateInstalled, in.now, in.now
+	h.Version = c.Version
+	h.Reason = fmt.Sprintf("installed %s (attempt %d)", c.Version.Name, c.Number)
+	h.Current, h.Token, h.PendingVersion, h.LastError = nil, nil, "", ""
+	return h, &c, true, nil
+}
+
+// failIn is the agent's report of failure.
+type failIn struct {
+	phase string
+	err   string
+	now   time.Time
+}
+
+// fail is an agent reporting failure, or the appliance failing an attempt
+// for it (a plan that cannot be built). A pending host fails an attempt
+// that starts and ends at once, so it counts like any other.
+func fail(h HostRecord, in failIn, l limits) (HostRecord, *Attempt, error) {
+	switch h.State {
+	case StateInstalling:
+	case StatePending:
+		var err error
+		if h, _, err = start(h, startIn{now: in.now}, l); err != nil {
+			return h, nil, err
+		}
+	default:
+		return h, nil, fmt.Errorf("%w: %s", ErrState, h.State)
+	}
+	h, a := failCurrent(h, in.now, in.phase, in.err, l)
+	return h, a, nil
+}
+
+// failCurrent ends the running attempt as failed; the host is pending again
+// for the next attempt, or failed after l.max attempts in a row.
+func failCurrent(h HostRecord, now time.Time, phase, msg string, l limits) (HostRecord, *Attempt) {
+	var a *Attempt
+	if h.Current != nil {
+		c := *h.Current
+		c.Finished, c.Result, c.Phase, c.Error = now, ResultFailed, phase, msg
+		c.DurationMS = now.Sub(c.Started).Milliseconds()
+		a = &c
+	}
+	if phase != "" {
+		msg = phase + ": " + msg
+	}
+	h.Current, h.Token, h.LastError = nil, nil, msg
+	h.Since, h.UpdatedAt = now, now
+	if h.Attempt >= l.max {
+		h.State = StateFailed
+		h.Reason = fmt.Sprintf("install failed %d times in a row, last: %s", h.Attempt, msg)
+	} else {
+		h.State = StatePending
+		h.Reason = fmt.Sprintf("attempt %d of %d failed, retrying at the next PXE boot: %s", h.Attempt, l.max, msg)
+	}
+	return h, a
+}
+
+// reinstallIn is an admin's request.
+type reinstallIn struct {
+	reason   string
+	version  string // override of the profile's version, or ""
+	by       string
+	hostname string
+	now      time.Time
+}
+
+// reinstall makes the host pending again from any state, with a fresh
+// count of attempts. A running attempt is superseded.
+func reinstall(h HostRecord, exists bool, in reinstallIn) (HostRecord, *Attempt) {
+	var a *Attempt
+	if h.State == StateInstalling && h.Current != nil {
+		c := *h.Current
+		c.Finished, c.Result = in.now, ResultSuperseded
+		c.DurationMS = in.now.Sub(c.Started).Milliseconds()
+		c.Error = "superseded by a reinstall request"
+		a = &c
+	}
+	if !exists {
+		h = HostRecord{MAC: h.MAC}
+	}
+	if in.hostname != "" {
+		h.Hostname = in.hostname
+	}
+	h.State, h.Since, h.UpdatedAt = StatePending, in.now, in.now
+	h.Attempt, h.Current, h.Token, h.LastError = 0, nil, nil, ""
+	h.PendingVersion = in.version
+	h.Reinstall = &Reinstall{At: in.now, By: in.by, Reason: in.reason, Version: in.version}
+	h.Reason = "reinstall requested"
+	if in.reason != "" {
+		h.Reason += ": " + in.reason
+	}
+	return h, a
+}
+
+// authorize checks an install token against the record: the digest must
+// match, be meant for the pending or running attempt, and not be expired.
+// The error, wrapping ErrUnauthorized, says which check failed, for the
+// appliance's log; never show it to the client.
+func authorize(h HostRecord, exists bool, token string, now time.Time) error {
+	if !exists {
+		return fmt.Errorf("%w: no record for %s", ErrUnauthorized, h.MAC)
+	}
+	t := h.Token
+	if t == nil {
+		return fmt.Errorf("%w: no token outstanding (state %s)", ErrUnauthorized, h.State)
+	}
+	if subtle.ConstantTimeCompare([]byte(tokenDigest(token)), []byte(t.SHA256)) != 1 {
+		return fmt.Errorf("%w: token does not match", ErrUnauthorized)
+	}
+	want := 0
+	switch h.State {
+	case StatePending:
+		want = h.Attempt + 1
+	case StateInstalling:
+		want = h.Attempt
+	}
+	if t.Attempt != want {
+		return fmt.Errorf("%w: token of attempt %d, host is %s at attempt %d", ErrUnauthorized, t.Attempt, h.State, h.Attempt)
+	}
+	if !now.Before(t.Expires) {
+		return fmt.Errorf("%w: token expired at %s", ErrUnauthorized, t.Expires.Format(time.RFC3339))
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+)
+
+// errClosed is returned by a Memory store after Close.
+var errClosed = errors.New("registry: store closed")
+
+// Memory is a Store in memory, for tests and for trying rackboot out. It
+// keeps records encoded, as Bolt does, so both hand out copies and behave
+// alike. The zero value is not usable; call NewMemory.
+type Memory struct {
+	mu       sync.Mutex
+	closed   bool
+	hosts    map[string][]byte
+	attempts map[string]map[int][]byte
+	logs     map[string]map[int][]memBatch
+}
+
+type memBatch struct {
+	seq  int
+	data []byte
+}
+
+// NewMemory returns an empty Memory store.
+func NewMemory() *Memory {
+	return &Memory{
+		hosts:    map[string][]byte{},
+		attempts: map[string]map[int][]byte{},
+		logs:     map[string]map[int][]memBatch{},
+	}
+}
+
+// Host implements Store.
+func (m *Memory) Host(_ context.Context, mac string) (HostRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return HostRecord{}, errClosed
+	}
+	b, ok := m.hosts[mac]
+	if !ok {
+		return HostRecord{}, fmt.Errorf("%w: %s", ErrNotFound, mac)
+	}
+	return decodeHost(b)
+}
+
+// Hosts implements Store.
+func (m *Memory) Hosts(context.Context) ([]HostRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errClosed
+	}
+	out := make([]HostRecord, 0, len(m.hosts))
+	for _, mac := range slices.Sorted(maps.Keys(m.hosts)) {
+		h, err := decodeHost(m.hosts[mac])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// Update implements Store.
+func (m *Memory) Update(_ context.Context, mac string, fn func(*HostRecord, bool) (*Attempt, error)) (HostRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return HostRecord{}, errClosed
+	}
+	old, exists := m.hosts[mac]
+	h, before, err := startUpdate(mac, old, exists)
+	if err != nil {
+		return HostRecord{}, err
+	}
+	a, err := fn(&h, exists)
+	if err != nil {
+		return HostRecord{}, err
+	}
+	after, ab, err := finishUpdate(mac, h, a)
+	if err != nil {
+		return HostRecord{}, err
+	}
+	if ab != nil {
+		if m.attempts[mac] == nil {
+			m.attempts[mac] = map[int][]byte{}
+		}
+		m.attempts[mac][a.ID] = ab
+	}
+	if string(after) != string(before) {
+		m.hosts[mac] = after
+	}
+	return decodeHost(after)
+}
+
+// History implements Store.
+func (m *Memory) History(_ context.Context, mac string) ([]Attempt, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errClosed
+	}
+	byID := m.attempts[mac]
+	out := make([]Attempt, 0, len(byID))
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		var a Attempt
+		if err := json.Unmarshal(byID[id], &a); err != nil {
+			return nil, fmt.Errorf("registry: decode attempt %s/%d: %w", mac, id, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// AppendLog implements Store.
+func (m *Memory) AppendLog(_ context.Context, mac string, id int, lines []string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, errClosed
+	}
+	data, err := encodeBatch(lines)
+	if err != nil {
+		return 0, err
+	}
+	if m.logs[mac] == nil {
+		m.logs[mac] = map[int][]memBatch{}
+	}
+	batches := m.logs[mac][id]
+	seq := 1
+	if len(batches) > 0 {
+		seq = batches[len(batches)-1].seq + 1
+	}
+	batches = append(batches, memBatch{seq, data})
+	sizes := make([]int, len(batches))
+	for i, b := range batches {
+		sizes[i] = len(b.data)
+	}
+	m.logs[mac][id] = slices.Clone(batches[overflow(sizes):])
+	return seq, nil
+}
+
+// Log implements Store.
+func (m *Memory) Log(_ context.Context, mac string, id, after int) (LogTail, error) {
+	after = max(after, 0)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return LogTail{}, errClosed
+	}
+	t := LogTail{Lines: []string{}, Last: after}
+	batches := m.logs[mac][id]
+	if len(batches) > 0 && batches[0].seq > 1 {
+		t.Truncated = true
+	}
+	for _, b := range batches {
+		if b.seq <= after {
+			continue
+		}
+		lines, err := decodeBatch(b.data)
+		if err != nil {
+			return LogTail{}, err
+		}
+		t.Lines = append(t.Lines, lines...)
+		t.Last = b.seq
+	}
+	return t, nil
+}
+
+// Close implements Store. Later calls fail.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}

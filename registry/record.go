@@ -1,0 +1,150 @@
+package registry
+
+import "time"
+
+// State is where a machine is in its install lifecycle (DESIGN.md, "Host
+// states").
+type State string
+
+// The states of a machine. A machine without a record is unknown.
+const (
+	// StateDiscovered: not in the profiles, PXE-booted while discovery was
+	// on. It becomes pending once an admin adds it to the profiles.
+	StateDiscovered State = "discovered"
+	// StatePending: to be installed at its next PXE boot. A host of the
+	// profiles that was never seen is pending.
+	StatePending State = "pending"
+	// StateInstalling: its agent fetched the install plan.
+	StateInstalling State = "installing"
+	// StateInstalled: its agent reported success; it boots from its disk
+	// until an explicit reinstall, whatever its profile says later.
+	StateInstalled State = "installed"
+	// StateFailed: MaxAttempts attempts in a row failed; it boots nothing
+	// destructive until an explicit reinstall.
+	StateFailed State = "failed"
+)
+
+// Valid reports whether s is one of the State constants.
+func (s State) Valid() bool {
+	switch s {
+	case StateDiscovered, StatePending, StateInstalling, StateInstalled, StateFailed:
+		return true
+	}
+	return false
+}
+
+// Version names an operating-system version of the catalog. Number orders
+// versions: "which machines run less than 12" is a question of numbers.
+type Version struct {
+	Name   string `json:"name"`
+	Number int    `json:"number"`
+}
+
+// IsZero reports whether v names no version.
+func (v Version) IsZero() bool { return v.Name == "" && v.Number == 0 }
+
+// Result is how an attempt ended.
+type Result string
+
+// Results of an attempt; "" while it runs.
+const (
+	ResultSuccess Result = "success"
+	ResultFailed  Result = "failed"
+	// ResultSuperseded: a reinstall request replaced the attempt while it
+	// ran; it counts as neither success nor failure.
+	ResultSuperseded Result = "superseded"
+)
+
+// HostRecord is what the registry knows about one machine. Records are
+// values: a Store hands out copies, and changes go through Store.Update.
+type HostRecord struct {
+	// MAC is the machine's boot interface, lower-case and colon-separated
+	// (net.HardwareAddr.String); it is the record's key.
+	MAC      string `json:"mac"`
+	Hostname string `json:"hostname,omitempty"`
+	State    State  `json:"state"`
+	// Since is when the machine entered State.
+	Since time.Time `json:"since,omitzero"`
+	// Version is the version last installed successfully: what the disk
+	// holds, as far as rackboot knows. It stays while a reinstall is
+	// pending or fails, so "which machines run less than N" stays truthful.
+	Version Version `json:"version,omitzero"`
+	// Attempt is the number of the running or last attempt since the last
+	// reinstall request (1-based; 0 before the first).
+	Attempt int `json:"attempt"`
+	// LastID is the ID of the newest attempt ever recorded for the host;
+	// IDs keep growing across reinstalls.
+	LastID int `json:"last_id,omitempty"`
+	// PendingVersion overrides the profile's version for the next install
+	// (a canary rollout); it is cleared when an install succeeds.
+	PendingVersion string `json:"pending_version,omitempty"`
+	// Reason says why the host is in its state, for people.
+	Reason string `json:"reason,omitempty"`
+	// LastError is the error of the last failed attempt, cleared by success
+	// and by reinstall.
+	LastError string    `json:"last_error,omitempty"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// LastBoot is the last time the machine asked for its iPXE script.
+	LastBoot time.Time `json:"last_boot,omitzero"`
+	// Reinstall is the last reinstall request: who, when, why.
+	Reinstall *Reinstall `json:"reinstall,omitempty"`
+	// Current is the running attempt while the host is installing.
+	Current *Attempt `json:"current,omitempty"`
+	// Token is the stored half of the install token minted for the next or
+	// running attempt: its digest, never the token.
+	Token *Token `json:"token,omitempty"`
+}
+
+// Reinstall records an explicit request to install a machine again.
+type Reinstall struct {
+	At     time.Time `json:"at"`
+	By     string    `json:"by,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	// Version overrides the profile's version, or "".
+	Version string `json:"version,omitempty"`
+}
+
+// Token is what the registry keeps of an install token. The token itself
+// exists only in the iPXE script and the agent's kernel command line.
+type Token struct {
+	// SHA256 is the hex digest of the token.
+	SHA256 string `json:"sha256"`
+	// Attempt is the attempt the token is valid for.
+	Attempt int       `json:"attempt"`
+	Expires time.Time `json:"expires"`
+}
+
+// Attempt is one install attempt: the history record of DESIGN.md.
+type Attempt struct {
+	// ID identifies the attempt among the host's attempts; it grows across
+	// reinstalls, unlike Number.
+	ID int `json:"id"`
+	// Number counts attempts since the last reinstall request, from 1.
+	Number   int    `json:"attempt"`
+	MAC      string `json:"mac"`
+	Hostname string `json:"hostname,omitempty"`
+	// Version is the version the attempt installs.
+	Version Version `json:"version,omitzero"`
+	// ImageSHA256 is the digest of the image as published, from the plan.
+	ImageSHA256 string `json:"image_sha256,omitempty"`
+	// ProfileDigest identifies the resolved profile (the plan) the agent
+	// was given.
+	ProfileDigest string `json:"profile_digest,omitempty"`
+	// Reason says why the attempt ran: a first install or a reinstall
+	// request's reason.
+	Reason   string    `json:"reason,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	Result   Result    `json:"result,omitempty"`
+	// BytesWritten is what the agent reports it wrote to the disk.
+	BytesWritten int64 `json:"bytes_written,omitempty"`
+	// DurationMS is the wall time from plan fetch to the final report, as
+	// the appliance measured it; WriteMS is the agent's own measure.
+	DurationMS int64  `json:"duration_ms,omitempty"`
+	WriteMS    int64  `json:"write_ms,omitempty"`
+	Phase      string `json:"phase,omitempty"` // the phase that failed
+	Error      string `json:"error,omitempty"`
+	// Log is the agent's log, filled only by callers that ask for it:
+	// stores keep logs apart (Store.AppendLog) and ignore this field.
+	Log []string `json:"log,omitempty"`
+}

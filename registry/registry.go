@@ -1,0 +1,303 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Registry applies the lifecycle to a Store: every event is one atomic
+// Store.Update, so two requests for one machine (an agent's report racing a
+// reinstall) are serialised and each sees the other's result. Set the
+// fields before first use; a Registry is safe for concurrent use.
+type Registry struct {
+	// Store keeps the records. Required.
+	Store Store
+	// MaxAttempts is how many attempts in a row may fail before a host is
+	// failed. Zero means DefaultMaxAttempts.
+	MaxAttempts int
+	// TokenTTL is the lifetime of an install token. Zero means
+	// DefaultTokenTTL.
+	TokenTTL time.Duration
+	// Now is the clock; nil means time.Now. Times are stored in UTC.
+	Now func() time.Time
+	// Rand is the source of install tokens; nil means crypto/rand.
+	Rand io.Reader
+	// Log receives one line per transition. Nil discards.
+	Log *slog.Logger
+	// Notify, if set, is called after every committed change with the
+	// record and the attempt the change wrote, for live views. It runs on
+	// the caller's goroutine and must not block.
+	Notify func(Change)
+}
+
+// Change is a committed change of a host's record.
+type Change struct {
+	// Event names what happened: "boot", "start", "done", "failed",
+	// "superseded" (a running attempt ended by a reinstall request) or
+	// "reinstall".
+	Event string
+	Host  HostRecord
+	// Attempt is the attempt the change started or ended, or nil.
+	Attempt *Attempt
+}
+
+// Decision is what a machine asking for its iPXE script boots.
+type Decision struct {
+	Kind BootKind
+	// Token is the install token for the kernel command line, with
+	// BootInstall only.
+	Token string
+	// Attempt is the attempt the token is for.
+	Attempt int
+	// Message says why, with BootFailed and BootUnknown.
+	Message string
+	// Host is the record after the boot; its MAC is empty when the machine
+	// is unknown and has no record.
+	Host HostRecord
+}
+
+// Boot records that the machine mac asked for its iPXE script and decides
+// what it boots. known says whether it is in the profiles (hostname is its
+// name there); discovery whether unknown machines are recorded.
+func (r *Registry) Boot(ctx context.Context, mac net.HardwareAddr, hostname string, known, discovery bool) (Decision, error) {
+	token, digest, err := newToken(r.rand())
+	if err != nil {
+		return Decision{}, err
+	}
+	now := r.now()
+	var out bootOut
+	var wrote bool
+	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
+		next, o := boot(*h, exists, bootIn{known: known, hostname: hostname, discovery: discovery, now: now, token: digest}, r.limits())
+		*h, out, wrote = next, o, exists || next.State != ""
+		return o.ended, nil
+	})
+	if err != nil {
+		return Decision{}, err
+	}
+	d := Decision{Kind: out.kind, Message: out.message, Host: h}
+	if out.kind == BootInstall {
+		d.Token, d.Attempt = token, h.Token.Attempt
+	}
+	if !wrote {
+		d.Host = HostRecord{}
+	}
+	if out.ended != nil {
+		r.changed("failed", h, out.ended)
+	}
+	if wrote {
+		r.changed("boot", h, nil)
+	}
+	r.log().Info("machine booted", "mac", mac.String(), "boot", string(out.kind), "state", string(h.State), "attempt", d.Attempt)
+	return d, nil
+}
+
+// Authenticate checks an install token for mac and returns its record. The
+// error wraps ErrUnauthorized (with the reason, for logs) or is a store
+// failure.
+func (r *Registry) Authenticate(ctx context.Context, mac net.HardwareAddr, token string) (HostRecord, error) {
+	h, err := r.Store.Host(ctx, mac.String())
+	exists := err == nil
+	if errors.Is(err, ErrNotFound) {
+		h, err = HostRecord{MAC: mac.String()}, nil
+	}
+	if err != nil {
+		return HostRecord{}, err
+	}
+	if err := authorize(h, exists, token, r.now()); err != nil {
+		return HostRecord{}, err
+	}
+	return h, nil
+}
+
+// Plan describes the plan an agent is given, for the attempt's record.
+type Plan struct {
+	Version       Version
+	ImageSHA256   string
+	ProfileDigest string
+}
+
+// Start records that the agent of mac fetched its plan: the host is
+// installing and its attempt begins. Fetching again while installing
+// changes nothing. It returns the running attempt.
+func (r *Registry) Start(ctx context.Context, mac net.HardwareAddr, token string, p Plan) (Attempt, error) {
+	now := r.now()
+	var started *Attempt
+	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
+		if err := authorize(*h, exists, token, now); err != nil {
+			return nil, err
+		}
+		next, a, err := start(*h, startIn{version: p.Version, imageSHA256: p.ImageSHA256, profileDigest: p.ProfileDigest, now: now}, r.limits())
+		*h, started = next, a
+		return a, err
+	})
+	if err != nil {
+		return Attempt{}, err
+	}
+	if started != nil {
+		r.changed("start", h, started)
+		r.log().Info("install started", "mac", h.MAC, "attempt", h.Attempt, "version", p.Version.Name)
+	}
+	return *h.Current, nil
+}
+
+// Report is an agent's final report.
+type Report struct {
+	// SHA256 and Bytes: what the agent wrote, with success.
+	SHA256  string
+	Bytes   int64
+	WriteMS int64
+	// Phase and Error: where and why it failed, with failure.
+	Phase string
+	Error string
+}
+
+// Done records the agent's success: the host is installed with the
+// attempt's version. A digest other than the plan's fails the attempt and
+// returns an error wrapping ErrDigest.
+func (r *Registry) Done(ctx context.Context, mac net.HardwareAddr, token string, rep Report) (HostRecord, error) {
+	now := r.now()
+	var ended *Attempt
+	var ok bool
+	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
+		if err := authorize(*h, exists, token, now); err != nil {
+			return nil, err
+		}
+		next, a, good, err := done(*h, doneIn{sha256: rep.SHA256, bytes: rep.Bytes, writeMS: rep.WriteMS, now: now}, r.limits())
+		*h, ended, ok = next, a, good
+		return a, err
+	})
+	if err != nil {
+		return HostRecord{}, err
+	}
+	if !ok {
+		r.changed("failed", h, ended)
+		r.log().Warn("install failed", "mac", h.MAC, "attempt", ended.Number, "version", ended.Version.Name, "phase", ended.Phase, "err", ended.Error)
+		return h, ErrDigest
+	}
+	r.changed("done", h, ended)
+	r.log().Info("install done", "mac", h.MAC, "attempt", ended.Number, "version", ended.Version.Name, "bytes", rep.Bytes)
+	return h, nil
+}
+
+// Fail records the agent's failure: the host is pending for another
+// attempt, or failed after MaxAttempts. A host still pending (its agent
+// failed before, or while, fetching the plan) fails an attempt too.
+func (r *Registry) Fail(ctx context.Context, mac net.HardwareAddr, token string, rep Report) (HostRecord, error) {
+	now := r.now()
+	var ended *Attempt
+	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
+		if err := authorize(*h, exists, token, now); err != nil {
+			return nil, err
+		}
+		next, a, err := fail(*h, failIn{phase: rep.Phase, err: rep.Error, now: now}, r.limits())
+		*h, ended = next, a
+		return a, err
+	})
+	if err != nil {
+		return HostRecord{}, err
+	}
+	r.changed("failed", h, ended)
+	r.log().Warn("install failed", "mac", h.MAC, "attempt", ended.Number, "state", string(h.State), "phase", rep.Phase, "err", rep.Error)
+	return h, nil
+}
+
+// AppendLog adds lines to the log of the agent of mac: the running attempt,
+// or the one about to start when the agent logs before fetching its plan.
+// It returns the attempt ID and the batch's sequence number.
+func (r *Registry) AppendLog(ctx context.Context, mac net.HardwareAddr, token string, lines []string) (id, seq int, err error) {
+	h, err := r.Authenticate(ctx, mac, token)
+	if err != nil {
+		return 0, 0, err
+	}
+	id = LogID(h)
+	seq, err = r.Store.AppendLog(ctx, h.MAC, id, lines)
+	return id, seq, err
+}
+
+// LogID is the attempt whose log an agent of h writes now, and which a
+// follower of h's log reads: the running attempt, else the next one.
+func LogID(h HostRecord) int {
+	if h.Current != nil {
+		return h.Current.ID
+	}
+	if h.State == StatePending && h.Token != nil {
+		return h.LastID + 1
+	}
+	return h.LastID
+}
+
+// ReinstallRequest is an admin's request to install a machine again.
+type ReinstallRequest struct {
+	Reason string
+	// Version overrides the profile's version for the install, or "".
+	Version string
+	// By says who asked, e.g. "admin API from 192.0.2.9".
+	By string
+	// Hostname is the host's name in the profiles, or "".
+	Hostname string
+}
+
+// Reinstall makes mac pending again, whatever its state, recording who
+// asked, when and why. A running attempt is superseded.
+func (r *Registry) Reinstall(ctx context.Context, mac net.HardwareAddr, req ReinstallRequest) (HostRecord, error) {
+	now := r.now()
+	var ended *Attempt
+	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
+		next, a := reinstall(*h, exists, reinstallIn{reason: req.Reason, version: req.Version, by: req.By, hostname: req.Hostname, now: now})
+		*h, ended = next, a
+		return a, nil
+	})
+	if err != nil {
+		return HostRecord{}, err
+	}
+	if ended != nil {
+		r.changed("superseded", h, ended)
+	}
+	r.changed("reinstall", h, nil)
+	r.log().Info("reinstall requested", "mac", h.MAC, "version", req.Version, "reason", req.Reason, "by", req.By)
+	return h, nil
+}
+
+func (r *Registry) changed(event string, h HostRecord, a *Attempt) {
+	if r.Notify != nil {
+		r.Notify(Change{Event: event, Host: h, Attempt: a})
+	}
+}
+
+func (r *Registry) limits() limits {
+	l := limits{max: r.MaxAttempts, ttl: r.TokenTTL}
+	if l.max <= 0 {
+		l.max = DefaultMaxAttempts
+	}
+	if l.ttl <= 0 {
+		l.ttl = DefaultTokenTTL
+	}
+	return l
+}
+
+func (r *Registry) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (r *Registry) rand() io.Reader {
+	if r.Rand != nil {
+		return r.Rand
+	}
+	return rand.Reader
+}
+
+func (r *Registry) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Log
+}
