@@ -1,0 +1,42 @@
+#!/bin/bash
+# rackboot's main job on an embedded default: boots two machines of the
+# example fleet (a BIOS one and a UEFI one) over PXE from `rackboot serve`,
+# at once, in a private virtual lab, showing the chain as it happens, then
+# removes everything. Installs the Debian packages it needs.
+#   bash e2e/demo.sh [--keep] [--timeout 240s]      (as root; see e2e/demo/main.go)
+# RACKBOOT_SKIP_APT=1 skips the package step (offline machines that have them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "e2e/demo.sh: the demo needs root: it creates network namespaces and a bridge," >&2
+  echo "  plugs QEMU machines into tap interfaces, and serves DHCP and TFTP on ports 67 and 69" >&2
+  echo "  (all inside the namespaces, removed at the end). Run: sudo bash e2e/demo.sh" >&2
+  exit 1
+fi
+# sudo's secure_path usually lacks the Go of the official tarball.
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  PATH=$PATH:/usr/local/go/bin
+fi
+if ! command -v go >/dev/null; then
+  echo "e2e/demo.sh: the demo needs Go (go.mod names the version); PATH has no go" >&2
+  exit 1
+fi
+
+# The same packages as e2e/test.sh: the demo uses the same lab.
+pkgs=(qemu-system-x86 ipxe ipxe-qemu ovmf busybox-static kmod cpio dosfstools gdisk
+      iproute2 curl atftp zstd)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ] && [ "${RACKBOOT_SKIP_APT:-0}" != 1 ]; then
+  echo "== installing the lab's packages: ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# exec: no shell in between. Ctrl-C reaches the demo from the terminal;
+# a SIGTERM ends go run, which the demo takes as its own SIGTERM
+# (e2e/demo/parent_linux.go). Either way it removes the lab before exiting.
+exec go run ./e2e/demo "$@"

@@ -1,0 +1,132 @@
+// Command demo is rackboot's main job on an embedded default: it powers on
+// machines of the example fleet (package examples) at once, in a private
+// virtual lab, and shows them boot over the network from `rackboot serve`:
+// proxy-DHCP, TFTP for UEFI firmware, the per-machine iPXE script, the
+// installer kernel and initramfs over HTTP, until each booted initramfs
+// prints its marker. Then it prints a table of what happened when, and
+// removes everything it made.
+//
+// Run it with `bash e2e/demo.sh` (which installs the Debian packages it
+// needs), or as root:
+//
+//	go run ./e2e/demo [--keep] [--timeout 240s]
+//
+// What it builds lives in one work directory, printed at the start and
+// removed at the end unless --keep: the rackboot binary, the profiles, the
+// artifacts, every log and serial console. The lab (network namespaces, the
+// bridge, the site's DHCP server, rackboot, QEMU) is removed too, also on
+// Ctrl-C or SIGTERM; a second Ctrl-C quits at once, and the next run sweeps
+// what that left. Only package lab's kernel cache stays (see
+// lab.DefaultCacheDir): it spares the next run a download.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// options are the command-line flags.
+type options struct {
+	keep    bool          // keep the work directory
+	timeout time.Duration // per machine, from power-on to its marker
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// Exit statuses.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // a machine did not boot, or the lab could not be built
+	exitUsage       = 2
+	exitInterrupted = 130 // 128 + SIGINT, as shells report it
+)
+
+// run is the whole command; it returns the exit status once every cleanup
+// has run.
+func run(args []string, out, errOut io.Writer) int {
+	opts, err := parseFlags(args, errOut)
+	if err != nil {
+		return exitUsage
+	}
+	if err := dieWithParent(); err != nil {
+		fmt.Fprintf(errOut, "demo: %v\n", err)
+	}
+	ctx, stop := interruptible(errOut)
+	defer stop()
+	err = demo(ctx, opts, out)
+	switch {
+	case err == nil:
+		return exitOK
+	case ctx.Err() != nil:
+		fmt.Fprintf(errOut, "demo: interrupted (%v)\n", context.Cause(ctx))
+		return exitInterrupted
+	default:
+		fmt.Fprintf(errOut, "demo: %v\n", err)
+		return exitFailed
+	}
+}
+
+func parseFlags(args []string, errOut io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, serial consoles, profiles) instead of removing it")
+	fs.DurationVar(&o.timeout, "timeout", 240*time.Second, "how long each machine may take from power-on to its marker")
+	fs.Usage = func() {
+		fmt.Fprintln(errOut, "usage: demo [--keep] [--timeout D]   (as root; see bash e2e/demo.sh)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(errOut, "demo: unexpected arguments %q\n", fs.Args())
+		fs.Usage()
+		return o, errors.New("usage")
+	}
+	if o.timeout <= 0 {
+		fmt.Fprintln(errOut, "demo: --timeout must be positive")
+		return o, errors.New("usage")
+	}
+	return o, nil
+}
+
+// interruptible returns a context cancelled by the first SIGINT or SIGTERM,
+// so that the deferred cleanups run. A second signal quits at once: the
+// lab's processes die with this one (PR_SET_PDEATHSIG) and the namespaces
+// stay behind for the next run's sweep.
+func interruptible(errOut io.Writer) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A channel of our own sees every signal too, including the first,
+	// which NotifyContext turns into the cancellation.
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for n := 0; ; n++ {
+			select {
+			case <-sig:
+			case <-done:
+				return
+			}
+			if n == 0 {
+				fmt.Fprintln(errOut, "\ndemo: interrupted: cleaning up (interrupt again to quit at once)")
+				continue
+			}
+			fmt.Fprintln(errOut, "demo: quitting without cleanup: the next run removes the lab's namespaces; the work directory stays")
+			os.Exit(exitInterrupted)
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sig)
+		close(done)
+		stop()
+	}
+}
