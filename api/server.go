@@ -46,6 +46,10 @@ type Server struct {
 	// means "http://" and the local address of the agent's connection: the
 	// address the agent already reached.
 	BaseURL string
+	// Profiles, if set, reports the served profiles and the last refused
+	// edit at GET /api/profiles; ProfilesDir names their directory there.
+	Profiles    ProfilesSource
+	ProfilesDir string
 	// Log receives a line per request that changes something or fails.
 	// Nil discards.
 	Log *slog.Logger
@@ -77,6 +81,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/versions", s.admin(s.versions))
 	m.HandleFunc("POST /api/reinstall", s.admin(s.reinstall))
 	m.HandleFunc("GET /api/events", s.admin(s.events))
+	m.HandleFunc("GET /api/profiles", s.admin(s.profilesStatus))
 	s.mux = m
 }
 

@@ -193,7 +193,8 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	if cfg.Advertise != "" {
 		base = "http://" + net.JoinHostPort(cfg.Advertise, strconv.Itoa(cfg.HTTPPort))
 	}
-	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: fl, AdminToken: adminToken, Events: events, BaseURL: base, Log: log})
+	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: fl, AdminToken: adminToken, Events: events, BaseURL: base, Log: log,
+		Profiles: fl.Watcher, ProfilesDir: cfg.Profiles})
 	mux.Handle("/boot.ipxe", scripts)
 	mux.Handle("/ipxe", scripts)
 	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: identify})
