@@ -85,7 +85,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 
-	g, ctx := errgroup.WithContext(ctx)
+	// Every socket is opened before any server runs: a port already taken
+	// fails the start cleanly, with nothing half running.
+	var runs []func(context.Context) error
 	var closers []io.Closer
 	defer func() {
 		for _, c := range closers {
@@ -114,11 +116,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 				return fmt.Errorf("dhcp on %s port %d: %w", bi.Name, port, err)
 			}
 			closers = append(closers, conn)
-			g.Go(func() error { return srv.Serve(ctx, conn) })
+			runs = append(runs, func(ctx context.Context) error { return srv.Serve(ctx, conn) })
 		}
 		if cfg.IPv6RA {
 			ra := &dhcp.RAResponder{Interface: bi.Name, Log: log.With("interface", bi.Name)}
-			g.Go(func() error { return ra.Serve(ctx) })
+			runs = append(runs, ra.Serve)
 		}
 		log.Info("serving interface", "interface", bi.Name, "ip", bi.Advertise.String())
 	}
@@ -129,7 +131,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	closers = append(closers, tconn)
 	ts := &tftp.Server{Root: nbp, Log: log, Identify: identify}
-	g.Go(func() error { return ts.Serve(ctx, tconn) })
+	runs = append(runs, func(ctx context.Context) error { return ts.Serve(ctx, tconn) })
 
 	hln, err := net.Listen("tcp4", ":"+strconv.Itoa(cfg.HTTPPort))
 	if err != nil {
@@ -143,6 +145,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	// Server-sent event streams would otherwise hold Shutdown until its
 	// timeout.
 	hs.RegisterOnShutdown(events.Close)
+
+	g, ctx := errgroup.WithContext(ctx)
+	for _, run := range runs {
+		g.Go(func() error { return run(ctx) })
+	}
 	g.Go(func() error {
 		if err := hs.Serve(hln); !errors.Is(err, http.ErrServerClosed) {
 			return err

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestServeConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rackboot.yaml")
+	if err := os.WriteFile(file, []byte("profiles: /srv/profiles\ninterfaces: [eth1, eth2]\nhttp-port: 9090\ndiscovery: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want func(*serveConfig)
+	}{
+		{"defaults", nil, func(*serveConfig) {}},
+		{"flags", []string{"--interface", "br0", "--interface", "br1", "--dhcp-port", "6767", "--efi-file", "snponly.efi"}, func(c *serveConfig) {
+			c.Interfaces = []string{"br0", "br1"}
+			c.DHCPPort = 6767
+			c.EFIFile = "snponly.efi"
+		}},
+		{"file", []string{"--config", file}, func(c *serveConfig) {
+			c.Profiles = "/srv/profiles"
+			c.Interfaces = []string{"eth1", "eth2"}
+			c.HTTPPort = 9090
+			c.Discovery = true
+		}},
+		{"flags win over the file", []string{"--config", file, "--interface", "br0", "--http-port", "8081"}, func(c *serveConfig) {
+			c.Profiles = "/srv/profiles"
+			c.Interfaces = []string{"br0"}
+			c.HTTPPort = 8081
+			c.Discovery = true
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseServeConfig(tc.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := defaultServeConfig()
+			tc.want(&want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestServeConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("profiles: /x\nhttp_port: 80\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown key in file", []string{"--config", bad}, "field http_port not found"},
+		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, "no such file"},
+		{"bad port", []string{"--http-port", "70000"}, "http-port 70000: not a port"},
+		{"bad advertise", []string{"--advertise", "example.com"}, "not an IPv4 address"},
+		{"bad log format", []string{"--log-format", "xml"}, "log-format"},
+		{"stray argument", []string{"extra"}, "unexpected argument"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseServeConfig(tc.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

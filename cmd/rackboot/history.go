@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rackboot/rackboot/api"
+	"github.com/rackboot/rackboot/registry"
+)
+
+// runHistory prints every install attempt of one machine, oldest first:
+// what was installed, from which image and profile, when, and how it ended.
+func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return newCLI(stdout, stderr).history(ctx, args)
+}
+
+func (c *cli) history(ctx context.Context, args []string) int {
+	fs, cf := c.flagSet("history", "rackboot history MAC|HOSTNAME [--json]")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	pos, ok := parse(fs, args)
+	if !ok {
+		return 2
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return 2
+	}
+	cl, err := c.client(cf)
+	if err != nil {
+		return c.fail("history", err)
+	}
+	mac, err := cl.resolve(ctx, pos[0])
+	if err != nil {
+		return c.fail("history", err)
+	}
+	var hist []registry.Attempt
+	raw, err := cl.get(ctx, "/api/hosts/"+mac+"/history", &hist)
+	if err != nil {
+		return c.fail("history", err)
+	}
+	if *asJSON {
+		if err := writeJSON(c.stdout, raw); err != nil {
+			return c.fail("history", err)
+		}
+		return 0
+	}
+	var h api.HostView
+	if _, err := cl.get(ctx, "/api/hosts/"+mac, &h); err != nil {
+		return c.fail("history", err)
+	}
+	fmt.Fprint(c.stdout, c.historyText(h, hist))
+	return 0
+}
+
+// historyText is a line about the host, then one row per attempt.
+func (c *cli) historyText(h api.HostView, hist []registry.Attempt) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: %s", h.MAC, orDash(h.Hostname), h.State)
+	if !h.Version.IsZero() {
+		fmt.Fprintf(&b, ", runs %s", versionString(h.Version))
+	}
+	if h.Reason != "" {
+		fmt.Fprintf(&b, " (%s)", oneLine(h.Reason))
+	}
+	b.WriteString("\n")
+	if len(hist) == 0 {
+		b.WriteString("no install attempt yet\n")
+		return b.String()
+	}
+	b.WriteString("\n")
+	rows := [][]string{{"ID", "ATTEMPT", "VERSION", "IMAGE", "PROFILE", "STARTED", "FINISHED", "RESULT", "WRITTEN", "DURATION", "REASON", "ERROR"}}
+	for _, a := range hist {
+		result, finished, written, took := "running", "-", "-", "-"
+		if a.Result != "" {
+			result = string(a.Result)
+		}
+		if !a.Finished.IsZero() {
+			finished = stamp(a.Finished, c.loc)
+			// The same day need not be read twice.
+			if s := stamp(a.Started, c.loc); !a.Started.IsZero() && s[:11] == finished[:11] {
+				finished = finished[11:]
+			}
+		}
+		if a.BytesWritten > 0 {
+			written = humanBytes(a.BytesWritten)
+		}
+		if a.DurationMS > 0 {
+			took = humanDuration(time.Duration(a.DurationMS) * time.Millisecond)
+		}
+		failure := a.Error
+		if a.Phase != "" && failure != "" {
+			failure = a.Phase + ": " + failure
+		}
+		rows = append(rows, []string{
+			strconv.Itoa(a.ID), strconv.Itoa(a.Number), versionString(a.Version),
+			short(a.ImageSHA256), short(a.ProfileDigest),
+			stamp(a.Started, c.loc), finished, result, written, took,
+			orDash(a.Reason), orDash(failure),
+		})
+	}
+	table(&b, "", rows)
+	return b.String()
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+
+	"github.com/rackboot/rackboot/api"
+)
+
+// runLogs prints the agent's log of a machine's running or latest attempt;
+// with -f it follows the log until the attempt ends, and a pending
+// machine's next attempt is waited for.
+func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return newCLI(stdout, stderr).logs(ctx, args)
+}
+
+func (c *cli) logs(ctx context.Context, args []string) int {
+	fs, cf := c.flagSet("logs", "rackboot logs MAC|HOSTNAME [-f] [--attempt ID]")
+	var follow bool
+	fs.BoolVar(&follow, "f", false, "follow the log until the attempt ends")
+	fs.BoolVar(&follow, "follow", false, "same as -f")
+	attempt := fs.Int("attempt", 0, "the attempt `ID` (see rackboot history; default: the running or latest)")
+	pos, ok := parse(fs, args)
+	if !ok {
+		return 2
+	}
+	if len(pos) != 1 || *attempt < 0 {
+		fs.Usage()
+		return 2
+	}
+	cl, err := c.client(cf)
+	if err != nil {
+		return c.fail("logs", err)
+	}
+	mac, err := cl.resolve(ctx, pos[0])
+	if err != nil {
+		return c.fail("logs", err)
+	}
+	q := url.Values{}
+	if *attempt > 0 {
+		q.Set("attempt", strconv.Itoa(*attempt))
+	}
+	hc := cl.http
+	if follow {
+		q.Set("follow", "1")
+		hc = cl.stream
+	}
+	path := "/api/hosts/" + mac + "/log"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	resp, err := cl.do(ctx, hc, "GET", path, nil)
+	if err != nil {
+		return c.fail("logs", err)
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(c.stdout, resp.Body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return c.fail("logs", ctx.Err())
+		}
+		return c.fail("logs", fmt.Errorf("the log stream broke: %w", err))
+	}
+	if !follow {
+		if n == 0 {
+			fmt.Fprintln(c.stderr, "(the log is empty)")
+		}
+		return 0
+	}
+	// The daemon ends a followed log when the attempt ends: say how.
+	var h api.HostView
+	if _, err := cl.get(ctx, "/api/hosts/"+mac, &h); err != nil {
+		return c.fail("logs", err)
+	}
+	fmt.Fprintf(c.stderr, "-- the attempt ended: %s is %s", mac, h.State)
+	if h.LastError != "" {
+		fmt.Fprintf(c.stderr, " (%s)", oneLine(h.LastError))
+	}
+	fmt.Fprintln(c.stderr)
+	return 0
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/rackboot/rackboot/api"
+)
+
+// runReinstall marks machines pending: each installs again at its next PXE
+// boot. Nothing happens to a machine until it reboots, so --dry-run first
+// is cheap and --selector with a typo names nothing rather than everything.
+func runReinstall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return newCLI(stdout, stderr).reinstall(ctx, args)
+}
+
+func (c *cli) reinstall(ctx context.Context, args []string) int {
+	fs, cf := c.flagSet("reinstall", "rackboot reinstall MAC|HOSTNAME... | --selector KEY=VALUE | --version-below N\n"+
+		"         [--reason TEXT] [--version NAME] [--dry-run] [--json]")
+	var selectors []string
+	fs.Var(&listFlag{list: &selectors}, "selector", "hosts with label `KEY=VALUE` (repeatable or comma-separated; all must hold)")
+	below := fs.String("version-below", "", "hosts whose installed version `number` is below N; with --selector, both must hold")
+	reason := fs.String("reason", "", "why, recorded with the request and each attempt it causes (e.g. a CVE)")
+	version := fs.String("version", "", "install catalog version `name` instead of the profile's (a canary)")
+	dryRun := fs.Bool("dry-run", false, "show which machines would be marked pending; change nothing")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	pos, ok := parse(fs, args)
+	if !ok {
+		return 2
+	}
+	req := api.ReinstallRequest{Reason: *reason, Version: *version, By: c.user, DryRun: *dryRun}
+	for _, s := range selectors {
+		for kv := range strings.SplitSeq(s, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				fmt.Fprintf(c.stderr, "rackboot reinstall: --selector %q: want KEY=VALUE\n", kv)
+				return 2
+			}
+			if req.Selector == nil {
+				req.Selector = map[string]string{}
+			}
+			req.Selector[k] = v
+		}
+	}
+	if *below != "" {
+		n, err := strconv.Atoi(*below)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "rackboot reinstall: --version-below %q: want a version number\n", *below)
+			return 2
+		}
+		req.VersionBelow = &n
+	}
+	if len(pos) == 0 && req.Selector == nil && req.VersionBelow == nil {
+		fs.Usage()
+		return 2
+	}
+	cl, err := c.client(cf)
+	if err != nil {
+		return c.fail("reinstall", err)
+	}
+	// The hosts resolve hostnames, and name the machines in the answer.
+	// They are read first: an error here has changed nothing.
+	hs, _, err := cl.hosts(ctx, nil)
+	if err != nil {
+		return c.fail("reinstall", err)
+	}
+	byMAC := make(map[string]api.HostView, len(hs))
+	for _, h := range hs {
+		byMAC[h.MAC] = h
+	}
+	for _, arg := range pos {
+		mac, err := findHost(hs, arg)
+		if err != nil {
+			return c.fail("reinstall", err)
+		}
+		req.MACs = append(req.MACs, mac)
+	}
+	var resp api.ReinstallResponse
+	if err := cl.post(ctx, "/api/reinstall", req, &resp); err != nil {
+		return c.fail("reinstall", err)
+	}
+	if *asJSON {
+		b, err := json.Marshal(resp)
+		if err == nil {
+			err = writeJSON(c.stdout, b)
+		}
+		if err != nil {
+			return c.fail("reinstall", err)
+		}
+	} else {
+		fmt.Fprint(c.stdout, reinstallText(req, resp, byMAC))
+	}
+	if len(resp.Skipped) > 0 {
+		return 1
+	}
+	return 0
+}
+
+func reinstallText(req api.ReinstallRequest, resp api.ReinstallResponse, hosts map[string]api.HostView) string {
+	var b strings.Builder
+	n := len(resp.Reinstalled)
+	machines := strconv.Itoa(n) + " machines"
+	if n == 1 {
+		machines = "1 machine"
+	}
+	switch {
+	case n == 0:
+		b.WriteString("no machine marked pending\n")
+	case req.DryRun:
+		fmt.Fprintf(&b, "dry run: would mark %s pending (nothing changed)\n", machines)
+	default:
+		fmt.Fprintf(&b, "marked %s pending: each installs again at its next PXE boot\n", machines)
+	}
+	if n > 0 {
+		rows := [][]string{{"MAC", "HOSTNAME", "RUNS", "INSTALLS"}}
+		for _, mac := range resp.Reinstalled {
+			h := hosts[mac]
+			next := "-"
+			switch {
+			case req.Version != "":
+				next = req.Version
+			case h.ProfileVersion != nil:
+				next = versionString(*h.ProfileVersion)
+			}
+			rows = append(rows, []string{mac, orDash(h.Hostname), versionString(h.Version), next})
+		}
+		table(&b, "  ", rows)
+	}
+	for _, s := range resp.Skipped {
+		fmt.Fprintf(&b, "skipped %s: %s\n", s.MAC, oneLine(s.Reason))
+	}
+	return b.String()
+}

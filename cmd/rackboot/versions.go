@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/rackboot/rackboot/api"
+)
+
+// runVersions prints, per installed version ordered by number, how many
+// machines run it and which: the fleet's patch level at one look.
+func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return newCLI(stdout, stderr).versions(ctx, args)
+}
+
+func (c *cli) versions(ctx context.Context, args []string) int {
+	fs, cf := c.flagSet("versions", "rackboot versions [--json]")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	pos, ok := parse(fs, args)
+	if !ok {
+		return 2
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(c.stderr, "rackboot versions: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	cl, err := c.client(cf)
+	if err != nil {
+		return c.fail("versions", err)
+	}
+	var vs []api.VersionCount
+	raw, err := cl.get(ctx, "/api/versions", &vs)
+	if err != nil {
+		return c.fail("versions", err)
+	}
+	if *asJSON {
+		if err := writeJSON(c.stdout, raw); err != nil {
+			return c.fail("versions", err)
+		}
+		return 0
+	}
+	// The hosts give the machines their names, and tell the machines
+	// that run no version rackboot installed.
+	hs, _, err := cl.hosts(ctx, nil)
+	if err != nil {
+		return c.fail("versions", err)
+	}
+	fmt.Fprint(c.stdout, versionTable(vs, hs))
+	return 0
+}
+
+func versionTable(vs []api.VersionCount, hs []api.HostView) string {
+	names := make(map[string]string, len(hs))
+	var none []string
+	for _, h := range hs {
+		names[h.MAC] = h.MAC
+		if h.Hostname != "" {
+			names[h.MAC] = h.Hostname
+		}
+		if h.Version.IsZero() {
+			none = append(none, names[h.MAC])
+		}
+	}
+	rows := [][]string{{"VERSION", "NUMBER", "MACHINES", "WHICH"}}
+	for _, v := range vs {
+		which := make([]string, 0, len(v.MACs))
+		for _, m := range v.MACs {
+			if n, ok := names[m]; ok {
+				which = append(which, n)
+			} else {
+				which = append(which, m)
+			}
+		}
+		rows = append(rows, []string{v.Name, strconv.Itoa(v.Number), strconv.Itoa(v.Count), strings.Join(which, ", ")})
+	}
+	if len(none) > 0 {
+		rows = append(rows, []string{"(none)", "-", strconv.Itoa(len(none)), strings.Join(none, ", ")})
+	}
+	var b strings.Builder
+	table(&b, "", rows)
+	return b.String()
+}
