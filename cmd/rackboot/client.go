@@ -52,27 +52,28 @@ type cli struct {
 	getenv         func(string) string
 	// loc is the time zone times are printed in.
 	loc *time.Location
+	now func() time.Time
 	// user names who asks, recorded with reinstall requests.
 	user string
-	// terminal reports whether stdout is a terminal, and its width.
-	terminal func() (width int, ok bool)
+	// terminal reports whether stdout is a terminal, and its size.
+	terminal func() (width, height int, ok bool)
 }
 
 func newCLI(stdout, stderr io.Writer) *cli {
-	c := &cli{stdout: stdout, stderr: stderr, getenv: os.Getenv, loc: time.Local}
+	c := &cli{stdout: stdout, stderr: stderr, getenv: os.Getenv, loc: time.Local, now: time.Now}
 	if u, err := user.Current(); err == nil {
 		c.user = u.Username
 	}
-	c.terminal = func() (int, bool) {
+	c.terminal = func() (int, int, bool) {
 		f, ok := stdout.(*os.File)
 		if !ok || !term.IsTerminal(int(f.Fd())) {
-			return 0, false
+			return 0, 0, false
 		}
-		w, _, err := term.GetSize(int(f.Fd()))
-		if err != nil || w <= 0 {
-			w = 80
+		w, h, err := term.GetSize(int(f.Fd()))
+		if err != nil || w <= 0 || h <= 0 {
+			w, h = 80, 24
 		}
-		return w, true
+		return w, h, true
 	}
 	return c
 }
@@ -92,10 +93,10 @@ func (c *cli) flagSet(name, usage string) (*flag.FlagSet, *clientFlags) {
 	return fs, cf
 }
 
-// parse parses args, allowing flags after positional arguments
+// parseArgs parses args, allowing flags after positional arguments
 // ("rackboot history MAC --json"), which the flag package alone stops at.
 // It returns the positional arguments, or false after printing the error.
-func parse(fs *flag.FlagSet, args []string) ([]string, bool) {
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, bool) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -21,7 +21,7 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func (c *cli) history(ctx context.Context, args []string) int {
 	fs, cf := c.flagSet("history", "rackboot history MAC|HOSTNAME [--json]")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, ok := parse(fs, args)
+	pos, ok := parseArgs(fs, args)
 	if !ok {
 		return 2
 	}
@@ -59,14 +59,17 @@ func (c *cli) history(ctx context.Context, args []string) int {
 // historyText is a line about the host, then one row per attempt.
 func (c *cli) historyText(h api.HostView, hist []registry.Attempt) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s: %s", h.MAC, orDash(h.Hostname), h.State)
+	fmt.Fprintf(&b, "%s: %s", machineLabel(h.MAC, h.Hostname), h.State)
+	if !h.Since.IsZero() {
+		fmt.Fprintf(&b, " since %s", stamp(h.Since, c.loc))
+	}
 	if !h.Version.IsZero() {
 		fmt.Fprintf(&b, ", runs %s", versionString(h.Version))
 	}
-	if h.Reason != "" {
-		fmt.Fprintf(&b, " (%s)", oneLine(h.Reason))
-	}
 	b.WriteString("\n")
+	if h.Reason != "" {
+		fmt.Fprintf(&b, "  %s\n", oneLine(h.Reason))
+	}
 	if len(hist) == 0 {
 		b.WriteString("no install attempt yet\n")
 		return b.String()
@@ -97,7 +100,7 @@ func (c *cli) historyText(h api.HostView, hist []registry.Attempt) string {
 		}
 		rows = append(rows, []string{
 			strconv.Itoa(a.ID), strconv.Itoa(a.Number), versionString(a.Version),
-			short(a.ImageSHA256), short(a.ProfileDigest),
+			shortDigest(a.ImageSHA256), shortDigest(a.ProfileDigest),
 			stamp(a.Started, c.loc), finished, result, written, took,
 			orDash(a.Reason), orDash(failure),
 		})

@@ -25,7 +25,7 @@ func (c *cli) hosts(ctx context.Context, args []string) int {
 	var labels []string
 	fs.Var(&listFlag{list: &labels}, "label", "only hosts with label `KEY=VALUE` (repeatable; all must hold)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, ok := parse(fs, args)
+	pos, ok := parseArgs(fs, args)
 	if !ok {
 		return 2
 	}

@@ -14,7 +14,7 @@ func TestLayout(t *testing.T) {
 		t.Fatalf("the go command is needed to list dependencies: %v", err)
 	}
 	const mod = "github.com/rackboot/rackboot/"
-	apart := []string{"dhcp", "tftp", "ipxe", "imaging", "artifacts"}
+	apart := []string{"dhcp", "tftp", "ipxe", "imaging", "artifacts", "metrics"}
 	forbidden := map[string][]string{"profiles": apart}
 	for _, p := range apart {
 		for _, q := range apart {

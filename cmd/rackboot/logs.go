@@ -23,7 +23,7 @@ func (c *cli) logs(ctx context.Context, args []string) int {
 	fs.BoolVar(&follow, "f", false, "follow the log until the attempt ends")
 	fs.BoolVar(&follow, "follow", false, "same as -f")
 	attempt := fs.Int("attempt", 0, "the attempt `ID` (see rackboot history; default: the running or latest)")
-	pos, ok := parse(fs, args)
+	pos, ok := parseArgs(fs, args)
 	if !ok {
 		return 2
 	}

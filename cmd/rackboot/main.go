@@ -21,6 +21,15 @@ commands:
   schema     print the JSON Schema of the profiles YAML (for editors)
   version    print the version
 
+fleet (talk to a running daemon: --server URL or $RACKBOOT_SERVER; admin token
+from --data DIR/admin.token or $RACKBOOT_TOKEN):
+  hosts      list machines: state, installed version, attempt (--version-below N: not patched)
+  versions   how many machines run each version, and which
+  history    every install attempt of a machine
+  reinstall  mark machines pending: they install again at their next PXE boot
+  logs       print (-f: follow) the agent's log of a machine's latest attempt
+  watch      live progress of every installing machine
+
 Run "rackboot <command> -h" for a command's flags.
 `
 
@@ -33,6 +42,13 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"schema":   runSchema,
 	"initrd":   runInitrd,
 	"version":  runVersion,
+
+	"hosts":     runHosts,
+	"versions":  runVersions,
+	"history":   runHistory,
+	"reinstall": runReinstall,
+	"logs":      runLogs,
+	"watch":     runWatch,
 }
 
 func main() {

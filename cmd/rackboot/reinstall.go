@@ -28,7 +28,7 @@ func (c *cli) reinstall(ctx context.Context, args []string) int {
 	version := fs.String("version", "", "install catalog version `name` instead of the profile's (a canary)")
 	dryRun := fs.Bool("dry-run", false, "show which machines would be marked pending; change nothing")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, ok := parse(fs, args)
+	pos, ok := parseArgs(fs, args)
 	if !ok {
 		return 2
 	}
@@ -108,6 +108,8 @@ func reinstallText(req api.ReinstallRequest, resp api.ReinstallResponse, hosts m
 		machines = "1 machine"
 	}
 	switch {
+	case n == 0 && req.DryRun:
+		b.WriteString("dry run: no machine would be marked pending\n")
 	case n == 0:
 		b.WriteString("no machine marked pending\n")
 	case req.DryRun:

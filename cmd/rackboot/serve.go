@@ -22,6 +22,7 @@ import (
 	"github.com/rackboot/rackboot/artifacts"
 	"github.com/rackboot/rackboot/dhcp"
 	"github.com/rackboot/rackboot/ipxe"
+	"github.com/rackboot/rackboot/metrics"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
 	"github.com/rackboot/rackboot/tftp"
@@ -70,13 +71,16 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 	events := &api.Events{}
-	reg := &registry.Registry{Store: store, MaxAttempts: cfg.MaxAttempts, Log: log, Notify: events.Changed}
+	fl := fleet{&profiles.Watcher{Dir: cfg.Profiles, Log: log}}
+	m := metrics.New(metrics.Options{Census: fleetCensus(store, fl), Log: log})
+	fl.OnReload = func(*profiles.Set) { m.ProfilesLoaded() }
+	fl.OnError = func(error) { m.ProfilesFailed() }
+	reg := &registry.Registry{Store: store, MaxAttempts: cfg.MaxAttempts, Log: log, Notify: installMetrics(m, events.Changed)}
 
 	nbp := filepath.Join(cfg.Data, "nbp")
 	if err := stageBootFiles(cfg.IPXEDir, nbp, log); err != nil {
 		return err
 	}
-	fl := fleet{&profiles.Watcher{Dir: cfg.Profiles, Log: log}}
 	if err := fl.Reload(); err != nil {
 		return fmt.Errorf("profiles %s:\n%w", cfg.Profiles, err)
 	}
@@ -104,8 +108,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 				ARM64File: cfg.ARM64File,
 				Discovery: cfg.Discovery,
 			},
-			Hosts: fl,
-			Log:   log, // Serve adds the interface to each packet's logger
+			Hosts:   fl,
+			Log:     log, // Serve adds the interface to each packet's logger
+			OnReply: m.DHCPReply,
 		}
 		for _, port := range []int{cfg.DHCPPort, cfg.PXEPort} {
 			if port == 0 {
@@ -130,7 +135,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return fmt.Errorf("tftp: %w", err)
 	}
 	closers = append(closers, tconn)
-	ts := &tftp.Server{Root: nbp, Log: log, Identify: identify}
+	ts := &tftp.Server{Root: nbp, Log: log, Identify: identify,
+		OnTransfer: func(t tftp.Transfer) { m.TFTPTransfer(t.Outcome.String(), t.Bytes) }}
 	runs = append(runs, func(ctx context.Context) error { return ts.Serve(ctx, tconn) })
 
 	hln, err := net.Listen("tcp4", ":"+strconv.Itoa(cfg.HTTPPort))
@@ -138,7 +144,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return fmt.Errorf("http: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           httpRoutes(cfg, nbp, fl, reg, events, adminToken, log),
+		Handler:           httpRoutes(cfg, nbp, fl, reg, events, adminToken, m, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -192,21 +198,25 @@ func reloadOnHangup(ctx context.Context, w *profiles.Watcher) error {
 	}
 }
 
-func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, log *slog.Logger) http.Handler {
+func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, m *metrics.Metrics, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	scripts := &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, Hosts: fl, Discovery: cfg.Discovery, Log: log,
-		Lifecycle: api.Lifecycle{Registry: reg, Discovery: cfg.Discovery}}
+	scripts := m.Instrument("ipxe", &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, Hosts: fl, Discovery: cfg.Discovery, Log: log,
+		Lifecycle: api.Lifecycle{Registry: reg, Discovery: cfg.Discovery}, OnScript: m.IPXEScript})
 	var base string
 	if cfg.Advertise != "" {
 		base = "http://" + net.JoinHostPort(cfg.Advertise, strconv.Itoa(cfg.HTTPPort))
 	}
-	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: fl, AdminToken: adminToken, Events: events, BaseURL: base, Log: log,
-		Profiles: fl.Watcher, ProfilesDir: cfg.Profiles})
+	mux.Handle("/api/", m.Instrument("api", &api.Server{Registry: reg, Fleet: fl, AdminToken: adminToken, Events: events, BaseURL: base, Log: log,
+		Profiles: fl.Watcher, ProfilesDir: cfg.Profiles}))
 	mux.Handle("/boot.ipxe", scripts)
 	mux.Handle("/ipxe", scripts)
-	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: identify})
+	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: identify,
+		OnServe: func(s artifacts.Served) { m.HTTPRequest("artifacts", s.Status, s.Bytes) }})
 	// UEFI HTTP boot clients are given an http:// URL of the iPXE binary.
-	mux.Handle("/nbp/", &artifacts.Handler{Dir: nbp, Prefix: "/nbp/", Log: log, Identify: identify})
+	mux.Handle("/nbp/", &artifacts.Handler{Dir: nbp, Prefix: "/nbp/", Log: log, Identify: identify,
+		OnServe: func(s artifacts.Served) { m.HTTPRequest("nbp", s.Status, s.Bytes) }})
+	// Unauthenticated, as Prometheus scrapes: counts, no secrets.
+	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	return mux
 }

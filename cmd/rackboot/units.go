@@ -69,9 +69,9 @@ func versionString(v registry.Version) string {
 	return fmt.Sprintf("%s (%d)", v.Name, v.Number)
 }
 
-// short cuts a hex digest to 12 characters, enough to tell images apart
+// shortDigest cuts a hex digest to 12 characters, enough to tell images apart
 // and to grep for in a full listing.
-func short(digest string) string {
+func shortDigest(digest string) string {
 	digest = strings.TrimPrefix(digest, "sha256:")
 	if digest == "" {
 		return "-"

@@ -19,7 +19,7 @@ func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func (c *cli) versions(ctx context.Context, args []string) int {
 	fs, cf := c.flagSet("versions", "rackboot versions [--json]")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, ok := parse(fs, args)
+	pos, ok := parseArgs(fs, args)
 	if !ok {
 		return 2
 	}

@@ -1,0 +1,201 @@
+package metrics
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// namespace prefixes every rackboot metric.
+const namespace = "rackboot"
+
+// Options configures New. The zero value works: no fleet gauges, scrape
+// errors discarded.
+type Options struct {
+	// Census, if set, counts the fleet at each scrape, for the
+	// rackboot_hosts and rackboot_hosts_by_version gauges.
+	Census CensusFunc
+	// Log receives scrape errors (a failing Census). Nil discards.
+	Log *slog.Logger
+}
+
+// Metrics holds rackboot's metrics and the registry that serves them.
+// Create it with New.
+type Metrics struct {
+	reg *prometheus.Registry
+	log *slog.Logger
+
+	dhcpReplies   *prometheus.CounterVec
+	tftpTransfers *prometheus.CounterVec
+	tftpBytes     prometheus.Counter
+	httpRequests  *prometheus.CounterVec
+	httpBytes     *prometheus.CounterVec
+	scripts       *prometheus.CounterVec
+
+	installsStarted  prometheus.Counter
+	installsFinished *prometheus.CounterVec
+	installDuration  *prometheus.HistogramVec
+	installBytes     prometheus.Counter
+
+	profilesInvalid      prometheus.Gauge
+	profilesReloadErrors prometheus.Counter
+}
+
+// Install results, as the registry records them: the label values of
+// rackboot_installs_finished_total, present from the start so that a rate
+// over them never starts from a missing series.
+var results = []string{"success", "failed", "superseded"}
+
+// New returns the metrics, registered with a registry of their own along
+// with the Go runtime and process collectors.
+func New(o Options) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		log: o.Log,
+		dhcpReplies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "dhcp_replies_total",
+			Help: "Proxy-DHCP answers sent, by kind (offer, ack) and client architecture (option 93).",
+		}, []string{"kind", "arch"}),
+		tftpTransfers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "tftp_transfers_total",
+			Help: "TFTP requests ended, by outcome (ok, probe, aborted, not-found, denied, busy, failed).",
+		}, []string{"outcome"}),
+		tftpBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "tftp_sent_bytes_total",
+			Help: "File bytes sent over TFTP, whatever the outcome.",
+		}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_requests_total",
+			Help: "HTTP requests answered, by handler (api, ipxe, artifacts, nbp, ...) and status code.",
+		}, []string{"handler", "code"}),
+		httpBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_sent_bytes_total",
+			Help: "HTTP response body bytes sent, by handler.",
+		}, []string{"handler"}),
+		scripts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "ipxe_scripts_total",
+			Help: "Per-machine iPXE scripts served, by outcome (installer, local, failed, unknown, ...).",
+		}, []string{"outcome"}),
+		installsStarted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "installs_started_total",
+			Help: "Install attempts started: an agent fetched its plan.",
+		}),
+		installsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "installs_finished_total",
+			Help: "Install attempts ended, by result (success, failed, superseded).",
+		}, []string{"result"}),
+		installDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "install_duration_seconds",
+			Help: "Wall time of install attempts, from plan fetch to the final report, by result.",
+			// 30 s to about 2 h: a small image on a fast disk to a big one
+			// over a slow link.
+			Buckets: prometheus.ExponentialBuckets(30, 2, 9),
+		}, []string{"result"}),
+		installBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "install_written_bytes_total",
+			Help: "Bytes agents reported writing to disks in successful installs.",
+		}),
+		profilesInvalid: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "profiles_invalid",
+			Help: "1 while the profiles directory holds an edit that failed to load (the previous snapshot is served), else 0.",
+		}),
+		profilesReloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "profiles_reload_errors_total",
+			Help: "Profile reloads that failed.",
+		}),
+	}
+	for _, r := range results {
+		m.installsFinished.WithLabelValues(r)
+		m.installDuration.WithLabelValues(r)
+	}
+	m.reg.MustRegister(
+		m.dhcpReplies, m.tftpTransfers, m.tftpBytes, m.httpRequests, m.httpBytes, m.scripts,
+		m.installsStarted, m.installsFinished, m.installDuration, m.installBytes,
+		m.profilesInvalid, m.profilesReloadErrors,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	if o.Census != nil {
+		m.reg.MustRegister(census{fn: o.Census})
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition formats, for
+// GET /metrics. A failing Census is logged and its gauges left out; the
+// other metrics are still served.
+func (m *Metrics) Handler() http.Handler {
+	opts := promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}
+	if m.log != nil {
+		opts.ErrorLog = slog.NewLogLogger(m.log.Handler(), slog.LevelError)
+	}
+	return promhttp.HandlerFor(m.reg, opts)
+}
+
+// Registry is the registry the metrics are in, for tests and for adding
+// collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// DHCPReply counts a proxy-DHCP answer. It fits dhcp.Server.OnReply.
+func (m *Metrics) DHCPReply(kind, arch string) {
+	m.dhcpReplies.WithLabelValues(kind, arch).Inc()
+}
+
+// TFTPTransfer counts an ended TFTP request and the bytes it sent. Adapt
+// tftp.Server.OnTransfer with t.Outcome.String() and t.Bytes.
+func (m *Metrics) TFTPTransfer(outcome string, bytes int64) {
+	m.tftpTransfers.WithLabelValues(outcome).Inc()
+	if bytes > 0 {
+		m.tftpBytes.Add(float64(bytes))
+	}
+}
+
+// HTTPRequest counts an answered HTTP request of a handler class. Use it
+// from artifacts.Handler.OnServe, or wrap a handler with Instrument, not
+// both.
+func (m *Metrics) HTTPRequest(handler string, status int, bytes int64) {
+	m.httpRequests.WithLabelValues(handler, strconv.Itoa(status)).Inc()
+	if bytes > 0 {
+		m.httpBytes.WithLabelValues(handler).Add(float64(bytes))
+	}
+}
+
+// IPXEScript counts a per-machine script by outcome. It fits
+// ipxe.Handler.OnScript; the MAC is not a label, since one series per
+// machine would grow with the fleet.
+func (m *Metrics) IPXEScript(_ net.HardwareAddr, outcome string) {
+	m.scripts.WithLabelValues(outcome).Inc()
+}
+
+// InstallStarted counts an attempt that began (registry event "start").
+func (m *Metrics) InstallStarted() { m.installsStarted.Inc() }
+
+// InstallEnded counts an attempt that ended with result ("success",
+// "failed" or "superseded"), its wall time, and the bytes it wrote
+// (counted for successes only: a failed attempt's disk is rewritten).
+func (m *Metrics) InstallEnded(result string, took time.Duration, written int64) {
+	m.installsFinished.WithLabelValues(result).Inc()
+	if took > 0 {
+		m.installDuration.WithLabelValues(result).Observe(took.Seconds())
+	}
+	if result == "success" && written > 0 {
+		m.installBytes.Add(float64(written))
+	}
+}
+
+// ProfilesLoaded records that the profiles directory is served as it is.
+// Call it from profiles.Watcher.OnReload.
+func (m *Metrics) ProfilesLoaded() { m.profilesInvalid.Set(0) }
+
+// ProfilesFailed records a reload that failed. Call it from
+// profiles.Watcher.OnError.
+func (m *Metrics) ProfilesFailed() {
+	m.profilesInvalid.Set(1)
+	m.profilesReloadErrors.Inc()
+}
