@@ -25,7 +25,7 @@ fi
 
 # The same packages as e2e/test.sh: the demo uses the same lab.
 pkgs=(qemu-system-x86 ipxe ipxe-qemu ovmf busybox-static kmod cpio dosfstools gdisk
-      iproute2 curl atftp zstd)
+      iproute2 curl atftp zstd systemd-boot-efi syslinux syslinux-common mtools squashfs-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,57 @@
+package osimage
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// buildInitramfs returns the zstd-compressed newc archive of stage one:
+// static busybox, initScript as /init, and the modules (files relative to
+// modDir, see resolveModules) in load order, listed in /etc/modules.
+//
+// zstd rather than gzip: as small, and ten times faster to make (gzip -9
+// takes seconds). Linux unpacks zstd initramfs archives since 5.9
+// (CONFIG_RD_ZSTD, set in Debian's kernels). One encoder goroutine makes
+// the output depend on the input only.
+func buildInitramfs(busybox, modDir string, mods []string) ([]byte, error) {
+	bb, err := os.ReadFile(busybox)
+	if err != nil {
+		return nil, fmt.Errorf("osimage: initramfs: %w", err)
+	}
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	c := &newcWriter{w: zw}
+	for _, d := range []string{"bin", "dev", "etc", "lib", "lib/modules", "newroot", "proc", "sys"} {
+		c.add(newcEntry{name: d, mode: modeDir | 0o755})
+	}
+	// The kernel opens /dev/console for init's stdio before /init mounts
+	// devtmpfs; without the node init would run with no output at all.
+	c.add(newcEntry{name: "dev/console", mode: modeChar | 0o600, rdevMajor: 5, rdevMinor: 1})
+	c.add(newcEntry{name: "bin/busybox", mode: modeReg | 0o755, data: bb})
+	c.add(newcEntry{name: "init", mode: modeReg | 0o755, data: []byte(initScript)})
+	var list bytes.Buffer
+	for _, m := range mods {
+		data, err := os.ReadFile(filepath.Join(modDir, m))
+		if err != nil {
+			return nil, fmt.Errorf("osimage: initramfs: %w", err)
+		}
+		c.add(newcEntry{name: "lib/modules/" + path.Base(m), mode: modeReg | 0o644, data: data})
+		fmt.Fprintln(&list, path.Base(m))
+	}
+	c.add(newcEntry{name: "etc/modules", mode: modeReg | 0o644, data: list.Bytes()})
+	if err := c.close(); err != nil {
+		return nil, fmt.Errorf("osimage: initramfs: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("osimage: initramfs: %w", err)
+	}
+	return buf.Bytes(), nil
+}
