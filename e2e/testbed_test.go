@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -59,12 +60,29 @@ type testbed struct {
 	site      *lab.SiteDHCP
 	rackboot  *lab.Process
 	dir       string // every log of the run
+	data      string // rackboot's --data: registry, admin.token
 	serverLog string // rackboot's JSON log
+}
+
+// testbedConfig says what a testbed serves. The zero value serves the boot
+// tests' fleet with the lab's kernel and marker initramfs.
+type testbedConfig struct {
+	// fleet is the profiles directory's only file; fleetYAML when empty.
+	fleet string
+	// files are added to the artifacts directory, by name, from the
+	// paths given.
+	files map[string]string
 }
 
 // newTestbed builds rackboot and the artifacts, creates the lab and starts
 // the servers. Everything is removed when the test ends, or on SIGINT.
 func newTestbed(t *testing.T, ctx context.Context) *testbed {
+	t.Helper()
+	return startTestbed(t, ctx, testbedConfig{})
+}
+
+// startTestbed is newTestbed serving cfg.
+func startTestbed(t *testing.T, ctx context.Context, cfg testbedConfig) *testbed {
 	t.Helper()
 	requireLab(t)
 	if swept, err := lab.Sweep(""); err != nil {
@@ -88,7 +106,16 @@ func newTestbed(t *testing.T, ctx context.Context) *testbed {
 	if err := arts.Install(artDir); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(profDir, "fleet.yaml"), []byte(fleetYAML), 0o644); err != nil {
+	for name, src := range cfg.files {
+		if err := linkOrCopy(src, filepath.Join(artDir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fleet := cfg.fleet
+	if fleet == "" {
+		fleet = fleetYAML
+	}
+	if err := os.WriteFile(filepath.Join(profDir, "fleet.yaml"), []byte(fleet), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -102,7 +129,7 @@ func newTestbed(t *testing.T, ctx context.Context) *testbed {
 			t.Errorf("removing the lab: %v", err)
 		}
 	})
-	tb := &testbed{net: n, dir: dir, serverLog: filepath.Join(dir, "rackboot.log")}
+	tb := &testbed{net: n, dir: dir, data: filepath.Join(dir, "data"), serverLog: filepath.Join(dir, "rackboot.log")}
 	if tb.site, err = n.StartSiteDHCP(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +140,7 @@ func newTestbed(t *testing.T, ctx context.Context) *testbed {
 	defer logf.Close()
 	cmd := n.Command(n.Srv, bin, "serve",
 		"--profiles", profDir,
-		"--data", filepath.Join(dir, "data"),
+		"--data", tb.data,
 		"--artifacts", artDir,
 		"--ipxe-dir", lab.IPXEDir,
 		"--interface", lab.Bridge,
@@ -207,6 +234,31 @@ func buildRackboot(t *testing.T, ctx context.Context) string {
 		t.Fatalf("go build ./cmd/rackboot: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// linkOrCopy places src at dst: a hard link when both are on one file
+// system, a copy otherwise.
+func linkOrCopy(src, dst string) error {
+	if err := os.Remove(dst); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // logDir is where a test's logs go: $RACKBOOT_E2E_LOGS/TestName when set

@@ -50,8 +50,11 @@ func Build(w io.Writer, cfg Config) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	a := &archive{w: cpio.NewWriter(cw), rep: &rep, dirs: map[string]bool{}}
-	for _, d := range []string{"dev", "proc", "sys", "tmp", "run", "mnt", "etc/rackboot"} {
+	if err := writeDevices(cw); err != nil {
+		return rep, err
+	}
+	a := &archive{w: cpio.NewWriter(cw), rep: &rep, dirs: map[string]bool{"dev": true}}
+	for _, d := range []string{"proc", "sys", "tmp", "run", "mnt", "etc/rackboot"} {
 		if err := a.dir(d); err != nil {
 			return rep, err
 		}

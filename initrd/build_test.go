@@ -1,6 +1,7 @@
 package initrd
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"os"
@@ -48,26 +49,47 @@ kernel/drivers/nvme/host/nvme-core.ko.xz:
 	return dir
 }
 
+// readArchive reads every archive of a concatenation, as the kernel does:
+// it skips the NUL padding between archives (the library stops reading at
+// the trailer's name).
 func readArchive(t *testing.T, r io.Reader) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	cr := cpio.NewReader(r)
+	br := bufio.NewReader(r)
 	for {
-		h, err := cr.Next()
-		if err == io.EOF {
+		for {
+			b, err := br.Peek(1)
+			if err != nil || b[0] != 0 {
+				break
+			}
+			br.ReadByte()
+		}
+		cr := cpio.NewReader(br)
+		n := 0
+		for {
+			h, err := cr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			b, err := io.ReadAll(cr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case h.Mode.IsDir():
+				out[h.Name+"/"] = ""
+			case h.Mode&cpio.ModeType == cpio.TypeChar:
+				out[h.Name] = "char device"
+			default:
+				out[h.Name] = string(b)
+			}
+		}
+		if n == 0 {
 			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(cr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Mode.IsDir() {
-			out[h.Name+"/"] = ""
-		} else {
-			out[h.Name] = string(b)
 		}
 	}
 }
@@ -120,6 +142,11 @@ func TestBuild(t *testing.T) {
 			}
 			if got := files[ModuleList]; got != strings.Join(wantOrder, "\n")+"\n" {
 				t.Errorf("module list = %q", got)
+			}
+			for _, d := range []string{"dev/console", "dev/null"} {
+				if files[d] != "char device" {
+					t.Errorf("%s = %q, want a character device", d, files[d])
+				}
 			}
 			for _, d := range []string{"dev/", "proc/", "sys/", "lib/modules/kernel/drivers/net/"} {
 				if _, ok := files[d]; !ok {

@@ -4,7 +4,7 @@
 // and everything they depend on, taken from a distribution kernel's modules
 // directory.
 //
-// There is no /dev/console device node in the archive (the cpio library
-// writes no device numbers): the agent mounts devtmpfs itself and attaches
-// its standard streams to /dev/console before it logs anything.
+// The archive starts with a tiny hand-written newc archive holding
+// /dev/console and /dev/null (the cpio library writes no device numbers);
+// the kernel unpacks concatenated archives in order.
 package initrd

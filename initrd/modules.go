@@ -14,7 +14,7 @@ import (
 // the common Intel and Mellanox NICs. Missing ones are skipped, so one list
 // serves every kernel flavour.
 var DefaultModules = []string{
-	"virtio_pci", "virtio_blk", "virtio_scsi", "virtio_net",
+	"virtio_pci", "virtio_blk", "virtio_scsi", "virtio_net", "virtio_rng",
 	"nvme", "ahci", "sd_mod", "sr_mod",
 	"e1000", "e1000e", "igb", "ixgbe", "i40e", "ice", "mlx5_core", "bnxt_en", "tg3",
 	"vfat", "nls_cp437", "nls_iso8859_1", "efivarfs",

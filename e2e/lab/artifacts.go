@@ -56,6 +56,10 @@ type Artifacts struct {
 	KernelVersion string // uname -r of the kernel, such as "6.1.0-56-amd64"
 	Kernel        string // path of the kernel image (bzImage with EFI stub)
 	Initrd        string // path of the gzip-compressed newc initramfs
+	// ModulesDir is the kernel's modules directory (lib/modules/VERSION
+	// of the unpacked package, indexed by depmod), for building another
+	// initramfs, such as rackboot's installer, for the same kernel.
+	ModulesDir string
 }
 
 // BuildArtifacts fetches the kernel with apt-get download (the machine's
@@ -112,6 +116,7 @@ func BuildArtifacts(ctx context.Context, cfg ArtifactsConfig) (*Artifacts, error
 	if err != nil {
 		return nil, err
 	}
+	a.ModulesDir = modDir
 	key, err := initramfsKey(version, busybox)
 	if err != nil {
 		return nil, err

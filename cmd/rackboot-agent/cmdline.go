@@ -1,0 +1,164 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// Kernel command line parameters the iPXE script sets (ipxe/testdata/
+// installer-token.ipxe) and the one an admin may add to the profile's
+// installer cmdline.
+const (
+	paramServer = "rackboot.server" // http://IP:PORT of the appliance
+	paramMAC    = "rackboot.mac"    // the boot NIC, whose token this is
+	paramToken  = "rackboot.token"  // the one-attempt install token
+	paramAfter  = "rackboot.after"  // "reboot" (default) or "poweroff"
+)
+
+// What the machine does once the install is done.
+const (
+	afterReboot   = "reboot"
+	afterPoweroff = "poweroff"
+)
+
+// config is what the agent reads from /proc/cmdline.
+type config struct {
+	Server *url.URL         // the appliance, no path
+	MAC    net.HardwareAddr // the boot NIC
+	Token  string
+	After  string // afterReboot or afterPoweroff
+}
+
+// parseCmdline reads the agent's parameters from a kernel command line.
+// Everything else on it (console=, quiet, the kernel's own) is ignored.
+// A parameter given twice takes its last value, as the kernel's own
+// parameters do.
+func parseCmdline(s string) (config, error) {
+	p := cmdlineParams(s)
+	var cfg config
+	var errs []error
+	if v, ok := p[paramServer]; !ok || v == "" {
+		errs = append(errs, fmt.Errorf("%s= missing", paramServer))
+	} else if u, err := parseServer(v); err != nil {
+		errs = append(errs, err)
+	} else {
+		cfg.Server = u
+	}
+	if v, ok := p[paramMAC]; !ok || v == "" {
+		errs = append(errs, fmt.Errorf("%s= missing", paramMAC))
+	} else if hw, err := net.ParseMAC(v); err != nil || len(hw) != 6 {
+		errs = append(errs, fmt.Errorf("%s=%q: not an Ethernet MAC address", paramMAC, v))
+	} else {
+		cfg.MAC = hw
+	}
+	switch v := p[paramToken]; {
+	case v == "":
+		errs = append(errs, fmt.Errorf("%s= missing", paramToken))
+	case !printableToken(v):
+		// It goes into an HTTP header: refuse what would break it.
+		errs = append(errs, fmt.Errorf("%s: not a printable ASCII token", paramToken))
+	default:
+		cfg.Token = v
+	}
+	switch v := p[paramAfter]; v {
+	case "", afterReboot:
+		cfg.After = afterReboot
+	case afterPoweroff:
+		cfg.After = afterPoweroff
+	default:
+		errs = append(errs, fmt.Errorf("%s=%q: want %s or %s", paramAfter, v, afterReboot, afterPoweroff))
+	}
+	if len(errs) > 0 {
+		return config{}, fmt.Errorf("kernel command line: %w", errors.Join(errs...))
+	}
+	return cfg, nil
+}
+
+// parseServer accepts an http or https URL with a host and no path beyond
+// "/": the API paths are appended to it.
+func parseServer(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%s=%q: want http://HOST[:PORT]", paramServer, v)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
+		return nil, fmt.Errorf("%s=%q: want http://HOST[:PORT] without path, query or user", paramServer, v)
+	}
+	u.Path, u.RawPath = "", ""
+	return u, nil
+}
+
+func printableToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// cmdlineParams splits a kernel command line into name=value parameters
+// the way the kernel does (lib/cmdline.c, next_arg): parameters are
+// separated by spaces; double quotes group spaces into a value, either
+// around the value (name="a b") or around the whole parameter ("name=a b"),
+// and are removed; a parameter without "=" has the value ""; everything
+// after a lone "--" belongs to init's argv and is not a parameter.
+func cmdlineParams(s string) map[string]string {
+	p := map[string]string{}
+	for _, arg := range splitCmdline(s) {
+		if arg == "--" {
+			break
+		}
+		name, value, _ := strings.Cut(arg, "=")
+		p[name] = value
+	}
+	return p
+}
+
+// splitCmdline splits on whitespace outside double quotes and drops the
+// quotes. An unterminated quote runs to the end of the line, as in the
+// kernel.
+func splitCmdline(s string) []string {
+	var args []string
+	var cur strings.Builder
+	inQuote, inArg := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			inQuote = !inQuote
+			inArg = true
+		case !inQuote && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			if inArg {
+				args = append(args, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		default:
+			cur.WriteByte(c)
+			inArg = true
+		}
+	}
+	if inArg {
+		args = append(args, cur.String())
+	}
+	return args
+}
+
+// redactCmdline returns the command line with the token's value replaced,
+// for logs: the log goes to the appliance and to whoever reads the
+// console, the token must not.
+func redactCmdline(s string) string {
+	args := splitCmdline(s)
+	for i, a := range args {
+		// Anywhere in the argument: a quoted one may hold spaces, and
+		// the joined line must not show a token to a reader either.
+		if j := strings.Index(a, paramToken+"="); j >= 0 {
+			args[i] = a[:j] + paramToken + "=REDACTED"
+		}
+	}
+	return strings.Join(args, " ")
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rackboot/rackboot/imaging"
+)
+
+// reportInterval is how often the agent sends its log and its progress:
+// often enough to watch an install live, rarely enough to cost nothing.
+const reportInterval = time.Second
+
+// shipper sends the console's queued log lines to the appliance in
+// batches.
+type shipper struct {
+	con  *console
+	post func(ctx context.Context, lines []string) error
+
+	mu      sync.Mutex // one batch at a time, so lines arrive in order
+	refused bool       // the appliance refused the token: stop trying
+}
+
+// maxBatch keeps each POST within the API's limits (10000 lines, 1 MiB).
+const maxBatch = 2000
+
+// run flushes every interval until ctx ends.
+func (s *shipper) run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.flush(ctx)
+		}
+	}
+}
+
+// flush sends what is queued. Lines that could not be sent go back to the
+// queue for the next flush, unless the appliance refused them for good.
+func (s *shipper) flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lines := s.con.take()
+	if s.refused {
+		return nil
+	}
+	for len(lines) > 0 {
+		n := min(len(lines), maxBatch)
+		err := s.post(ctx, lines[:n])
+		switch {
+		case err == nil:
+			lines = lines[n:]
+		case retryable(err):
+			s.con.putBack(lines)
+			return err
+		default:
+			// A 401 (the attempt ended) or a 4xx that resending the same
+			// lines cannot fix; the console still has them.
+			s.refused = unauthorized(err)
+			return err
+		}
+	}
+	return nil
+}
+
+// progress keeps the install's latest progress, prints it on the console
+// and sends it to the appliance at most once per interval. Set is called
+// from the imaging goroutines and returns at once.
+type progress struct {
+	con  *console
+	post func(ctx context.Context, p progressReport) error
+	now  func() time.Time
+
+	mu      sync.Mutex
+	cur     imaging.Progress
+	sent    bool // cur was sent
+	shown   bool // cur was printed
+	printed time.Time
+}
+
+func newProgress(con *console, now func() time.Time) *progress {
+	return &progress{con: con, now: now, sent: true, shown: true}
+}
+
+// Set records p. The console gets a line when the phase changes and at
+// most once per reportInterval otherwise.
+func (p *progress) Set(pr imaging.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	newPhase := pr.Phase != p.cur.Phase
+	if newPhase && !p.shown && p.cur.Phase != "" {
+		// The last report of a phase (the stream's final count) came
+		// too soon after the one before to be shown: show it now.
+		p.con.Printf("%s", progressLine(p.cur))
+	}
+	p.cur, p.sent, p.shown = pr, false, false
+	if newPhase || now.Sub(p.printed) >= reportInterval {
+		p.con.Printf("%s", progressLine(pr))
+		p.printed, p.shown = now, true
+	}
+}
+
+// Phase returns the current phase, for a failure report.
+func (p *progress) Phase() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur.Phase
+}
+
+// run sends the latest progress every interval, when it changed, until
+// ctx ends. Progress is best effort: a report that fails is superseded by
+// the next one.
+func (p *progress) run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		cur, sent := p.cur, p.sent
+		p.sent = true
+		p.mu.Unlock()
+		if sent || cur.Phase == "" || p.post == nil {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		p.post(rctx, progressReport{Phase: cur.Phase, Done: cur.Done, Total: cur.Total, Rate: cur.Rate})
+		cancel()
+	}
+}
+
+// progressLine renders one progress line for the console:
+//
+//	progress image 45% 120.0 MiB of 268.4 MiB at 35.2 MiB/s
+func progressLine(p imaging.Progress) string {
+	s := "progress " + p.Phase
+	switch {
+	case p.Total > 0:
+		s += fmt.Sprintf(" %d%% %s of %s", p.Done*100/p.Total, mibString(p.Done), mibString(p.Total))
+	case p.Done > 0:
+		s += " " + mibString(p.Done)
+	}
+	if p.Received > 0 {
+		s += fmt.Sprintf(" (%s received)", mibString(p.Received))
+	}
+	if p.Rate > 0 {
+		s += fmt.Sprintf(" at %s/s", mibString(int64(p.Rate)))
+	}
+	return s
+}
+
+func mibString(n int64) string {
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}

@@ -1,0 +1,68 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// HTTPClient returns an HTTP client whose connections are made from inside
+// namespace ns (one of Srv, Site, Cli), so a test in the root namespace can
+// call a server's API on the lab segment without a curl in between.
+func (n *Net) HTTPClient(ns string) *http.Client {
+	return &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{DialContext: dialIn(ns), DisableKeepAlives: true},
+	}
+}
+
+// dialIn dials from a goroutine locked to an OS thread that enters the
+// namespace for the dial: a socket stays in the namespace it was created
+// in, whichever thread uses it afterwards. A literal IP address dials
+// serially on that goroutine (no Happy Eyeballs goroutines, no resolver).
+func dialIn(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		type result struct {
+			c   net.Conn
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			runtime.LockOSThread()
+			c, restored, err := dialInLocked(ctx, ns, network, addr)
+			if restored {
+				runtime.UnlockOSThread()
+			} // else the thread stays locked and ends with the goroutine: it must not be reused in ns
+			ch <- result{c, err}
+		}()
+		r := <-ch
+		return r.c, r.err
+	}
+}
+
+func dialInLocked(ctx context.Context, ns, network, addr string) (c net.Conn, restored bool, err error) {
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, true, fmt.Errorf("lab: %w", err)
+	}
+	defer self.Close()
+	target, err := os.Open(filepath.Join("/run/netns", ns))
+	if err != nil {
+		return nil, true, fmt.Errorf("lab: namespace %s: %w", ns, err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return nil, true, fmt.Errorf("lab: entering namespace %s: %w", ns, err)
+	}
+	var d net.Dialer
+	c, err = d.DialContext(ctx, network, addr)
+	restored = unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil
+	return c, restored, err
+}
