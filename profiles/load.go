@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -207,13 +208,12 @@ func parseFile(name string, b []byte) *parsedFile {
 	c := &checker{file: name}
 	defer func() { pf.errs = c.errs }()
 
-	// Strict decoding straight from the bytes: yaml.Node.Decode would drop
-	// KnownFields (go-yaml #460), so the node tree is parsed separately and
-	// only used for positions.
-	var f file
+	// One parse into a node tree (positions for every message), strict
+	// key checking by walking it, then a plain decode from the tree: see
+	// unknownKeys for why not the library's KnownFields.
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		c.yamlError(err)
 		pf.broken = true
 		return pf
@@ -229,9 +229,22 @@ func parseFile(name string, b []byte) *parsedFile {
 		pf.broken = true
 		return pf
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
+	var f file
+	unknown := unknownKeys(&root, reflect.TypeOf(f))
+	err := root.Decode(&f)
+	var te *yaml.TypeError
+	if err != nil && !errors.As(err, &te) {
 		c.yamlError(err)
+		pf.broken = true
+		return pf
+	}
+	if len(unknown) > 0 || te != nil {
+		msgs := unknown
+		if te != nil {
+			msgs = append(msgs, te.Errors...)
+		}
+		sortByLine(msgs)
+		c.yamlError(&yaml.TypeError{Errors: msgs})
 		pf.broken = true
 		return pf
 	}
