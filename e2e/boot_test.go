@@ -44,8 +44,8 @@ func TestBoot(t *testing.T) {
 			name: "uefi", fw: lab.UEFI, mac: uefiMAC,
 			want: func(mac string, ip netip.Addr) []expectation {
 				return []expectation{
-					answeredWith(mac, "ipxe.efi"),
-					tftpDone("ipxe.efi", mac, ip),
+					answeredWith(mac, "snponly.efi"),
+					tftpDone("snponly.efi", mac, ip),
 					answeredWith(mac, "/boot.ipxe"),
 				}
 			},
@@ -140,7 +140,7 @@ func TestUnknownMAC(t *testing.T) {
 func milestones(mac string, ip netip.Addr) []lab.Milestone {
 	return []lab.Milestone{
 		{Name: "dhcp", Server: answeredWith(mac, "").match},
-		{Name: "tftp", Server: tftpDone("ipxe.efi", mac, ip).match},
+		{Name: "tftp", Server: tftpDone("snponly.efi", mac, ip).match},
 		{Name: "ipxe", Serial: "iPXE initialising"},
 		{Name: "script", Server: scriptServed(mac).match},
 		{Name: "kernel", Server: artifactServed(lab.KernelName, mac).match},

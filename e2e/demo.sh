@@ -1,9 +1,14 @@
 #!/bin/bash
-# rackboot's main job on an embedded default: boots two machines of the
-# example fleet (a BIOS one and a UEFI one) over PXE from `rackboot serve`,
-# at once, in a private virtual lab, showing the chain as it happens, then
-# removes everything. Installs the Debian packages it needs.
-#   bash e2e/demo.sh [--keep] [--timeout 240s]      (as root; see e2e/demo/main.go)
+# rackboot's main job on an embedded default: three machines of the example
+# fleet (BIOS with a virtio NIC, UEFI with a virtio NIC, UEFI with an Intel
+# e1000) are powered on at once with blank disks in a private virtual lab;
+# rackboot installs them over the network (demo-1.0 and demo-1.1, two disk
+# layouts) while `rackboot watch` shows it live; then they boot from their
+# disks and a table says what each installed OS reported. Everything it
+# builds goes to one work directory, removed at the end (also on Ctrl-C);
+# only the Debian kernel stays cached in /var/cache/rackboot-e2e.
+# Installs the Debian packages it needs.
+#   bash e2e/demo.sh [--keep] [--timeout 6m]      (as root; see e2e/demo/main.go)
 # RACKBOOT_SKIP_APT=1 skips the package step (offline machines that have them).
 set -euo pipefail
 cd "$(dirname "$0")/.."

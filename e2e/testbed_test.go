@@ -72,6 +72,8 @@ type testbedConfig struct {
 	// files are added to the artifacts directory, by name, from the
 	// paths given.
 	files map[string]string
+	// serve are more flags for rackboot serve, after the testbed's own.
+	serve []string
 }
 
 // newTestbed builds rackboot and the artifacts, creates the lab and starts
@@ -151,6 +153,7 @@ func startTestbed(t *testing.T, ctx context.Context, cfg testbedConfig) *testbed
 		"--log-format", "json",
 		// Debug shows DHCP packets seen and not answered.
 		"--log-level", "debug")
+	cmd.Args = append(cmd.Args, cfg.serve...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if tb.rackboot, err = n.Start(cmd); err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ func boot(con *console, consoleErr error) (after string) {
 	if _, err := loadModules(log, kernelLoader{}, moduleList, moduleDir); err != nil {
 		log.Warn("modules", "phase", phaseModules, "err", err)
 	}
-	if err := mountEFIVars(); err != nil {
+	if a.efi, err = mountEFIVars(); err != nil {
 		log.Warn("no UEFI variables", "err", err)
 	}
 	a.setPhase(phaseNetwork)

@@ -38,6 +38,9 @@ type agent struct {
 	// downloading the image with the install token when the image is on
 	// the appliance.
 	installer *imaging.Installer
+	// efi holds the machine's UEFI variables, where setBootEntry records
+	// the installed system; nil on BIOS machines.
+	efi efiVars
 	// diskWait bounds the wait for the plan's disk to appear: drivers
 	// probe disks asynchronously after their module is loaded.
 	diskWait time.Duration
@@ -156,6 +159,9 @@ func (a *agent) fetchAndInstall(ctx context.Context) (*imaging.Result, error) {
 		return nil, err
 	}
 	log.Info("install finished", "took", time.Since(start).Round(time.Millisecond), "partitions", len(res.Partitions))
+	if a.efi != nil {
+		a.setBootEntry(log, p.Version.Name, res)
+	}
 	return res, nil
 }
 

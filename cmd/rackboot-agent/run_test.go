@@ -58,8 +58,15 @@ func newTestImage(t *testing.T) testImage {
 		body[i] = byte(i/4096) ^ byte(i)
 	}
 	f.WriteAt(body, mib)
+	return compressedImage(t, f.Name())
+}
+
+// compressedImage publishes the disk image file p.
+func compressedImage(t *testing.T, p string) testImage {
+	t.Helper()
 	var img testImage
-	if img.raw, err = os.ReadFile(f.Name()); err != nil {
+	var err error
+	if img.raw, err = os.ReadFile(p); err != nil {
 		t.Fatal(err)
 	}
 	var z bytes.Buffer

@@ -80,14 +80,17 @@ func mountSystem() error {
 }
 
 // mountEFIVars mounts efivarfs, which exposes UEFI variables (boot
-// entries, Secure Boot state), on machines booted through UEFI. It runs
-// after the modules are loaded: distribution kernels build efivarfs as a
-// module.
-func mountEFIVars() error {
+// entries, Secure Boot state), on machines booted through UEFI, and
+// returns them; nil on BIOS machines. It runs after the modules are
+// loaded: distribution kernels build efivarfs as a module.
+func mountEFIVars() (efiVars, error) {
 	if _, err := os.Stat("/sys/firmware/efi"); err != nil {
-		return nil // BIOS
+		return nil, nil // BIOS
 	}
-	return mount{"efivarfs", "/sys/firmware/efi/efivars", "efivarfs", nosuid | nodev | noexec, ""}.do()
+	if err := (mount{"efivarfs", efiVarsDir, "efivarfs", nosuid | nodev | noexec, ""}).do(); err != nil {
+		return nil, err
+	}
+	return efivarfs{dir: efiVarsDir}, nil
 }
 
 // uptime is the time since the kernel booted, the clock of its own console

@@ -42,14 +42,19 @@ type serveConfig struct {
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Profiles:    "/etc/rackboot/profiles",
-		Data:        "/var/lib/rackboot",
-		HTTPPort:    8080,
-		TFTPPort:    69,
-		DHCPPort:    67,
-		PXEPort:     4011,
-		IPXEDir:     "/usr/lib/ipxe",
-		EFIFile:     "ipxe.efi",
+		Profiles: "/etc/rackboot/profiles",
+		Data:     "/var/lib/rackboot",
+		HTTPPort: 8080,
+		TFTPPort: 69,
+		DHCPPort: 67,
+		PXEPort:  4011,
+		IPXEDir:  "/usr/lib/ipxe",
+		// snponly.efi drives the NIC through the firmware's own network
+		// stack. Debian's ipxe.efi brings its own drivers and, chained from
+		// EDK2's PXE, never returns from `exit`: the local-boot script of an
+		// installed UEFI machine would hang instead of falling through to
+		// the disk (seen in the e2e lab; snponly.efi returns at once).
+		EFIFile:     "snponly.efi",
 		ARM64File:   "",
 		Artifacts:   "/var/lib/rackboot/artifacts",
 		LogFormat:   "auto",
@@ -94,7 +99,7 @@ func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.Flag
 	fs.IntVar(&c.DHCPPort, "dhcp-port", c.DHCPPort, "proxy-DHCP `port`")
 	fs.IntVar(&c.PXEPort, "pxe-port", c.PXEPort, "PXE boot-server `port` answered beside the DHCP port (0: off)")
 	fs.StringVar(&c.IPXEDir, "ipxe-dir", c.IPXEDir, "`dir`ectory of the iPXE binaries (the distribution's ipxe package)")
-	fs.StringVar(&c.EFIFile, "efi-file", c.EFIFile, "iPXE `file` for x86-64 UEFI clients (e.g. snponly.efi)")
+	fs.StringVar(&c.EFIFile, "efi-file", c.EFIFile, "iPXE `file` for x86-64 UEFI clients (ipxe.efi brings its own NIC drivers but cannot exit back to the firmware)")
 	fs.StringVar(&c.ARM64File, "arm64-file", c.ARM64File, "iPXE `file` for arm64 UEFI clients (empty: arm64 not served)")
 	fs.StringVar(&c.Artifacts, "artifacts", c.Artifacts, "`dir`ectory served under /artifacts/")
 	fs.BoolVar(&c.Discovery, "discovery", c.Discovery, "answer machines missing from the profiles with the default installer")

@@ -22,10 +22,10 @@ func TestServeConfig(t *testing.T) {
 		want func(*serveConfig)
 	}{
 		{"defaults", nil, func(*serveConfig) {}},
-		{"flags", []string{"--interface", "br0", "--interface", "br1", "--dhcp-port", "6767", "--efi-file", "snponly.efi"}, func(c *serveConfig) {
+		{"flags", []string{"--interface", "br0", "--interface", "br1", "--dhcp-port", "6767", "--efi-file", "ipxe.efi"}, func(c *serveConfig) {
 			c.Interfaces = []string{"br0", "br1"}
 			c.DHCPPort = 6767
-			c.EFIFile = "snponly.efi"
+			c.EFIFile = "ipxe.efi"
 		}},
 		{"file", []string{"--config", file}, func(c *serveConfig) {
 			c.Profiles = "/srv/profiles"

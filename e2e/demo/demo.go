@@ -7,26 +7,30 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
-	"time"
 
+	"github.com/rackboot/rackboot/e2e/demo/rack"
 	"github.com/rackboot/rackboot/e2e/lab"
 )
 
-// sayFunc prints one step of the setup: a short name and what it did.
+// sayFunc prints one step of the demo: a short name and what happens.
 type sayFunc func(step, format string, args ...any)
 
-// demo builds the lab, boots the rack and reports. Every step that creates
-// something defers its removal, so an error or an interrupt at any point
-// leaves nothing behind but the kernel cache.
+// demo builds everything, installs the rack, boots it from disk and
+// reports. Every step that creates something defers its removal, so an
+// error or an interrupt at any point leaves nothing behind but the lab's
+// kernel cache.
 func demo(ctx context.Context, opts options, out io.Writer) (err error) {
 	say := sayFunc(func(step, format string, args ...any) {
 		fmt.Fprintf(out, "%-10s %s\n", step, fmt.Sprintf(format, args...))
 	})
-	ms := rack()
-	say("demo", "%d machines of the example fleet boot over the network from rackboot, at once, in a private lab", len(ms))
-	if err := lab.CheckHost(); err != nil {
-		return hostError(err)
+	ms := make([]*machine, 0, 3)
+	for _, m := range rack.Machines() {
+		ms = append(ms, &machine{Machine: m})
+	}
+	say("demo", "rackboot installs %d machines of the example fleet over the network, at once, "+
+		"and they boot what it installed from their disks; all in a private lab", len(ms))
+	if errs := rack.CheckHost(); len(errs) > 0 {
+		return hostError(errs)
 	}
 	sweep(say)
 
@@ -37,57 +41,64 @@ func demo(ctx context.Context, opts options, out io.Writer) (err error) {
 	defer func() { err = errors.Join(err, cleanWorkDir(w, opts.keep, say)) }()
 	say("work dir", "%s (everything the demo builds; removed at the end unless --keep)", w.dir)
 
-	say("build", "go build ./cmd/rackboot")
-	if err := w.buildRackboot(ctx); err != nil {
+	built, err := rack.Build(ctx, rack.BuildConfig{
+		Dir:  w.dir,
+		Log:  slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{ReplaceAttr: dropTimeAndLevel})),
+		Step: func(what string) { say("build", "%s", what) },
+	})
+	if err != nil {
 		return err
 	}
-	set, err := w.writeProfiles()
+	say("artifacts", "%s: kernel %s (Linux %s), agent initramfs %s (%s)", w.path("artifacts"),
+		rack.KernelFile, built.Kernel.KernelVersion, rack.InitrdFile, mib(built.InitrdSize))
+	for _, v := range rack.Versions {
+		im := built.Images[v]
+		say("", "%s: %s, a %s whole-disk image; sha256 %s", rack.ImageFile(v), mib(im.Size), mib(im.UncompressedSize), im.SHA256)
+	}
+	set, err := rack.WriteProfiles(w.profiles(), built.Images, nil)
 	if err != nil {
 		return err
 	}
 	if err := resolve(ms, set); err != nil {
 		return fmt.Errorf("the example fleet: %w", err)
 	}
-	say("profiles", "%s: %d hosts in %d files, from the embedded examples", w.profiles(), set.Len(), len(set.Files()))
-	say("artifacts", "kernel and marker initramfs from the lab's cache %s (kept: it is a cache)", lab.DefaultCacheDir())
-	arts, err := w.installArtifacts(ctx, ms, slog.New(slog.NewTextHandler(out, nil)))
-	if err != nil {
-		return err
-	}
-	say("", "%s: Debian kernel %s as %s, initramfs as %s", w.artifacts(), arts.KernelVersion, lab.KernelName, lab.InitrdName)
+	say("profiles", "%s: the example fleet (examples/*.yaml, %d hosts), the images' sha256 written into catalog.yaml",
+		w.profiles(), set.Len())
 
 	n, err := lab.NewNet(ctx, lab.NetConfig{})
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, closeLab(n, say)) }()
+	if err := n.PinBridgeAddress(ctx); err != nil {
+		return err
+	}
 	say("lab", "namespaces %s, %s, %s; bridge %s %s/%d", n.Srv, n.Site, n.Cli, lab.Bridge, lab.ServerIP, lab.PrefixLen)
 	if _, err := n.StartSiteDHCP(w.dir); err != nil {
 		return err
 	}
 	say("site dhcp", "busybox udhcpd on %s: addresses %s-%s, nothing about PXE", lab.SiteIP, lab.SiteRangeStart, lab.SiteRangeEnd)
-	if _, err := startRackboot(ctx, n, w); err != nil {
+	rb, err := n.StartRackboot(ctx, lab.RackbootConfig{
+		Binary: built.Rackboot, Profiles: w.profiles(), Data: w.data(), Artifacts: built.Artifacts, Log: w.serverLog(),
+		Args: rack.ServeArgs,
+	})
+	if err != nil {
 		return err
 	}
-	say("rackboot", "serving on %s %s: proxyDHCP 67+4011, TFTP 69, HTTP %s, null IPv6 RA; log %s",
-		lab.Bridge, lab.ServerIP, httpPort, w.serverLog())
-
-	return boot(ctx, ms, n, w, opts.timeout, out)
-}
-
-// boot powers the machines on together, follows them until they booted or
-// timed out, and prints the table.
-func boot(ctx context.Context, ms []*machine, n *lab.Net, w *workDir, timeout time.Duration, out io.Writer) error {
-	fmt.Fprintln(out)
-	start := time.Now()
+	say("rackboot", "rackboot serve on %s %s: proxy-DHCP 67+4011, TFTP 69, HTTP %s; log %s",
+		lab.Bridge, lab.ServerIP, rb.URL(), w.serverLog())
+	for _, m := range ms {
+		say("machine", "%-5s %-8s %-27s %2d GiB disk  %s, layout %s",
+			m.Name, m.host.Hostname, m.Boot(), m.DiskSize>>30, m.host.Version.Name, m.host.Layout.Name)
+	}
 	defer closeVMs(ms, out)
-	if err := powerOn(ctx, ms, n, w.dir); err != nil {
+
+	if err := installAll(ctx, n, rb, w, ms, opts.timeout, say, out); err != nil {
 		return err
 	}
-	p := newProgress(out, start, ms, w.serverLog())
-	p.showPowerOn()
-	p.follow(ctx, timeout)
-	if err := report(out, p); err != nil {
+	showHosts(ctx, n, rb, out)
+	bootAll(ctx, n, w, ms, opts.timeout, say, out)
+	if err := report(out, ms, w.serverLog()); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -100,23 +111,10 @@ func boot(ctx context.Context, ms []*machine, n *lab.Net, w *workDir, timeout ti
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("not booted within %v: %s (--keep keeps every log and serial console)",
-			timeout, strings.Join(failed, ", "))
+		return fmt.Errorf("did not get through: %s (--keep keeps every log and serial console)", strings.Join(failed, ", "))
 	}
-	fmt.Fprintf(out, "\nall %d machines booted the installer their profiles name, served by rackboot\n", len(ms))
+	fmt.Fprintf(out, "\nall %d machines installed over the network by rackboot, and booted from their disks what their profiles name\n", len(ms))
 	return nil
-}
-
-// powerOn starts every machine at the same time, as when a rack's power
-// comes on.
-func powerOn(ctx context.Context, ms []*machine, n *lab.Net, dir string) error {
-	errs := make([]error, len(ms))
-	var wg sync.WaitGroup
-	for i, m := range ms {
-		wg.Go(func() { errs[i] = m.powerOn(ctx, n, dir) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // sweep removes the namespaces of earlier runs that were killed before
@@ -133,18 +131,15 @@ func sweep(say sayFunc) {
 
 // hostError explains what this machine lacks, one item per line, and how
 // to get it.
-func hostError(err error) error {
-	items := []error{err}
-	if j, ok := errors.Unwrap(err).(interface{ Unwrap() []error }); ok {
-		items = j.Unwrap() // lab.CheckHost joins one error per missing thing
-	}
+func hostError(errs []error) error {
 	var b strings.Builder
-	b.WriteString("this machine cannot run the lab:\n")
-	for _, e := range items {
+	b.WriteString("this machine cannot run the demo:\n")
+	for _, e := range errs {
 		fmt.Fprintf(&b, "  - %v\n", e)
 	}
-	b.WriteString("The demo needs root (network namespaces, QEMU taps, ports 67 and 69) and Debian's\n" +
-		"qemu-system-x86 ipxe ipxe-qemu ovmf busybox-static kmod iproute2 packages:\n" +
+	b.WriteString("The demo needs root (network namespaces, QEMU taps, ports 67 and 69), Go, and Debian's\n" +
+		"qemu-system-x86 ipxe ipxe-qemu ovmf busybox-static kmod iproute2 systemd-boot-efi\n" +
+		"syslinux syslinux-common mtools squashfs-tools packages:\n" +
 		"`sudo bash e2e/demo.sh` installs them and runs the demo.")
 	return errors.New(b.String())
 }
@@ -152,11 +147,13 @@ func hostError(err error) error {
 // closeVMs powers the machines off and removes their taps.
 func closeVMs(ms []*machine, out io.Writer) {
 	for _, m := range ms {
-		if m.vm == nil {
-			continue
-		}
-		if err := m.vm.Close(); err != nil {
-			fmt.Fprintf(out, "demo: closing %s: %v\n", m.name, err)
+		for _, vm := range []*lab.VM{m.install, m.boot} {
+			if vm == nil {
+				continue
+			}
+			if err := vm.Close(); err != nil {
+				fmt.Fprintf(out, "demo: closing %s: %v\n", vm.Name(), err)
+			}
 		}
 	}
 }
@@ -179,6 +176,18 @@ func cleanWorkDir(w *workDir, keep bool, say sayFunc) error {
 	if err := w.remove(); err != nil {
 		return err
 	}
-	say("cleanup", "work dir %s removed", w.dir)
+	say("cleanup", "work dir %s removed; the lab's kernel stays cached in %s", w.dir, lab.DefaultCacheDir())
 	return nil
 }
+
+// dropTimeAndLevel keeps the builders' log lines short: the demo's own
+// lines carry no time either.
+func dropTimeAndLevel(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey) {
+		return slog.Attr{}
+	}
+	return a
+}
+
+// mib formats a size for people.
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

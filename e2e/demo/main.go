@@ -1,23 +1,29 @@
-// Command demo is rackboot's main job on an embedded default: it powers on
-// machines of the example fleet (package examples) at once, in a private
-// virtual lab, and shows them boot over the network from `rackboot serve`:
-// proxy-DHCP, TFTP for UEFI firmware, the per-machine iPXE script, the
-// installer kernel and initramfs over HTTP, until each booted initramfs
-// prints its marker. Then it prints a table of what happened when, and
-// removes everything it made.
+// Command demo is rackboot's main job on an embedded default: three
+// machines of the example fleet (package examples) are powered on at once
+// with blank disks, in a private virtual lab, and rackboot installs them
+// over the network: proxy-DHCP, TFTP for UEFI firmware, the per-machine
+// iPXE script, the installer kernel and the rackboot-agent initramfs, the
+// plan, the OS image. `rackboot watch` shows the installs live. Then the
+// machines are powered on again: rackboot tells each to boot its disk, and
+// the installed OS prints its version, the hostname of its config drive
+// and its data partition. A table says what each machine ended up with and
+// when each step happened. The rack is package rack: a BIOS machine with a
+// virtio NIC, a UEFI one with a virtio NIC, a UEFI one with an Intel e1000,
+// with two OS versions and two disk layouts between them.
 //
 // Run it with `bash e2e/demo.sh` (which installs the Debian packages it
 // needs), or as root:
 //
-//	go run ./e2e/demo [--keep] [--timeout 240s]
+//	go run ./e2e/demo [--keep] [--timeout 6m]
 //
 // What it builds lives in one work directory, printed at the start and
-// removed at the end unless --keep: the rackboot binary, the profiles, the
-// artifacts, every log and serial console. The lab (network namespaces, the
-// bridge, the site's DHCP server, rackboot, QEMU) is removed too, also on
-// Ctrl-C or SIGTERM; a second Ctrl-C quits at once, and the next run sweeps
-// what that left. Only package lab's kernel cache stays (see
-// lab.DefaultCacheDir): it spares the next run a download.
+// removed at the end unless --keep: rackboot and its agent built from this
+// checkout, the agent's initramfs, the two OS images, the profiles, the
+// machines' disks, every log and serial console. The lab (network
+// namespaces, the bridge, the site's DHCP server, rackboot, QEMU) is
+// removed too, also on Ctrl-C or SIGTERM; a second Ctrl-C quits at once,
+// and the next run sweeps what that left. Only package lab's kernel cache
+// stays (see lab.DefaultCacheDir): it spares the next run a download.
 package main
 
 import (
@@ -35,7 +41,7 @@ import (
 // options are the command-line flags.
 type options struct {
 	keep    bool          // keep the work directory
-	timeout time.Duration // per machine, from power-on to its marker
+	timeout time.Duration // per power-on: the install, the boot from disk
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -43,7 +49,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // Exit statuses.
 const (
 	exitOK          = 0
-	exitFailed      = 1 // a machine did not boot, or the lab could not be built
+	exitFailed      = 1 // a machine did not get through, or the lab could not be built
 	exitUsage       = 2
 	exitInterrupted = 130 // 128 + SIGINT, as shells report it
 )
@@ -78,7 +84,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, serial consoles, profiles) instead of removing it")
-	fs.DurationVar(&o.timeout, "timeout", 240*time.Second, "how long each machine may take from power-on to its marker")
+	fs.DurationVar(&o.timeout, "timeout", 6*time.Minute, "how long each power-on of a machine may take: the install, then the boot from disk")
 	fs.Usage = func() {
 		fmt.Fprintln(errOut, "usage: demo [--keep] [--timeout D]   (as root; see bash e2e/demo.sh)")
 		fs.PrintDefaults()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -72,7 +73,14 @@ type VMConfig struct {
 	Disk string
 	// DiskSize, when positive, creates a sparse Disk of this many bytes,
 	// replacing an old one; Disk defaults to Dir/NAME.img then.
-	DiskSize  int64
+	DiskSize int64
+	// Vars is the UEFI machine's variable store (its NVRAM). Empty means
+	// Dir/NAME.vars.fd, a fresh copy of OVMFVars at every start: stale
+	// boot entries change what OVMF boots. A path given here is copied
+	// from OVMFVars only when missing and kept otherwise, so that what the
+	// machine wrote (boot entries, BootNext) survives its power cycles, as
+	// on real hardware. Ignored under BIOS.
+	Vars      string
 	MemoryMiB int      // 1024 when zero
 	Accel     string   // "tcg" when empty: KVM is not usable in the lab
 	Extra     []string // more QEMU arguments, appended
@@ -155,9 +163,16 @@ func (v *VM) boot() error {
 	case BIOS:
 		args = append(args, "-boot", "n")
 	case UEFI:
-		vars := filepath.Join(cfg.Dir, cfg.Name+".vars.fd")
-		if err := copyFile(OVMFVars, vars); err != nil {
-			return err
+		vars := cfg.Vars
+		if vars == "" {
+			vars = filepath.Join(cfg.Dir, cfg.Name+".vars.fd")
+			if err := copyFile(OVMFVars, vars); err != nil {
+				return err
+			}
+		} else if _, err := os.Stat(vars); errors.Is(err, fs.ErrNotExist) {
+			if err := copyFile(OVMFVars, vars); err != nil {
+				return err
+			}
 		}
 		args = append(args,
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,

@@ -1,0 +1,47 @@
+package rack
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+
+	"github.com/rackboot/rackboot/e2e/lab"
+	"github.com/rackboot/rackboot/e2e/osimage"
+)
+
+// e1000ROM is the iPXE option ROM QEMU gives an e1000 NIC (ipxe-qemu):
+// the only network boot the e1000 machine has under OVMF.
+const e1000ROM = "/usr/lib/ipxe/qemu/efi-e1000.rom"
+
+// CheckHost returns one error per thing this machine lacks to run the
+// rack (nil when nothing is missing): what lab.CheckHost and
+// osimage.CheckHost ask for, Go to build rackboot, and the e1000's ROM.
+func CheckHost() []error {
+	var errs []error
+	errs = append(errs, leaves(lab.CheckHost())...)
+	errs = append(errs, leaves(osimage.CheckHost(osimage.Config{}))...)
+	if _, err := exec.LookPath("go"); err != nil {
+		errs = append(errs, errors.New("command go missing (rackboot is built from this checkout; go.mod names the version)"))
+	}
+	if _, err := os.Stat(e1000ROM); err != nil {
+		errs = append(errs, fmt.Errorf("%s missing (package ipxe-qemu)", e1000ROM))
+	}
+	return errs
+}
+
+// leaves flattens a checker's error, "prefix: " wrapping a join of one
+// error per missing thing, into those errors.
+func leaves(err error) []error {
+	if err == nil {
+		return nil
+	}
+	inner := errors.Unwrap(err)
+	if inner == nil {
+		return []error{err}
+	}
+	if j, ok := inner.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
