@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rackboot/rackboot/api"
+	"github.com/rackboot/rackboot/ipxe"
+	"github.com/rackboot/rackboot/profiles"
+	"github.com/rackboot/rackboot/registry"
+)
+
+// TestAgents runs the agents against rackboot's own script and agent API
+// handlers over loopback, with the profiles writeFleet writes: the fleet
+// must load, every agent must get a token and a plan, and every report
+// must be answered.
+func TestAgents(t *testing.T) {
+	agents, err := macs("52:54:02", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "fleet.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFleet(f, agents); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	set, err := profiles.Load(dir)
+	if err != nil {
+		t.Fatalf("the written fleet does not load: %v", err)
+	}
+	reg := &registry.Registry{Store: registry.NewMemory()}
+	mux := http.NewServeMux()
+	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set})
+	mux.Handle("/ipxe", &ipxe.Handler{Hosts: set, Lifecycle: api.Lifecycle{Registry: reg}})
+	ts := httptest.NewServer(mux)
+	defer ts.Close()
+
+	s := run(context.Background(), config{base: ts.URL, agents: agents, interval: 50 * time.Millisecond,
+		duration: 200 * time.Millisecond, setupConc: 5, timeout: 5 * time.Second})
+	if s.setupOK != 20 || s.expected != 80 || s.ok != 80 || s.lost() != 0 {
+		t.Errorf("%d agents set up, %d of %d reports answered, %d lost (errors %v); want 20, 80 of 80, 0",
+			s.setupOK, s.ok, s.expected, s.lost(), s.errs)
+	}
+
+	t.Run("unknown agents lose every report", func(t *testing.T) {
+		strangers, _ := macs("52:54:03", 3)
+		s := run(context.Background(), config{base: ts.URL, agents: strangers, interval: 50 * time.Millisecond,
+			duration: 100 * time.Millisecond, setupConc: 3, timeout: 5 * time.Second})
+		if s.setupOK != 0 || s.lost() != 6 || len(s.errs) != 3 {
+			t.Errorf("strangers: %d set up, %d lost, errors %v; want 0, 6, three setup errors", s.setupOK, s.lost(), s.errs)
+		}
+	})
+}

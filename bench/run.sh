@@ -1,0 +1,386 @@
+#!/bin/bash
+# rackboot against the peers people would otherwise run, on this machine, in
+# one run ("make bench"; issue 7). Installs the peers from Debian packages,
+# builds rackboot and the load generators, creates the network namespaces
+# rbbench-PID-srv/-cli (removed at the end and on Ctrl-C), runs P1-P5 and
+# prints the table of ratios with the raw figures, the core count and date.
+#
+#   sudo bench/run.sh                 # everything (about 20 minutes)
+#   sudo bench/run.sh P2 P3           # some comparisons
+#
+# Environment (defaults in brackets):
+#   REPS [3]        repetitions of every run; servers alternate who goes first
+#   PERIOD [10]     seconds per perfdhcp / pxeload step (P1)
+#   RATES ["10000 40000 80000 120000 160000"]  perfdhcp -r steps (P1)
+#   STORM_N ["50 200"]  TFTP clients per storm (P2); LOSS_N [200] clients with
+#                   1 % loss, fetching each of LOSS_FILES ["undionly.kpxe ipxe.efi"]
+#   HTTP_SECS [10]  seconds per wrk run (P3); SCRIPT_CONNS [1000] wrk connections of the script tests
+#   P4_MIB [2048]   image size; P4_ITERS [3] rotations of the three variants
+#   AGENTS [1000]   P5 agents; P5_SECS [60] how long they report
+#   BENCH_OUT       where logs, results.jsonl and table.md go [/tmp/rbbench-DATE]
+#   BENCH_SKIP_APT=1  do not install packages (fail if missing)
+#   STRICT=1        fail when rackboot leaves any request unanswered (smoke.sh)
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+
+REPS=${REPS:-3}
+PERIOD=${PERIOD:-10}
+RATES=${RATES:-"10000 40000 80000 120000 160000"}
+STORM_N=${STORM_N:-"50 200"}
+LOSS_N=${LOSS_N:-200}
+LOSS_FILES=${LOSS_FILES:-"undionly.kpxe ipxe.efi"}
+HTTP_SECS=${HTTP_SECS:-10}
+P4_MIB=${P4_MIB:-2048}
+P4_ITERS=${P4_ITERS:-3}
+AGENTS=${AGENTS:-1000}
+P5_SECS=${P5_SECS:-60}
+STRICT=${STRICT:-0}
+PXE_CLIENTS=${PXE_CLIENTS:-1000}
+SCRIPT_CONNS=${SCRIPT_CONNS:-1000}
+MAC_PREFIX=52:54:02       # the bench fleet (agentload -write-fleet)
+WANT=("$@")
+[ ${#WANT[@]} -gt 0 ] || WANT=(P1 P2 P3 P4 P5)
+for w in "${WANT[@]}"; do
+  case $w in P1|P2|P3|P4|P5) ;; *) echo "usage: bench/run.sh [P1 P2 P3 P4 P5]: unknown comparison $w" >&2; exit 2 ;; esac
+done
+
+bench_need_root
+WORK=${BENCH_OUT:-/tmp/rbbench-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$WORK" && chmod 755 "$WORK" || die "cannot create $WORK"
+RES=$WORK/results.jsonl
+: >"$RES"
+BIN=$WORK/bin
+bench_traps
+
+want() { local w; for w in "${WANT[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
+
+# check_failed MSG: in STRICT mode, a failed check of rackboot ends the run.
+# Outside it the failure is reported and the run goes on: a full bench
+# should print its table even when one figure misses.
+check_failed() {
+  if [ "$STRICT" = 1 ]; then die "$*"; fi
+  echo "bench: WARNING: $*" >&2
+}
+
+# order REP SERVERS...: the servers in the order of repetition REP; odd
+# repetitions start with rackboot, even ones end with it, so slow drift of
+# the machine (other work, page cache, thermal) does not favour anyone.
+order() {
+  local rep=$1; shift
+  if [ $((rep % 2)) = 1 ]; then echo "$@"; else echo "$@" | tr ' ' '\n' | tac | tr '\n' ' '; fi
+}
+
+# ---- preparation -----------------------------------------------------------
+
+prepare() {
+  bench_packages
+  command -v go >/dev/null || die "go not found in PATH (sudo may have reset it: sudo env PATH=\"\$PATH\" bench/run.sh)"
+  say "building rackboot and the load generators into $BIN"
+  mkdir -p "$BIN"
+  (cd "$ROOT" && go build -o "$BIN/rackboot" ./cmd/rackboot) || die "go build ./cmd/rackboot"
+  (cd "$ROOT" && go build -o "$BIN/" ./bench/cmd/...) || die "go build ./bench/cmd/..."
+  # wrk's connections, the agents' connections and the TFTP sockets.
+  local need=$((SCRIPT_CONNS + AGENTS + 512))
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null
+  [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$need" ] ||
+    die "the open-file limit is $(ulimit -n); this run needs $need (SCRIPT_CONNS, AGENTS, TFTP sockets)"
+
+  # The iPXE binaries, dereferenced (Debian's ipxe.efi is a link to /boot):
+  # rackboot's --ipxe-dir and the peers' TFTP root hold the same bytes.
+  mkdir -p "$WORK/ipxe" "$WORK/tftp" "$WORK/www" "$WORK/artifacts" "$WORK/profiles"
+  local f
+  for f in undionly.kpxe ipxe.efi; do
+    cp -L "/usr/lib/ipxe/$f" "$WORK/ipxe/$f" || die "/usr/lib/ipxe/$f missing (package ipxe)"
+    cp "$WORK/ipxe/$f" "$WORK/tftp/$f"
+  done
+  if [ "$STRICT" = 1 ] || want P3; then
+    # P3's 64 MiB file, random (incompressible), and a 140-byte iPXE script.
+    head -c $((64 << 20)) /dev/urandom >"$WORK/www/big64.bin"
+    ln -f "$WORK/www/big64.bin" "$WORK/artifacts/big64.bin" 2>/dev/null || cp "$WORK/www/big64.bin" "$WORK/artifacts/big64.bin"
+    printf '#!ipxe\nkernel http://192.168.77.1:8080/vmlinuz initrd=initrd.img console=ttyS0\ninitrd --name initrd.img http://192.168.77.1:8080/initrd.img\nboot\n' >"$WORK/www/boot.ipxe"
+  fi
+  chmod -R a+rX "$WORK"
+  # One fleet for every rackboot run: the P5 agents' MACs (P3 asks for
+  # their scripts; P1's pxeload sends from them).
+  "$BIN/agentload" -write-fleet "$WORK/profiles/fleet.yaml" -agents "$AGENTS" -mac-prefix "$MAC_PREFIX" || die "agentload -write-fleet"
+
+  local commit peers
+  commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  if [ -n "$(cd "$ROOT" && git status --porcelain -- . 2>/dev/null | head -1)" ]; then commit="$commit+changes"; fi
+  peers=$(dpkg-query -W -f='${Package} ${Version}, ' dnsmasq tftpd-hpa nginx-light kea-admin wrk zstd 2>/dev/null)
+  "$BIN/benchtab" record -tag cmp=meta -tag "date=$(date -u '+%Y-%m-%d %H:%M UTC')" -tag "cores=$CORES" \
+    -tag "cpu=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)" -tag "kernel=$(uname -r)" \
+    -tag "load=$(cut -d' ' -f1-3 /proc/loadavg)" -tag "commit=$commit" -tag "peers=${peers%, }" >>"$RES"
+}
+
+# ---- servers ---------------------------------------------------------------
+
+# start_rackboot CPUS [FLAGS...]: rackboot serve in the server namespace
+# with a fresh data directory, logging warnings only (the peers log nothing
+# per request either).
+start_rackboot() {
+  local cpus=$1; shift
+  rm -rf "$WORK/rb-data"
+  bench_start rackboot "$cpus" "$BIN/rackboot" serve --profiles "$WORK/profiles" --data "$WORK/rb-data" \
+    --artifacts "$WORK/artifacts" --ipxe-dir "$WORK/ipxe" --interface "$BR" \
+    --http-port "$HTTP_PORT" --tftp-port 69 --dhcp-port 67 --log-level warn --log-format json "$@"
+  bench_wait_port udp 67 rackboot
+  bench_wait_port udp 69 rackboot
+  bench_wait_port tcp "$HTTP_PORT" rackboot
+  sleep 0.5 # sockets open before the servers start; let them start
+}
+
+# dnsmasq in proxy mode as PEERS.md P1 configures it, with quiet-dhcp
+# (logging off, the same work as rackboot at --log-level warn).
+start_dnsmasq_proxy() {
+  cat >"$WORK/dnsmasq-proxy.conf" <<EOF
+port=0
+interface=$BR
+bind-interfaces
+dhcp-leasefile=$WORK/dnsmasq.leases
+dhcp-match=set:ipxe,175
+dhcp-match=set:efi,option:client-arch,7
+dhcp-match=set:efi,option:client-arch,9
+dhcp-range=192.168.77.0,proxy,255.255.255.0
+pxe-service=tag:!ipxe,x86PC,"rackboot lab: chain iPXE",undionly.kpxe
+pxe-service=tag:!ipxe,BC_EFI,"rackboot lab: chain iPXE",ipxe.efi
+pxe-service=tag:!ipxe,X86-64_EFI,"rackboot lab: chain iPXE",ipxe.efi
+dhcp-boot=tag:ipxe,http://$SRV_IP:$HTTP_PORT/boot.ipxe,,$SRV_IP
+quiet-dhcp
+EOF
+  bench_start dnsmasq "$SRV_CPU" dnsmasq -k --conf-file="$WORK/dnsmasq-proxy.conf" --log-facility=-
+  bench_wait_port udp 67 dnsmasq
+}
+
+start_server() { # start_server NAME CPUS: the P-specific peers
+  case $1 in
+    hpa) bench_start hpa "$2" in.tftpd -L -s -u tftp -a "$SRV_IP:69" "$WORK/tftp"; bench_wait_port udp 69 hpa ;;
+    dnsmasq-tftp) bench_start dnsmasq-tftp "$2" dnsmasq -k --port=0 --interface="$BR" --bind-interfaces \
+                    --enable-tftp --tftp-root="$WORK/tftp" --log-facility=- --conf-file=/dev/null
+                  bench_wait_port udp 69 dnsmasq-tftp ;;
+    nginx) write_nginx_conf; bench_start nginx "$2" nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;'
+           bench_wait_port tcp "$HTTP_PORT" nginx ;;
+    *) die "unknown server $1" ;;
+  esac
+}
+
+# nginx as PEERS.md P3: a worker per core, sendfile, access_log off.
+write_nginx_conf() {
+  mkdir -p "$WORK/nginx"
+  cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes $CORES;
+worker_rlimit_nofile 16384;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  include /etc/nginx/mime.types;
+  default_type application/octet-stream;
+  sendfile on;
+  tcp_nopush on;
+  access_log off;
+  keepalive_timeout 65;
+  client_body_temp_path $WORK/nginx/tmp;
+  proxy_temp_path $WORK/nginx/tmp;
+  fastcgi_temp_path $WORK/nginx/tmp;
+  uwsgi_temp_path $WORK/nginx/tmp;
+  scgi_temp_path $WORK/nginx/tmp;
+  server { listen $SRV_IP:$HTTP_PORT backlog=4096; root $WORK/www; }
+}
+EOF
+}
+
+# start SERVER CPUS [FLAGS...]: any server of the bench by name.
+start() {
+  local server=$1 cpus=$2; shift 2
+  case $server in
+    rackboot) start_rackboot "$cpus" "$@" ;;
+    dnsmasq-proxy) start_dnsmasq_proxy ;;
+    *) start_server "$server" "$cpus" ;;
+  esac
+}
+
+# mflags: the measured() figures as benchtab -m flags.
+mflags() {
+  echo "-m secs=$M_SECS -m server_cpu_pct=$M_SERVER -m client_cpu_pct=$M_CLIENT -m others_pct=$M_OTHERS -m server_rcvbuf_drops=$M_RCVBUF"
+}
+
+# gen_record OUT DESC [FLAGS...]: pass a Go generator's record through
+# benchtab json with the CPU figures; a missing record is a failure.
+gen_record() {
+  local out=$1 desc=$2; shift 2
+  # shellcheck disable=SC2046
+  "$BIN/benchtab" json $(mflags) "$@" <"$out" >>"$RES" || check_failed "$desc: no result"
+}
+
+# Every comparison interleaves finely: for each step (a rate, a storm, a
+# test) and repetition, each server in turn is started fresh, measured and
+# stopped, the order alternating between repetitions. Other work on this
+# machine comes and goes by the minute; this way it falls on every server
+# alike, and each record carries how much CPU it took (others_pct).
+
+# ---- P1 proxy-DHCP ----------------------------------------------------------
+
+P1_O60_BIOS=$(hexstr "PXEClient:Arch:00000:UNDI:002001")
+
+p1_perfdhcp() { # p1_perfdhcp SERVER REP RATE
+  local server=$1 rep=$2 rate=$3 req="" out
+  out="$WORK/p1-$server-$rate-$rep.out"
+  [ "$server" = rackboot ] && [ "$STRICT" = 1 ] && req="received>0,drops=0"
+  # PEERS.md's command; -W waits for the last answers so that a DISCOVER
+  # still in flight at the end is not counted as a drop.
+  measured "$out" "$CLI_CPU" perfdhcp -4 -g single -l "$CLI_IP" -i -R 100000 -r "$rate" -p "$PERIOD" -W 500000 \
+    -o "60,$P1_O60_BIOS" -o 93,0000 "$SRV_IP"
+  # shellcheck disable=SC2046
+  "$BIN/benchtab" perfdhcp -period "$PERIOD" -tag cmp=P1 -tag tool=perfdhcp -tag arch=bios -tag "server=$server" \
+    -tag "rate=$rate" -tag "rep=$rep" $(mflags) -require "$req" <"$out" >>"$RES" ||
+    { tail -20 "$out" >&2; check_failed "P1 perfdhcp against $server at $rate/s"; }
+}
+
+p1_pxeload() { # p1_pxeload SERVER REP RATE
+  local server=$1 rep=$2 rate=$3 strict=() out
+  out="$WORK/p1-pxeload-$server-$rate-$rep.out"
+  [ "$server" = rackboot ] && [ "$STRICT" = 1 ] && strict=(-require-all)
+  measured "$out" "$CLI_CPU" "$BIN/pxeload" -iface vcli0 -rate "$rate" -duration "${PERIOD}s" -clients "$PXE_CLIENTS" \
+    -mac-prefix "$MAC_PREFIX" -arch 0,7 -tag cmp=P1 -tag tool=pxeload -tag "server=$server" -tag "rate=$rate" \
+    -tag "rep=$rep" -tag "clients=$PXE_CLIENTS" "${strict[@]}" ||
+    check_failed "P1 pxeload against $server at $rate/s"
+  gen_record "$out" "P1 pxeload against $server"
+}
+
+run_p1() {
+  say "P1 proxyDHCP: perfdhcp -i at ${RATES// /, }/s and pxeload at ${PXE_RATE:-10000}/s, ${PERIOD} s each, $REPS repetitions"
+  local rep server rate
+  for rate in $RATES pxeload; do
+    for rep in $(seq "$REPS"); do
+      for server in $(order "$rep" rackboot dnsmasq); do
+        # Discovery on: perfdhcp's clients are random MACs, and dnsmasq
+        # answers every PXE client too.
+        if [ "$server" = rackboot ]; then start rackboot "$SRV_CPU" --discovery; else start dnsmasq-proxy "$SRV_CPU"; fi
+        if [ "$rate" = pxeload ]; then
+          p1_pxeload "$server" "$rep" "${PXE_RATE:-10000}"
+        else
+          p1_perfdhcp "$server" "$rep" "$rate"
+        fi
+        bench_stop
+      done
+    done
+  done
+}
+
+# ---- P2 TFTP ---------------------------------------------------------------
+
+p2_storm() { # p2_storm SERVER REP FILE N LOSS
+  local server=$1 rep=$2 file=$3 n=$4 loss=$5 strict=() out
+  out="$WORK/p2-$server-$file-$n-$loss-$rep.out"
+  [ "$server" = rackboot ] && [ "$STRICT" = 1 ] && strict=(-require-all)
+  measured "$out" "$CLI_CPU" "$BIN/tftpstorm" -server "$SRV_IP:69" -n "$n" -files "$file" -blksize 1468 -ref "$WORK/tftp" \
+    -loss "$loss" -seed "$rep" -tag cmp=P2 -tag "server=$server" -tag "file=$file" -tag "n=$n" -tag "loss=$loss" \
+    -tag "rep=$rep" "${strict[@]}" || check_failed "P2 storm of $n × $file (loss $loss) against $server"
+  gen_record "$out" "P2 storm against $server"
+}
+
+run_p2() {
+  say "P2 TFTP storms: N = $STORM_N × {undionly.kpxe, ipxe.efi} at blksize 1468, and $LOSS_N × {$LOSS_FILES} with 1 % loss; $REPS repetitions"
+  local rep server n file steps=() step
+  for file in undionly.kpxe ipxe.efi; do for n in $STORM_N; do steps+=("$file:$n:0"); done; done
+  if [ -n "$LOSS_N" ]; then for file in $LOSS_FILES; do steps+=("$file:$LOSS_N:0.01"); done; fi
+  for step in "${steps[@]}"; do
+    IFS=: read -r file n loss <<<"$step"
+    for rep in $(seq "$REPS"); do
+      for server in $(order "$rep" rackboot hpa dnsmasq-tftp); do
+        start "$server" "$SRV_CPU"
+        p2_storm "${server%-tftp}" "$rep" "$file" "$n" "$loss"
+        bench_stop
+      done
+    done
+  done
+}
+
+# ---- P3 HTTP ---------------------------------------------------------------
+
+p3_wrk() { # p3_wrk SERVER REP TEST CONNS URL [ENV...]
+  local server=$1 rep=$2 test=$3 conns=$4 url=$5 req=""; shift 5
+  local out="$WORK/p3-$server-$test-$rep.out"
+  [ "$server" = rackboot ] && [ "$STRICT" = 1 ] && req="requests>0,non2xx=0,socket_errors=0"
+  # PEERS.md: wrk in the client namespace, unpinned, -t2.
+  measured "$out" "$ALL_CPUS" env "$@" wrk -t2 -c"$conns" -d"${HTTP_SECS}s" --timeout 30s -s "$BENCH/wrk/report.lua" "$url"
+  # shellcheck disable=SC2046
+  "$BIN/benchtab" wrk -tag cmp=P3 -tag "server=$server" -tag "test=$test" -tag "rep=$rep" -tag "conns=$conns" -tag "hosts=${HOSTS_TAG:-}" \
+    $(mflags) -require "$req" <"$out" >>"$RES" || { tail -20 "$out" >&2; check_failed "P3 $test against $server"; }
+}
+
+run_p3() {
+  say "P3 HTTP: 100 × 64 MiB downloads and 1,000 connections of scripts, wrk ${HTTP_SECS} s; $REPS repetitions"
+  local rep server test base=http://$SRV_IP:$HTTP_PORT
+  for test in big script; do
+    for rep in $(seq "$REPS"); do
+      for server in $(order "$rep" rackboot nginx); do
+        # PEERS.md P3: unpinned, the server and wrk share every core.
+        start "$server" "$ALL_CPUS"
+        case $server:$test in
+          rackboot:big) p3_wrk rackboot "$rep" big 100 "$base/artifacts/big64.bin" ;;
+          nginx:big) p3_wrk nginx "$rep" big 100 "$base/big64.bin" ;;
+          rackboot:script)
+            HOSTS_TAG=$AGENTS p3_wrk rackboot "$rep" script "$SCRIPT_CONNS" "$base/ipxe" RBBENCH_MACS="$AGENTS" RBBENCH_PATH=/ipxe
+            p3_wrk rackboot "$rep" bootipxe "$SCRIPT_CONNS" "$base/boot.ipxe" ;;
+          nginx:script) p3_wrk nginx "$rep" tiny "$SCRIPT_CONNS" "$base/boot.ipxe" ;;
+        esac
+        bench_stop
+      done
+    done
+  done
+}
+
+# ---- P4 imaging ------------------------------------------------------------
+
+run_p4() {
+  say "P4 image write: go test -bench Stream ./imaging, ${P4_MIB} MiB, ${P4_ITERS} rotations (stream, O_DIRECT, shell)"
+  local out=$WORK/p4.out b0 b1 t0 t1 hz
+  hz=$(getconf CLK_TCK)
+  t0=$(date +%s.%N); b0=$(busy_ticks)
+  # BenchmarkStream makes the image (zstd -3 of OS-like data) and, after a
+  # warm-up, runs Stream (page cache), Stream (O_DIRECT, as the installer)
+  # and the shell pipeline in rotating order, each ending with fsync.
+  (cd "$ROOT" && TMPDIR=$WORK RACKBOOT_BENCH_SIZE=$P4_MIB go test -run '^$' -bench 'Stream/(zstd|raw)$' \
+    -benchtime "${P4_ITERS}x" -timeout 60m ./imaging) >"$out" 2>&1 || { tail -30 "$out" >&2; check_failed "P4 go test -bench Stream failed"; return; }
+  t1=$(date +%s.%N); b1=$(busy_ticks)
+  # Both cores are the benchmark's here; report the machine's load instead.
+  local busy
+  busy=$(awk -v a="$b0" -v b="$b1" -v t0="$t0" -v t1="$t1" -v hz="$hz" 'BEGIN{printf "%.1f", (b-a)/hz/(t1-t0)*100}')
+  "$BIN/benchtab" gobench -tag cmp=P4 -tag "size_mib=$P4_MIB" -tag server=rackboot -m "machine_busy_pct=$busy" \
+    -require "direct_mb_per_s>0" <"$out" >>"$RES" || { tail -30 "$out" >&2; check_failed "P4: no benchmark figures"; }
+}
+
+# ---- P5 agents ---------------------------------------------------------------
+
+run_p5() {
+  say "P5 agents: $AGENTS agents post progress every second for ${P5_SECS} s"
+  local rep strict=() out
+  [ "$STRICT" = 1 ] && strict=(-require-all)
+  for rep in $(seq "${P5_REPS:-1}"); do
+    out=$WORK/p5-$rep.out
+    start rackboot "$SRV_CPU"
+    measured "$out" "$CLI_CPU" "$BIN/agentload" -base "http://$SRV_IP:$HTTP_PORT" -agents "$AGENTS" -mac-prefix "$MAC_PREFIX" \
+      -interval 1s -duration "${P5_SECS}s" -tag cmp=P5 -tag server=rackboot -tag "agents=$AGENTS" -tag "secs=$P5_SECS" -tag "rep=$rep" \
+      "${strict[@]}" || check_failed "P5 agents against rackboot"
+    gen_record "$out" "P5 agents"
+    bench_stop
+  done
+}
+
+# ---- main --------------------------------------------------------------------
+
+prepare
+bench_net_up
+started=$(date +%s)
+for p in P1 P2 P3 P4 P5; do
+  want "$p" || continue
+  case $p in P1) run_p1 ;; P2) run_p2 ;; P3) run_p3 ;; P4) run_p4 ;; P5) run_p5 ;; esac
+done
+bench_cleanup
+"$BIN/benchtab" record -tag cmp=meta-end -tag "load=$(cut -d' ' -f1-3 /proc/loadavg)" -m "seconds=$(($(date +%s) - started))" >>"$RES"
+echo
+"$BIN/benchtab" table "$RES" | tee "$WORK/table.md"
+echo
+echo "raw results: $RES; logs: $WORK"
