@@ -83,7 +83,7 @@ func BuildArtifacts(ctx context.Context, cfg ArtifactsConfig) (*Artifacts, error
 	if err := os.MkdirAll(filepath.Join(cache, "debs"), 0o755); err != nil {
 		return nil, fmt.Errorf("lab: artifacts cache: %w", err)
 	}
-	unlock, err := lockFile(filepath.Join(cache, ".lock"))
+	unlock, err := LockFile(filepath.Join(cache, ".lock"))
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func BuildArtifacts(ctx context.Context, cfg ArtifactsConfig) (*Artifacts, error
 		return a, nil
 	}
 	log.Info("building initramfs", "path", a.Initrd)
-	err = writeAtomic(a.Initrd, func(w io.Writer) error { return buildInitramfs(w, busybox, modDir) })
+	err = WriteAtomic(a.Initrd, func(w io.Writer) error { return buildInitramfs(w, busybox, modDir) })
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (a *Artifacts) Install(dir string) error {
 		if os.Link(src, dst) == nil {
 			continue
 		}
-		err := writeAtomic(dst, func(w io.Writer) error {
+		err := WriteAtomic(dst, func(w io.Writer) error {
 			f, err := os.Open(src)
 			if err != nil {
 				return err
@@ -261,9 +261,9 @@ func initramfsKey(version, busybox string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
-// writeAtomic writes a file through fill into a temporary name and renames
+// WriteAtomic writes a file through fill into a temporary name and renames
 // it into place, so readers never see a half-written file.
-func writeAtomic(name string, fill func(io.Writer) error) error {
+func WriteAtomic(name string, fill func(io.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
 	if err != nil {
 		return fmt.Errorf("lab: %w", err)
@@ -286,8 +286,8 @@ func writeAtomic(name string, fill func(io.Writer) error) error {
 	return nil
 }
 
-// lockFile takes an exclusive flock on name, waiting for other holders.
-func lockFile(name string) (unlock func(), err error) {
+// LockFile takes an exclusive flock on name, waiting for other holders.
+func LockFile(name string) (unlock func(), err error) {
 	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lab: lock: %w", err)

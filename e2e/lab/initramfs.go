@@ -60,7 +60,7 @@ poweroff -f
 // busybox, the modules (with their dependencies, in load order, listed in
 // /etc/modules) found under modDir, and initScript as /init.
 func buildInitramfs(w io.Writer, busybox, modDir string) error {
-	mods, err := resolveModules(modDir, initramfsModules())
+	mods, err := ResolveModules(modDir, initramfsModules())
 	if err != nil {
 		return err
 	}
@@ -97,11 +97,11 @@ func buildInitramfs(w io.Writer, busybox, modDir string) error {
 	return zw.Close()
 }
 
-// resolveModules returns the module files (relative to modDir) for names
+// ResolveModules returns the module files (relative to modDir) for names
 // and everything they depend on, each dependency before its users, read
 // from modDir/modules.dep. Modules built into the kernel
 // (modules.builtin) need no file and are left out.
-func resolveModules(modDir string, names []string) ([]string, error) {
+func ResolveModules(modDir string, names []string) ([]string, error) {
 	deps, err := readModulesDep(filepath.Join(modDir, "modules.dep"))
 	if err != nil {
 		return nil, err

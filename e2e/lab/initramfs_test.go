@@ -170,7 +170,7 @@ func TestResolveModules(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := fakeKernelTree(t, tt.dep, tt.builtin)
-			got, err := resolveModules(dir, tt.mods)
+			got, err := ResolveModules(dir, tt.mods)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)

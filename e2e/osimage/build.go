@@ -119,7 +119,7 @@ func Build(ctx context.Context, cfg Config) (*Image, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("osimage: %w", err)
 	}
-	unlock, err := lockFile(filepath.Join(dir, ".lock"))
+	unlock, err := lab.LockFile(filepath.Join(dir, ".lock"))
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func Build(ctx context.Context, cfg Config) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("osimage: %w", err)
 	}
-	if err := writeAtomic(manifest, func(w io.Writer) error { _, err := w.Write(append(b, '\n')); return err }); err != nil {
+	if err := lab.WriteAtomic(manifest, func(w io.Writer) error { _, err := w.Write(append(b, '\n')); return err }); err != nil {
 		return nil, err
 	}
 	log.Info("image built", "version", cfg.Version, "path", final, "size", im.Size, "sha256", im.SHA256,

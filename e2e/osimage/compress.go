@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/rackboot/rackboot/e2e/lab"
 )
 
 // countWriter counts the bytes written through it.
@@ -27,7 +28,7 @@ func compress(raw, dst string, im *Image) error {
 	defer src.Close()
 	rawHash, packedHash := sha256.New(), sha256.New()
 	var rawN, packedN countWriter
-	err = writeAtomic(dst, func(w io.Writer) error {
+	err = lab.WriteAtomic(dst, func(w io.Writer) error {
 		zw, err := zstd.NewWriter(io.MultiWriter(w, packedHash, &packedN),
 			zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 
 // buildInitramfs returns the zstd-compressed newc archive of stage one:
 // static busybox, initScript as /init, and the modules (files relative to
-// modDir, see resolveModules) in load order, listed in /etc/modules.
+// modDir, see lab.ResolveModules) in load order, listed in /etc/modules.
 //
 // zstd rather than gzip: as small, and ten times faster to make (gzip -9
 // takes seconds). Linux unpacks zstd initramfs archives since 5.9

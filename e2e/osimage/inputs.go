@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/rackboot/rackboot/e2e/lab"
 )
 
 // inputs are the bytes and tools a build uses, and their digest.
@@ -32,7 +34,7 @@ func readInputs(cfg Config, kernel, modDir string) (*inputs, error) {
 			return nil, fmt.Errorf("osimage: %w", err)
 		}
 	}
-	if in.modules, err = resolveModules(modDir, initramfsModules()); err != nil {
+	if in.modules, err = lab.ResolveModules(modDir, initramfsModules()); err != nil {
 		return nil, err
 	}
 	if in.syslinux, err = exec.LookPath("syslinux"); err != nil {

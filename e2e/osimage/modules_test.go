@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rackboot/rackboot/e2e/lab"
 )
 
 // fakeModules writes a modules directory with modules.dep and
@@ -67,10 +68,10 @@ kernel/lib/zstd.ko.xz:
 	dir := fakeModules(t, dep, builtin)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := resolveModules(dir, tt.modules)
+			got, err := lab.ResolveModules(dir, tt.modules)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("resolveModules() error = %v, want one containing %q", err, tt.err)
+					t.Fatalf("lab.ResolveModules() error = %v, want one containing %q", err, tt.err)
 				}
 				return
 			}
@@ -78,7 +79,7 @@ kernel/lib/zstd.ko.xz:
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("resolveModules() (-want +got):\n%s", diff)
+				t.Errorf("lab.ResolveModules() (-want +got):\n%s", diff)
 			}
 		})
 	}
