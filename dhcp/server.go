@@ -105,15 +105,20 @@ func (s *Server) handle(log *slog.Logger, cfg Config, l *link, b []byte, ifIndex
 	if a, ok := clientArch(req); ok {
 		arch = archName(a)
 	}
-	log = log.With("mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "arch", arch, "ip", addrString(peer))
-
 	known := s.Hosts != nil && s.Hosts.Known(req.ClientHWAddr)
 	resp, err := Reply(req, known, cfg)
+	if errors.Is(err, ErrMessageType) || errors.Is(err, ErrNotPXE) || errors.Is(err, ErrOtherServer) {
+		// Most DHCP traffic on a segment is not ours: keep this path free
+		// of per-packet logger allocations unless debug logging is on.
+		if log.Enabled(context.Background(), slog.LevelDebug) {
+			log.Debug("not answered", "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(),
+				"arch", arch, "ip", addrString(peer), "err", err)
+		}
+		return
+	}
+	log = log.With("mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "arch", arch, "ip", addrString(peer))
 	switch {
 	case err == nil:
-	case errors.Is(err, ErrMessageType), errors.Is(err, ErrNotPXE), errors.Is(err, ErrOtherServer):
-		log.Debug("not answered", "err", err)
-		return
 	case errors.Is(err, ErrUnknownHost):
 		log.Info("unknown host not answered: add it to the profiles or turn discovery on")
 		return
