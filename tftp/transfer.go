@@ -149,7 +149,8 @@ func (s *Server) report(log *slog.Logger, t Transfer) {
 		slog.String("path", t.Path),
 		slog.String("outcome", t.Outcome.String()),
 	}
-	if s.Identify != nil {
+	// Identify reads the neighbour table: only when the line is written.
+	if s.Identify != nil && log.Enabled(context.Background(), t.Outcome.level()) {
 		if mac := s.Identify(t.Client.Addr()); mac != nil {
 			attrs = append(attrs, slog.String("mac", mac.String()))
 		}
