@@ -72,26 +72,26 @@ func buildInitramfs(w io.Writer, busybox, modDir string) error {
 	if err != nil {
 		return err
 	}
-	c := &newcWriter{w: zw}
+	c := NewNewcWriter(zw)
 	for _, d := range []string{"bin", "dev", "etc", "lib", "lib/modules", "proc", "sys", "tmp"} {
-		c.add(newcEntry{name: d, mode: modeDir | 0o755})
+		c.Add(NewcEntry{Name: d, Mode: ModeDir | 0o755})
 	}
 	// The kernel opens /dev/console for init's stdio before /init mounts
 	// devtmpfs; without the node init would run with no output at all.
-	c.add(newcEntry{name: "dev/console", mode: modeChar | 0o600, rdevMajor: 5, rdevMinor: 1})
-	c.add(newcEntry{name: "bin/busybox", mode: modeReg | 0o755, data: bb})
-	c.add(newcEntry{name: "init", mode: modeReg | 0o755, data: []byte(initScript)})
+	c.Add(NewcEntry{Name: "dev/console", Mode: ModeChar | 0o600, RdevMajor: 5, RdevMinor: 1})
+	c.Add(NewcEntry{Name: "bin/busybox", Mode: ModeReg | 0o755, Data: bb})
+	c.Add(NewcEntry{Name: "init", Mode: ModeReg | 0o755, Data: []byte(initScript)})
 	var list bytes.Buffer
 	for _, m := range mods {
 		data, err := os.ReadFile(filepath.Join(modDir, m))
 		if err != nil {
 			return fmt.Errorf("lab: initramfs: %w", err)
 		}
-		c.add(newcEntry{name: "lib/modules/" + path.Base(m), mode: modeReg | 0o644, data: data})
+		c.Add(NewcEntry{Name: "lib/modules/" + path.Base(m), Mode: ModeReg | 0o644, Data: data})
 		fmt.Fprintln(&list, path.Base(m))
 	}
-	c.add(newcEntry{name: "etc/modules", mode: modeReg | 0o644, data: list.Bytes()})
-	if err := c.close(); err != nil {
+	c.Add(NewcEntry{Name: "etc/modules", Mode: ModeReg | 0o644, Data: list.Bytes()})
+	if err := c.Close(); err != nil {
 		return fmt.Errorf("lab: initramfs: %w", err)
 	}
 	return zw.Close()

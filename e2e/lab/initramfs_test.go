@@ -59,19 +59,19 @@ func readNewc(t *testing.T, b []byte) []cpioEntry {
 
 func TestNewcWriter(t *testing.T) {
 	var buf bytes.Buffer
-	c := &newcWriter{w: &buf}
-	c.add(newcEntry{name: "dev", mode: modeDir | 0o755})
-	c.add(newcEntry{name: "dev/console", mode: modeChar | 0o600, rdevMajor: 5, rdevMinor: 1})
-	c.add(newcEntry{name: "init", mode: modeReg | 0o755, data: []byte("#!/bin/sh\n")})
-	c.add(newcEntry{name: "odd", mode: modeReg | 0o644, data: []byte("12345")})
-	if err := c.close(); err != nil {
+	c := NewNewcWriter(&buf)
+	c.Add(NewcEntry{Name: "dev", Mode: ModeDir | 0o755})
+	c.Add(NewcEntry{Name: "dev/console", Mode: ModeChar | 0o600, RdevMajor: 5, RdevMinor: 1})
+	c.Add(NewcEntry{Name: "init", Mode: ModeReg | 0o755, Data: []byte("#!/bin/sh\n")})
+	c.Add(NewcEntry{Name: "odd", Mode: ModeReg | 0o644, Data: []byte("12345")})
+	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
 	want := []cpioEntry{
-		{Name: "dev", Mode: modeDir | 0o755},
-		{Name: "dev/console", Mode: modeChar | 0o600, RMaj: 5, RMin: 1},
-		{Name: "init", Mode: modeReg | 0o755, Data: "#!/bin/sh\n"},
-		{Name: "odd", Mode: modeReg | 0o644, Data: "12345"},
+		{Name: "dev", Mode: ModeDir | 0o755},
+		{Name: "dev/console", Mode: ModeChar | 0o600, RMaj: 5, RMin: 1},
+		{Name: "init", Mode: ModeReg | 0o755, Data: "#!/bin/sh\n"},
+		{Name: "odd", Mode: ModeReg | 0o644, Data: "12345"},
 	}
 	if diff := cmp.Diff(want, readNewc(t, buf.Bytes())); diff != "" {
 		t.Errorf("archive (-want +got):\n%s", diff)
@@ -216,11 +216,11 @@ func TestBuildInitramfs(t *testing.T) {
 		names = append(names, e.Name)
 	}
 	for _, want := range []cpioEntry{
-		{Name: "init", Mode: modeReg | 0o755, Data: initScript},
-		{Name: "bin/busybox", Mode: modeReg | 0o755, Data: "static busybox"},
-		{Name: "dev/console", Mode: modeChar | 0o600, RMaj: 5, RMin: 1},
-		{Name: "lib/modules/virtio_net.ko", Mode: modeReg | 0o644, Data: "ELF kernel/drivers/net/virtio_net.ko"},
-		{Name: "etc/modules", Mode: modeReg | 0o644, Data: "virtio_pci_legacy_dev.ko\nvirtio_pci_modern_dev.ko\n" +
+		{Name: "init", Mode: ModeReg | 0o755, Data: initScript},
+		{Name: "bin/busybox", Mode: ModeReg | 0o755, Data: "static busybox"},
+		{Name: "dev/console", Mode: ModeChar | 0o600, RMaj: 5, RMin: 1},
+		{Name: "lib/modules/virtio_net.ko", Mode: ModeReg | 0o644, Data: "ELF kernel/drivers/net/virtio_net.ko"},
+		{Name: "etc/modules", Mode: ModeReg | 0o644, Data: "virtio_pci_legacy_dev.ko\nvirtio_pci_modern_dev.ko\n" +
 			"virtio.ko\nvirtio_ring.ko\nvirtio_pci.ko\nfailover.ko\nnet_failover.ko\nvirtio_net.ko\nvirtio_blk.ko\ne1000.ko\n"},
 	} {
 		if diff := cmp.Diff(want, got[want.Name]); diff != "" {

@@ -5,11 +5,14 @@ import (
 	"io"
 )
 
-// newcWriter writes a cpio archive in the "new ASCII" (newc) format, the
+// NewcWriter writes a cpio archive in the "new ASCII" (newc) format, the
 // one the kernel unpacks as an initramfs (Documentation/driver-api/
 // early-userspace/buffer-format.rst). It writes only what an initramfs
 // needs: directories, regular files and device nodes, owned by root.
-type newcWriter struct {
+//
+// lab's test initramfs and osimage's OS initramfs both use it; initrd's
+// cpio library cannot write the /dev/console node a shell-script init needs.
+type NewcWriter struct {
 	w   io.Writer
 	ino uint32
 	err error
@@ -17,30 +20,34 @@ type newcWriter struct {
 
 // File mode type bits of the newc mode field (from <sys/stat.h>).
 const (
-	modeDir  = 0o040000
-	modeReg  = 0o100000
-	modeChar = 0o020000
+	ModeDir  = 0o040000
+	ModeReg  = 0o100000
+	ModeChar = 0o020000
 )
 
-// newcEntry is one archive member.
-type newcEntry struct {
-	name         string // relative, without a leading slash
-	mode         uint32 // type bits | permissions
-	rdevMajor    uint32 // device nodes only
-	rdevMinor    uint32
-	data         []byte // regular files only
-	mtime, nlink uint32
+// NewcEntry is one archive member.
+type NewcEntry struct {
+	Name         string // relative, without a leading slash
+	Mode         uint32 // type bits | permissions
+	RdevMajor    uint32 // device nodes only
+	RdevMinor    uint32
+	Data         []byte // regular files only
+	MTime, NLink uint32
 }
 
-func (c *newcWriter) add(e newcEntry) {
+// NewNewcWriter returns a writer of an archive to w; call Close to end it.
+func NewNewcWriter(w io.Writer) *NewcWriter { return &NewcWriter{w: w} }
+
+// Add appends one member; the first error is kept for Close.
+func (c *NewcWriter) Add(e NewcEntry) {
 	if c.err != nil {
 		return
 	}
 	c.ino++
-	nlink := e.nlink
+	nlink := e.NLink
 	if nlink == 0 {
 		nlink = 1
-		if e.mode&0o170000 == modeDir {
+		if e.Mode&0o170000 == ModeDir {
 			nlink = 2
 		}
 	}
@@ -48,28 +55,28 @@ func (c *newcWriter) add(e newcEntry) {
 	// uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor,
 	// rdevminor, namesize (with the NUL), check (0 for newc).
 	hdr := fmt.Sprintf("070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
-		c.ino, e.mode, 0, 0, nlink, e.mtime, len(e.data), 0, 0, e.rdevMajor, e.rdevMinor, len(e.name)+1, 0)
+		c.ino, e.Mode, 0, 0, nlink, e.MTime, len(e.Data), 0, 0, e.RdevMajor, e.RdevMinor, len(e.Name)+1, 0)
 	c.write([]byte(hdr))
-	c.write([]byte(e.name + "\x00"))
-	c.pad(len(hdr) + len(e.name) + 1)
-	c.write(e.data)
-	c.pad(len(e.data))
+	c.write([]byte(e.Name + "\x00"))
+	c.pad(len(hdr) + len(e.Name) + 1)
+	c.write(e.Data)
+	c.pad(len(e.Data))
 }
 
-// close writes the trailer entry that ends the archive.
-func (c *newcWriter) close() error {
-	c.add(newcEntry{name: "TRAILER!!!"})
+// Close writes the trailer entry that ends the archive.
+func (c *NewcWriter) Close() error {
+	c.Add(NewcEntry{Name: "TRAILER!!!"})
 	return c.err
 }
 
 // pad writes the NULs that align the next field to 4 bytes after n bytes.
-func (c *newcWriter) pad(n int) {
+func (c *NewcWriter) pad(n int) {
 	if r := n % 4; r != 0 {
 		c.write(make([]byte, 4-r))
 	}
 }
 
-func (c *newcWriter) write(b []byte) {
+func (c *NewcWriter) write(b []byte) {
 	if c.err == nil && len(b) > 0 {
 		_, c.err = c.w.Write(b)
 	}

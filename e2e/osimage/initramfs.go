@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/rackboot/rackboot/e2e/lab"
 )
 
 // buildInitramfs returns the zstd-compressed newc archive of stage one:
@@ -28,26 +30,26 @@ func buildInitramfs(busybox, modDir string, mods []string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &newcWriter{w: zw}
+	c := lab.NewNewcWriter(zw)
 	for _, d := range []string{"bin", "dev", "etc", "lib", "lib/modules", "newroot", "proc", "sys"} {
-		c.add(newcEntry{name: d, mode: modeDir | 0o755})
+		c.Add(lab.NewcEntry{Name: d, Mode: lab.ModeDir | 0o755})
 	}
 	// The kernel opens /dev/console for init's stdio before /init mounts
 	// devtmpfs; without the node init would run with no output at all.
-	c.add(newcEntry{name: "dev/console", mode: modeChar | 0o600, rdevMajor: 5, rdevMinor: 1})
-	c.add(newcEntry{name: "bin/busybox", mode: modeReg | 0o755, data: bb})
-	c.add(newcEntry{name: "init", mode: modeReg | 0o755, data: []byte(initScript)})
+	c.Add(lab.NewcEntry{Name: "dev/console", Mode: lab.ModeChar | 0o600, RdevMajor: 5, RdevMinor: 1})
+	c.Add(lab.NewcEntry{Name: "bin/busybox", Mode: lab.ModeReg | 0o755, Data: bb})
+	c.Add(lab.NewcEntry{Name: "init", Mode: lab.ModeReg | 0o755, Data: []byte(initScript)})
 	var list bytes.Buffer
 	for _, m := range mods {
 		data, err := os.ReadFile(filepath.Join(modDir, m))
 		if err != nil {
 			return nil, fmt.Errorf("osimage: initramfs: %w", err)
 		}
-		c.add(newcEntry{name: "lib/modules/" + path.Base(m), mode: modeReg | 0o644, data: data})
+		c.Add(lab.NewcEntry{Name: "lib/modules/" + path.Base(m), Mode: lab.ModeReg | 0o644, Data: data})
 		fmt.Fprintln(&list, path.Base(m))
 	}
-	c.add(newcEntry{name: "etc/modules", mode: modeReg | 0o644, data: list.Bytes()})
-	if err := c.close(); err != nil {
+	c.Add(lab.NewcEntry{Name: "etc/modules", Mode: lab.ModeReg | 0o644, Data: list.Bytes()})
+	if err := c.Close(); err != nil {
 		return nil, fmt.Errorf("osimage: initramfs: %w", err)
 	}
 	if err := zw.Close(); err != nil {
