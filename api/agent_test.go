@@ -44,9 +44,15 @@ var adminCalls = []struct {
 func TestUnauthorized(t *testing.T) {
 	e := newEnv(t, nil)
 	_, old := e.boot(macN01, "efi")
-	_, tokN01 := e.boot(macN01, "efi") // the first token is now the previous one
+	if _, again := e.boot(macN01, "efi"); again != old {
+		t.Fatalf("the script fetched again carries token %q, want the same %q", again, old)
+	}
+	// Attempt 1 fails before its plan; the next script is for attempt 2.
+	code, body := e.agent(http.MethodPost, "/api/agent/failed", macN01, old, FailedReport{Phase: "disk", Error: "no disk"})
+	e.must(http.StatusOK, code, body)
+	_, tokN01 := e.boot(macN01, "efi")
 	_, tokN02 := e.boot(macN02, "efi")
-	if old == "" || tokN01 == "" || tokN02 == "" || old == tokN01 {
+	if old == "" || tokN01 == "" || tokN02 == "" || old == tokN01 || tokN01 == tokN02 {
 		t.Fatalf("tokens %q %q %q: want three distinct ones", old, tokN01, tokN02)
 	}
 	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }

@@ -252,24 +252,23 @@ func TestHandlerRefusesHostileProfile(t *testing.T) {
 func TestHandlerBase(t *testing.T) {
 	tests := []struct {
 		name string
-		h    Handler
+		h    *Handler
 		want string // "" means a 500
 	}{
-		{"local address", Handler{}, "http://127.0.0.1:PORT"},
-		{"local address, port override", Handler{Port: 80}, "http://127.0.0.1"},
-		{"advertise host", Handler{Advertise: "boot.example.com"}, "http://boot.example.com:PORT"},
-		{"advertise host and port", Handler{Advertise: "boot.example.com:8080"}, "http://boot.example.com:8080"},
-		{"advertise, port override", Handler{Advertise: "192.0.2.1:8080", Port: 9090}, "http://192.0.2.1:9090"},
-		{"advertise IPv6", Handler{Advertise: "2001:db8::1", Port: 8080}, "http://[2001:db8::1]:8080"},
-		{"advertise bracketed IPv6", Handler{Advertise: "[2001:db8::1]", Port: 80}, "http://[2001:db8::1]"},
-		{"advertise hostile", Handler{Advertise: "x${y}"}, ""},
-		{"advertise with path", Handler{Advertise: "x/y"}, ""},
-		{"bad port", Handler{Port: 70000}, ""},
+		{"local address", &Handler{}, "http://127.0.0.1:PORT"},
+		{"local address, port override", &Handler{Port: 80}, "http://127.0.0.1"},
+		{"advertise host", &Handler{Advertise: "boot.example.com"}, "http://boot.example.com:PORT"},
+		{"advertise host and port", &Handler{Advertise: "boot.example.com:8080"}, "http://boot.example.com:8080"},
+		{"advertise, port override", &Handler{Advertise: "192.0.2.1:8080", Port: 9090}, "http://192.0.2.1:9090"},
+		{"advertise IPv6", &Handler{Advertise: "2001:db8::1", Port: 8080}, "http://[2001:db8::1]:8080"},
+		{"advertise bracketed IPv6", &Handler{Advertise: "[2001:db8::1]", Port: 80}, "http://[2001:db8::1]"},
+		{"advertise hostile", &Handler{Advertise: "x${y}"}, ""},
+		{"advertise with path", &Handler{Advertise: "x/y"}, ""},
+		{"bad port", &Handler{Port: 70000}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := tt.h
-			srv, _, _ := serve(t, &h)
+			srv, _, _ := serve(t, tt.h)
 			_, port, err := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
 			if err != nil {
 				t.Fatal(err)

@@ -3,6 +3,7 @@ package registry
 import (
 	"crypto/subtle"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -35,10 +36,15 @@ const (
 // Defaults of the lifecycle's limits.
 const (
 	DefaultMaxAttempts = 3
-	// DefaultTokenTTL is how long an install token stays valid after the
-	// script that carries it was served, and again after the agent fetched
-	// its plan. Large images over slow links take tens of minutes.
+	// DefaultTokenTTL is how long an install token stays valid after it
+	// was minted, and again after the agent fetched its plan. Large images
+	// over slow links take tens of minutes.
 	DefaultTokenTTL = 2 * time.Hour
+	// LastBootResolution is how stale HostRecord.LastBoot may be: a boot
+	// within it of the recorded one is not written. A script request that
+	// changes nothing else then writes nothing at all, so a rack booting
+	// at once (or iPXE fetching a script twice) costs reads, not commits.
+	LastBootResolution = 30 * time.Second
 )
 
 // limits are the policy the transitions apply.
@@ -53,7 +59,10 @@ type bootIn struct {
 	hostname  string
 	discovery bool
 	now       time.Time
-	token     string // digest of a fresh token, used if the host installs
+	// mint returns the digest of the install token for an attempt that
+	// expires then. It is deterministic (Registry derives tokens from a
+	// key), so a token still valid is recognised and kept.
+	mint func(attempt int, expires time.Time) string
 }
 
 // bootOut is what boot decided.
@@ -61,10 +70,20 @@ type bootOut struct {
 	kind    BootKind
 	message string   // why, for BootFailed and BootUnknown
 	ended   *Attempt // the attempt the boot ended: rebooted during install
+	changed bool     // the record differs from the one given: write it
 }
 
 // boot is a machine asking for its iPXE script.
 func boot(h HostRecord, exists bool, in bootIn, l limits) (HostRecord, bootOut) {
+	prev := h
+	h, out := bootNext(h, exists, in, l)
+	if out.changed = !reflect.DeepEqual(prev, h); out.changed {
+		h.UpdatedAt = in.now
+	}
+	return h, out
+}
+
+func bootNext(h HostRecord, exists bool, in bootIn, l limits) (HostRecord, bootOut) {
 	var out bootOut
 	if !exists {
 		switch {
@@ -76,7 +95,9 @@ func boot(h HostRecord, exists bool, in bootIn, l limits) (HostRecord, bootOut) 
 			return h, bootOut{kind: BootUnknown, message: "not in the profiles"}
 		}
 	}
-	h.LastBoot, h.UpdatedAt = in.now, in.now
+	if d := in.now.Sub(h.LastBoot); d >= LastBootResolution || d < 0 {
+		h.LastBoot = in.now
+	}
 	if in.known && in.hostname != "" {
 		h.Hostname = in.hostname
 	}
@@ -99,11 +120,18 @@ func boot(h HostRecord, exists bool, in bootIn, l limits) (HostRecord, bootOut) 
 			out.kind, out.message = BootUnknown, "pending, but no longer in the profiles"
 			break
 		}
-		// A fresh token at every script: one handed out earlier (a
-		// script iPXE fetched twice, an installer that never started)
-		// stops working, and the attempt number does not move until an
-		// agent fetches its plan.
-		h.Token = &Token{SHA256: in.token, Attempt: h.Attempt + 1, Expires: in.now.Add(l.ttl)}
+		// The token of the next attempt is kept while it has more than
+		// half its lifetime left, so fetching the script again (iPXE
+		// retrying, the machine reset before its agent ran) changes
+		// nothing and writes nothing. A token minted under another key
+		// (before a restart) is replaced: it could not be handed out
+		// again. The attempt number does not move until an agent
+		// fetches its plan; a token never outlives its attempt.
+		next := h.Attempt + 1
+		if t := h.Token; t == nil || t.Attempt != next || t.Expires.Sub(in.now) <= l.ttl/2 || t.SHA256 != in.mint(t.Attempt, t.Expires) {
+			exp := in.now.Add(l.ttl)
+			h.Token = &Token{SHA256: in.mint(next, exp), Attempt: next, Expires: exp}
+		}
 		out.kind = BootInstall
 	case StateInstalled:
 		out.kind = BootLocal

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +20,9 @@ var (
 )
 
 const (
-	mac   = "52:54:00:00:01:01"
-	tok   = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	newTk = "digest-of-a-fresh-token"
-	sha   = "3b1c2f0e3b1c2f0e3b1c2f0e3b1c2f0e3b1c2f0e3b1c2f0e3b1c2f0e3b1c2f0e"
+	mac = "52:54:00:00:01:01"
+	tok = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	sha = "3b1c2f0e3b1c2f0e3b1c2f0e3b1c2f0e3b1c2f0e3b1c2f0e3b1c2f0e3b1c2f0e"
 )
 
 // Records in each state, as the lifecycle leaves them.
@@ -77,16 +77,31 @@ func ended(a *Attempt, f func(*Attempt)) *Attempt {
 	return &c
 }
 
+// testMint stands for Registry's key-derived token digests: deterministic,
+// and different from tokenDigest(tok), the token of "another key".
+func testMint(attempt int, expires time.Time) string {
+	return fmt.Sprintf("digest/%d/%s", attempt, expires.Format(time.RFC3339Nano))
+}
+
 func TestBoot(t *testing.T) {
 	booted := func(h HostRecord) HostRecord { h.LastBoot, h.UpdatedAt = now, now; return h }
 	minted := func(h HostRecord, attempt int) HostRecord {
 		h = booted(h)
-		h.Token = &Token{SHA256: newTk, Attempt: attempt, Expires: now.Add(lim.ttl)}
+		h.Token = &Token{SHA256: testMint(attempt, now.Add(lim.ttl)), Attempt: attempt, Expires: now.Add(lim.ttl)}
 		return h
 	}
-	known := bootIn{known: true, hostname: "r1-n01", now: now, token: newTk}
-	unknown := bootIn{now: now, token: newTk}
-	discovery := bootIn{discovery: true, now: now, token: newTk}
+	known := bootIn{known: true, hostname: "r1-n01", now: now, mint: testMint}
+	unknown := bootIn{now: now, mint: testMint}
+	discovery := bootIn{discovery: true, now: now, mint: testMint}
+	// ours is pending with a token this registry minted at issued, booted
+	// last at issued.
+	ours := func(issued time.Time) HostRecord {
+		h := pending()
+		h.LastBoot, h.UpdatedAt = issued, issued
+		h.Token = &Token{SHA256: testMint(1, issued.Add(lim.ttl)), Attempt: 1, Expires: issued.Add(lim.ttl)}
+		return h
+	}
+	recent := now.Add(-LastBootResolution / 2)
 	rebooted := "the machine PXE-booted again before its install finished (rebooted during install)"
 
 	tests := []struct {
@@ -95,10 +110,20 @@ func TestBoot(t *testing.T) {
 		exists bool
 		in     bootIn
 		want   HostRecord
-		out    bootOut
+		out    bootOut // changed is set by the loop: want != h
 	}{
 		{"unknown, discovery off: nothing, no record", HostRecord{MAC: mac}, false, unknown,
 			HostRecord{MAC: mac}, bootOut{kind: BootUnknown, message: "not in the profiles"}},
+		{"pending, its token fetched again with most of its life left: kept, nothing written", ours(recent), true, known,
+			ours(recent), bootOut{kind: BootInstall}},
+		{"pending, its token fetched again a while later: kept, the boot recorded", ours(now.Add(-lim.ttl / 4)), true, known,
+			with(ours(now.Add(-lim.ttl/4)), func(h *HostRecord) { h.LastBoot, h.UpdatedAt = now, now }), bootOut{kind: BootInstall}},
+		{"pending, its token past half its life: a new one", ours(now.Add(-lim.ttl / 2)), true, known,
+			minted(pending(), 1), bootOut{kind: BootInstall}},
+		{"pending, a token of another key (before a restart): a new one", with(pendingToken(), func(h *HostRecord) { h.LastBoot = recent }), true, known,
+			with(minted(pending(), 1), func(h *HostRecord) { h.LastBoot = recent }), bootOut{kind: BootInstall}},
+		{"installed, booted again within the resolution: nothing written", with(installed(), func(h *HostRecord) { h.LastBoot = recent }), true, known,
+			with(installed(), func(h *HostRecord) { h.LastBoot = recent }), bootOut{kind: BootLocal}},
 		{"unknown, discovery on: discovered", HostRecord{MAC: mac}, false, discovery,
 			with(discovered(), func(h *HostRecord) { h.Since, h.UpdatedAt, h.LastBoot = now, now, now }), bootOut{kind: BootDiscovery}},
 		{"in the profiles, never seen: pending, installer with token for attempt 1", HostRecord{MAC: mac}, false, known,
@@ -112,7 +137,7 @@ func TestBoot(t *testing.T) {
 		{"pending after a failed attempt: token for the next attempt",
 			with(pending(), func(h *HostRecord) { h.Attempt, h.LastID = 1, 1 }), true, known,
 			minted(with(pending(), func(h *HostRecord) { h.Attempt, h.LastID = 1, 1 }), 2), bootOut{kind: BootInstall}},
-		{"pending with a token outstanding: replaced, same attempt", pendingToken(), true, known,
+		{"pending with a token of another key outstanding: replaced, same attempt", pendingToken(), true, known,
 			minted(pending(), 1), bootOut{kind: BootInstall}},
 		{"pending, no longer in the profiles: nothing", pendingToken(), true, unknown,
 			booted(pendingToken()), bootOut{kind: BootUnknown, message: "pending, but no longer in the profiles"}},
@@ -139,6 +164,7 @@ func TestBoot(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, out := boot(tt.h, tt.exists, tt.in, lim)
+			tt.out.changed = !cmp.Equal(tt.want, tt.h)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("record (-want +got):\n%s", diff)
 			}
@@ -381,15 +407,23 @@ func TestAuthorize(t *testing.T) {
 	}
 }
 
-func TestNewToken(t *testing.T) {
-	tok, digest, err := newToken(strings.NewReader(strings.Repeat("\xff", 32)))
-	if err != nil {
-		t.Fatal(err)
+func TestDeriveToken(t *testing.T) {
+	key := []byte(strings.Repeat("k", keyBytes))
+	a := deriveToken(key, mac, 1, t0)
+	if len(a) != 64 || strings.Trim(a, "0123456789abcdef") != "" || a != deriveToken(key, mac, 1, t0) {
+		t.Fatalf("token %q: want 64 hex digits, the same on every call", a)
 	}
-	if tok != strings.Repeat("ff", 32) || digest != tokenDigest(tok) || digest == tok {
-		t.Errorf("newToken = %q, %q", tok, digest)
+	for name, b := range map[string]string{
+		"another key":     deriveToken([]byte(strings.Repeat("K", keyBytes)), mac, 1, t0),
+		"another MAC":     deriveToken(key, "52:54:00:00:01:02", 1, t0),
+		"another attempt": deriveToken(key, mac, 2, t0),
+		"another expiry":  deriveToken(key, mac, 1, t0.Add(time.Nanosecond)),
+	} {
+		if b == a {
+			t.Errorf("%s: the same token", name)
+		}
 	}
-	if _, _, err := newToken(strings.NewReader("short")); err == nil {
-		t.Error("newToken with too little randomness succeeded")
+	if _, err := newKey(strings.NewReader("short")); err == nil {
+		t.Error("newKey with too little randomness succeeded")
 	}
 }

@@ -22,6 +22,7 @@ type Memory struct {
 	hosts    map[string][]byte
 	attempts map[string]map[int][]byte
 	logs     map[string]map[int][]memBatch
+	cache    decodedCache
 }
 
 type memBatch struct {
@@ -49,7 +50,7 @@ func (m *Memory) Host(_ context.Context, mac string) (HostRecord, error) {
 	if !ok {
 		return HostRecord{}, fmt.Errorf("%w: %s", ErrNotFound, mac)
 	}
-	return decodeHost(b)
+	return m.cache.decode(mac, b)
 }
 
 // Hosts implements Store.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -25,7 +26,13 @@ type Registry struct {
 	TokenTTL time.Duration
 	// Now is the clock; nil means time.Now. Times are stored in UTC.
 	Now func() time.Time
-	// Rand is the source of install tokens; nil means crypto/rand.
+	// Key is the secret install tokens are derived from (any length; 32
+	// random bytes is right). Nil means a random key made at first use,
+	// which is enough: tokens are checked against their stored digests,
+	// not the key, so a new key after a restart only means that a pending
+	// machine's next script carries a new token.
+	Key []byte
+	// Rand is the source of that random key; nil means crypto/rand.
 	Rand io.Reader
 	// Log receives one line per transition. Nil discards.
 	Log *slog.Logger
@@ -33,6 +40,10 @@ type Registry struct {
 	// record and the attempt the change wrote, for live views. It runs on
 	// the caller's goroutine and must not block.
 	Notify func(Change)
+
+	keyOnce sync.Once
+	key     []byte
+	keyErr  error
 }
 
 // Change is a committed change of a host's record.
@@ -64,36 +75,70 @@ type Decision struct {
 // Boot records that the machine mac asked for its iPXE script and decides
 // what it boots. known says whether it is in the profiles (hostname is its
 // name there); discovery whether unknown machines are recorded.
+//
+// Most script requests change nothing (the same machine asking again, an
+// installed machine booting its disk within LastBootResolution of its
+// previous boot, an unknown machine): Boot decides those from a read and
+// writes nothing, so a rack booting at once does not queue on commits. The
+// rest are decided again inside one Store.Update.
 func (r *Registry) Boot(ctx context.Context, mac net.HardwareAddr, hostname string, known, discovery bool) (Decision, error) {
-	token, digest, err := newToken(r.rand())
+	key, err := r.tokenKey()
 	if err != nil {
 		return Decision{}, err
 	}
-	now := r.now()
-	var out bootOut
-	var wrote bool
-	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
-		next, o := boot(*h, exists, bootIn{known: known, hostname: hostname, discovery: discovery, now: now, token: digest}, r.limits())
-		*h, out, wrote = next, o, exists || next.State != ""
-		return o.ended, nil
-	})
+	m := mac.String()
+	// The token boot checks or mints is the one the script carries: derive
+	// it once.
+	var last struct {
+		attempt       int
+		expires       time.Time
+		token, digest string
+	}
+	token := func(attempt int, expires time.Time) string {
+		if last.token == "" || last.attempt != attempt || !last.expires.Equal(expires) {
+			last.attempt, last.expires = attempt, expires
+			last.token = deriveToken(key, m, attempt, expires)
+			last.digest = tokenDigest(last.token)
+		}
+		return last.token
+	}
+	in := bootIn{known: known, hostname: hostname, discovery: discovery, now: r.now(),
+		mint: func(attempt int, expires time.Time) string {
+			token(attempt, expires)
+			return last.digest
+		}}
+	h, err := r.Store.Host(ctx, m)
+	exists := err == nil
+	if errors.Is(err, ErrNotFound) {
+		h, err = HostRecord{MAC: m}, nil
+	}
 	if err != nil {
 		return Decision{}, err
 	}
-	d := Decision{Kind: out.kind, Message: out.message, Host: h}
+	next, out := boot(h, exists, in, r.limits())
+	if out.changed {
+		next, err = r.Store.Update(ctx, m, func(h *HostRecord, exists bool) (*Attempt, error) {
+			*h, out = boot(*h, exists, in, r.limits())
+			return out.ended, nil
+		})
+		if err != nil {
+			return Decision{}, err
+		}
+	}
+	d := Decision{Kind: out.kind, Message: out.message, Host: next}
 	if out.kind == BootInstall {
-		d.Token, d.Attempt = token, h.Token.Attempt
+		d.Token, d.Attempt = token(next.Token.Attempt, next.Token.Expires), next.Token.Attempt
 	}
-	if !wrote {
+	if next.State == "" {
 		d.Host = HostRecord{}
 	}
 	if out.ended != nil {
-		r.changed("failed", h, out.ended)
+		r.changed("failed", next, out.ended)
 	}
-	if wrote {
-		r.changed("boot", h, nil)
+	if out.changed {
+		r.changed("boot", next, nil)
 	}
-	r.log().Info("machine booted", "mac", mac.String(), "boot", string(out.kind), "state", string(h.State), "attempt", d.Attempt)
+	r.log().Info("machine booted", "mac", m, "boot", string(out.kind), "state", string(next.State), "attempt", d.Attempt, "recorded", out.changed)
 	return d, nil
 }
 
@@ -286,6 +331,15 @@ func (r *Registry) now() time.Time {
 		return r.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+// tokenKey is Key, or the random key made at first use.
+func (r *Registry) tokenKey() ([]byte, error) {
+	if r.Key != nil {
+		return r.Key, nil
+	}
+	r.keyOnce.Do(func() { r.key, r.keyErr = newKey(r.rand()) })
+	return r.key, r.keyErr
 }
 
 func (r *Registry) rand() io.Reader {

@@ -1,30 +1,49 @@
 package registry
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"time"
 )
 
-// tokenBytes is the entropy of an install token: 256 bits, so guessing one
-// within its lifetime is out of the question.
-const tokenBytes = 32
+// keyBytes is the size of the key install tokens are derived from: 256
+// bits, so guessing a token within its lifetime is out of the question.
+const keyBytes = 32
 
-// newToken returns a fresh install token and its digest. The token is hex,
-// so it is one literal word in an iPXE script and on a kernel command line.
-func newToken(rand io.Reader) (token, digest string, err error) {
-	b := make([]byte, tokenBytes)
-	if _, err := io.ReadFull(rand, b); err != nil {
-		return "", "", fmt.Errorf("registry: mint install token: %w", err)
+// newKey returns a fresh token key.
+func newKey(rand io.Reader) ([]byte, error) {
+	k := make([]byte, keyBytes)
+	if _, err := io.ReadFull(rand, k); err != nil {
+		return nil, fmt.Errorf("registry: make the install token key: %w", err)
 	}
-	token = hex.EncodeToString(b)
-	return token, tokenDigest(token), nil
+	return k, nil
+}
+
+// deriveToken is the install token of attempt of mac that expires then:
+// an HMAC under the registry's key, so the token of a pending attempt can
+// be handed out again without storing it, and a token cannot be computed
+// without the key. It is hex, one literal word in an iPXE script and on a
+// kernel command line.
+func deriveToken(key []byte, mac string, attempt int, expires time.Time) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("rackboot install token\x00"))
+	m.Write([]byte(mac))
+	var b [17]byte
+	binary.BigEndian.PutUint64(b[1:], uint64(attempt))
+	m.Write(b[:9])
+	binary.BigEndian.PutUint64(b[1:], uint64(expires.UnixNano()))
+	m.Write(b[:9])
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // tokenDigest is what the registry stores of a token: only a digest, so the
-// database (or a backup of it) holds no usable token. A plain SHA-256 is
-// enough for 256 random bits; a slow hash protects guessable passwords.
+// database (or a backup of it) holds no usable token, and checking a token
+// needs no key. A plain SHA-256 is enough for 256 bits a key derived; a
+// slow hash protects guessable passwords.
 func tokenDigest(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])

@@ -201,6 +201,15 @@ func testCopies(t *testing.T, s registry.Store) {
 	if diff := cmp.Diff(sample(macA), got); diff != "" {
 		t.Errorf("changing a returned record changed the store (-want +got):\n%s", diff)
 	}
+	// A record read (and perhaps kept decoded) before a change is not
+	// what a read after it returns.
+	next := sample(macA)
+	next.Token.Attempt, next.Reason = 3, "changed"
+	put(t, s, next)
+	got, _ = s.Host(ctx, macA)
+	if diff := cmp.Diff(next, got); diff != "" {
+		t.Errorf("read after a change (-want +got):\n%s", diff)
+	}
 }
 
 func testAttempts(t *testing.T, s registry.Store) {

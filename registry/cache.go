@@ -1,0 +1,75 @@
+package registry
+
+import (
+	"bytes"
+	"slices"
+	"sync"
+)
+
+// maxDecoded bounds the records a decodedCache holds: 64k records of about
+// 1 KB, decoded and encoded, stay well under 200 MB.
+const maxDecoded = 1 << 16
+
+// decodedCache keeps decoded host records next to the encoding they were
+// decoded from. A store looks a record's stored bytes up and, if they are
+// the bytes the cached record came from, hands out a copy of it instead of
+// decoding again: a script request reads its machine's record, and JSON
+// decoding was a quarter of its cost. Keyed by the stored bytes themselves,
+// the cache can never hand out a record the store no longer holds, however
+// reads and commits interleave.
+type decodedCache struct {
+	mu sync.RWMutex
+	m  map[string]decoded
+}
+
+type decoded struct {
+	raw []byte
+	h   HostRecord
+}
+
+// decode returns the record stored as b under mac. b may be reused by the
+// caller afterwards (bbolt's values live only as long as their transaction).
+func (c *decodedCache) decode(mac string, b []byte) (HostRecord, error) {
+	c.mu.RLock()
+	d, ok := c.m[mac]
+	c.mu.RUnlock()
+	if ok && bytes.Equal(d.raw, b) {
+		return d.h.clone(), nil
+	}
+	h, err := decodeHost(b)
+	if err != nil {
+		return HostRecord{}, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[string]decoded)
+	}
+	if len(c.m) >= maxDecoded {
+		for k := range c.m { // evict one at random: map order
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[mac] = decoded{raw: bytes.Clone(b), h: h.clone()}
+	c.mu.Unlock()
+	return h, nil
+}
+
+// clone returns a copy of h that shares nothing with it: Stores hand out
+// copies, and a caller's change must not reach the cache.
+func (h HostRecord) clone() HostRecord {
+	if h.Reinstall != nil {
+		r := *h.Reinstall
+		h.Reinstall = &r
+	}
+	if h.Current != nil {
+		a := *h.Current
+		a.Log = slices.Clone(a.Log)
+		h.Current = &a
+	}
+	if h.Token != nil {
+		t := *h.Token
+		h.Token = &t
+	}
+	return h
+}
