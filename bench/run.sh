@@ -14,7 +14,8 @@
 #   RATES ["10000 40000 80000 120000 160000"]  perfdhcp -r steps (P1)
 #   STORM_N ["50 200"]  TFTP clients per storm (P2); LOSS_N [200] clients with
 #                   1 % loss, fetching each of LOSS_FILES ["undionly.kpxe ipxe.efi"]
-#   HTTP_SECS [10]  seconds per wrk run (P3); SCRIPT_CONNS [1000] wrk connections of the script tests
+#   HTTP_SECS [10]  seconds per wrk run (P3); SCRIPT_CONNS [1000] wrk connections of the script tests,
+#                   SCRIPT_CONNS_LOW [100] of the latency-at-low-concurrency script tests
 #   P4_MIB [2048]   image size; P4_ITERS [3] rotations of the three variants
 #   AGENTS [1000]   P5 agents; P5_SECS [60] how long they report
 #   BENCH_OUT       where logs, results.jsonl and table.md go [/tmp/rbbench-DATE]
@@ -37,6 +38,7 @@ P5_SECS=${P5_SECS:-60}
 STRICT=${STRICT:-0}
 PXE_CLIENTS=${PXE_CLIENTS:-1000}
 SCRIPT_CONNS=${SCRIPT_CONNS:-1000}
+SCRIPT_CONNS_LOW=${SCRIPT_CONNS_LOW:-100}
 MAC_PREFIX=52:54:02       # the bench fleet (agentload -write-fleet)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=(P1 P2 P3 P4 P5)
@@ -323,8 +325,11 @@ run_p3() {
           nginx:big) p3_wrk nginx "$rep" big 100 "$base/big64.bin" ;;
           rackboot:script)
             HOSTS_TAG=$AGENTS p3_wrk rackboot "$rep" script "$SCRIPT_CONNS" "$base/ipxe" RBBENCH_MACS="$AGENTS" RBBENCH_PATH=/ipxe
-            p3_wrk rackboot "$rep" bootipxe "$SCRIPT_CONNS" "$base/boot.ipxe" ;;
-          nginx:script) p3_wrk nginx "$rep" tiny "$SCRIPT_CONNS" "$base/boot.ipxe" ;;
+            p3_wrk rackboot "$rep" bootipxe "$SCRIPT_CONNS" "$base/boot.ipxe"
+            HOSTS_TAG=$AGENTS p3_wrk rackboot "$rep" script100 "$SCRIPT_CONNS_LOW" "$base/ipxe" RBBENCH_MACS="$AGENTS" RBBENCH_PATH=/ipxe ;;
+          nginx:script)
+            p3_wrk nginx "$rep" tiny "$SCRIPT_CONNS" "$base/boot.ipxe"
+            p3_wrk nginx "$rep" tiny100 "$SCRIPT_CONNS_LOW" "$base/boot.ipxe" ;;
         esac
         bench_stop
       done

@@ -12,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")" || exit 1
 
 export STRICT=1 REPS=1 PERIOD=2 RATES=1000 PXE_RATE=1000 PXE_CLIENTS=200
-export STORM_N=20 LOSS_N=20 LOSS_FILES=undionly.kpxe HTTP_SECS=2 SCRIPT_CONNS=200 P4_MIB=64 P4_ITERS=1 AGENTS=100 P5_SECS=3
+export STORM_N=20 LOSS_N=20 LOSS_FILES=undionly.kpxe HTTP_SECS=2 SCRIPT_CONNS=200 SCRIPT_CONNS_LOW=20 P4_MIB=64 P4_ITERS=1 AGENTS=100 P5_SECS=3
 export BENCH_OUT=${BENCH_OUT:-$(mktemp -d /tmp/rbbench-smoke.XXXXXX)}
 start=$(date +%s)
 if ! bash ./run.sh; then
