@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -42,11 +43,29 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rackboot serve: %v\n", err)
 		return 2
 	}
+	tuneGC()
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("rackboot serve stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// gcPercent is the daemon's GOGC unless the environment sets one. A rack
+// booting at once is tens of thousands of small requests a second, each
+// leaving a few KiB of garbage, while the live heap is small (the profiles
+// and decoded records): with Go's default of 100 the collector ran so
+// often that it took a fifth of the CPU of a script request and set its
+// tail latency (bench P3: GOGC=400 gave 1.3x the scripts per second at
+// half the p99). 400 lets the heap grow to five times the live data
+// between collections, tens of MB for a fleet of thousands.
+const gcPercent = 400
+
+// tuneGC sets gcPercent unless GOGC is set: an operator's setting wins.
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // serve opens every socket first, so that a port already taken or a missing
