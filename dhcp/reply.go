@@ -53,6 +53,12 @@ const maxFileField = 127
 //
 // Reply is pure: it reads nothing but its arguments, does not modify req and
 // is safe for concurrent use.
+//
+// Serve's fast path (encode.go) relies on the answer depending on req only
+// through op, the message type, option 54, the vendor class, the first
+// architecture, iPXE or not, htype, xid, flags, ciaddr, giaddr, chaddr and
+// options 61, 82 and 97. Reading anything else from req means changing
+// scan too; TestFastPathIdentical and FuzzFastPath compare the two paths.
 func Reply(req *dhcpv4.DHCPv4, known bool, cfg Config) (*dhcpv4.DHCPv4, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

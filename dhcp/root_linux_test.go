@@ -10,7 +10,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,6 +73,45 @@ func broadcastInNetns(t *testing.T) {
 			t.Errorf("log lacks %s:\n%s", want, logs)
 		}
 	}
+}
+
+// TestListenBuffersUnprivilegedRoot runs TestListenBuffers again as user
+// nobody, without CAP_NET_ADMIN: SO_RCVBUFFORCE fails there, and Listen
+// must fall back to SO_RCVBUF, capped at net.core.rmem_max, and succeed.
+func TestListenBuffersUnprivilegedRoot(t *testing.T) {
+	if os.Getenv("RACKBOOT_ROOT_TESTS") != "1" {
+		t.Skip("needs root; set RACKBOOT_ROOT_TESTS=1")
+	}
+	// The test binary lives in a directory only root may enter: copy it
+	// where nobody can run it.
+	dir, err := os.MkdirTemp("", "rackboot-dhcp-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "dhcp.test")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestListenBuffers$", "-test.v", "-test.count=1")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("without CAP_NET_ADMIN")) || !bytes.Contains(out, []byte("--- PASS: TestListenBuffers")) {
+		t.Fatalf("as nobody, TestListenBuffers did not run the unprivileged case:\n%s", out)
+	}
+	t.Logf("as nobody:\n%s", out)
 }
 
 // TestRAResponderRoot runs RAResponder between the two ends of a veth

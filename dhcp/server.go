@@ -15,7 +15,8 @@ import (
 type Hosts interface {
 	// Known reports whether mac belongs to a host in the profiles. It is
 	// called for every packet, so it must be quick (a map lookup, no I/O),
-	// and it must be safe for concurrent use.
+	// and it must be safe for concurrent use. mac may be a slice of the
+	// receive buffer: it is valid only during the call.
 	Known(mac net.HardwareAddr) bool
 }
 
@@ -41,9 +42,9 @@ type Server struct {
 	OnReply func(kind, arch string)
 }
 
-// maxPacket is the receive buffer. DHCP messages fit in 576 bytes unless
-// the client allows more (option 57); no PXE client sends more than an
-// Ethernet frame.
+// maxPacket is the size of each receive buffer. DHCP messages fit in 576
+// bytes unless the client allows more (option 57); no PXE client sends
+// more than an Ethernet frame.
 const maxPacket = 4096
 
 // Serve answers the requests arriving on conn until ctx is cancelled or
@@ -52,10 +53,13 @@ const maxPacket = 4096
 // (tests serve 127.0.0.1:0), and other PacketConns are served without
 // knowing the arriving interface, so their answers follow routing.
 //
-// Requests are handled one at a time, in order: deciding takes
-// microseconds and writing a UDP datagram does not block, so there is no
-// queue in which an answer could grow late. iPXE stops listening for proxy
-// answers about three seconds after its DHCP starts.
+// Requests are handled in order, as they arrive: each read takes every
+// datagram already queued (up to batchSize, one system call on Linux), and
+// the answers to them leave together (one more) before the next read.
+// Deciding takes microseconds and writing a UDP datagram does not block,
+// so there is no queue in which an answer could grow late, and a read
+// never waits for more datagrams than there are. iPXE stops listening for
+// proxy answers about three seconds after its DHCP starts.
 //
 // A malformed or foreign packet is logged at debug level and skipped. A
 // failed send is logged and does not stop the loop: it concerns one client.
@@ -80,69 +84,156 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		log.Debug("no interface control messages: replies follow routing", "err", err)
 	}
 
-	loggers := interfaceLoggers{base: log, m: map[int]*slog.Logger{}}
-	buf := make([]byte, maxPacket)
+	h := newHandler(s, cfg, log)
+	outs := make([]outgoing, 0, batchSize)
+	sent := make([]answer, 0, batchSize)
 	for {
-		n, ifIndex, peer, err := l.read(buf)
+		ds, err := l.read()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("dhcp: read from %v: %w", conn.LocalAddr(), err)
 		}
-		s.handle(loggers.get(ifIndex), cfg, l, buf[:n], ifIndex, peer)
+		outs, sent = outs[:0], sent[:0]
+		for _, d := range ds {
+			out, a, ok := h.handle(d, h.bufs[len(outs)])
+			if !ok {
+				continue
+			}
+			if a.fast {
+				h.bufs[len(outs)] = out.b // keep a grown buffer
+			}
+			outs, sent = append(outs, out), append(sent, a)
+		}
+		l.write(outs)
+		for i := range sent {
+			h.report(&sent[i], outs[i])
+		}
 	}
 }
 
-// handle answers one datagram, or logs why not.
-func (s *Server) handle(log *slog.Logger, cfg Config, l *link, b []byte, ifIndex int, peer net.Addr) {
-	req, err := dhcpv4.FromBytes(b)
-	if err != nil {
-		log.Debug("malformed packet ignored", "ip", addrString(peer), "err", err)
-		return
+// handler is the state of one Serve loop; not safe for concurrent use.
+type handler struct {
+	srv       *Server
+	cfg       Config
+	server    net.IP // cfg.ServerIP in its 4-byte form
+	loggers   interfaceLoggers
+	templates *templates
+	bufs      [][]byte // the fast path's encodings, one per answer of a batch
+}
+
+// newHandler returns the state of a loop serving cfg, which must be valid
+// and have its defaults applied.
+func newHandler(s *Server, cfg Config, log *slog.Logger) *handler {
+	return &handler{
+		srv:       s,
+		cfg:       cfg,
+		server:    cfg.ServerIP.To4(),
+		loggers:   interfaceLoggers{base: log, m: map[int]*slog.Logger{}},
+		templates: newTemplates(cfg),
+		bufs:      make([][]byte, batchSize),
 	}
-	arch := "none"
-	if a, ok := clientArch(req); ok {
-		arch = archName(a)
-	}
-	known := s.Hosts != nil && s.Hosts.Known(req.ClientHWAddr)
-	resp, err := Reply(req, known, cfg)
-	if errors.Is(err, ErrMessageType) || errors.Is(err, ErrNotPXE) || errors.Is(err, ErrOtherServer) {
-		// Most DHCP traffic on a segment is not ours: keep this path free
-		// of per-packet logger allocations unless debug logging is on.
-		if log.Enabled(context.Background(), slog.LevelDebug) {
-			log.Debug("not answered", "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(),
-				"arch", arch, "ip", addrString(peer), "err", err)
+}
+
+// answer is what is logged and counted about an answer once it was sent.
+type answer struct {
+	log  *slog.Logger
+	c    client
+	kind string // "offer" or "ack"
+	path string // the boot file (option 67)
+	fast bool   // encoded by the fast path into the buffer it was given
+}
+
+// handle decides the answer to one datagram, encoding it into buf[:0] on
+// the fast path; it reports false, having logged why, when there is none.
+func (h *handler) handle(d datagram, buf []byte) (outgoing, answer, bool) {
+	log := h.loggers.get(d.ifIndex)
+	if r, ok := scan(d.b, h.server); ok {
+		known := h.srv.Hosts != nil && h.srv.Hosts.Known(r.mac())
+		if t := h.templates.get(&r); t != nil && (known || h.cfg.Discovery) {
+			var c client
+			c.setMAC(r.mac())
+			copy(c.xid[:], r.header[offXID:])
+			c.arch, c.peer = t.arch, d.peer
+			out := outgoing{b: t.encode(buf, &r), ifIndex: d.ifIndex, dst: replyAddr(d.peer)}
+			return out, answer{log: log, c: c, kind: t.kind, path: t.path, fast: true}, true
 		}
-		return
-	}
-	log = log.With("mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "arch", arch, "ip", addrString(peer))
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrUnknownHost):
-		log.Info("unknown host not answered: add it to the profiles or turn discovery on")
-		return
-	case errors.Is(err, ErrUnsupportedArch):
-		log.Warn("not answered", "err", err)
-		return
-	default:
-		log.Error("not answered", "err", err)
-		return
 	}
 
+	req, err := dhcpv4.FromBytes(d.b)
+	if err != nil {
+		if log.Enabled(context.Background(), slog.LevelDebug) {
+			log.Debug("malformed packet ignored", "ip", addrString(d.peer), "err", err)
+		}
+		return outgoing{}, answer{}, false
+	}
+	c := client{xid: req.TransactionID, arch: "none", peer: d.peer}
+	c.setMAC(req.ClientHWAddr)
+	if a, ok := clientArch(req); ok {
+		c.arch = archName(a)
+	}
+	known := h.srv.Hosts != nil && h.srv.Hosts.Known(req.ClientHWAddr)
+	resp, err := Reply(req, known, h.cfg)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrMessageType) || errors.Is(err, ErrNotPXE) || errors.Is(err, ErrOtherServer):
+		// Most DHCP traffic on a segment is not ours.
+		c.log(log, slog.LevelDebug, "not answered", "err", err)
+		return outgoing{}, answer{}, false
+	case errors.Is(err, ErrUnknownHost):
+		c.log(log, slog.LevelInfo, "unknown host not answered: add it to the profiles or turn discovery on")
+		return outgoing{}, answer{}, false
+	case errors.Is(err, ErrUnsupportedArch):
+		c.log(log, slog.LevelWarn, "not answered", "err", err)
+		return outgoing{}, answer{}, false
+	default:
+		c.log(log, slog.LevelError, "not answered", "err", err)
+		return outgoing{}, answer{}, false
+	}
 	kind := "offer"
 	if resp.MessageType() == dhcpv4.MessageTypeAck {
 		kind = "ack"
 	}
-	dst := replyAddr(peer)
-	if err := l.write(resp.ToBytes(), ifIndex, dst); err != nil {
-		log.Warn("send failed", "kind", kind, "dst", addrString(dst), "err", err)
+	out := outgoing{b: resp.ToBytes(), ifIndex: d.ifIndex, dst: replyAddr(d.peer)}
+	return out, answer{log: log, c: c, kind: kind, path: resp.BootFileNameOption()}, true
+}
+
+// report logs an answer after its send, and counts it if it left.
+func (h *handler) report(a *answer, out outgoing) {
+	if out.err != nil {
+		a.c.log(a.log, slog.LevelWarn, "send failed", "kind", a.kind, "dst", addrString(out.dst), "err", out.err)
 		return
 	}
-	log.Info("answered", "kind", kind, "path", resp.BootFileNameOption(), "dst", addrString(dst))
-	if s.OnReply != nil {
-		s.OnReply(kind, arch)
+	a.c.log(a.log, slog.LevelInfo, "answered", "kind", a.kind, "path", a.path, "dst", addrString(out.dst))
+	if h.srv.OnReply != nil {
+		h.srv.OnReply(a.kind, a.c.arch)
 	}
+}
+
+// client names the sender of a request in the log.
+type client struct {
+	mac    [16]byte
+	macLen int
+	xid    dhcpv4.TransactionID
+	arch   string
+	peer   net.Addr
+}
+
+func (c *client) setMAC(mac net.HardwareAddr) {
+	c.macLen = copy(c.mac[:], mac)
+}
+
+// log writes a line about the client's request at level, with its MAC
+// address, xid, architecture and address. Formatting those costs more than
+// deciding the answer, so it is done only when the line is written.
+func (c *client) log(log *slog.Logger, level slog.Level, msg string, args ...any) {
+	ctx := context.Background()
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []any{"mac", net.HardwareAddr(c.mac[:c.macLen]).String(), "xid", c.xid.String(), "arch", c.arch, "ip", addrString(c.peer)}
+	log.Log(ctx, level, msg, append(attrs, args...)...)
 }
 
 // replyAddr is where the answer to a request from peer goes. A client

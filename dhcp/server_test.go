@@ -366,3 +366,71 @@ func (s *syncBuffer) Bytes() []byte {
 	defer s.mu.Unlock()
 	return bytes.Clone(s.b.Bytes())
 }
+
+// TestServeBurst sends a burst that the loop reads in batches: answers of
+// the fast and the slow path and refusals interleaved. Every answer must
+// come back, in the order of the requests, each to its own request.
+func TestServeBurst(t *testing.T) {
+	ts := startServer(t, &Server{}, nil)
+	c := newClient(t)
+	if err := c.(*net.UDPConn).SetReadBuffer(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	type answerOf struct {
+		XID  dhcpv4.TransactionID
+		File string
+	}
+	var reqs [][]byte
+	var want []answerOf
+	for i := range 100 {
+		xid := dhcpv4.TransactionID{0, 0, 0, byte(i)}
+		mods := []dhcpv4.Modifier{dhcpv4.WithTransactionID(xid)}
+		var file string
+		switch i % 4 {
+		case 0: // fast path
+			mods, file = with(mods, pxeOptions(iana.INTEL_X86PC)), "undionly.kpxe"
+		case 1: // refused: not a PXE client
+			mods = append(mods, dhcpv4.WithRequestedOptions(dhcpv4.OptionRouter))
+		case 2: // slow path: iPXE by user class alone
+			mods, file = with(mods, pxeOptions(iana.INTEL_X86PC), []dhcpv4.Modifier{dhcpv4.WithUserClass("iPXE", false)}),
+				"http://127.0.0.1:8080/boot.ipxe"
+		case 3: // fast path, relayed
+			mods, file = with(mods, pxeOptions(iana.EFI_X86_64), []dhcpv4.Modifier{
+				dhcpv4.WithGatewayIP(net.IPv4(127, 0, 0, 1)),
+				dhcpv4.WithGeneric(dhcpv4.OptionRelayAgentInformation, []byte{1, 1, byte(i)}),
+			}), "ipxe.efi"
+		}
+		if file != "" {
+			want = append(want, answerOf{xid, file})
+		}
+		reqs = append(reqs, newRequest(t, dhcpv4.MessageTypeDiscover, knownMAC, mods...).ToBytes())
+	}
+	// OnReply blocks once ts.replies is full: drain it meanwhile.
+	counted := make(chan struct{})
+	go func() {
+		for range want {
+			<-ts.replies
+		}
+		close(counted)
+	}()
+	for _, b := range reqs {
+		send(t, c, ts.addr, b)
+	}
+
+	var got []answerOf
+	for range want {
+		resp, _ := receive(t, c)
+		got = append(got, answerOf{resp.TransactionID, resp.BootFileNameOption()})
+		if v := resp.Options.Get(dhcpv4.OptionRelayAgentInformation); v != nil && v[2] != resp.TransactionID[3] {
+			t.Errorf("xid %v carries the relay information of request %d", resp.TransactionID, v[2])
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
+	}
+	select {
+	case <-counted:
+	case <-time.After(5 * time.Second):
+		t.Errorf("OnReply not called for each of the %d answers", len(want))
+	}
+}

@@ -140,6 +140,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 				return fmt.Errorf("dhcp on %s port %d: %w", bi.Name, port, err)
 			}
 			closers = append(closers, conn)
+			// The receive buffer is what absorbs a rack's burst while
+			// the process waits for a core; say what the kernel granted.
+			if rb, wb, err := dhcp.Buffers(conn); err == nil {
+				log.Info("dhcp socket", "interface", bi.Name, "port", port, "receive_buffer", rb, "send_buffer", wb)
+			}
 			runs = append(runs, func(ctx context.Context) error { return srv.Serve(ctx, conn) })
 		}
 		if cfg.IPv6RA {
