@@ -10,8 +10,8 @@ import (
 // config is a Server's fields with defaults applied, fixed for one Serve.
 type config struct {
 	root         *os.Root
-	timeout      time.Duration
-	retries      int
+	memory       *memory // nil when CacheSize is negative
+	schedule     schedule
 	maxTransfers int64
 	maxBlockSize int
 	grace        time.Duration
@@ -20,18 +20,22 @@ type config struct {
 
 func (s *Server) config() (config, error) {
 	c := config{
-		timeout:      s.Timeout,
-		retries:      s.Retries,
+		schedule:     schedule{first: s.Timeout, max: s.MaxTimeout, retries: s.Retries},
 		maxTransfers: int64(s.MaxTransfers),
 		maxBlockSize: s.MaxBlockSize,
 		grace:        s.ShutdownTimeout,
 		log:          s.Log,
 	}
-	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
+	if c.schedule.first <= 0 {
+		c.schedule.first = DefaultTimeout
 	}
-	if c.retries <= 0 {
-		c.retries = DefaultRetries
+	if c.schedule.max <= 0 {
+		c.schedule.max = DefaultMaxTimeout
+	}
+	// A Timeout above MaxTimeout means a fixed interval, not a shrinking one.
+	c.schedule.max = max(c.schedule.max, c.schedule.first)
+	if c.schedule.retries <= 0 {
+		c.schedule.retries = DefaultRetries
 	}
 	if c.maxTransfers <= 0 {
 		c.maxTransfers = DefaultMaxTransfers
@@ -45,10 +49,16 @@ func (s *Server) config() (config, error) {
 		return config{}, fmt.Errorf("tftp: MaxBlockSize %d out of range 513..65464", c.maxBlockSize)
 	}
 	if c.grace <= 0 {
-		c.grace = c.timeout * time.Duration(c.retries+1)
+		c.grace = c.schedule.giveUp()
 	}
 	if c.log == nil {
 		c.log = slog.Default()
+	}
+	switch {
+	case s.CacheSize == 0:
+		c.memory = newMemory(DefaultCacheSize)
+	case s.CacheSize > 0:
+		c.memory = newMemory(s.CacheSize)
 	}
 	dir := s.Root
 	if dir == "" {

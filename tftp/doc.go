@@ -5,9 +5,11 @@
 //
 // The protocol engine is github.com/pin/tftp/v3. This package owns what the
 // library leaves to its user: confining names to the root (os.Root, plus
-// stricter name rules that say why a name is refused), refusing writes, a cap on concurrent transfers, timing
-// that survives packet loss (1 s per round trip, no random backoff), a bounded
-// shutdown, and one log line, counter update and OnTransfer call per request.
+// stricter name rules that say why a name is refused), refusing writes,
+// serving the boot programs from memory, a cap on concurrent transfers,
+// timing that survives packet loss (a first retransmission after 50 ms,
+// doubling up to 1 s), a bounded shutdown, and one log line, counter update
+// and OnTransfer call per request.
 //
 // Options honoured: blksize (RFC 2348, capped at MaxBlockSize) and tsize
 // (RFC 2349, from the file's size). The timeout option (RFC 2349) and

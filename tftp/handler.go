@@ -1,6 +1,7 @@
 package tftp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -48,7 +49,7 @@ func (s *Server) send(ctx context.Context, c config, t *Transfer, rf io.ReaderFr
 	}
 	defer s.counters.active.Add(-1)
 
-	f, size, err := open(c.root, rel)
+	f, size, err := open(c, rel)
 	if err != nil {
 		switch o := classifyOpen(err); o {
 		case NotFound:
@@ -81,38 +82,44 @@ func (s *Server) send(ctx context.Context, c config, t *Transfer, rf io.ReaderFr
 	case isPeer:
 		t.Outcome, t.Err = Aborted, pe
 	default:
-		t.Outcome, t.Err = Failed, failure(err, c.retries)
+		t.Outcome, t.Err = Failed, failure(err, c.schedule)
 	}
 	return err
 }
 
 // failure turns an error ending a transfer into one that says why in the
 // log: the cause behind a message sent to the client, or a silent client.
-func failure(err error, retries int) error {
+func failure(err error, sch schedule) error {
 	var we *wireError
 	var ne net.Error
 	switch {
 	case errors.As(err, &we):
 		return we.cause
 	case errors.As(err, &ne) && ne.Timeout():
-		return fmt.Errorf("client stopped answering (%d sends without ACK): %w", retries+1, err)
+		return fmt.Errorf("client stopped answering (%d sends, no ACK in %v): %w", sch.retries+1, sch.giveUp(), err)
 	default:
 		return err
 	}
 }
 
-// open opens a regular file under root. The Stat before Open keeps a FIFO
-// (whose open blocks) or a device from ever being opened; the Stat after
-// catches a file swapped in between.
-func open(root *os.Root, rel string) (*os.File, int64, error) {
-	fi, err := root.Stat(rel)
+// open opens a regular file under the root, from memory when it is cached.
+// The Stat before Open keeps a FIFO (whose open blocks) or a device from ever
+// being opened, and tells whether the cached copy is still the file; the
+// Stat after Open catches a file swapped in between.
+func open(c config, rel string) (io.ReadSeekCloser, int64, error) {
+	fi, err := c.root.Stat(rel)
 	if err != nil {
+		c.memory.forget(rel)
 		return nil, 0, err
 	}
 	if !fi.Mode().IsRegular() {
+		c.memory.forget(rel)
 		return nil, 0, fmt.Errorf("%s: %w: not a regular file (%s)", rel, os.ErrPermission, fi.Mode().Type())
 	}
-	f, err := root.Open(rel)
+	if b, ok := c.memory.get(c.root, rel, fi); ok {
+		return inMemory{bytes.NewReader(b)}, int64(len(b)), nil
+	}
+	f, err := c.root.Open(rel)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -143,12 +150,18 @@ func (s *Server) writeHandler(c config) func(string, io.WriterTo) error {
 	}
 }
 
+// inMemory is a cached file's contents, closed like a file.
+type inMemory struct{ *bytes.Reader }
+
+func (inMemory) Close() error { return nil }
+
 // abortReader reads the served file and ends the transfer when Serve's
 // context is cancelled, so shutdown does not wait for whole files. Read
 // errors reach the client as a fixed text; the cause stays for the log.
+// It is an io.Seeker, so pin/tftp fills in tsize (RFC 2349) itself.
 type abortReader struct {
 	ctx context.Context
-	f   *os.File
+	f   io.ReadSeeker
 }
 
 func (r abortReader) Read(p []byte) (int, error) {

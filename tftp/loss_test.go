@@ -15,9 +15,10 @@ import (
 )
 
 // TestLossRecovery downloads 1 MiB through a relay that drops 1% of the
-// server's DATA packets. Each loss must cost one server Timeout (1 s by
-// default) and nothing more: with pin/tftp's defaults (5 s plus a random
-// 0-1 s backoff) the same download takes about 35 s.
+// server's DATA packets. Each loss must cost one first retransmission
+// timeout (50 ms by default) and nothing more: with a fixed 1 s timeout the
+// same download takes about 8 s, with pin/tftp's defaults (5 s plus a random
+// 0-1 s backoff) about 35 s.
 func TestLossRecovery(t *testing.T) {
 	t.Parallel()
 	h := start(t, &Server{})
@@ -54,13 +55,18 @@ func TestLossRecovery(t *testing.T) {
 		t.Fatal("relay dropped nothing; the test proves nothing (change the seed)")
 	}
 	tr := h.next(t)
-	if tr.Outcome != OK || tr.Retransmits != drops {
+	// Every drop needs a retransmission. More than one per drop would mean
+	// the server resends before the client could answer: on loopback that
+	// happens only when the test machine stalls a transfer for 50 ms, so a
+	// few are tolerated, a retransmission per block is not.
+	if tr.Outcome != OK || tr.Retransmits < drops || tr.Retransmits > drops+drops/2+2 {
 		t.Errorf("transfer: outcome %v, %d retransmits; want ok with one per drop (%d)", tr.Outcome, tr.Retransmits, drops)
 	}
-	limit := time.Duration(drops)*(DefaultTimeout+300*time.Millisecond) + 2*time.Second
-	t.Logf("%d of %d DATA packets dropped; download took %v (limit %v)", drops, relay.data.Load(), elapsed, limit)
-	if elapsed > limit || elapsed > 15*time.Second {
-		t.Errorf("download took %v with %d losses; want under %v and 15s", elapsed, drops, limit)
+	limit := time.Duration(drops)*(DefaultTimeout+100*time.Millisecond) + time.Second
+	t.Logf("%d of %d DATA packets dropped; download took %v (limit %v), %d retransmits",
+		drops, relay.data.Load(), elapsed, limit, tr.Retransmits)
+	if elapsed > limit {
+		t.Errorf("download took %v with %d losses; want under %v", elapsed, drops, limit)
 	}
 }
 

@@ -15,10 +15,17 @@ import (
 
 // Defaults for the zero values of Server's fields.
 const (
-	DefaultRoot         = "/usr/lib/ipxe"
-	DefaultTimeout      = time.Second
-	DefaultRetries      = 5
+	DefaultRoot = "/usr/lib/ipxe"
+	// DefaultTimeout, DefaultMaxTimeout and DefaultRetries give the
+	// retransmissions of one packet at 50, 150, 350, 750 ms, 1.55 s, then
+	// every second; a client that stays silent for 5.6 s is given up.
+	DefaultTimeout      = 50 * time.Millisecond
+	DefaultMaxTimeout   = time.Second
+	DefaultRetries      = 9
 	DefaultMaxTransfers = 256
+	// DefaultCacheSize bounds the file contents kept in memory: the iPXE
+	// binaries, shim and GRUB of a few platforms are well under it.
+	DefaultCacheSize = 64 << 20
 	// DefaultMaxBlockSize is an Ethernet frame's worth of TFTP data:
 	// MTU 1500 - 20 (IPv4) - 8 (UDP) - 4 (TFTP header). It is what EDK2
 	// asks for, and what tftpd-hpa's manual recommends as its -B limit.
@@ -36,16 +43,30 @@ type Server struct {
 	// therefore refused from the default root (see README.md).
 	Root string
 
-	// Timeout is how long the server waits for each acknowledgement before
-	// sending the packet again; default 1s. The library default is 5 s,
-	// which with its random backoff turns 1% packet loss into a 35 s
-	// download of a 1 MiB file; at 1 s it takes about 7 s. The client's
-	// own "timeout" option (RFC 2349) is not honoured by pin/tftp.
+	// Timeout is how long the server waits for an acknowledgement before it
+	// first sends a DATA or OACK packet again; default 50 ms. Each further
+	// retransmission of the same packet waits twice as long as the one
+	// before, up to MaxTimeout. Lock-step TFTP (RFC 1350) recovers a lost
+	// packet only by this timeout, and a 1 MB boot program is about 700
+	// packets each way, so at 1 % loss a fixed 1 s turns a sub-second
+	// download into ten seconds or more. A round trip takes well under a
+	// millisecond on a LAN, and a few milliseconds when hundreds of
+	// clients saturate the server's core, so 50 ms is rarely spurious; a
+	// client that is slower only costs a duplicate DATA, which it
+	// acknowledges again and the server ignores (RFC 1123 4.2.3.1). The
+	// client's own "timeout" option (RFC 2349) is not honoured by pin/tftp.
 	Timeout time.Duration
 
+	// MaxTimeout is the longest wait between two sends of the same packet;
+	// default 1 s, the interval PXE ROMs themselves start with. A Timeout
+	// above it means a fixed interval of Timeout.
+	MaxTimeout time.Duration
+
 	// Retries is how many times a packet is sent again before the transfer
-	// is given up; default 5. A vanished client holds its transfer for about
-	// Timeout × (Retries+1).
+	// is given up; default 9, which with the default timeouts gives a
+	// client 5.6 s to answer: firmware that pauses (a slow ROM, a busy
+	// UEFI) is not abandoned, and a vanished client does not hold its
+	// transfer much longer than that.
 	Retries int
 
 	// MaxTransfers caps concurrent read transfers; default 256. A request
@@ -60,10 +81,21 @@ type Server struct {
 	MaxBlockSize int
 
 	// ShutdownTimeout bounds how long Serve waits, once its context ends,
-	// for transfers to stop; default Timeout × (Retries+1), the time a
-	// transfer to a silent client takes to give up. Transfers to live
-	// clients stop at their next block.
+	// for transfers to stop; default the time a transfer to a silent
+	// client takes to give up (5.6 s with the default timing). Transfers
+	// to live clients stop at their next block.
 	ShutdownTimeout time.Duration
+
+	// CacheSize bounds the bytes of file contents kept in memory; default
+	// DefaultCacheSize, negative for none. A file of at most 16 MiB is read
+	// once and then served from memory, saving a read system call per
+	// block, for as long as its size, modification and change times and
+	// inode stay the same; every request still looks the name up under
+	// Root first, so the cache never serves a name the root would refuse.
+	// A file changed less than a second ago is read from disk (see
+	// settleTime). The least recently requested files make room for new
+	// ones.
+	CacheSize int64
 
 	// Log receives one line per request; default slog.Default().
 	Log *slog.Logger
@@ -111,11 +143,12 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	defer c.root.Close()
 
 	srv := pintftp.NewServer(s.readHandler(ctx, c), s.writeHandler(c))
-	srv.SetTimeout(c.timeout)
-	srv.SetRetries(c.retries)
-	// The default backoff sleeps a random 0-1 s before every retransmission,
-	// on top of the timeout. On a LAN the timeout alone is enough pacing.
-	srv.SetBackoff(func(int) time.Duration { return 0 })
+	// The library's default timing (5 s, plus a random 0-1 s before every
+	// retransmission) makes loss ruinous; see schedule for how the three
+	// settings make one doubling timeout.
+	srv.SetTimeout(c.schedule.first)
+	srv.SetRetries(c.schedule.retries)
+	srv.SetBackoff(c.schedule.backoff)
 	// MTU-based blksize clamping (the library default, issue #51) is off,
 	// replaced by the fixed MaxBlockSize cap, because:
 	//   - it clamps to MTU-28, forgetting the 4-byte TFTP header, so on

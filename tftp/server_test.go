@@ -32,9 +32,23 @@ func summarize(tr Transfer) summary {
 	return summary{tr.Outcome, tr.Size, tr.Bytes, tr.BlockSize, tr.Retransmits, tr.Write}
 }
 
+// TestServeFiles downloads every kind of file with the options firmware
+// uses, read from disk and from memory.
 func TestServeFiles(t *testing.T) {
 	t.Parallel()
-	h := start(t, &Server{})
+	t.Run("from disk", func(t *testing.T) {
+		t.Parallel()
+		serveFiles(t, start(t, &Server{CacheSize: -1}))
+	})
+	t.Run("from memory", func(t *testing.T) {
+		t.Parallel()
+		h := start(t, &Server{})
+		time.Sleep(settleTime + 100*time.Millisecond) // files are cached once settled
+		serveFiles(t, h)
+	})
+}
+
+func serveFiles(t *testing.T, h *harness) {
 	if err := os.Symlink("ipxe.efi", filepath.Join(h.root, "link-inside")); err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +357,7 @@ func TestShutdownBounded(t *testing.T) {
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
-	// The transfer gives up after Timeout x (Retries+1) = 1.5s.
+	// The transfer gives up after 0.5 + 1 + 0.5 = 2 s (see schedule).
 	if d := time.Since(begin); d > time.Second {
 		t.Errorf("Serve returned after %v, want about ShutdownTimeout (100ms)", d)
 	}
