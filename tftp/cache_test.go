@@ -220,12 +220,15 @@ func TestServeFromMemory(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		cache  int64
+		static bool // the files just written are cached at once
 		wantFD bool
-	}{{"default", 0, false}, {"no cache", -1, true}} {
+	}{{"default", 0, false, false}, {"no cache", -1, false, true}, {"static, just written", 0, true, false}} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := start(t, &Server{CacheSize: tt.cache})
-			time.Sleep(settleTime + 100*time.Millisecond) // the files must have settled
+			h := start(t, &Server{CacheSize: tt.cache, Static: tt.static})
+			if !tt.static {
+				time.Sleep(settleTime + 100*time.Millisecond) // the files must have settled
+			}
 			path, err := filepath.EvalSymlinks(filepath.Join(h.root, "ipxe.efi"))
 			if err != nil {
 				t.Fatal(err)

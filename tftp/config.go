@@ -60,6 +60,9 @@ func (s *Server) config() (config, error) {
 	case s.CacheSize > 0:
 		c.memory = newMemory(s.CacheSize)
 	}
+	if c.memory != nil && s.Static {
+		c.memory.settle = 0
+	}
 	dir := s.Root
 	if dir == "" {
 		dir = DefaultRoot

@@ -96,6 +96,12 @@ type Server struct {
 	// settleTime). The least recently requested files make room for new
 	// ones.
 	CacheSize int64
+	// Static says the files under Root do not change while the server
+	// runs (rackboot serves a copy it stages before starting), so a file
+	// is cached at its first request instead of once it has been
+	// unchanged for a second: a storm right after a start is served from
+	// memory too. The identity checks stay, so a change is still noticed.
+	Static bool
 
 	// Log receives one line per request; default slog.Default().
 	Log *slog.Logger

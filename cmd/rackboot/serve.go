@@ -159,7 +159,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return fmt.Errorf("tftp: %w", err)
 	}
 	closers = append(closers, tconn)
-	ts := &tftp.Server{Root: nbp, Log: log, Identify: identify,
+	// Static: nbp is the copy staged above, written before serving starts.
+	ts := &tftp.Server{Root: nbp, Static: true, Log: log, Identify: identify,
 		OnTransfer: func(t tftp.Transfer) { m.TFTPTransfer(t.Outcome.String(), t.Bytes) }}
 	runs = append(runs, func(ctx context.Context) error { return ts.Serve(ctx, tconn) })
 
