@@ -116,7 +116,7 @@ func (s *Bolt) Update(_ context.Context, mac string, fn func(*HostRecord, bool) 
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		hb := tx.Bucket(bucketHosts)
 		old := hb.Get([]byte(mac))
-		h, before, err := startUpdate(mac, old, old != nil)
+		h, before, err := s.cache.startUpdate(mac, old, old != nil)
 		if err != nil {
 			return err
 		}

@@ -16,11 +16,12 @@ func decodeHost(b []byte) (HostRecord, error) {
 	return h, nil
 }
 
-// startUpdate decodes the stored record for an update, or makes the zero
+// startUpdate decodes the stored record for an update (through the cache:
+// an update mostly follows a read of the same record), or makes the zero
 // record of mac. before is the encoding fn's result is compared with.
-func startUpdate(mac string, stored []byte, exists bool) (h HostRecord, before []byte, err error) {
+func (c *decodedCache) startUpdate(mac string, stored []byte, exists bool) (h HostRecord, before []byte, err error) {
 	if exists {
-		h, err = decodeHost(stored)
+		h, err = c.decode(mac, stored)
 		if err != nil {
 			return HostRecord{}, nil, err
 		}

@@ -79,7 +79,7 @@ func (m *Memory) Update(_ context.Context, mac string, fn func(*HostRecord, bool
 		return HostRecord{}, errClosed
 	}
 	old, exists := m.hosts[mac]
-	h, before, err := startUpdate(mac, old, exists)
+	h, before, err := m.cache.startUpdate(mac, old, exists)
 	if err != nil {
 		return HostRecord{}, err
 	}
@@ -100,7 +100,7 @@ func (m *Memory) Update(_ context.Context, mac string, fn func(*HostRecord, bool
 	if string(after) != string(before) {
 		m.hosts[mac] = after
 	}
-	return decodeHost(after)
+	return m.cache.decode(mac, after)
 }
 
 // History implements Store.
