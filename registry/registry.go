@@ -138,7 +138,11 @@ func (r *Registry) Boot(ctx context.Context, mac net.HardwareAddr, hostname stri
 	if out.changed {
 		r.changed("boot", next, nil)
 	}
-	r.log().Info("machine booted", "mac", m, "boot", string(out.kind), "state", string(next.State), "attempt", d.Attempt, "recorded", out.changed)
+	// Every script request passes here: its arguments are built only for a
+	// line that is written.
+	if lg := r.log(); lg.Enabled(ctx, slog.LevelInfo) {
+		lg.Info("machine booted", "mac", m, "boot", string(out.kind), "state", string(next.State), "attempt", d.Attempt, "recorded", out.changed)
+	}
 	return d, nil
 }
 
