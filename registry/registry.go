@@ -87,26 +87,8 @@ func (r *Registry) Boot(ctx context.Context, mac net.HardwareAddr, hostname stri
 		return Decision{}, err
 	}
 	m := mac.String()
-	// The token boot checks or mints is the one the script carries: derive
-	// it once.
-	var last struct {
-		attempt       int
-		expires       time.Time
-		token, digest string
-	}
-	token := func(attempt int, expires time.Time) string {
-		if last.token == "" || last.attempt != attempt || !last.expires.Equal(expires) {
-			last.attempt, last.expires = attempt, expires
-			last.token = deriveToken(key, m, attempt, expires)
-			last.digest = tokenDigest(last.token)
-		}
-		return last.token
-	}
-	in := bootIn{known: known, hostname: hostname, discovery: discovery, now: r.now(),
-		mint: func(attempt int, expires time.Time) string {
-			token(attempt, expires)
-			return last.digest
-		}}
+	tokens := &tokenMinter{key: key, mac: m}
+	in := bootIn{known: known, hostname: hostname, discovery: discovery, now: r.now(), mint: tokens.digest}
 	h, err := r.Store.Host(ctx, m)
 	exists := err == nil
 	if errors.Is(err, ErrNotFound) {
@@ -127,7 +109,7 @@ func (r *Registry) Boot(ctx context.Context, mac net.HardwareAddr, hostname stri
 	}
 	d := Decision{Kind: out.kind, Message: out.message, Host: next}
 	if out.kind == BootInstall {
-		d.Token, d.Attempt = token(next.Token.Attempt, next.Token.Expires), next.Token.Attempt
+		d.Token, d.Attempt = tokens.token(next.Token.Attempt, next.Token.Expires), next.Token.Attempt
 	}
 	if next.State == "" {
 		d.Host = HostRecord{}

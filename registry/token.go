@@ -40,6 +40,40 @@ func deriveToken(key []byte, mac string, attempt int, expires time.Time) string 
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// tokenMinter derives the install tokens of one machine and remembers the
+// last one: a script request checks the record's token against the key
+// (digest) and then hands the same token out (token), one derivation for
+// both.
+type tokenMinter struct {
+	key []byte
+	mac string
+
+	attempt int
+	expires time.Time
+	tok     string // "" until the first derivation
+	dig     string
+}
+
+func (t *tokenMinter) derive(attempt int, expires time.Time) {
+	if t.tok == "" || t.attempt != attempt || !t.expires.Equal(expires) {
+		t.attempt, t.expires = attempt, expires
+		t.tok = deriveToken(t.key, t.mac, attempt, expires)
+		t.dig = tokenDigest(t.tok)
+	}
+}
+
+// token is the install token of the attempt that expires then.
+func (t *tokenMinter) token(attempt int, expires time.Time) string {
+	t.derive(attempt, expires)
+	return t.tok
+}
+
+// digest is what the registry stores of that token.
+func (t *tokenMinter) digest(attempt int, expires time.Time) string {
+	t.derive(attempt, expires)
+	return t.dig
+}
+
 // tokenDigest is what the registry stores of a token: only a digest, so the
 // database (or a backup of it) holds no usable token, and checking a token
 // needs no key. A plain SHA-256 is enough for 256 bits a key derived; a
