@@ -8,7 +8,7 @@ import (
 )
 
 // Lifecycle tells the per-machine script where a machine is in its install
-// lifecycle (DESIGN.md, "Host states"): a pending machine boots its
+// lifecycle (the state machine of docs/DESIGN.md): a pending machine boots its
 // installer with a fresh install token, an installed one its local disk, a
 // failed one nothing. The appliance's registry satisfies it through an
 // adapter; tests use a fake.

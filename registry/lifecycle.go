@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// This file is the state machine of DESIGN.md, as pure functions from a
+// This file is the state machine of docs/DESIGN.md, as pure functions from a
 // record (and an event) to the next record and the attempt to write. They
 // read no clock and no randomness: the caller passes both in, so every
 // transition is tested as a table (lifecycle_test.go). Registry runs them

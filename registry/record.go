@@ -2,8 +2,8 @@ package registry
 
 import "time"
 
-// State is where a machine is in its install lifecycle (DESIGN.md, "Host
-// states").
+// State is where a machine is in its install lifecycle (docs/DESIGN.md,
+// "The host state machine").
 type State string
 
 // The states of a machine. A machine without a record is unknown.
@@ -114,7 +114,7 @@ type Token struct {
 	Expires time.Time `json:"expires"`
 }
 
-// Attempt is one install attempt: the history record of DESIGN.md.
+// Attempt is one install attempt: the history record of docs/DESIGN.md.
 type Attempt struct {
 	// ID identifies the attempt among the host's attempts; it grows across
 	// reinstalls, unlike Number.
