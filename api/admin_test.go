@@ -115,11 +115,13 @@ func TestVersions(t *testing.T) {
 	if code := e.admin(http.MethodGet, "/api/versions", nil, &got); code != http.StatusOK {
 		t.Fatalf("versions: %d", code)
 	}
+	va := registry.Version{Name: a.Version.Name, Number: a.Version.Number}
+	vb := registry.Version{Name: b.Version.Name, Number: b.Version.Number}
 	var want []VersionCount
-	if a.Version == b.Version {
-		want = []VersionCount{{Version: a.Version, Count: 3, MACs: []string{macN01, macN02, macR2}}}
+	if va == vb {
+		want = []VersionCount{{Version: va, Count: 3, MACs: []string{macN01, macN02, macR2}}}
 	} else {
-		want = []VersionCount{{Version: a.Version, Count: 2, MACs: []string{macN01, macN02}}, {Version: b.Version, Count: 1, MACs: []string{macR2}}}
+		want = []VersionCount{{Version: va, Count: 2, MACs: []string{macN01, macN02}}, {Version: vb, Count: 1, MACs: []string{macR2}}}
 		if a.Version.Number > b.Version.Number {
 			want[0], want[1] = want[1], want[0]
 		}

@@ -11,23 +11,10 @@ import (
 	"net/http"
 	"net/netip"
 
-	"github.com/rackboot/rackboot/imaging"
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
 )
-
-// PlanResponse is the body of GET /api/agent/plan.
-type PlanResponse struct {
-	// Host is the host name from the profiles, or "".
-	Host string `json:"host"`
-	MAC  string `json:"mac"`
-	// Attempt counts attempts since the last reinstall request, from 1;
-	// AttemptID identifies the attempt in the host's history.
-	Attempt   int              `json:"attempt"`
-	AttemptID int              `json:"attempt_id"`
-	Version   registry.Version `json:"version"`
-	Plan      imaging.Plan     `json:"plan"`
-}
 
 // plan serves the agent its plan; the first fetch starts the attempt. A
 // plan that cannot be built fails the attempt at once (counted like any
@@ -52,21 +39,22 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, a agentRequest) {
 	}
 	sum := sha256.Sum256(b)
 	ver := registry.Version{Name: v.Name, Number: v.Number}
-	att, err := s.Registry.Start(r.Context(), a.mac, a.token, registry.Plan{Version: ver, ImageSHA256: imageSHA(p), ProfileDigest: hex.EncodeToString(sum[:])})
+	att, err := s.Registry.Start(r.Context(), a.mac, a.token, registry.Install{Version: ver, ImageSHA256: imageSHA(p), ProfileDigest: hex.EncodeToString(sum[:])})
 	if !s.registryOK(w, a, err) {
 		return
 	}
 	a.log.Info("plan served", "attempt", att.Number, "version", ver.Name)
-	writeJSON(w, http.StatusOK, PlanResponse{Host: host.Hostname, MAC: a.mac.String(), Attempt: att.Number, AttemptID: att.ID, Version: ver, Plan: p})
+	writeJSON(w, http.StatusOK, agentapi.PlanResponse{Host: host.Hostname, MAC: a.mac.String(), Attempt: att.Number, AttemptID: att.ID,
+		Version: agentapi.Version{Name: ver.Name, Number: ver.Number}, Plan: p})
 }
 
 // buildPlan plans the version the attempt installs: the running attempt's
 // (a second fetch gets the same version even if the profiles changed), the
 // reinstall override, or the profile's.
-func (s *Server) buildPlan(r *http.Request, a agentRequest) (*profiles.Host, *profiles.Version, imaging.Plan, error) {
+func (s *Server) buildPlan(r *http.Request, a agentRequest) (*profiles.Host, *profiles.Version, agentapi.Plan, error) {
 	host, ok := s.Fleet.Lookup(a.mac)
 	if !ok {
-		return nil, nil, imaging.Plan{}, errors.New("the host is no longer in the profiles")
+		return nil, nil, agentapi.Plan{}, errors.New("the host is no longer in the profiles")
 	}
 	name := a.host.PendingVersion
 	if a.host.Current != nil && a.host.Current.Version.Name != "" {
@@ -75,21 +63,24 @@ func (s *Server) buildPlan(r *http.Request, a agentRequest) (*profiles.Host, *pr
 	v := host.Version
 	if name != "" {
 		if v, ok = s.Fleet.Version(name); !ok {
-			return nil, nil, imaging.Plan{}, fmt.Errorf("version %q is not in the catalog", name)
+			return nil, nil, agentapi.Plan{}, fmt.Errorf("version %q is not in the catalog", name)
 		}
 	}
 	base, err := s.base(r)
 	if err != nil {
-		return nil, nil, imaging.Plan{}, err
+		return nil, nil, agentapi.Plan{}, err
 	}
-	p, err := s.planner().Plan(host, v, base)
+	if s.Planner == nil {
+		return nil, nil, agentapi.Plan{}, errors.New("the appliance has no planner (api.Server.Planner)")
+	}
+	p, err := s.Planner.Plan(host, v, base)
 	if err != nil {
-		return nil, nil, imaging.Plan{}, err
+		return nil, nil, agentapi.Plan{}, err
 	}
 	return host, v, p, nil
 }
 
-func imageSHA(p imaging.Plan) string {
+func imageSHA(p agentapi.Plan) string {
 	if p.Image == nil {
 		return ""
 	}
@@ -119,7 +110,7 @@ type ProgressEvent struct {
 	MAC      string `json:"mac"`
 	Hostname string `json:"hostname,omitempty"`
 	Attempt  int    `json:"attempt"`
-	ProgressReport
+	agentapi.Progress
 	// ETASeconds estimates the time left, when Total and Rate are known.
 	ETASeconds float64 `json:"eta_seconds,omitempty"`
 	// At is when the appliance received the report (RFC 3339).
@@ -136,7 +127,7 @@ func (s *Server) reportProgress(w http.ResponseWriter, r *http.Request, a agentR
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ev := ProgressEvent{MAC: a.host.MAC, Hostname: a.host.Hostname, Attempt: a.host.Attempt, ProgressReport: p, At: s.now()}
+	ev := ProgressEvent{MAC: a.host.MAC, Hostname: a.host.Hostname, Attempt: a.host.Attempt, Progress: p, At: s.now()}
 	if a.host.State == registry.StatePending {
 		ev.Attempt++ // reporting before the plan: the attempt about to start
 	}
@@ -178,11 +169,9 @@ func (s *Server) reportLog(w http.ResponseWriter, r *http.Request, a agentReques
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// ResultResponse answers a final report with the host's new state.
-type ResultResponse struct {
-	State   registry.State `json:"state"`
-	Attempt int            `json:"attempt"`
-	Reason  string         `json:"reason,omitempty"`
+// result answers a final report with the host's new state.
+func result(h registry.HostRecord) agentapi.Result {
+	return agentapi.Result{State: string(h.State), Attempt: h.Attempt, Reason: h.Reason}
 }
 
 func (s *Server) reportDone(w http.ResponseWriter, r *http.Request, a agentRequest) {
@@ -198,14 +187,14 @@ func (s *Server) reportDone(w http.ResponseWriter, r *http.Request, a agentReque
 	h, err := s.Registry.Done(r.Context(), a.mac, a.token, registry.Report{SHA256: d.SHA256, Bytes: d.Bytes, WriteMS: d.DurationMS})
 	if errors.Is(err, registry.ErrDigest) {
 		s.progress.clear(a.host.MAC)
-		writeJSON(w, http.StatusConflict, ResultResponse{State: h.State, Attempt: h.Attempt, Reason: h.Reason})
+		writeJSON(w, http.StatusConflict, result(h))
 		return
 	}
 	if !s.registryOK(w, a, err) {
 		return
 	}
 	s.progress.clear(a.host.MAC)
-	writeJSON(w, http.StatusOK, ResultResponse{State: h.State, Attempt: h.Attempt, Reason: h.Reason})
+	writeJSON(w, http.StatusOK, result(h))
 }
 
 func (s *Server) reportFailed(w http.ResponseWriter, r *http.Request, a agentRequest) {
@@ -218,12 +207,12 @@ func (s *Server) reportFailed(w http.ResponseWriter, r *http.Request, a agentReq
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	h, err := s.Registry.Fail(r.Context(), a.mac, a.token, registry.Report{Phase: f.Phase, Error: f.Error})
+	h, err := s.Registry.Fail(r.Context(), a.mac, a.token, registry.Report{Phase: string(f.Phase), Error: f.Error})
 	if !s.registryOK(w, a, err) {
 		return
 	}
 	s.progress.clear(a.host.MAC)
-	writeJSON(w, http.StatusOK, ResultResponse{State: h.State, Attempt: h.Attempt, Reason: h.Reason})
+	writeJSON(w, http.StatusOK, result(h))
 }
 
 // registryOK answers a registry error and reports whether there was none.

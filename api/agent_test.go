@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"encoding/json"
 	"net"
 	"net/http"
@@ -10,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/rackboot/rackboot/imaging"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
 )
@@ -21,10 +22,10 @@ var agentCalls = []struct {
 	body         any
 }{
 	{http.MethodGet, "/api/agent/plan", nil},
-	{http.MethodPost, "/api/agent/progress", ProgressReport{Phase: "write", Done: 1, Total: 2, Rate: 1}},
-	{http.MethodPost, "/api/agent/log", LogReport{Lines: []string{"hello"}}},
-	{http.MethodPost, "/api/agent/done", DoneReport{SHA256: strings.Repeat("0", 64)}},
-	{http.MethodPost, "/api/agent/failed", FailedReport{Error: "boom"}},
+	{http.MethodPost, "/api/agent/progress", agentapi.Progress{Phase: "image", Done: 1, Total: 2, Rate: 1}},
+	{http.MethodPost, "/api/agent/log", agentapi.Log{Lines: []string{"hello"}}},
+	{http.MethodPost, "/api/agent/done", agentapi.Done{SHA256: strings.Repeat("0", 64)}},
+	{http.MethodPost, "/api/agent/failed", agentapi.Failed{Error: "boom"}},
 }
 
 // adminCalls are one valid request to each admin endpoint.
@@ -48,7 +49,7 @@ func TestUnauthorized(t *testing.T) {
 		t.Fatalf("the script fetched again carries token %q, want the same %q", again, old)
 	}
 	// Attempt 1 fails before its plan; the next script is for attempt 2.
-	code, body := e.agent(http.MethodPost, "/api/agent/failed", macN01, old, FailedReport{Phase: "disk", Error: "no disk"})
+	code, body := e.agent(http.MethodPost, "/api/agent/failed", macN01, old, agentapi.Failed{Phase: "disk", Error: "no disk"})
 	e.must(http.StatusOK, code, body)
 	_, tokN01 := e.boot(macN01, "efi")
 	_, tokN02 := e.boot(macN02, "efi")
@@ -122,10 +123,10 @@ func TestTokenExpires(t *testing.T) {
 	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
 	e.must(http.StatusOK, code, body)
 	e.clock.Add(registry.DefaultTokenTTL - time.Minute)
-	code, body = e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, ProgressReport{Phase: "write"})
+	code, body = e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, agentapi.Progress{Phase: "image"})
 	e.must(http.StatusNoContent, code, body)
 	e.clock.Add(time.Minute)
-	if code, body := e.agent(http.MethodPost, "/api/agent/done", macN01, tok, DoneReport{}); code != http.StatusUnauthorized {
+	if code, body := e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{}); code != http.StatusUnauthorized {
 		t.Errorf("done after the token expired: %d %s", code, body)
 	}
 }
@@ -141,24 +142,24 @@ func TestInstallFlow(t *testing.T) {
 	if tok == "" || !strings.Contains(script, "rackboot.mac="+macN01+" rackboot.token="+tok) {
 		t.Fatalf("installer script lacks the token:\n%s", script)
 	}
-	code, body := e.agent(http.MethodPost, "/api/agent/log", macN01, tok, LogReport{Lines: []string{"rackboot-agent: network up", "\x1b]0;pwned\x07 title"}})
+	code, body := e.agent(http.MethodPost, "/api/agent/log", macN01, tok, agentapi.Log{Lines: []string{"rackboot-agent: network up", "\x1b]0;pwned\x07 title"}})
 	e.must(http.StatusNoContent, code, body)
 
 	code, body = e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
 	e.must(http.StatusOK, code, body)
-	var p PlanResponse
+	var p agentapi.PlanResponse
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
 		t.Fatal(err)
 	}
 	want := registry.Version{Name: host.Version.Name, Number: host.Version.Number}
-	if p.Host != "r1-n01" || p.MAC != macN01 || p.Attempt != 1 || p.AttemptID != 1 || p.Version != want {
+	if p.Host != "r1-n01" || p.MAC != macN01 || p.Attempt != 1 || p.AttemptID != 1 || p.Version != (agentapi.Version{Name: want.Name, Number: want.Number}) {
 		t.Errorf("plan header = %+v %+v %d %d %+v", p.Host, p.MAC, p.Attempt, p.AttemptID, p.Version)
 	}
 	if img := p.Plan.Image; img == nil || img.SHA256 != host.Version.Image.SHA256 ||
 		img.URL != e.url+"/artifacts/"+host.Version.Image.URL+"?mac=52-54-00-77-00-01" {
 		t.Errorf("plan image = %+v", p.Plan.Image)
 	}
-	if ud := string(p.Plan.ConfigDrive["user-data"]); !strings.Contains(ud, "hashed_passwd") {
+	if ud := configFile(p.Plan, "user-data"); !strings.Contains(ud, "\n    passwd: $6$") {
 		t.Errorf("the plan, served with the token, lacks the users' secrets:\n%s", ud)
 	}
 	// A second fetch (an agent retrying) gets the same attempt.
@@ -168,7 +169,7 @@ func TestInstallFlow(t *testing.T) {
 		t.Errorf("second plan fetch started another attempt: %s", body)
 	}
 
-	code, body = e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, ProgressReport{Phase: "write", Done: 512, Total: 2048, Rate: 256})
+	code, body = e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, agentapi.Progress{Phase: "image", Done: 512, Total: 2048, Rate: 256})
 	e.must(http.StatusNoContent, code, body)
 	v := e.host(macN01)
 	if v.State != registry.StateInstalling || v.Progress == nil || v.Progress.Done != 512 || v.Progress.ETASeconds != 6 {
@@ -177,11 +178,11 @@ func TestInstallFlow(t *testing.T) {
 	if strings.Contains(mustJSON(t, v), "token") {
 		t.Errorf("host view shows the token digest: %s", mustJSON(t, v))
 	}
-	code, body = e.agent(http.MethodPost, "/api/agent/log", macN01, tok, LogReport{Lines: []string{"image written"}})
+	code, body = e.agent(http.MethodPost, "/api/agent/log", macN01, tok, agentapi.Log{Lines: []string{"image written"}})
 	e.must(http.StatusNoContent, code, body)
 
 	e.clock.Add(90 * time.Second)
-	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, DoneReport{SHA256: strings.ToUpper(p.Plan.Image.SHA256), Bytes: 4 << 30, DurationMS: 80000})
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{SHA256: strings.ToUpper(p.Plan.Image.SHA256), Bytes: 4 << 30, DurationMS: 80000})
 	e.must(http.StatusOK, code, body)
 	if !strings.Contains(body, `"state": "installed"`) {
 		t.Errorf("done answered %s", body)
@@ -209,7 +210,7 @@ func TestInstallFlow(t *testing.T) {
 	}
 
 	// The token died with the attempt.
-	if code, _ := e.agent(http.MethodPost, "/api/agent/done", macN01, tok, DoneReport{}); code != http.StatusUnauthorized {
+	if code, _ := e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{}); code != http.StatusUnauthorized {
 		t.Errorf("replayed done: %d, want 401", code)
 	}
 	// Installed: the local disk, per firmware, with no token.
@@ -285,7 +286,7 @@ func TestReinstallFlow(t *testing.T) {
 	}
 	v := e.host(macN01)
 	if v.State != registry.StatePending || v.PendingVersion != other.Name || v.Reinstall == nil || v.Reinstall.Reason != "CVE-2026-0001" ||
-		v.Reinstall.By != "alice via admin API from 127.0.0.1" || v.Version != first.Version {
+		v.Reinstall.By != "alice via admin API from 127.0.0.1" || v.Version.Name != first.Version.Name {
 		t.Errorf("host after reinstall = %+v", v)
 	}
 	second := e.install(macN01)
@@ -316,10 +317,10 @@ func TestFailuresUntilMax(t *testing.T) {
 		_, tok := e.boot(macN02, "efi")
 		code, body := e.agent(http.MethodGet, "/api/agent/plan", macN02, tok, nil)
 		e.must(http.StatusOK, code, body)
-		code, body = e.agent(http.MethodPost, "/api/agent/failed", macN02, tok, FailedReport{Phase: "disk", Error: "no disk of at least 4 GiB"})
+		code, body = e.agent(http.MethodPost, "/api/agent/failed", macN02, tok, agentapi.Failed{Phase: "disk", Error: "no disk of at least 4 GiB"})
 		e.must(http.StatusOK, code, body)
-		var r ResultResponse
-		if err := json.Unmarshal([]byte(body), &r); err != nil || r.State != registry.StatePending || r.Attempt != n {
+		var r agentapi.Result
+		if err := json.Unmarshal([]byte(body), &r); err != nil || r.State != string(registry.StatePending) || r.Attempt != n {
 			t.Fatalf("failure %d answered %s", n, body)
 		}
 	}
@@ -367,7 +368,7 @@ func TestDigestMismatch(t *testing.T) {
 	_, tok := e.boot(macN01, "efi")
 	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
 	e.must(http.StatusOK, code, body)
-	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, DoneReport{SHA256: strings.Repeat("ab", 32)})
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{SHA256: strings.Repeat("ab", 32)})
 	e.must(http.StatusConflict, code, body)
 	if v := e.host(macN01); v.State != registry.StatePending || !strings.Contains(v.LastError, "verify") {
 		t.Errorf("host after a wrong digest = %s: %s", v.State, v.LastError)
@@ -415,13 +416,13 @@ func TestAgentBadReports(t *testing.T) {
 	}{
 		{"progress not JSON", "/api/agent/progress", "phase=write", http.StatusBadRequest},
 		{"progress unknown field", "/api/agent/progress", `{"phase":"write","extra":1}`, http.StatusBadRequest},
-		{"progress bad phase", "/api/agent/progress", ProgressReport{Phase: "Write Image"}, http.StatusBadRequest},
-		{"progress negative", "/api/agent/progress", ProgressReport{Phase: "write", Done: -1}, http.StatusBadRequest},
-		{"log too many lines", "/api/agent/log", LogReport{Lines: make([]string, maxLogLines+1)}, http.StatusBadRequest},
-		{"log too large", "/api/agent/log", LogReport{Lines: []string{strings.Repeat("x", maxLogBody)}}, http.StatusRequestEntityTooLarge},
-		{"done bad digest", "/api/agent/done", DoneReport{SHA256: "xyz"}, http.StatusBadRequest},
-		{"done before the plan", "/api/agent/done", DoneReport{}, http.StatusConflict},
-		{"failed without error", "/api/agent/failed", FailedReport{Phase: "disk"}, http.StatusBadRequest},
+		{"progress bad phase", "/api/agent/progress", agentapi.Progress{Phase: "Write Image"}, http.StatusBadRequest},
+		{"progress negative", "/api/agent/progress", agentapi.Progress{Phase: "image", Done: -1}, http.StatusBadRequest},
+		{"log too many lines", "/api/agent/log", agentapi.Log{Lines: make([]string, maxLogLines+1)}, http.StatusBadRequest},
+		{"log too large", "/api/agent/log", agentapi.Log{Lines: []string{strings.Repeat("x", maxLogBody)}}, http.StatusRequestEntityTooLarge},
+		{"done bad digest", "/api/agent/done", agentapi.Done{SHA256: "xyz"}, http.StatusBadRequest},
+		{"done before the plan", "/api/agent/done", agentapi.Done{}, http.StatusConflict},
+		{"failed without error", "/api/agent/failed", agentapi.Failed{Phase: "disk"}, http.StatusBadRequest},
 		{"two objects", "/api/agent/failed", `{"error":"a"}{"error":"b"}`, http.StatusBadRequest},
 	}
 	for _, tt := range tests {
@@ -431,74 +432,8 @@ func TestAgentBadReports(t *testing.T) {
 			}
 		})
 	}
-	if code, body := e.agent(http.MethodPut, "/api/agent/done", macN01, tok, DoneReport{}); code != http.StatusMethodNotAllowed {
+	if code, body := e.agent(http.MethodPut, "/api/agent/done", macN01, tok, agentapi.Done{}); code != http.StatusMethodNotAllowed {
 		t.Errorf("PUT done: %d %s", code, body)
-	}
-}
-
-func TestProfilePlanner(t *testing.T) {
-	set := loadExamples(t)
-	for _, h := range set.Hosts() {
-		t.Run(h.Hostname, func(t *testing.T) {
-			p, err := ProfilePlanner{}.Plan(h, h.Version, "http://192.0.2.1:8080")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			if p.Image == nil || !strings.HasPrefix(p.Image.URL, "http://192.0.2.1:8080/artifacts/") || p.Image.SHA256 != h.Version.Image.SHA256 {
-				t.Errorf("image = %+v", p.Image)
-			}
-			for _, lp := range h.Layout.Partitions {
-				i := indexPartition(p.Partitions, lp.Name)
-				if i < 0 {
-					t.Fatalf("partition %s missing", lp.Name)
-				}
-				got := p.Partitions[i]
-				if got.Preserve != lp.Preserve || lp.Content == profiles.ContentConfig && got.Content != imaging.ContentConfigDrive {
-					t.Errorf("partition %s = %+v from %+v", lp.Name, got, lp)
-				}
-			}
-		})
-	}
-	h, _ := set.Lookup(macOf(macS01))
-	if _, err := (ProfilePlanner{}).Plan(h, nil, "http://x"); err != ErrNoVersion {
-		t.Errorf("no version: err = %v", err)
-	}
-	bare := *h
-	bare.Layout = nil
-	if _, err := (ProfilePlanner{}).Plan(&bare, h.Version, "http://x"); err != ErrNoLayout {
-		t.Errorf("no layout: err = %v", err)
-	}
-}
-
-func indexPartition(ps []imaging.Partition, name string) int {
-	for i, p := range ps {
-		if p.Name == name {
-			return i
-		}
-	}
-	return -1
-}
-
-func TestImageURL(t *testing.T) {
-	host := &profiles.Host{MAC: macOf(macN01)}
-	tests := []struct{ loc, want string }{
-		{"demo.img.zst", "http://b/artifacts/demo.img.zst?mac=52-54-00-77-00-01"},
-		{"v1/demo image.zst", "http://b/artifacts/v1/demo%20image.zst?mac=52-54-00-77-00-01"},
-		{"https://mirror.example/x.img", "https://mirror.example/x.img"},
-		{"../etc/shadow", ""},
-		{"/etc/shadow", ""},
-		{"a//b", ""},
-		{"ftp://x/y", ""},
-		{"", ""},
-	}
-	for _, tt := range tests {
-		got, err := imageURL("http://b", tt.loc, host)
-		if (err != nil) != (tt.want == "") || got != tt.want {
-			t.Errorf("imageURL(%q) = %q, %v; want %q", tt.loc, got, err, tt.want)
-		}
 	}
 }
 
@@ -509,4 +444,14 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// configFile is the content of the plan's config drive file name.
+func configFile(p agentapi.Plan, name string) string {
+	for _, f := range p.ConfigDrive {
+		if f.Name == name {
+			return f.Content
+		}
+	}
+	return ""
 }

@@ -4,9 +4,9 @@
 // command-line tools (hosts, history, versions, reinstall, logs, live
 // events), guarded by the admin token.
 //
-// It also holds the two seams the daemon wires: Lifecycle, which makes the
-// iPXE per-machine script follow the registry, and Planner, which turns a
-// host of the profiles into the imaging.Plan its agent executes.
+// The agent API's wire types are package agentapi's. The plan itself
+// comes through Planner, which the daemon's wiring implements (profiles'
+// plan completed with the image's URL and sizes).
 //
 // States and history live in package registry; this package only speaks
 // HTTP and JSON. Progress reports are not stored: they go to live

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bufio"
 	"context"
 	"encoding/json"
@@ -82,14 +84,14 @@ func TestEventsStream(t *testing.T) {
 	}
 	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
 	e.must(http.StatusOK, code, body)
-	code, body = e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, ProgressReport{Phase: "write", Done: 10, Total: 40, Rate: 5})
+	code, body = e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, agentapi.Progress{Phase: "image", Done: 10, Total: 40, Rate: 5})
 	e.must(http.StatusNoContent, code, body)
 	var p ProgressEvent
 	if err := json.Unmarshal([]byte(sseEvent(t, lines, EventProgress)), &p); err != nil ||
-		p.MAC != macN01 || p.Hostname != "r1-n01" || p.Attempt != 1 || p.Phase != "write" || p.Done != 10 || p.ETASeconds != 6 {
+		p.MAC != macN01 || p.Hostname != "r1-n01" || p.Attempt != 1 || p.Phase != "image" || p.Done != 10 || p.ETASeconds != 6 {
 		t.Errorf("progress event = %+v, %v", p, err)
 	}
-	code, body = e.agent(http.MethodPost, "/api/agent/failed", macN01, tok, FailedReport{Phase: "write", Error: "EIO"})
+	code, body = e.agent(http.MethodPost, "/api/agent/failed", macN01, tok, agentapi.Failed{Phase: "image", Error: "EIO"})
 	e.must(http.StatusOK, code, body)
 	if err := json.Unmarshal([]byte(sseEvent(t, lines, EventState)), &st); err != nil || st.Event != "failed" || st.Attempt == nil || st.Attempt.Error != "EIO" {
 		t.Errorf("state event after failure = %+v, %v", st, err)
@@ -127,14 +129,14 @@ func TestLogFollow(t *testing.T) {
 	defer stop()
 	_, tok := e.boot(macN01, "efi")
 	post := func(ls ...string) {
-		code, body := e.agent(http.MethodPost, "/api/agent/log", macN01, tok, LogReport{Lines: ls})
+		code, body := e.agent(http.MethodPost, "/api/agent/log", macN01, tok, agentapi.Log{Lines: ls})
 		e.must(http.StatusNoContent, code, body)
 	}
 	post("network up")
 	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
 	e.must(http.StatusOK, code, body)
 	post("partitioning", "writing")
-	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, DoneReport{})
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{})
 	e.must(http.StatusConflict, code, body) // no digest: the plan has one; the attempt fails
 	var got []string
 	for {

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"math"
 	"strings"
 	"testing"
@@ -23,7 +25,7 @@ func checkText(t *testing.T, what, s string, max int) {
 	}
 }
 
-func checkPhaseOut(t *testing.T, p string) {
+func checkPhaseOut(t *testing.T, p agentapi.Phase) {
 	if err := checkPhase(p, false); err != nil {
 		t.Errorf("decoded phase %q fails its own check: %v", p, err)
 	}
@@ -33,11 +35,11 @@ func checkPhaseOut(t *testing.T, p string) {
 // panic, and whatever one accepts must be within its bounds.
 func FuzzDecoders(f *testing.F) {
 	for _, s := range []string{
-		`{"phase":"write","done":1,"total":2,"rate":0.5}`,
+		`{"phase":"image","done":1,"total":2,"rate":0.5}`,
 		`{"lines":["a","b\u001b[31m","\u202egnp.exe"]}`,
 		`{"sha256":"` + strings.Repeat("Ab", 32) + `","bytes":1,"duration_ms":2}`,
 		`{"error":"EIO\n\u0000","phase":"disk"}`,
-		`{"phase":"write","rate":1e309}`,
+		`{"phase":"image","rate":1e309}`,
 		`{"lines":["\xff\xfe"]}`,
 		`{"error":"x"} {}`,
 		`[]`, `null`, ``,

@@ -1,6 +1,11 @@
 package api
 
 import (
+	"cmp"
+	"context"
+
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"encoding/json"
 	"io"
@@ -76,10 +81,10 @@ func newEnv(t *testing.T, fleet Fleet) *env {
 	}
 	e := &env{t: t, set: set, events: &Events{}, clock: &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}}
 	e.reg = &registry.Registry{Store: registry.NewMemory(), MaxAttempts: 3, Now: e.clock.Now, Notify: e.events.Changed}
-	e.srv = &Server{Registry: e.reg, Fleet: fleet, AdminToken: adminTok, Events: e.events}
+	e.srv = &Server{Registry: e.reg, Fleet: fleet, Planner: profiles.Planner{}, AdminToken: adminTok, Events: e.events}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", e.srv)
-	mux.Handle("/ipxe", &ipxe.Handler{Hosts: ipxeHosts{fleet, set}, Lifecycle: Lifecycle{Registry: e.reg}})
+	mux.Handle("/ipxe", &ipxe.Handler{Hosts: ipxeHosts{fleet, set}, Lifecycle: testLifecycle{e.reg}})
 	ts := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		e.events.Close() // ends streams, so Close does not wait on them
@@ -87,6 +92,20 @@ func newEnv(t *testing.T, fleet Fleet) *env {
 	})
 	e.url = ts.URL
 	return e
+}
+
+// testLifecycle makes the scripts follow the registry, as the daemon's
+// wiring does, for discovery off.
+type testLifecycle struct{ reg *registry.Registry }
+
+func (l testLifecycle) Boot(ctx context.Context, f ipxe.Facts, host *profiles.Host) (ipxe.Step, error) {
+	var name string
+	if host != nil {
+		name = host.Hostname
+	}
+	d, err := l.reg.Boot(ctx, f.MAC, name, host != nil, false)
+	steps := map[registry.BootKind]string{registry.BootInstall: ipxe.StepInstall, registry.BootLocal: ipxe.StepLocal, registry.BootFailed: ipxe.StepFailed}
+	return ipxe.Step{Kind: cmp.Or(steps[d.Kind], ipxe.StepDefault), Token: d.Token, Message: d.Message}, err
 }
 
 // ipxeHosts gives the iPXE handler the test's fleet and the example
@@ -197,19 +216,19 @@ func (e *env) host(mac string) HostView {
 }
 
 // install runs a whole successful install of mac and returns its plan.
-func (e *env) install(mac string) PlanResponse {
+func (e *env) install(mac string) agentapi.PlanResponse {
 	e.t.Helper()
 	_, tok := e.boot(mac, "efi")
 	if tok == "" {
 		e.t.Fatalf("%s got no token", mac)
 	}
-	var p PlanResponse
+	var p agentapi.PlanResponse
 	code, body := e.agent(http.MethodGet, "/api/agent/plan", mac, tok, nil)
 	e.must(http.StatusOK, code, body)
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
 		e.t.Fatal(err)
 	}
-	code, body = e.agent(http.MethodPost, "/api/agent/done", mac, tok, DoneReport{SHA256: p.Plan.Image.SHA256, Bytes: 1 << 30, DurationMS: 9000})
+	code, body = e.agent(http.MethodPost, "/api/agent/done", mac, tok, agentapi.Done{SHA256: p.Plan.Image.SHA256, Bytes: 1 << 30, DurationMS: 9000})
 	e.must(http.StatusOK, code, body)
 	return p
 }

@@ -10,6 +10,9 @@ import (
 	"github.com/rackboot/rackboot/registry"
 )
 
+// maxByBytes bounds the "by" of a reinstall request: a name, not a text.
+const maxByBytes = 64
+
 // ReinstallRequest is the body of POST /api/reinstall. The hosts are MACs,
 // plus every host matching all of Selector (labels) and VersionBelow when
 // either is given. At least one of the three is required.
@@ -81,7 +84,7 @@ func (s *Server) reinstall(w http.ResponseWriter, r *http.Request) {
 	resp := ReinstallResponse{Reinstalled: []string{}}
 	by := "admin API from " + remoteIP(r)
 	if req.By != "" {
-		by = printable(req.By, maxPhaseBytes*2) + " via " + by
+		by = printable(req.By, maxByBytes) + " via " + by
 	}
 	for _, mac := range targets {
 		hw := macOf(mac)

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
@@ -19,48 +21,14 @@ import (
 // object, no unknown fields), bounds every value, and reduces text to what
 // a terminal prints harmlessly. FuzzDecoders holds them to it.
 
-// Limits of agent reports.
+// The limits are agentapi's.
 const (
-	maxReportBytes = 16 << 10 // progress, done, failed
-	maxLogBody     = 1 << 20  // one log batch
-	maxLogLines    = 10000
-	maxLineBytes   = 4096
-	maxErrorBytes  = 4096
-	maxPhaseBytes  = 32
+	maxReportBytes = agentapi.MaxReportBytes
+	maxLogBody     = agentapi.MaxLogBody
+	maxLogLines    = agentapi.MaxLogLines
+	maxLineBytes   = agentapi.MaxLineBytes
+	maxErrorBytes  = agentapi.MaxErrorBytes
 )
-
-// ProgressReport is the body of POST /api/agent/progress.
-type ProgressReport struct {
-	// Phase is what the agent is doing: a short lower-case word such as
-	// "partition", "download", "write", "verify", "config".
-	Phase string `json:"phase"`
-	// Done and Total are bytes (Total 0: unknown).
-	Done  int64 `json:"done"`
-	Total int64 `json:"total"`
-	// Rate is bytes per second.
-	Rate float64 `json:"rate"`
-}
-
-// LogReport is the body of POST /api/agent/log: a batch of lines.
-type LogReport struct {
-	Lines []string `json:"lines"`
-}
-
-// DoneReport is the body of POST /api/agent/done.
-type DoneReport struct {
-	// SHA256 is the hex digest of the image as the agent received it; it
-	// must equal the plan's.
-	SHA256 string `json:"sha256"`
-	// Bytes is how much the agent wrote to the disk.
-	Bytes      int64 `json:"bytes"`
-	DurationMS int64 `json:"duration_ms"`
-}
-
-// FailedReport is the body of POST /api/agent/failed.
-type FailedReport struct {
-	Error string `json:"error"`
-	Phase string `json:"phase,omitempty"`
-}
 
 // decodeStrict decodes exactly one JSON object into v.
 func decodeStrict(b []byte, v any) error {
@@ -75,25 +43,25 @@ func decodeStrict(b []byte, v any) error {
 	return nil
 }
 
-func decodeProgress(b []byte) (ProgressReport, error) {
-	var p ProgressReport
+func decodeProgress(b []byte) (agentapi.Progress, error) {
+	var p agentapi.Progress
 	if err := decodeStrict(b, &p); err != nil {
-		return ProgressReport{}, err
+		return agentapi.Progress{}, err
 	}
 	if err := checkPhase(p.Phase, true); err != nil {
-		return ProgressReport{}, err
+		return agentapi.Progress{}, err
 	}
 	if p.Done < 0 || p.Total < 0 {
-		return ProgressReport{}, errors.New("done and total must not be negative")
+		return agentapi.Progress{}, errors.New("done and total must not be negative")
 	}
 	if p.Rate < 0 || math.IsNaN(p.Rate) || math.IsInf(p.Rate, 0) {
-		return ProgressReport{}, errors.New("rate must be a finite number, not negative")
+		return agentapi.Progress{}, errors.New("rate must be a finite number, not negative")
 	}
 	return p, nil
 }
 
 func decodeLog(b []byte) ([]string, error) {
-	var l LogReport
+	var l agentapi.Log
 	if err := decodeStrict(b, &l); err != nil {
 		return nil, err
 	}
@@ -106,53 +74,45 @@ func decodeLog(b []byte) ([]string, error) {
 	return l.Lines, nil
 }
 
-func decodeDone(b []byte) (DoneReport, error) {
-	var d DoneReport
+func decodeDone(b []byte) (agentapi.Done, error) {
+	var d agentapi.Done
 	if err := decodeStrict(b, &d); err != nil {
-		return DoneReport{}, err
+		return agentapi.Done{}, err
 	}
 	if d.SHA256 != "" {
 		if s, err := hex.DecodeString(d.SHA256); err != nil || len(s) != 32 {
-			return DoneReport{}, errors.New("sha256: want 64 hexadecimal digits")
+			return agentapi.Done{}, errors.New("sha256: want 64 hexadecimal digits")
 		}
 		d.SHA256 = strings.ToLower(d.SHA256)
 	}
 	if d.Bytes < 0 || d.DurationMS < 0 {
-		return DoneReport{}, errors.New("bytes and duration_ms must not be negative")
+		return agentapi.Done{}, errors.New("bytes and duration_ms must not be negative")
 	}
 	return d, nil
 }
 
-func decodeFailed(b []byte) (FailedReport, error) {
-	var f FailedReport
+func decodeFailed(b []byte) (agentapi.Failed, error) {
+	var f agentapi.Failed
 	if err := decodeStrict(b, &f); err != nil {
-		return FailedReport{}, err
+		return agentapi.Failed{}, err
 	}
 	if err := checkPhase(f.Phase, false); err != nil {
-		return FailedReport{}, err
+		return agentapi.Failed{}, err
 	}
 	f.Error = strings.TrimSpace(printable(f.Error, maxErrorBytes))
 	if f.Error == "" {
-		return FailedReport{}, errors.New("error: missing")
+		return agentapi.Failed{}, errors.New("error: missing")
 	}
 	return f, nil
 }
 
-// checkPhase accepts 1 to maxPhaseBytes of a-z, 0-9, "-" and "_".
-func checkPhase(p string, required bool) error {
-	if p == "" {
-		if required {
-			return errors.New("phase: missing")
-		}
-		return nil
-	}
-	if len(p) > maxPhaseBytes {
-		return fmt.Errorf("phase: longer than %d bytes", maxPhaseBytes)
-	}
-	for i := 0; i < len(p); i++ {
-		if c := p[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return errors.New("phase: want lower-case letters, digits, - and _")
-		}
+// checkPhase accepts one of agentapi.Phases, or "" when not required.
+func checkPhase(p agentapi.Phase, required bool) error {
+	switch {
+	case p == "" && required:
+		return errors.New("phase: missing")
+	case p != "" && !p.Valid():
+		return fmt.Errorf("phase %.32q: unknown, want one of %v", string(p), agentapi.Phases)
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ type Server struct {
 	Registry *registry.Registry
 	// Fleet is the current profiles. Required.
 	Fleet Fleet
-	// Planner builds agents' plans. Nil means ProfilePlanner.
+	// Planner builds agents' plans. Required.
 	Planner Planner
 	// AdminToken guards the admin API (see AdminToken). Empty refuses
 	// every admin request.
@@ -83,13 +83,6 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/events", s.admin(s.events))
 	m.HandleFunc("GET /api/profiles", s.admin(s.profilesStatus))
 	s.mux = m
-}
-
-func (s *Server) planner() Planner {
-	if s.Planner == nil {
-		return ProfilePlanner{}
-	}
-	return s.Planner
 }
 
 func (s *Server) publish(ev Event) {

@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -124,7 +126,7 @@ func BenchmarkStream(b *testing.B) {
 	dir := b.TempDir()
 	img := makeBenchImage(b, dir, size)
 	zfi, _ := os.Stat(img.zst)
-	b.Logf("image %s, zstd -3 %s (%.1fx)", humanBytes(size), humanBytes(zfi.Size()), float64(size)/float64(zfi.Size()))
+	b.Logf("image %s, zstd -3 %s (%.1fx)", agentapi.HumanBytes(size), agentapi.HumanBytes(zfi.Size()), float64(size)/float64(zfi.Size()))
 	out := filepath.Join(dir, "out.img")
 	needTool(b, "dd")
 

@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"errors"
 	"fmt"
 	"io/fs"
@@ -32,11 +34,11 @@ type Disk struct {
 func (d Disk) Type() string {
 	switch {
 	case strings.HasPrefix(d.Name, "nvme"):
-		return TypeNVMe
+		return agentapi.TypeNVMe
 	case d.Rotational:
-		return TypeHDD
+		return agentapi.TypeHDD
 	}
-	return TypeSSD
+	return agentapi.TypeSSD
 }
 
 // Host reads the machine's disks from sysfs and procfs. The zero value reads

@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"errors"
 	"os"
 	"path/filepath"
@@ -122,28 +124,28 @@ func TestSelectDisk(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		rule    DiskRule
+		rule    agentapi.DiskRule
 		want    string
 		wantErr error
 	}{
-		{name: "default is smallest", rule: DiskRule{}, want: "vda"},
-		{name: "largest", rule: DiskRule{Select: SelectLargest}, want: "sdb"},
-		{name: "min size", rule: DiskRule{MinSize: 100 * gib}, want: "sda"},
-		{name: "ssd", rule: DiskRule{Type: TypeSSD}, want: "sda"},
-		{name: "hdd largest", rule: DiskRule{Type: TypeHDD, Select: SelectLargest}, want: "sdb"},
-		{name: "nvme", rule: DiskRule{Type: TypeNVMe}, want: "nvme0n1"},
-		{name: "path", rule: DiskRule{Path: "/dev/sdb"}, want: "sdb"},
-		{name: "bare name", rule: DiskRule{Path: "nvme0n1"}, want: "nvme0n1"},
-		{name: "udev by-id", rule: DiskRule{Path: "/dev/disk/by-id/ata-SAMSUNG_MZ7LH480_S45NNA0M123456"}, want: "sda"},
-		{name: "synthesized wwn", rule: DiskRule{Path: "/dev/disk/by-id/wwn-0x5002538e40a1b2c3"}, want: "sda"},
-		{name: "synthesized virtio", rule: DiskRule{Path: "/dev/disk/by-id/virtio-rackboot-disk"}, want: "vda"},
-		{name: "removable by path", rule: DiskRule{Path: "/dev/sdc"}, want: "sdc"},
-		{name: "removable never by rule", rule: DiskRule{MinSize: 30 * gib, Type: TypeSSD, Select: SelectSmallest}, want: "sda"},
-		{name: "unknown path", rule: DiskRule{Path: "/dev/sdz"}, wantErr: ErrNoDisk},
-		{name: "partition path", rule: DiskRule{Path: "/dev/sda1"}, wantErr: ErrNoDisk},
-		{name: "path of wrong type", rule: DiskRule{Path: "/dev/sdb", Type: TypeSSD}, wantErr: ErrNoDisk},
-		{name: "path too small", rule: DiskRule{Path: "/dev/vda", MinSize: 100 * gib}, wantErr: ErrDiskTooSmall},
-		{name: "all too small", rule: DiskRule{Type: TypeNVMe, MinSize: 2 * tib}, wantErr: ErrDiskTooSmall},
+		{name: "default is smallest", rule: agentapi.DiskRule{}, want: "vda"},
+		{name: "largest", rule: agentapi.DiskRule{Select: agentapi.SelectLargest}, want: "sdb"},
+		{name: "min size", rule: agentapi.DiskRule{MinSize: 100 * gib}, want: "sda"},
+		{name: "ssd", rule: agentapi.DiskRule{Type: agentapi.TypeSSD}, want: "sda"},
+		{name: "hdd largest", rule: agentapi.DiskRule{Type: agentapi.TypeHDD, Select: agentapi.SelectLargest}, want: "sdb"},
+		{name: "nvme", rule: agentapi.DiskRule{Type: agentapi.TypeNVMe}, want: "nvme0n1"},
+		{name: "path", rule: agentapi.DiskRule{Path: "/dev/sdb"}, want: "sdb"},
+		{name: "bare name", rule: agentapi.DiskRule{Path: "nvme0n1"}, want: "nvme0n1"},
+		{name: "udev by-id", rule: agentapi.DiskRule{Path: "/dev/disk/by-id/ata-SAMSUNG_MZ7LH480_S45NNA0M123456"}, want: "sda"},
+		{name: "synthesized wwn", rule: agentapi.DiskRule{Path: "/dev/disk/by-id/wwn-0x5002538e40a1b2c3"}, want: "sda"},
+		{name: "synthesized virtio", rule: agentapi.DiskRule{Path: "/dev/disk/by-id/virtio-rackboot-disk"}, want: "vda"},
+		{name: "removable by path", rule: agentapi.DiskRule{Path: "/dev/sdc"}, want: "sdc"},
+		{name: "removable never by rule", rule: agentapi.DiskRule{MinSize: 30 * gib, Type: agentapi.TypeSSD, Select: agentapi.SelectSmallest}, want: "sda"},
+		{name: "unknown path", rule: agentapi.DiskRule{Path: "/dev/sdz"}, wantErr: ErrNoDisk},
+		{name: "partition path", rule: agentapi.DiskRule{Path: "/dev/sda1"}, wantErr: ErrNoDisk},
+		{name: "path of wrong type", rule: agentapi.DiskRule{Path: "/dev/sdb", Type: agentapi.TypeSSD}, wantErr: ErrNoDisk},
+		{name: "path too small", rule: agentapi.DiskRule{Path: "/dev/vda", MinSize: 100 * gib}, wantErr: ErrDiskTooSmall},
+		{name: "all too small", rule: agentapi.DiskRule{Type: agentapi.TypeNVMe, MinSize: 2 * tib}, wantErr: ErrDiskTooSmall},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,7 +162,7 @@ func TestSelectDisk(t *testing.T) {
 			}
 		})
 	}
-	if _, err := SelectDisk(DiskRule{Type: TypeNVMe}, disks[1:2]); !errors.Is(err, ErrNoDisk) {
+	if _, err := SelectDisk(agentapi.DiskRule{Type: agentapi.TypeNVMe}, disks[1:2]); !errors.Is(err, ErrNoDisk) {
 		t.Errorf("no nvme among [sda]: %v, want ErrNoDisk", err)
 	}
 }

@@ -1,6 +1,10 @@
 package imaging
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/rackboot/rackboot/agentapi"
+)
 
 // Sentinel errors, checked with errors.Is. Each failure wraps one of them
 // with the details (which disk, which partition, which sizes).
@@ -25,5 +29,5 @@ var (
 	// was to be written. Nothing past the limit has been written.
 	ErrImageTooLarge = errors.New("imaging: image larger than its target")
 	// ErrInvalidPlan means the plan itself is inconsistent.
-	ErrInvalidPlan = errors.New("imaging: invalid plan")
+	ErrInvalidPlan = agentapi.ErrInvalidPlan
 )

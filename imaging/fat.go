@@ -1,11 +1,12 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"encoding/binary"
 	"fmt"
 	"os"
 	"path"
-	"sort"
 
 	"github.com/diskfs/go-diskfs/backend"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
@@ -23,7 +24,7 @@ const minFAT32Clusters = 65525
 // cluster sizes go-diskfs picks: 512-byte clusters below 260 MiB on
 // 512-byte sectors, one 4 KiB sector per cluster on 4Kn disks (hence the
 // 260 MiB ESP minimum folklore for 4Kn).
-func minESPSize(sectorSize int) Size {
+func minESPSize(sectorSize int) agentapi.Size {
 	if sectorSize >= 4096 {
 		return 260 * mib
 	}
@@ -34,7 +35,7 @@ func minESPSize(sectorSize int) Size {
 // writes files into its root directory, each in one Write: go-diskfs rewrites the FAT and
 // FSInfo on every Write (go-diskfs issue 130), so small writes are very
 // slow.
-func makeFAT32(b backend.Storage, start, size int64, sectorSize int, label string, files map[string][]byte, esp bool) error {
+func makeFAT32(b backend.Storage, start, size int64, sectorSize int, label string, files []agentapi.File, esp bool) error {
 	fs, err := createFAT32(b, start, size, sectorSize, label)
 	if err != nil {
 		return err
@@ -47,21 +48,17 @@ func makeFAT32(b backend.Storage, start, size int64, sectorSize int, label strin
 				n, minFAT32Clusters, minESPSize(sectorSize))
 		}
 	}
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, file := range files {
+		name := file.Name
 		if path.Dir(name) != "." {
-			// See Plan.Validate.
+			// See agentapi.Plan.Validate.
 			return fmt.Errorf("imaging: FAT32 %s: %s: only files in the root directory", label, name)
 		}
 		f, err := fs.OpenFile(name, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
 		if err != nil {
 			return fmt.Errorf("imaging: FAT32 %s: create %s: %w", label, name, err)
 		}
-		if _, err := f.Write(files[name]); err != nil {
+		if _, err := f.Write([]byte(file.Content)); err != nil {
 			f.Close()
 			return fmt.Errorf("imaging: FAT32 %s: write %s: %w", label, name, err)
 		}

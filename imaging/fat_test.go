@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"fmt"
 	"testing"
 
@@ -12,16 +14,16 @@ import (
 // image file and checks them with fsck.vfat. 64 MiB on 512-byte sectors is
 // the size where go-diskfs v1.9.4 alone makes a FAT two entries short.
 func TestMakeFAT32(t *testing.T) {
-	files := map[string][]byte{
-		"meta-data":      []byte("instance-id: i-1\n"),
-		"user-data":      []byte("#cloud-config\n"),
-		"network-config": []byte("version: 2\n"),
+	files := []agentapi.File{
+		{Name: "meta-data", Content: "instance-id: i-1\n"},
+		{Name: "user-data", Content: "#cloud-config\n"},
+		{Name: "network-config", Content: "version: 2\n"},
 	}
 	for _, tt := range []struct {
 		ss   int
 		size int64
 	}{{512, 8 * mib}, {512, 64 * mib}, {512, 33 * mib}, {4096, 8 * mib}, {4096, 64 * mib}} {
-		t.Run(fmt.Sprintf("%d/%s", tt.ss, humanBytes(tt.size)), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d/%s", tt.ss, agentapi.HumanBytes(tt.size)), func(t *testing.T) {
 			p := newDisk(t, tt.size+2*mib)
 			b, err := file.OpenFromPath(p, false)
 			if err != nil {
@@ -39,7 +41,7 @@ func TestMakeFAT32(t *testing.T) {
 			if label != "CIDATA" {
 				t.Errorf("label %q", label)
 			}
-			if diff := cmp.Diff(files, got); diff != "" {
+			if diff := cmp.Diff(fileMap(files), got); diff != "" {
 				t.Errorf("files (-want +got):\n%s", diff)
 			}
 		})
@@ -57,7 +59,7 @@ func TestMakeFAT32RefusesSmallESP(t *testing.T) {
 	if err := makeFAT32(b, mib, 32*mib, 4096, "ESP", nil, true); err == nil {
 		t.Fatal("makeFAT32 accepted an ESP firmware cannot read")
 	}
-	if err := makeFAT32(b, mib, 32*mib, 512, "CIDATA", map[string][]byte{"a/b": nil}, false); err == nil {
+	if err := makeFAT32(b, mib, 32*mib, 512, "CIDATA", []agentapi.File{{Name: "a/b"}}, false); err == nil {
 		t.Fatal("makeFAT32 accepted a file in a subdirectory")
 	}
 	if err := makeFAT32(b, mib, 33*mib, 512, "ESP", nil, true); err != nil {

@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -112,13 +114,13 @@ func compress(t testing.TB, format string, b []byte) []byte {
 	var w io.WriteCloser
 	var err error
 	switch format {
-	case FormatRaw:
+	case agentapi.FormatRaw:
 		return b
-	case FormatZstd:
+	case agentapi.FormatZstd:
 		w, err = zstd.NewWriter(&buf)
-	case FormatGzip:
+	case agentapi.FormatGzip:
 		w = gzip.NewWriter(&buf)
-	case FormatXz:
+	case agentapi.FormatXz:
 		w, err = xz.NewWriter(&buf)
 	default:
 		t.Fatalf("format %q", format)

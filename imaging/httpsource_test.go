@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -69,7 +71,7 @@ func cutAfter(t *testing.T, file []byte, n int) func(http.ResponseWriter, *http.
 
 func TestHTTPResumesCutDownload(t *testing.T) {
 	img := pattern(4<<20, 8)
-	file := compress(t, FormatZstd, img)
+	file := compress(t, agentapi.FormatZstd, img)
 	cut := len(file) / 3
 	srv := &imageServer{t: t, file: file, token: "s3cret", breaks: 1}
 	srv.breakFn = cutAfter(t, file, cut)
@@ -96,7 +98,7 @@ func TestHTTPResumesCutDownload(t *testing.T) {
 }
 
 func TestHTTPResumesStalledDownload(t *testing.T) {
-	file := compress(t, FormatGzip, pattern(1<<20, 9))
+	file := compress(t, agentapi.FormatGzip, pattern(1<<20, 9))
 	srv := &imageServer{t: t, file: file, breaks: 1}
 	srv.breakFn = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(len(file)))

@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"context"
 	"errors"
 	"fmt"
@@ -23,15 +25,15 @@ type Installer struct {
 	// Source returns the Opener of a plan's image. Nil means an HTTPSource
 	// for the image URL without extra headers; the agent sets one that
 	// adds its install token.
-	Source func(Image) Opener
+	Source func(agentapi.Image) Opener
 	// Host is where CheckIdle looks before a block device is opened.
 	Host Host
 	// Logger receives one line per step. Nil means slog.Default().
 	Logger *slog.Logger
-	// Progress receives the phases as they start: "partition", "image"
-	// (repeatedly, with byte counts), "filesystems" and "sync". A
-	// whole-disk image comes before "partition", since the table is
-	// extended after it.
+	// Progress receives the phases as they start: PhasePartition,
+	// PhaseImage (repeatedly, with byte counts), PhaseFilesystems and
+	// PhaseSync of agentapi. A whole-disk image comes before
+	// PhasePartition, since the table is extended after it.
 	Progress func(Progress)
 	// Stream tunes the image stream: BufferSize, Buffers, Retries,
 	// RetryDelay, ProgressInterval. The other fields come from the plan.
@@ -77,9 +79,9 @@ type PartitionInfo struct {
 // checked before the first write, so those errors leave the disk exactly as
 // it was. An error after that means the install failed and the disk must
 // not be booted as installed; preserved partitions are intact either way.
-func (in *Installer) Install(ctx context.Context, plan *Plan, t Target) (*Result, error) {
+func (in *Installer) Install(ctx context.Context, plan *agentapi.Plan, t Target) (*Result, error) {
 	log := in.logger().With("path", t.Path)
-	if err := plan.Validate(); err != nil {
+	if err := validate(plan); err != nil {
 		return nil, err
 	}
 	switch t.SectorSize {
@@ -126,7 +128,7 @@ func (in *Installer) Install(ctx context.Context, plan *Plan, t Target) (*Result
 	defer d.Close()
 	ss := int(d.LogicalBlocksize)
 	if d.Size < int64(plan.Disk.MinSize) {
-		return nil, fmt.Errorf("%w: %s is %s, the plan wants at least %v", ErrDiskTooSmall, path, humanBytes(d.Size), plan.Disk.MinSize)
+		return nil, fmt.Errorf("%w: %s is %s, the plan wants at least %v", ErrDiskTooSmall, path, agentapi.HumanBytes(d.Size), plan.Disk.MinSize)
 	}
 	if t.SectorSize != 0 && ss != t.SectorSize {
 		return nil, fmt.Errorf("imaging: %s has %d-byte sectors, not %d", path, ss, t.SectorSize)
@@ -155,7 +157,7 @@ func (in *Installer) Install(ctx context.Context, plan *Plan, t Target) (*Result
 	if j.keep, err = keptPartitions(plan.Partitions, existing, j.g); err != nil {
 		return nil, err
 	}
-	if plan.wholeDisk() {
+	if plan.WholeDisk() {
 		err = j.wholeDisk(ctx)
 	} else {
 		err = j.partitioned(ctx)
@@ -164,14 +166,14 @@ func (in *Installer) Install(ctx context.Context, plan *Plan, t Target) (*Result
 		return nil, err
 	}
 
-	in.progress(Progress{Phase: "sync"})
+	in.progress(Progress{Phase: agentapi.PhaseSync})
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("imaging: sync: %w", err)
 	}
 	return j.result(path), nil
 }
 
-func hasPreserved(p *Plan) bool {
+func hasPreserved(p *agentapi.Plan) bool {
 	for _, part := range p.Partitions {
 		if part.Preserve {
 			return true
@@ -196,7 +198,7 @@ func (in *Installer) progress(p Progress) {
 // job is one Install in progress.
 type job struct {
 	in   *Installer
-	plan *Plan
+	plan *agentapi.Plan
 	d    *disk.Disk
 	f    *os.File  // the disk, shared with go-diskfs
 	df   *diskFile // the same, with O_DIRECT for image writes
@@ -220,16 +222,16 @@ func (j *job) partitioned(ctx context.Context) error {
 	}
 	var imageSlot *slot
 	for i := range slots {
-		if slots[i].Content == ContentImage {
+		if slots[i].Content == agentapi.ContentImage {
 			imageSlot = &slots[i]
-			if n := j.plan.Image.Size; n > imageSlot.bytes(j.g) {
+			if n := j.plan.Image.RawSize; n > imageSlot.bytes(j.g) {
 				return fmt.Errorf("%w: %s does not fit partition %q of %s",
-					ErrImageTooLarge, humanBytes(n), imageSlot.Name, humanBytes(imageSlot.bytes(j.g)))
+					ErrImageTooLarge, agentapi.HumanBytes(n), imageSlot.Name, agentapi.HumanBytes(imageSlot.bytes(j.g)))
 			}
 		}
 	}
 
-	j.in.progress(Progress{Phase: "partition"})
+	j.in.progress(Progress{Phase: agentapi.PhasePartition})
 	t := &gpt.Table{
 		LogicalSectorSize:  j.ss,
 		PhysicalSectorSize: int(j.d.PhysicalBlocksize),
@@ -255,12 +257,12 @@ func (j *job) partitioned(ctx context.Context) error {
 // checkSlots refuses an ESP too small for firmware to read as FAT32.
 func (j *job) checkSlots(slots []slot) error {
 	for _, s := range slots {
-		if s.kept || s.Type != "esp" || s.content() != ContentFAT32 {
+		if s.kept || s.Type != "esp" || s.EffectiveContent() != agentapi.ContentFAT32 {
 			continue
 		}
 		if min := minESPSize(j.ss); s.bytes(j.g) < int64(min) {
 			return fmt.Errorf("%w: ESP %q of %s is too small for FAT32 on %d-byte sectors; firmware needs %d clusters, at least %v",
-				ErrInvalidPlan, s.Name, humanBytes(s.bytes(j.g)), j.ss, minFAT32Clusters, min)
+				ErrInvalidPlan, s.Name, agentapi.HumanBytes(s.bytes(j.g)), j.ss, minFAT32Clusters, min)
 		}
 	}
 	return nil
@@ -271,7 +273,7 @@ func (j *job) checkSlots(slots []slot) error {
 // old file system, RAID and LVM signatures live there, and a new swap or
 // data partition must not be mistaken for what was on the disk before.
 func (j *job) fill(slots []slot) error {
-	j.in.progress(Progress{Phase: "filesystems"})
+	j.in.progress(Progress{Phase: agentapi.PhaseFilesystems})
 	for _, s := range slots {
 		off, n := s.offset(j.g), s.bytes(j.g)
 		log := j.log.With("partition", s.Name)
@@ -280,17 +282,17 @@ func (j *job) fill(slots []slot) error {
 			continue
 		}
 		var err error
-		switch s.content() {
-		case ContentNone:
+		switch s.EffectiveContent() {
+		case agentapi.ContentNone:
 			err = zeroRange(j.f, off, min(n, alignBytes))
 			if err == nil && n > alignBytes {
 				tail := min(n-alignBytes, alignBytes)
 				err = zeroRange(j.f, off+n-tail, tail)
 			}
-		case ContentFAT32:
-			err = makeFAT32(j.d.Backend, off, n, j.ss, s.label(), nil, s.Type == "esp")
-		case ContentConfigDrive:
-			err = makeFAT32(j.d.Backend, off, n, j.ss, s.label(), j.plan.ConfigDrive, false)
+		case agentapi.ContentFAT32:
+			err = makeFAT32(j.d.Backend, off, n, j.ss, s.EffectiveLabel(), nil, s.Type == "esp")
+		case agentapi.ContentConfigDrive:
+			err = makeFAT32(j.d.Backend, off, n, j.ss, s.EffectiveLabel(), j.plan.ConfigDrive, false)
 		}
 		if err != nil {
 			return fmt.Errorf("imaging: partition %q: %w", s.Name, err)
@@ -303,20 +305,20 @@ func (j *job) fill(slots []slot) error {
 func (j *job) stream(ctx context.Context, dst io.WriterAt, off, limit int64) (*StreamResult, error) {
 	img := j.plan.Image
 	opt := j.in.Stream
-	opt.Format, opt.SHA256, opt.Offset, opt.Limit, opt.Total = img.Format, img.SHA256, off, limit, img.Size
+	opt.Format, opt.SHA256, opt.Offset, opt.Limit, opt.Total = img.Format, img.SHA256, off, limit, img.RawSize
 	opt.Progress = j.in.Progress
 	opt.Logger = j.log
 	open := j.in.Source
 	if open == nil {
-		open = func(img Image) Opener { return (&HTTPSource{URL: img.URL}).Open }
+		open = func(img agentapi.Image) Opener { return (&HTTPSource{URL: img.URL}).Open }
 	}
 	j.log.Info("streaming image", "url", img.URL, "offset", off)
 	res, err := Stream(ctx, open(*img), dst, opt)
 	if err != nil {
 		return nil, err
 	}
-	if img.Size > 0 && res.Written != img.Size {
-		j.log.Warn("image size differs from the plan", "written", res.Written, "planned", img.Size)
+	if img.RawSize > 0 && res.Written != img.RawSize {
+		j.log.Warn("image size differs from the plan", "written", res.Written, "planned", img.RawSize)
 	}
 	j.log.Info("image written", "bytes", res.Written, "received", res.Received, "format", res.Format,
 		"resumes", res.Resumes, "seconds", res.Duration.Seconds())

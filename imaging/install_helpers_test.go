@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -66,7 +68,7 @@ func dumpLayout(t *testing.T, p string, ss int) []byte {
 	for _, part := range tbl.Partitions {
 		d.Partitions = append(d.Partitions, partitionDump{
 			Index: part.Index, Name: part.Name, Type: string(part.Type),
-			First: part.Start, Last: part.End, Size: Size(part.GetSize()).String(),
+			First: part.Start, Last: part.End, Size: agentapi.Size(part.GetSize()).String(),
 		})
 	}
 	b, err := json.MarshalIndent(d, "", "  ")

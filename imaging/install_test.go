@@ -1,13 +1,13 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -16,23 +16,27 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func testNoCloud(t *testing.T, instance string) map[string][]byte {
+func testNoCloud(t *testing.T, instance string) []agentapi.File {
 	t.Helper()
-	files, err := NoCloud{
+	files, err := agentapi.NoCloud{
 		InstanceID: instance,
 		Hostname:   "node-07",
-		Users:      []User{{Name: "ops", PasswordHash: "$6$salt$hash", SSHKeys: []string{"ssh-ed25519 AAAAC3Nza ops@lab"}}},
-		Network: &Network{
-			MAC:         net.HardwareAddr{0x52, 0x54, 0x00, 0xAB, 0xCD, 0xEF},
-			Addresses:   []netip.Prefix{netip.MustParsePrefix("10.0.0.7/24")},
-			Gateway4:    netip.MustParseAddr("10.0.0.1"),
-			Nameservers: []netip.Addr{netip.MustParseAddr("10.0.0.1")},
-		},
+		Users:      []agentapi.User{{Name: "ops", PasswordHash: "$6$salt$hash", SSHKeys: []string{"ssh-ed25519 AAAAC3Nza ops@lab"}}},
+		Network:    &agentapi.Network{MAC: "52:54:00:ab:cd:ef", Address: "10.0.0.7/24", Gateway: "10.0.0.1", DNS: []string{"10.0.0.1"}},
 	}.Render()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// fileMap is files by name, as fatFiles reads them back.
+func fileMap(files []agentapi.File) map[string][]byte {
+	m := make(map[string][]byte, len(files))
+	for _, f := range files {
+		m[f.Name] = []byte(f.Content)
+	}
+	return m
 }
 
 func testInstaller(t *testing.T) *Installer {
@@ -45,13 +49,13 @@ func testInstaller(t *testing.T) *Installer {
 func TestInstallLayout(t *testing.T) {
 	for _, ss := range []int{512, 4096} {
 		t.Run(fmt.Sprint(ss), func(t *testing.T) {
-			plan := &Plan{
-				Partitions: []Partition{
+			plan := &agentapi.Plan{
+				Partitions: []agentapi.Partition{
 					{Name: "bios", Type: "bios-boot", Size: mib},
 					{Name: "esp", Type: "esp", Size: 260 * mib},
 					{Name: "swap", Type: "swap", Size: 64 * mib},
-					{Name: "root", Type: "linux-root-x86-64", Size: Rest},
-					{Name: "config", Type: "linux", Size: 8 * mib, Content: ContentConfigDrive},
+					{Name: "root", Type: "linux-root-x86-64", Size: agentapi.Rest},
+					{Name: "config", Type: "linux", Size: 8 * mib, Content: agentapi.ContentConfigDrive},
 				},
 				ConfigDrive: testNoCloud(t, "i-1"),
 			}
@@ -85,7 +89,7 @@ func TestInstallLayout(t *testing.T) {
 			if label != "CIDATA" {
 				t.Errorf("config drive label %q, want CIDATA", label)
 			}
-			if diff := cmp.Diff(plan.ConfigDrive, files); diff != "" {
+			if diff := cmp.Diff(fileMap(plan.ConfigDrive), files); diff != "" {
 				t.Errorf("config drive files (-want +got):\n%s", diff)
 			}
 			swap := partitionByName(t, p, ss, "swap")
@@ -104,19 +108,19 @@ func TestInstallWholeDisk(t *testing.T) {
 		t.Run(fmt.Sprint(ss), func(t *testing.T) {
 			const imgSize = 24 * mib
 			img := osImage(t, ss, imgSize, 1)
-			file := compress(t, FormatZstd, img)
+			file := compress(t, agentapi.FormatZstd, img)
 			ts, srv := serveFile(t, file)
 			srv.breaks, srv.breakFn = 1, cutAfter(t, file, len(file)/2)
-			plan := &Plan{
-				Image: &Image{URL: ts.URL + "/os.img.zst", SHA256: sha256Hex(file), Size: imgSize},
-				Partitions: []Partition{
-					{Name: "config", Type: "linux", Size: 8 * mib, Content: ContentConfigDrive},
-					{Name: "data", Type: "linux", Size: Rest},
+			plan := &agentapi.Plan{
+				Image: &agentapi.Image{URL: ts.URL + "/os.img.zst", SHA256: sha256Hex(file), RawSize: imgSize},
+				Partitions: []agentapi.Partition{
+					{Name: "config", Type: "linux", Size: 8 * mib, Content: agentapi.ContentConfigDrive},
+					{Name: "data", Type: "linux", Size: agentapi.Rest},
 				},
 				ConfigDrive: testNoCloud(t, "i-2"),
 			}
 			p := newDisk(t, 128*mib)
-			var phases []string
+			var phases []agentapi.Phase
 			in := testInstaller(t)
 			in.Progress = func(pr Progress) {
 				if len(phases) == 0 || phases[len(phases)-1] != pr.Phase {
@@ -127,7 +131,7 @@ func TestInstallWholeDisk(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff([]string{"image", "partition", "filesystems", "sync"}, phases); diff != "" {
+			if diff := cmp.Diff([]agentapi.Phase{agentapi.PhaseImage, agentapi.PhasePartition, agentapi.PhaseFilesystems, agentapi.PhaseSync}, phases); diff != "" {
 				t.Errorf("phases (-want +got):\n%s", diff)
 			}
 			if res.Image == nil || res.Image.Resumes != 1 || res.Image.Written != imgSize || res.Image.SHA256 != plan.Image.SHA256 {
@@ -167,13 +171,13 @@ func TestInstallWholeDisk(t *testing.T) {
 
 func TestInstallImageIntoPartition(t *testing.T) {
 	root := pattern(4*mib+512, 3)
-	file := compress(t, FormatXz, root)
+	file := compress(t, agentapi.FormatXz, root)
 	ts, _ := serveFile(t, file)
-	plan := &Plan{
-		Image: &Image{URL: ts.URL, SHA256: sha256Hex(file), Format: FormatXz},
-		Partitions: []Partition{
+	plan := &agentapi.Plan{
+		Image: &agentapi.Image{URL: ts.URL, SHA256: sha256Hex(file), Format: agentapi.FormatXz},
+		Partitions: []agentapi.Partition{
 			{Name: "esp", Type: "esp", Size: 40 * mib},
-			{Name: "root", Type: "linux-root-x86-64", Size: 8 * mib, Content: ContentImage},
+			{Name: "root", Type: "linux-root-x86-64", Size: 8 * mib, Content: agentapi.ContentImage},
 		},
 	}
 	p := newDisk(t, 64*mib)
@@ -187,7 +191,7 @@ func TestInstallImageIntoPartition(t *testing.T) {
 	if got := readRange(t, p, part.GetStart(), int64(len(root))); !bytes.Equal(got, root) {
 		t.Error("root partition differs from the image")
 	}
-	if res.Image.Format != FormatXz || res.Image.Written != int64(len(root)) {
+	if res.Image.Format != agentapi.FormatXz || res.Image.Written != int64(len(root)) {
 		t.Errorf("image result %+v", res.Image)
 	}
 	sgdiskVerify(t, p)
@@ -226,12 +230,12 @@ func fillRandom(t *testing.T, p string, part *gpt.Partition) []byte {
 func TestInstallPreserve(t *testing.T) {
 	ctx := context.Background()
 	t.Run("partitioned", func(t *testing.T) {
-		plan := func(espSize Size, instance string) *Plan {
-			return &Plan{
-				Partitions: []Partition{
+		plan := func(espSize agentapi.Size, instance string) *agentapi.Plan {
+			return &agentapi.Plan{
+				Partitions: []agentapi.Partition{
 					{Name: "esp", Type: "esp", Size: espSize},
-					{Name: "config", Type: "linux", Size: 8 * mib, Content: ContentConfigDrive},
-					{Name: "data", Type: "linux", Size: Rest, Preserve: true},
+					{Name: "config", Type: "linux", Size: 8 * mib, Content: agentapi.ContentConfigDrive},
+					{Name: "data", Type: "linux", Size: agentapi.Rest, Preserve: true},
 				},
 				ConfigDrive: testNoCloud(t, instance),
 			}
@@ -272,20 +276,20 @@ func TestInstallPreserve(t *testing.T) {
 	})
 
 	t.Run("whole disk", func(t *testing.T) {
-		plan := func(img []byte, dataSize Size) *Plan {
-			file := compress(t, FormatGzip, img)
+		plan := func(img []byte, dataSize agentapi.Size) *agentapi.Plan {
+			file := compress(t, agentapi.FormatGzip, img)
 			ts, _ := serveFile(t, file)
-			return &Plan{
-				Image: &Image{URL: ts.URL, SHA256: sha256Hex(file)},
-				Partitions: []Partition{
-					{Name: "config", Type: "linux", Size: 8 * mib, Content: ContentConfigDrive},
+			return &agentapi.Plan{
+				Image: &agentapi.Image{URL: ts.URL, SHA256: sha256Hex(file)},
+				Partitions: []agentapi.Partition{
+					{Name: "config", Type: "linux", Size: 8 * mib, Content: agentapi.ContentConfigDrive},
 					{Name: "data", Type: "linux", Size: dataSize, Preserve: true},
 				},
 				ConfigDrive: testNoCloud(t, "i"),
 			}
 		}
 		p := newDisk(t, 48*mib)
-		if _, err := testInstaller(t).Install(ctx, plan(osImage(t, 512, 16*mib, 1), Rest), Target{Path: p}); err != nil {
+		if _, err := testInstaller(t).Install(ctx, plan(osImage(t, 512, 16*mib, 1), agentapi.Rest), Target{Path: p}); err != nil {
 			t.Fatal(err)
 		}
 		data := partitionByName(t, p, 512, "data")
@@ -293,7 +297,7 @@ func TestInstallPreserve(t *testing.T) {
 
 		// A new image version of the same size, same layout.
 		v2 := osImage(t, 512, 16*mib, 2)
-		if _, err := testInstaller(t).Install(ctx, plan(v2, Rest), Target{Path: p}); err != nil {
+		if _, err := testInstaller(t).Install(ctx, plan(v2, agentapi.Rest), Target{Path: p}); err != nil {
 			t.Fatal(err)
 		}
 		after := partitionByName(t, p, 512, "data")
@@ -309,7 +313,7 @@ func TestInstallPreserve(t *testing.T) {
 		// A bigger image would overwrite the data partition: refused
 		// before writing, since the plan states the image size.
 		before := sha256File(t, p)
-		big := plan(osImage(t, 512, 32*mib, 3), Rest)
+		big := plan(osImage(t, 512, 32*mib, 3), agentapi.Rest)
 		big.Image.Size = 32 * mib
 		if _, err := testInstaller(t).Install(ctx, big, Target{Path: p}); !errors.Is(err, ErrImageTooLarge) {
 			t.Fatalf("Install() = %v, want ErrImageTooLarge", err)
@@ -346,16 +350,16 @@ func TestInstallPreserve(t *testing.T) {
 func TestInstallBadChecksum(t *testing.T) {
 	ctx := context.Background()
 	p := newDisk(t, 64*mib)
-	first := &Plan{Partitions: []Partition{{Name: "data", Type: "linux", Size: Rest, Preserve: true}}}
+	first := &agentapi.Plan{Partitions: []agentapi.Partition{{Name: "data", Type: "linux", Size: agentapi.Rest, Preserve: true}}}
 	if _, err := testInstaller(t).Install(ctx, first, Target{Path: p}); err != nil {
 		t.Fatal(err)
 	}
 	img := osImage(t, 512, 8*mib, 1)
-	file := compress(t, FormatZstd, img)
+	file := compress(t, agentapi.FormatZstd, img)
 	ts, _ := serveFile(t, file)
 	bad := sha256Hex(append(file, 0))
 	var reported error
-	plan := &Plan{Image: &Image{URL: ts.URL, SHA256: bad}}
+	plan := &agentapi.Plan{Image: &agentapi.Image{URL: ts.URL, SHA256: bad}}
 	_, err := testInstaller(t).Install(ctx, plan, Target{Path: p})
 	reported = err
 	if !errors.Is(reported, ErrChecksum) {
@@ -369,7 +373,7 @@ func TestInstallBadChecksum(t *testing.T) {
 		t.Error("the bad image's head reached the disk")
 	}
 
-	plan = &Plan{Image: &Image{URL: ts.URL, SHA256: bad}, Partitions: []Partition{{Name: "root", Type: "linux", Size: Rest, Content: ContentImage}}}
+	plan = &agentapi.Plan{Image: &agentapi.Image{URL: ts.URL, SHA256: bad}, Partitions: []agentapi.Partition{{Name: "root", Type: "linux", Size: agentapi.Rest, Content: agentapi.ContentImage}}}
 	if _, err := testInstaller(t).Install(ctx, plan, Target{Path: p}); !errors.Is(err, ErrChecksum) {
 		t.Fatalf("Install() into a partition = %v, want ErrChecksum", err)
 	}
@@ -379,27 +383,27 @@ func TestInstallBadChecksum(t *testing.T) {
 // byte-for-byte as it was.
 func TestInstallRefusesBeforeWriting(t *testing.T) {
 	img := osImage(t, 512, 8*mib, 1)
-	file := compress(t, FormatZstd, img)
+	file := compress(t, agentapi.FormatZstd, img)
 	ts, _ := serveFile(t, file)
 	tests := []struct {
 		name    string
-		plan    *Plan
+		plan    *agentapi.Plan
 		ss      int
 		wantErr error
 	}{
-		{name: "partitions too big", wantErr: ErrDiskTooSmall, plan: &Plan{Partitions: []Partition{
+		{name: "partitions too big", wantErr: ErrDiskTooSmall, plan: &agentapi.Plan{Partitions: []agentapi.Partition{
 			{Name: "esp", Type: "esp", Size: 34 * mib},
 		}}},
-		{name: "image too big", wantErr: ErrImageTooLarge, plan: &Plan{Image: &Image{URL: ts.URL, SHA256: sha256Hex(file), Size: 33 * mib}}},
-		{name: "image and appended partitions too big", wantErr: ErrDiskTooSmall, plan: &Plan{
-			Image:      &Image{URL: ts.URL, SHA256: sha256Hex(file), Size: 20 * mib},
-			Partitions: []Partition{{Name: "data", Type: "linux", Size: 12 * mib}},
+		{name: "image too big", wantErr: ErrImageTooLarge, plan: &agentapi.Plan{Image: &agentapi.Image{URL: ts.URL, SHA256: sha256Hex(file), RawSize: 33 * mib}}},
+		{name: "image and appended partitions too big", wantErr: ErrDiskTooSmall, plan: &agentapi.Plan{
+			Image:      &agentapi.Image{URL: ts.URL, SHA256: sha256Hex(file), RawSize: 20 * mib},
+			Partitions: []agentapi.Partition{{Name: "data", Type: "linux", Size: 12 * mib}},
 		}},
-		{name: "4Kn ESP below the FAT32 minimum", ss: 4096, wantErr: ErrInvalidPlan, plan: &Plan{Partitions: []Partition{
+		{name: "4Kn ESP below the FAT32 minimum", ss: 4096, wantErr: ErrInvalidPlan, plan: &agentapi.Plan{Partitions: []agentapi.Partition{
 			{Name: "esp", Type: "esp", Size: 20 * mib},
 		}}},
-		{name: "invalid plan", wantErr: ErrInvalidPlan, plan: &Plan{Partitions: []Partition{{Name: "x", Type: "ntfs", Size: mib}}}},
-		{name: "below the rule's minimum", wantErr: ErrDiskTooSmall, plan: &Plan{Disk: DiskRule{MinSize: 64 * mib}}},
+		{name: "invalid plan", wantErr: ErrInvalidPlan, plan: &agentapi.Plan{Partitions: []agentapi.Partition{{Name: "x", Type: "ntfs", Size: mib}}}},
+		{name: "below the rule's minimum", wantErr: ErrDiskTooSmall, plan: &agentapi.Plan{Disk: agentapi.DiskRule{MinSize: 64 * mib}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -424,19 +428,19 @@ func TestInstallRefusesBeforeWriting(t *testing.T) {
 
 func TestInstallTargetErrors(t *testing.T) {
 	ctx := context.Background()
-	if _, err := testInstaller(t).Install(ctx, &Plan{}, Target{Path: t.TempDir()}); err == nil {
+	if _, err := testInstaller(t).Install(ctx, &agentapi.Plan{}, Target{Path: t.TempDir()}); err == nil {
 		t.Error("a directory accepted as target")
 	}
-	if _, err := testInstaller(t).Install(ctx, &Plan{}, Target{Path: "/nonexistent/disk"}); err == nil {
+	if _, err := testInstaller(t).Install(ctx, &agentapi.Plan{}, Target{Path: "/nonexistent/disk"}); err == nil {
 		t.Error("a missing path accepted as target")
 	}
-	if _, err := testInstaller(t).Install(ctx, &Plan{}, Target{Path: newDisk(t, mib), SectorSize: 1024}); err == nil {
+	if _, err := testInstaller(t).Install(ctx, &agentapi.Plan{}, Target{Path: newDisk(t, mib), SectorSize: 1024}); err == nil {
 		t.Error("1024-byte sectors accepted")
 	}
 	// An image made for 512-byte sectors cannot go on a 4Kn disk.
 	img := osImage(t, 512, 8*mib, 1)
 	ts, _ := serveFile(t, img)
-	plan := &Plan{Image: &Image{URL: ts.URL, SHA256: sha256Hex(img)}}
+	plan := &agentapi.Plan{Image: &agentapi.Image{URL: ts.URL, SHA256: sha256Hex(img)}}
 	_, err := testInstaller(t).Install(ctx, plan, Target{Path: newDisk(t, 64*mib), SectorSize: 4096})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("512-byte sectors")) {
 		t.Errorf("512-byte image on a 4Kn disk: %v", err)
@@ -449,12 +453,12 @@ func TestInstallTargetErrors(t *testing.T) {
 func TestInstallImageWithoutGPT(t *testing.T) {
 	ctx := context.Background()
 	p := newDisk(t, 16*mib)
-	if _, err := testInstaller(t).Install(ctx, &Plan{Partitions: []Partition{{Name: "a", Type: "linux", Size: Rest}}}, Target{Path: p}); err != nil {
+	if _, err := testInstaller(t).Install(ctx, &agentapi.Plan{Partitions: []agentapi.Partition{{Name: "a", Type: "linux", Size: agentapi.Rest}}}, Target{Path: p}); err != nil {
 		t.Fatal(err)
 	}
 	img := pattern(3*mib+100, 4)
 	ts, _ := serveFile(t, img)
-	if _, err := testInstaller(t).Install(ctx, &Plan{Image: &Image{URL: ts.URL, SHA256: sha256Hex(img)}}, Target{Path: p}); err != nil {
+	if _, err := testInstaller(t).Install(ctx, &agentapi.Plan{Image: &agentapi.Image{URL: ts.URL, SHA256: sha256Hex(img)}}, Target{Path: p}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readRange(t, p, 0, int64(len(img))); !bytes.Equal(got, img) {
@@ -464,7 +468,7 @@ func TestInstallImageWithoutGPT(t *testing.T) {
 		t.Error("old backup GPT header left at the end of the disk")
 	}
 	// Partitions cannot be appended to it.
-	plan := &Plan{Image: &Image{URL: ts.URL, SHA256: sha256Hex(img)}, Partitions: []Partition{{Name: "c", Type: "linux", Size: mib}}}
+	plan := &agentapi.Plan{Image: &agentapi.Image{URL: ts.URL, SHA256: sha256Hex(img)}, Partitions: []agentapi.Partition{{Name: "c", Type: "linux", Size: mib}}}
 	if _, err := testInstaller(t).Install(ctx, plan, Target{Path: p}); err == nil || !strings.Contains(err.Error(), "no GPT") {
 		t.Errorf("appending to an image without GPT: %v", err)
 	}
@@ -473,9 +477,9 @@ func TestInstallImageWithoutGPT(t *testing.T) {
 func TestInstallRefusesImagePartitionName(t *testing.T) {
 	img := osImage(t, 512, 8*mib, 1)
 	ts, _ := serveFile(t, img)
-	plan := &Plan{
-		Image:      &Image{URL: ts.URL, SHA256: sha256Hex(img)},
-		Partitions: []Partition{{Name: "root", Type: "linux", Size: mib}},
+	plan := &agentapi.Plan{
+		Image:      &agentapi.Image{URL: ts.URL, SHA256: sha256Hex(img)},
+		Partitions: []agentapi.Partition{{Name: "root", Type: "linux", Size: mib}},
 	}
 	if _, err := testInstaller(t).Install(context.Background(), plan, Target{Path: newDisk(t, 32*mib)}); !errors.Is(err, ErrInvalidPlan) {
 		t.Fatalf("Install() = %v, want ErrInvalidPlan for a name the image uses", err)

@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"fmt"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
@@ -28,13 +30,13 @@ type geometry struct {
 func newGeometry(size int64, sectorSize int) (geometry, error) {
 	ss := int64(sectorSize)
 	if size <= 0 || (sectorSize != 512 && sectorSize != 4096) {
-		return geometry{}, fmt.Errorf("%w: %s with %d-byte sectors", ErrDiskTooSmall, humanBytes(size), sectorSize)
+		return geometry{}, fmt.Errorf("%w: %s with %d-byte sectors", ErrDiskTooSmall, agentapi.HumanBytes(size), sectorSize)
 	}
 	g := geometry{sectorSize: ss, sectors: uint64(size / ss)}
 	entries := uint64(gptEntriesBytes / ss)
 	g.first = 2 + entries
 	if g.sectors < 2*g.first+1 {
-		return geometry{}, fmt.Errorf("%w: %s cannot hold a GPT", ErrDiskTooSmall, humanBytes(size))
+		return geometry{}, fmt.Errorf("%w: %s cannot hold a GPT", ErrDiskTooSmall, agentapi.HumanBytes(size))
 	}
 	g.last = g.sectors - 2 - entries
 	return g, nil
@@ -42,7 +44,7 @@ func newGeometry(size int64, sectorSize int) (geometry, error) {
 
 func (g geometry) align() uint64 { return uint64(alignBytes / g.sectorSize) }
 
-func (g geometry) sectorsFor(s Size) uint64 {
+func (g geometry) sectorsFor(s agentapi.Size) uint64 {
 	return (uint64(s) + uint64(g.sectorSize) - 1) / uint64(g.sectorSize)
 }
 
@@ -51,7 +53,7 @@ func alignDown(v, a uint64) uint64 { return v / a * a }
 
 // slot is a plan partition placed on the disk.
 type slot struct {
-	Partition
+	agentapi.Partition
 	index      int
 	start, end uint64 // LBAs, inclusive
 	typ        gpt.Type
@@ -70,7 +72,7 @@ func (s slot) bytes(g geometry) int64  { return int64(s.end-s.start+1) * g.secto
 // before it, and a rest partition fills the space up to it. Errors wrap
 // ErrLayoutChanged when a kept partition is in the way and ErrDiskTooSmall
 // when the disk is.
-func place(parts []Partition, g geometry, from uint64, firstIndex int, keep map[string]*gpt.Partition) ([]slot, error) {
+func place(parts []agentapi.Partition, g geometry, from uint64, firstIndex int, keep map[string]*gpt.Partition) ([]slot, error) {
 	a := g.align()
 	next := max(from, g.first) // first free sector
 	prev := "the start of the disk"
@@ -116,7 +118,7 @@ func place(parts []Partition, g geometry, from uint64, firstIndex int, keep map[
 		}
 		cur := alignUp(next, a)
 		s.start = cur
-		if p.Size == Rest {
+		if p.Size == agentapi.Rest {
 			switch {
 			case need == 0:
 				s.end = bound
@@ -138,13 +140,13 @@ func place(parts []Partition, g geometry, from uint64, firstIndex int, keep map[
 	return slots, nil
 }
 
-func tooSmall(g geometry, p Partition, keptName string) error {
+func tooSmall(g geometry, p agentapi.Partition, keptName string) error {
 	if keptName != "" {
 		return fmt.Errorf("%w: %q (%v) and the partitions after it no longer fit before preserved %q",
 			ErrLayoutChanged, p.Name, p.Size, keptName)
 	}
 	return fmt.Errorf("%w: %q (%v) and the partitions after it do not fit on %s",
-		ErrDiskTooSmall, p.Name, p.Size, humanBytes(int64(g.sectors)*g.sectorSize))
+		ErrDiskTooSmall, p.Name, p.Size, agentapi.HumanBytes(int64(g.sectors)*g.sectorSize))
 }
 
 // gptPartitions converts slots to go-diskfs partitions. Size is left zero
@@ -169,7 +171,7 @@ func gptPartitions(slots []slot) []*gpt.Partition {
 // partition of the same name on the disk. A preserved partition that does
 // not exist yet is simply created. One that exists with another size or
 // type, or under a name used twice, cannot be kept safely.
-func keptPartitions(parts []Partition, existing *gpt.Table, g geometry) (map[string]*gpt.Partition, error) {
+func keptPartitions(parts []agentapi.Partition, existing *gpt.Table, g geometry) (map[string]*gpt.Partition, error) {
 	keep := make(map[string]*gpt.Partition)
 	if existing == nil {
 		return keep, nil
@@ -199,8 +201,8 @@ func keptPartitions(parts []Partition, existing *gpt.Table, g geometry) (map[str
 			return nil, fmt.Errorf("%w: %q has type %s on the disk, the plan says %s", ErrLayoutChanged, p.Name, e.Type, typ)
 		}
 		have := (e.End - e.Start + 1) * uint64(g.sectorSize)
-		if p.Size != Rest && g.sectorsFor(p.Size) != e.End-e.Start+1 {
-			return nil, fmt.Errorf("%w: %q is %s on the disk, the plan says %v", ErrLayoutChanged, p.Name, humanBytes(int64(have)), p.Size)
+		if p.Size != agentapi.Rest && g.sectorsFor(p.Size) != e.End-e.Start+1 {
+			return nil, fmt.Errorf("%w: %q is %s on the disk, the plan says %v", ErrLayoutChanged, p.Name, agentapi.HumanBytes(int64(have)), p.Size)
 		}
 		keep[p.Name] = e
 	}

@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"errors"
 	"testing"
 
@@ -17,7 +19,9 @@ func TestPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := func(name string, size Size) Partition { return Partition{Name: name, Type: "linux", Size: size} }
+	p := func(name string, size agentapi.Size) agentapi.Partition {
+		return agentapi.Partition{Name: name, Type: "linux", Size: size}
+	}
 	type ext struct {
 		Name       string
 		Index      int
@@ -27,7 +31,7 @@ func TestPlace(t *testing.T) {
 	tests := []struct {
 		name    string
 		g       geometry
-		parts   []Partition
+		parts   []agentapi.Partition
 		from    uint64
 		first   int
 		keep    map[string]*gpt.Partition
@@ -37,7 +41,7 @@ func TestPlace(t *testing.T) {
 		{
 			name:  "512 sequential with rest last",
 			g:     g512,
-			parts: []Partition{p("a", mib), p("b", 100*mib), p("c", Rest)},
+			parts: []agentapi.Partition{p("a", mib), p("b", 100*mib), p("c", agentapi.Rest)},
 			first: 1,
 			want: []ext{
 				{"a", 1, 2048, 4095, false},
@@ -48,7 +52,7 @@ func TestPlace(t *testing.T) {
 		{
 			name:  "4096 rest in the middle leaves room, aligned",
 			g:     g4k,
-			parts: []Partition{p("a", 10*mib), p("b", Rest), p("c", 8*mib+1)},
+			parts: []agentapi.Partition{p("a", 10*mib), p("b", agentapi.Rest), p("c", 8*mib+1)},
 			first: 1,
 			want: []ext{
 				{"a", 1, 256, 2815, false},
@@ -60,14 +64,14 @@ func TestPlace(t *testing.T) {
 		{
 			name:  "odd sizes round up to sectors and next start aligns",
 			g:     g512,
-			parts: []Partition{p("a", 1000), p("b", mib)},
+			parts: []agentapi.Partition{p("a", 1000), p("b", mib)},
 			first: 1,
 			want:  []ext{{"a", 1, 2048, 2049, false}, {"b", 2, 4096, 6143, false}},
 		},
 		{
 			name:  "after an image, numbered on",
 			g:     g512,
-			parts: []Partition{p("config", 16*mib)},
+			parts: []agentapi.Partition{p("config", 16*mib)},
 			from:  100000,
 			first: 3,
 			want:  []ext{{"config", 3, 100352, 100352 + 32768 - 1, false}},
@@ -75,7 +79,7 @@ func TestPlace(t *testing.T) {
 		{
 			name:  "kept partition stays, rest fills up to it",
 			g:     g512,
-			parts: []Partition{p("a", mib), p("b", Rest), p("data", 200*mib)},
+			parts: []agentapi.Partition{p("a", mib), p("b", agentapi.Rest), p("data", 200*mib)},
 			first: 1,
 			keep:  map[string]*gpt.Partition{"data": {Start: 1000000, End: 1000000 + 409599, GUID: "G", Attributes: 4}},
 			want: []ext{
@@ -87,7 +91,7 @@ func TestPlace(t *testing.T) {
 		{
 			name:  "partitions after a kept one flow behind it",
 			g:     g512,
-			parts: []Partition{p("data", 10*mib), p("c", mib)},
+			parts: []agentapi.Partition{p("data", 10*mib), p("c", mib)},
 			first: 1,
 			keep:  map[string]*gpt.Partition{"data": {Start: 8192, End: 8192 + 20479}},
 			want:  []ext{{"data", 1, 8192, 28671, true}, {"c", 2, 28672, 30719, false}},
@@ -95,7 +99,7 @@ func TestPlace(t *testing.T) {
 		{
 			name:    "grown partition would overlap kept one",
 			g:       g512,
-			parts:   []Partition{p("a", 10*mib), p("data", mib)},
+			parts:   []agentapi.Partition{p("a", 10*mib), p("data", mib)},
 			first:   1,
 			keep:    map[string]*gpt.Partition{"data": {Start: 8192, End: 10239}},
 			wantErr: ErrLayoutChanged,
@@ -103,7 +107,7 @@ func TestPlace(t *testing.T) {
 		{
 			name:    "image reaches into kept partition",
 			g:       g512,
-			parts:   []Partition{p("data", mib)},
+			parts:   []agentapi.Partition{p("data", mib)},
 			from:    9000,
 			first:   3,
 			keep:    map[string]*gpt.Partition{"data": {Start: 8192, End: 10239}},
@@ -112,21 +116,21 @@ func TestPlace(t *testing.T) {
 		{
 			name:    "too big",
 			g:       g512,
-			parts:   []Partition{p("a", 512*mib), p("b", 512*mib)},
+			parts:   []agentapi.Partition{p("a", 512*mib), p("b", 512*mib)},
 			first:   1,
 			wantErr: ErrDiskTooSmall,
 		},
 		{
 			name:    "no room left for rest",
 			g:       g512,
-			parts:   []Partition{p("a", 1023*mib), p("b", Rest)},
+			parts:   []agentapi.Partition{p("a", 1023*mib), p("b", agentapi.Rest)},
 			first:   1,
 			wantErr: ErrDiskTooSmall,
 		},
 		{
 			name:    "rest cannot leave room for what follows",
 			g:       g512,
-			parts:   []Partition{p("a", Rest), p("b", 1023*mib)},
+			parts:   []agentapi.Partition{p("a", agentapi.Rest), p("b", 1023*mib)},
 			first:   1,
 			wantErr: ErrDiskTooSmall,
 		},
@@ -171,17 +175,17 @@ func TestKeptPartitions(t *testing.T) {
 	}}
 	tests := []struct {
 		name     string
-		parts    []Partition
+		parts    []agentapi.Partition
 		wantKeep []string
 		wantErr  error
 	}{
-		{name: "same name and size", parts: []Partition{{Name: "data", Type: "linux", Size: 10 * mib, Preserve: true}}, wantKeep: []string{"data"}},
-		{name: "rest keeps any size", parts: []Partition{{Name: "data", Type: "linux", Size: Rest, Preserve: true}}, wantKeep: []string{"data"}},
-		{name: "not preserved", parts: []Partition{{Name: "data", Type: "linux", Size: 10 * mib}}},
-		{name: "new preserved partition", parts: []Partition{{Name: "home", Type: "linux", Size: mib, Preserve: true}}},
-		{name: "size changed", parts: []Partition{{Name: "data", Type: "linux", Size: 11 * mib, Preserve: true}}, wantErr: ErrLayoutChanged},
-		{name: "type changed", parts: []Partition{{Name: "data", Type: "swap", Size: 10 * mib, Preserve: true}}, wantErr: ErrLayoutChanged},
-		{name: "ambiguous", parts: []Partition{{Name: "twice", Type: "linux", Size: Rest, Preserve: true}}, wantErr: ErrLayoutChanged},
+		{name: "same name and size", parts: []agentapi.Partition{{Name: "data", Type: "linux", Size: 10 * mib, Preserve: true}}, wantKeep: []string{"data"}},
+		{name: "rest keeps any size", parts: []agentapi.Partition{{Name: "data", Type: "linux", Size: agentapi.Rest, Preserve: true}}, wantKeep: []string{"data"}},
+		{name: "not preserved", parts: []agentapi.Partition{{Name: "data", Type: "linux", Size: 10 * mib}}},
+		{name: "new preserved partition", parts: []agentapi.Partition{{Name: "home", Type: "linux", Size: mib, Preserve: true}}},
+		{name: "size changed", parts: []agentapi.Partition{{Name: "data", Type: "linux", Size: 11 * mib, Preserve: true}}, wantErr: ErrLayoutChanged},
+		{name: "type changed", parts: []agentapi.Partition{{Name: "data", Type: "swap", Size: 10 * mib, Preserve: true}}, wantErr: ErrLayoutChanged},
+		{name: "ambiguous", parts: []agentapi.Partition{{Name: "twice", Type: "linux", Size: agentapi.Rest, Preserve: true}}, wantErr: ErrLayoutChanged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,7 +202,7 @@ func TestKeptPartitions(t *testing.T) {
 			}
 		})
 	}
-	if keep, err := keptPartitions([]Partition{{Name: "data", Type: "linux", Size: Rest, Preserve: true}}, nil, g); err != nil || len(keep) != 0 {
+	if keep, err := keptPartitions([]agentapi.Partition{{Name: "data", Type: "linux", Size: agentapi.Rest, Preserve: true}}, nil, g); err != nil || len(keep) != 0 {
 		t.Errorf("no table: %v, %v", keep, err)
 	}
 }

@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"fmt"
 	"path"
 	"slices"
@@ -13,7 +15,7 @@ import (
 // error, never another one; otherwise removable disks are never chosen. The
 // error wraps ErrDiskTooSmall when disks of the right kind exist but all are
 // smaller than MinSize, and ErrNoDisk otherwise.
-func SelectDisk(rule DiskRule, disks []Disk) (Disk, error) {
+func SelectDisk(rule agentapi.DiskRule, disks []Disk) (Disk, error) {
 	if rule.Path != "" {
 		d, ok := findDisk(rule.Path, disks)
 		if !ok {
@@ -23,7 +25,7 @@ func SelectDisk(rule DiskRule, disks []Disk) (Disk, error) {
 			return Disk{}, fmt.Errorf("%w: %s is %s, the rule wants %s", ErrNoDisk, rule.Path, d.Type(), rule.Type)
 		}
 		if d.Size < int64(rule.MinSize) {
-			return Disk{}, fmt.Errorf("%w: %s is %v, the rule wants at least %v", ErrDiskTooSmall, rule.Path, humanBytes(d.Size), rule.MinSize)
+			return Disk{}, fmt.Errorf("%w: %s is %v, the rule wants at least %v", ErrDiskTooSmall, rule.Path, agentapi.HumanBytes(d.Size), rule.MinSize)
 		}
 		return d, nil
 	}
@@ -45,14 +47,14 @@ func SelectDisk(rule DiskRule, disks []Disk) (Disk, error) {
 	if len(eligible) == 0 {
 		if largestSmall != nil {
 			return Disk{}, fmt.Errorf("%w: the largest %sdisk, %s, is %v; the rule wants at least %v",
-				ErrDiskTooSmall, typeWord(rule.Type), largestSmall.Path, humanBytes(largestSmall.Size), rule.MinSize)
+				ErrDiskTooSmall, typeWord(rule.Type), largestSmall.Path, agentapi.HumanBytes(largestSmall.Size), rule.MinSize)
 		}
 		return Disk{}, fmt.Errorf("%w: no non-removable %sdisk among (%s)", ErrNoDisk, typeWord(rule.Type), diskNames(disks))
 	}
 	sort.SliceStable(eligible, func(i, j int) bool {
 		a, b := eligible[i], eligible[j]
 		if a.Size != b.Size {
-			if rule.Select == SelectLargest {
+			if rule.Select == agentapi.SelectLargest {
 				return a.Size > b.Size
 			}
 			return a.Size < b.Size
@@ -89,7 +91,7 @@ func diskNames(disks []Disk) string {
 	}
 	names := make([]string, len(disks))
 	for i, d := range disks {
-		names[i] = fmt.Sprintf("%s %v %s", d.Name, humanBytes(d.Size), d.Type())
+		names[i] = fmt.Sprintf("%s %v %s", d.Name, agentapi.HumanBytes(d.Size), d.Type())
 	}
 	return strings.Join(names, ", ")
 }

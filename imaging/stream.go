@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -56,11 +58,11 @@ type StreamOptions struct {
 
 // Progress is a snapshot of an install step.
 type Progress struct {
-	Phase    string  `json:"phase"`              // "image" while streaming; see Installer for the others
-	Done     int64   `json:"done,omitempty"`     // decompressed bytes written
-	Total    int64   `json:"total,omitempty"`    // decompressed bytes expected, 0 if unknown
-	Received int64   `json:"received,omitempty"` // compressed bytes received
-	Rate     float64 `json:"rate,omitempty"`     // bytes written per second over the last interval; over the whole stream in the final report
+	Phase    agentapi.Phase `json:"phase"`              // agentapi.PhaseImage while streaming; see Installer for the others
+	Done     int64          `json:"done,omitempty"`     // decompressed bytes written
+	Total    int64          `json:"total,omitempty"`    // decompressed bytes expected, 0 if unknown
+	Received int64          `json:"received,omitempty"` // compressed bytes received
+	Rate     float64        `json:"rate,omitempty"`     // bytes written per second over the last interval; over the whole stream in the final report
 }
 
 // StreamResult describes a completed, verified stream.
@@ -128,21 +130,21 @@ func Stream(ctx context.Context, open Opener, dst io.WriterAt, opt StreamOptions
 
 	// The format is read from the first bytes before the stages start,
 	// since it decides how they are connected.
-	head := make([]byte, len(xzMagic))
+	head := make([]byte, agentapi.MagicLen)
 	n, err := io.ReadFull(s.src, head)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return StreamResult{}, fmt.Errorf("imaging: read image: %w", err)
 	}
 	s.source = io.MultiReader(bytes.NewReader(head[:n]), s.src)
 	s.format = opt.Format
-	if s.format == FormatAuto {
-		s.format = sniffFormat(head[:n])
+	if s.format == agentapi.FormatAuto {
+		s.format = agentapi.SniffFormat(head[:n])
 	}
-	if _, err := decompressor(s.format, nil); err != nil {
+	if _, err := agentapi.NewDecompressor(s.format, nil); err != nil {
 		return StreamResult{}, err
 	}
 
-	raw := s.format == FormatRaw
+	raw := s.format == agentapi.FormatRaw
 	inSize, inCount := compressedChunk, 2*opt.Buffers
 	if raw {
 		inSize, inCount = opt.BufferSize, opt.Buffers
@@ -258,7 +260,7 @@ func (s *streamer) decode(ctx context.Context) error {
 	defer close(s.toWrite)
 	cr := &chunkReader{ch: s.toDecode, eof: &s.sourceOK}
 	defer cr.drain()
-	dec, err := decompressor(s.format, cr)
+	dec, err := agentapi.NewDecompressor(s.format, cr)
 	if err != nil {
 		return err
 	}
@@ -301,7 +303,7 @@ func (s *streamer) write() error {
 	for c := range s.toWrite {
 		if s.opt.Limit > 0 && off+int64(c.n) > s.opt.Limit {
 			c.release()
-			return fmt.Errorf("%w: more than %s", ErrImageTooLarge, humanBytes(s.opt.Limit))
+			return fmt.Errorf("%w: more than %s", ErrImageTooLarge, agentapi.HumanBytes(s.opt.Limit))
 		}
 		at := s.opt.Offset + off
 		if _, err := s.dst.WriteAt(c.data(), at); err != nil {
@@ -348,5 +350,5 @@ func (p *progressMeter) update(done, received int64, final bool) {
 		rate = float64(done-base) / d
 	}
 	p.last, p.lastDone = now, done
-	p.fn(Progress{Phase: "image", Done: done, Total: p.total, Received: received, Rate: rate})
+	p.fn(Progress{Phase: agentapi.PhaseImage, Done: done, Total: p.total, Received: received, Rate: rate})
 }

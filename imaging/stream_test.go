@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"context"
 	"errors"
@@ -35,8 +37,8 @@ func quickOptions(t *testing.T, file []byte) StreamOptions {
 
 func TestStreamFormats(t *testing.T) {
 	img := pattern(3<<20+123, 0) // not a multiple of the buffer size
-	for _, format := range []string{FormatRaw, FormatGzip, FormatZstd, FormatXz} {
-		for _, declared := range []string{format, FormatAuto} {
+	for _, format := range []string{agentapi.FormatRaw, agentapi.FormatGzip, agentapi.FormatZstd, agentapi.FormatXz} {
+		for _, declared := range []string{format, agentapi.FormatAuto} {
 			t.Run(fmt.Sprintf("%s/declared=%q", format, declared), func(t *testing.T) {
 				file := compress(t, format, img)
 				dst := fileTarget(t, 8<<20)
@@ -63,7 +65,7 @@ func TestStreamFormats(t *testing.T) {
 
 func TestStreamChecksumMismatch(t *testing.T) {
 	img := pattern(1<<20, 1)
-	file := compress(t, FormatZstd, img)
+	file := compress(t, agentapi.FormatZstd, img)
 	opt := quickOptions(t, file)
 	opt.SHA256 = sha256Hex(append([]byte("x"), file...))
 	res, err := Stream(context.Background(), bytesOpener(file), fileTarget(t, 2<<20), opt)
@@ -86,7 +88,7 @@ func TestStreamRejectsMissingChecksum(t *testing.T) {
 
 func TestStreamLimit(t *testing.T) {
 	img := pattern(1<<20, 2)
-	file := compress(t, FormatGzip, img)
+	file := compress(t, agentapi.FormatGzip, img)
 	dst := fileTarget(t, 0)
 	opt := quickOptions(t, file)
 	opt.Limit = 1<<20 - 1
@@ -102,7 +104,7 @@ func TestStreamLimit(t *testing.T) {
 
 func TestStreamProgress(t *testing.T) {
 	img := pattern(2<<20, 3)
-	file := compress(t, FormatZstd, img)
+	file := compress(t, agentapi.FormatZstd, img)
 	opt := quickOptions(t, file)
 	opt.Total = int64(len(img))
 	opt.ProgressInterval = time.Nanosecond
@@ -160,7 +162,7 @@ func (c *cutReader) Close() error { return nil }
 // cover every byte exactly once.
 func TestStreamResume(t *testing.T) {
 	img := pattern(2<<20, 4)
-	for _, format := range []string{FormatRaw, FormatGzip, FormatZstd, FormatXz} {
+	for _, format := range []string{agentapi.FormatRaw, agentapi.FormatGzip, agentapi.FormatZstd, agentapi.FormatXz} {
 		t.Run(format, func(t *testing.T) {
 			file := compress(t, format, img)
 			src := &flakyOpener{file: file, cut: 100 << 10}
@@ -187,7 +189,7 @@ func TestStreamResume(t *testing.T) {
 }
 
 func TestStreamGivesUp(t *testing.T) {
-	file := compress(t, FormatZstd, pattern(1<<20, 5))
+	file := compress(t, agentapi.FormatZstd, pattern(1<<20, 5))
 	var calls atomic.Int32
 	failing := func(context.Context, int64) (io.ReadCloser, error) {
 		calls.Add(1)
@@ -213,7 +215,7 @@ func TestStreamGivesUp(t *testing.T) {
 }
 
 func TestStreamImageChangedSize(t *testing.T) {
-	file := compress(t, FormatRaw, pattern(1<<20, 6))
+	file := compress(t, agentapi.FormatRaw, pattern(1<<20, 6))
 	n := 0
 	open := func(_ context.Context, off int64) (io.ReadCloser, error) {
 		n++
@@ -226,7 +228,7 @@ func TestStreamImageChangedSize(t *testing.T) {
 }
 
 func TestStreamContextCancelled(t *testing.T) {
-	file := compress(t, FormatRaw, pattern(1<<20, 7))
+	file := compress(t, agentapi.FormatRaw, pattern(1<<20, 7))
 	ctx, cancel := context.WithCancel(context.Background())
 	open := func(ctx context.Context, off int64) (io.ReadCloser, error) {
 		cancel()

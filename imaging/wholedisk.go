@@ -1,6 +1,8 @@
 package imaging
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -22,12 +24,12 @@ func (j *job) wholeDisk(ctx context.Context) error {
 	for _, k := range j.keep {
 		limit = min(limit, int64(k.Start)*ss)
 	}
-	if n := j.plan.Image.Size; n > limit {
-		return fmt.Errorf("%w: %s, room for %s", ErrImageTooLarge, humanBytes(n), humanBytes(limit))
+	if n := j.plan.Image.RawSize; n > limit {
+		return fmt.Errorf("%w: %s, room for %s", ErrImageTooLarge, agentapi.HumanBytes(n), agentapi.HumanBytes(limit))
 	}
 	// Check now, with what is known of the image, that the partitions
 	// to append will fit; after the image they are checked exactly.
-	from := (uint64(j.plan.Image.Size) + uint64(ss) - 1) / uint64(ss)
+	from := (uint64(j.plan.Image.RawSize) + uint64(ss) - 1) / uint64(ss)
 	if slots, err := place(j.plan.Partitions, j.g, from, 1, j.keep); err != nil {
 		return err
 	} else if err := j.checkSlots(slots); err != nil {
@@ -41,7 +43,7 @@ func (j *job) wholeDisk(ctx context.Context) error {
 	}
 	j.image = res
 
-	j.in.progress(Progress{Phase: "partition"})
+	j.in.progress(Progress{Phase: agentapi.PhasePartition})
 	t, err := readImageGPT(head, j.ss)
 	if err != nil {
 		return err

@@ -116,7 +116,7 @@ func TestLoadExamples(t *testing.T) {
 	}
 	// Every host has a plan whose config drive is well-formed.
 	for _, h := range set.Hosts() {
-		p, err := h.Plan()
+		p, err := Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
 		if err != nil {
 			t.Errorf("%s: %v", h.Hostname, err)
 			continue

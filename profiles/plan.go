@@ -1,217 +1,180 @@
 package profiles
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"math"
+	"net"
+	"net/url"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/rackboot/rackboot/agentapi"
 )
 
-// Plan is what the installer agent does to one machine: the disk to choose,
-// the partitions to create, the image to write and the config drive's
-// files. It is built from a resolved Host and is what the appliance serves
-// the agent, as JSON.
-type Plan struct {
-	MAC        string          `json:"mac"`
-	Hostname   string          `json:"hostname"`
-	Version    string          `json:"version"`
-	Number     int             `json:"number"`
-	Image      Image           `json:"image"`
-	Disk       PlanDisk        `json:"disk"`
-	Partitions []PlanPartition `json:"partitions"`
-	// ConfigDrive holds the NoCloud files (meta-data, user-data,
-	// network-config) for the partition with content config, labelled
-	// CIDATA. It is empty when the layout has no such partition.
-	ConfigDrive []ConfigFile `json:"config_drive,omitempty"`
-}
-
-// PlanDisk is the disk selection rule, with sizes in bytes.
-type PlanDisk struct {
-	Path    string `json:"path,omitempty"`
-	Select  string `json:"select,omitempty"` // smallest | largest
-	MinSize uint64 `json:"min_size,omitempty"`
-	Type    string `json:"type,omitempty"` // ssd | hdd | nvme
-}
-
-// PlanPartition is one GPT partition, in table order.
-type PlanPartition struct {
-	Name       string `json:"name"`
-	Size       uint64 `json:"size,omitempty"` // bytes; 0 with Rest
-	Rest       bool   `json:"rest,omitempty"`
-	Type       string `json:"type"`
-	Content    string `json:"content"`
-	Filesystem string `json:"filesystem,omitempty"`
-	Preserve   bool   `json:"preserve,omitempty"`
-}
-
-// ConfigFile is one file of the config drive.
-type ConfigFile struct {
-	Name    string `json:"name"`
-	Content string `json:"content"`
-}
-
-// ConfigDriveLabel is the filesystem label cloud-init's NoCloud data
-// source looks for.
-const ConfigDriveLabel = "CIDATA"
-
-// ErrNoPlan is returned by Plan for a host without a version and layout:
+// ErrNoPlan is returned by Planner.Plan for a host without a version or a layout:
 // it can boot its installer, but there is nothing to install.
-var ErrNoPlan = errors.New("profiles: host has no version and layout to install")
+var ErrNoPlan = errors.New("profiles: nothing to install")
 
-// Plan returns the host's install plan.
-func (h *Host) Plan() (*Plan, error) {
-	if h.Version == nil || h.Layout == nil {
-		return nil, ErrNoPlan
+// Planner turns hosts into the plans their agents execute: it is the
+// agent API's planner (api.Planner) in the daemon, and what `rackboot
+// render` prints, so the preview is what the machine gets. The zero value
+// plans with the image sizes unknown.
+type Planner struct {
+	// ImageSizes returns the stored and decompressed sizes of an image
+	// given as a path under the artifacts directory (artifacts.Sizes.Image
+	// in the daemon). Nil leaves the sizes unknown; an error fails the
+	// plan.
+	ImageSizes func(path, format string) (stored, raw int64, err error)
+}
+
+// Plan returns the plan that installs version v (nil: the host's own) on
+// the host: its layout's disk rule and partitions, v's image with its URL
+// and sizes, and, when the layout has a config partition, the config
+// drive's files. base is the appliance's URL as the agent reaches it, such
+// as "http://192.0.2.1:8080": an image given as a path is downloaded from
+// base/artifacts/PATH.
+func (pl Planner) Plan(h *Host, v *Version, base string) (agentapi.Plan, error) {
+	p, err := pl.plan(h, v, base)
+	if err != nil {
+		return agentapi.Plan{}, err
+	}
+	return *p, nil
+}
+
+func (pl Planner) plan(h *Host, v *Version, base string) (*agentapi.Plan, error) {
+	if v == nil {
+		v = h.Version
+	}
+	switch {
+	case v == nil:
+		return nil, fmt.Errorf("%w: the profiles give the host no version", ErrNoPlan)
+	case h.Layout == nil:
+		return nil, fmt.Errorf("%w: the profiles give the host no layout", ErrNoPlan)
 	}
 	ly := h.Layout
-	p := &Plan{
-		MAC:      MACKey(h.MAC),
-		Hostname: h.Hostname,
-		Version:  h.Version.Name,
-		Number:   h.Version.Number,
-		Image:    h.Version.Image,
-		Disk:     PlanDisk{Path: ly.Disk.Path, Select: ly.Disk.Select, Type: ly.Disk.Type},
+	p := &agentapi.Plan{
+		Disk: agentapi.DiskRule{Path: ly.Disk.Path, Select: ly.Disk.Select, Type: ly.Disk.Type},
+		Image: &agentapi.Image{URL: v.Image.URL, SHA256: strings.ToLower(v.Image.SHA256),
+			Format: v.Image.Format, Kind: v.Image.Kind},
+	}
+	img := p.Image
+	var err error
+	if img.URL, err = imageURL(base, v.Image.URL, h.MAC); err != nil {
+		return nil, fmt.Errorf("profiles: version %s: %w", v.Name, err)
+	}
+	if pl.ImageSizes != nil && !strings.Contains(v.Image.URL, "://") {
+		// An image missing from the artifacts directory fails here, with
+		// its name, rather than as a 404 in the middle of an install.
+		if img.Size, img.RawSize, err = pl.ImageSizes(v.Image.URL, img.Format); err != nil {
+			return nil, fmt.Errorf("profiles: version %s: %w", v.Name, err)
+		}
 	}
 	if ly.Disk.MinSize != "" {
-		p.Disk.MinSize, _ = parseSize(ly.Disk.MinSize)
+		n, _ := parseSize(ly.Disk.MinSize) // validated when loaded
+		if n > math.MaxInt64 {
+			return nil, fmt.Errorf("profiles: layout %s: min_size %d too large", ly.Name, n)
+		}
+		p.Disk.MinSize = agentapi.Size(n)
 	}
 	config := false
 	for _, lp := range ly.Partitions {
-		n, rest := lp.Bytes()
-		p.Partitions = append(p.Partitions, PlanPartition{Name: lp.Name, Size: n, Rest: rest, Type: lp.Type,
-			Content: lp.Content, Filesystem: lp.Filesystem, Preserve: lp.Preserve})
+		part, err := planPartition(lp)
+		if err != nil {
+			return nil, fmt.Errorf("profiles: layout %s: %w", ly.Name, err)
+		}
+		p.Partitions = append(p.Partitions, part)
 		config = config || lp.Content == ContentConfig
 	}
 	if config {
-		files, err := h.ConfigDrive()
+		files, err := h.NoCloud(v).Render()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("profiles: config drive of %s: %w", MACKey(h.MAC), err)
 		}
 		p.ConfigDrive = files
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("profiles: plan of %s: %w", MACKey(h.MAC), err)
 	}
 	return p, nil
 }
 
-// ConfigDrive renders the host's cloud-init NoCloud files: meta-data,
-// user-data (#cloud-config) and network-config (version 2). They are
-// marshalled from structures, never pasted together from strings, so no
-// profile value can add a key of its own.
-func (h *Host) ConfigDrive() ([]ConfigFile, error) {
-	hex := strings.ReplaceAll(MACKey(h.MAC), ":", "")
-	version := ""
-	if h.Version != nil {
-		version = "-" + h.Version.Name
+// imageURL makes a catalog image location absolute: an http(s) URL stays,
+// a path is served under /artifacts/ of the appliance, with ?mac= so the
+// artifacts log says which machine downloads it (as the iPXE scripts do
+// for kernels).
+func imageURL(base, loc string, mac net.HardwareAddr) (string, error) {
+	if loc == "" {
+		return "", errors.New("image has no url")
 	}
-	meta := struct {
+	if strings.Contains(loc, "://") {
+		u, err := url.Parse(loc)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", fmt.Errorf("image url %q: want http(s)", loc)
+		}
+		return loc, nil
+	}
+	if strings.HasPrefix(loc, "/") {
+		return "", fmt.Errorf("image path %q: want a path relative to the artifacts directory", loc)
+	}
+	segs := strings.Split(loc, "/")
+	for i, s := range segs {
+		if s == ".." || s == "." || s == "" {
+			return "", fmt.Errorf("image path %q: want a clean path inside the artifacts directory", loc)
+		}
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.TrimSuffix(base, "/") + "/artifacts/" + strings.Join(segs, "/") + "?mac=" + strings.ReplaceAll(MACKey(mac), ":", "-"), nil
+}
+
+// planPartition maps a layout partition onto the agent's. An empty
+// partition with a vfat file system is created as FAT32 by the agent;
+// ext4, xfs and swap travel in the plan (Partition.Filesystem) and are
+// left for the installed system to create.
+func planPartition(lp Partition) (agentapi.Partition, error) {
+	n, rest := lp.Bytes()
+	if n > math.MaxInt64 {
+		return agentapi.Partition{}, fmt.Errorf("partition %s: size %d too large", lp.Name, n)
+	}
+	part := agentapi.Partition{Name: lp.Name, Type: lp.Type, Size: agentapi.Size(n), Preserve: lp.Preserve}
+	if rest {
+		part.Size = agentapi.Rest
+	}
+	switch lp.Content {
+	case ContentImage:
+		part.Content = agentapi.ContentImage
+	case ContentConfig:
+		part.Content = agentapi.ContentConfigDrive
+	case ContentEmpty, "":
+		part.Filesystem = lp.Filesystem
+		if lp.Filesystem == agentapi.FilesystemVFAT && !lp.Preserve {
+			part.Content = agentapi.ContentFAT32
+		}
+	default:
+		return agentapi.Partition{}, fmt.Errorf("partition %s: unknown content %q", lp.Name, lp.Content)
+	}
+	return part, nil
+}
+
+// NoCloud is what the host's config drive tells cloud-init when version v
+// is installed: hostname, users, keys, files and the boot interface's
+// network, matched by its MAC.
+func (h *Host) NoCloud(v *Version) agentapi.NoCloud {
+	mac := MACKey(h.MAC)
+	id := "rackboot-" + strings.ReplaceAll(mac, ":", "")
+	if v != nil {
 		// A new instance-id makes cloud-init run its first-boot modules
 		// again: it changes with the version installed.
-		InstanceID    string `yaml:"instance-id"`
-		LocalHostname string `yaml:"local-hostname,omitempty"`
-	}{"rackboot-" + hex + version, h.Hostname}
-
-	type cloudUser struct {
-		Name              string   `yaml:"name"`
-		Groups            string   `yaml:"groups,omitempty"`
-		LockPasswd        bool     `yaml:"lock_passwd"`
-		HashedPasswd      string   `yaml:"hashed_passwd,omitempty"`
-		SSHAuthorizedKeys []string `yaml:"ssh_authorized_keys,omitempty"`
-		Sudo              string   `yaml:"sudo,omitempty"`
-		Shell             string   `yaml:"shell,omitempty"`
+		id += "-" + v.Name
 	}
-	type writeFile struct {
-		Path        string `yaml:"path"`
-		Content     string `yaml:"content"`
-		Permissions string `yaml:"permissions,omitempty"`
-		Owner       string `yaml:"owner,omitempty"`
-	}
-	user := struct {
-		Hostname          string      `yaml:"hostname,omitempty"`
-		Users             []any       `yaml:"users,omitempty"`
-		SSHAuthorizedKeys []string    `yaml:"ssh_authorized_keys,omitempty"`
-		WriteFiles        []writeFile `yaml:"write_files,omitempty"`
-	}{Hostname: h.Hostname, SSHAuthorizedKeys: h.SSHKeys}
-	if len(h.Users) > 0 {
-		// "default" keeps the image's default user, to which the
-		// top-level ssh_authorized_keys go.
-		user.Users = append(user.Users, "default")
-	}
+	c := agentapi.NoCloud{InstanceID: id, Hostname: h.Hostname, SSHKeys: h.SSHKeys}
 	for _, u := range h.Users {
-		cu := cloudUser{Name: u.Name, Groups: strings.Join(u.Groups, ","), LockPasswd: u.Password == "",
-			HashedPasswd: u.Password, SSHAuthorizedKeys: u.SSHKeys, Shell: u.Shell}
-		if u.Sudo {
-			cu.Sudo = "ALL=(ALL) NOPASSWD:ALL"
-		}
-		user.Users = append(user.Users, cu)
+		c.Users = append(c.Users, agentapi.User{Name: u.Name, PasswordHash: u.Password, SSHKeys: u.SSHKeys,
+			Sudo: u.Sudo, Groups: u.Groups, Shell: u.Shell})
 	}
 	for _, f := range h.Files {
-		mode := f.Mode
-		if mode != "" && len(mode) == 3 {
-			mode = "0" + mode
-		}
-		user.WriteFiles = append(user.WriteFiles, writeFile{Path: f.Path, Content: f.Content, Permissions: mode, Owner: f.Owner})
+		c.Files = append(c.Files, agentapi.WriteFile{Path: f.Path, Content: f.Content, Mode: f.Mode, Owner: f.Owner})
 	}
-
-	type nameservers struct {
-		Addresses []string `yaml:"addresses,omitempty"`
-		Search    []string `yaml:"search,omitempty"`
-	}
-	type route struct {
-		To  string `yaml:"to"`
-		Via string `yaml:"via"`
-	}
-	type ethernet struct {
-		Match       map[string]string `yaml:"match"`
-		DHCP4       bool              `yaml:"dhcp4,omitempty"`
-		Addresses   []string          `yaml:"addresses,omitempty"`
-		Routes      []route           `yaml:"routes,omitempty"`
-		Nameservers *nameservers      `yaml:"nameservers,omitempty"`
-	}
-	// The interface is matched by the MAC the machine booted from: its
-	// kernel name (eth0, enp1s0, …) is not known here.
-	eth := ethernet{Match: map[string]string{"macaddress": MACKey(h.MAC)}}
 	nw := h.Network
-	if nw.Static() {
-		eth.Addresses = []string{nw.Address}
-		if nw.Gateway != "" {
-			to := "0.0.0.0/0"
-			if !nw.Prefix().Addr().Is4() {
-				to = "::/0"
-			}
-			eth.Routes = []route{{To: to, Via: nw.Gateway}}
-		}
-	} else {
-		eth.DHCP4 = true
-	}
-	if len(nw.DNS) > 0 || len(nw.Search) > 0 {
-		eth.Nameservers = &nameservers{Addresses: nw.DNS, Search: nw.Search}
-	}
-	network := struct {
-		Version   int                 `yaml:"version"`
-		Ethernets map[string]ethernet `yaml:"ethernets"`
-	}{2, map[string]ethernet{"boot": eth}}
-
-	var files []ConfigFile
-	for _, f := range []struct {
-		name, header string
-		v            any
-	}{
-		{"meta-data", "", meta},
-		{"user-data", "#cloud-config\n", user},
-		{"network-config", "", network},
-	} {
-		var buf bytes.Buffer
-		buf.WriteString(f.header)
-		enc := yaml.NewEncoder(&buf)
-		enc.SetIndent(2)
-		if err := enc.Encode(f.v); err != nil {
-			return nil, fmt.Errorf("profiles: config drive %s: %w", f.name, err)
-		}
-		if err := enc.Close(); err != nil {
-			return nil, fmt.Errorf("profiles: config drive %s: %w", f.name, err)
-		}
-		files = append(files, ConfigFile{Name: f.name, Content: buf.String()})
-	}
-	return files, nil
+	c.Network = &agentapi.Network{MAC: mac, Address: nw.Address, Gateway: nw.Gateway, DNS: nw.DNS, Search: nw.Search}
+	return c
 }

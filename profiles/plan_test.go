@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rackboot/rackboot/agentapi"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -45,7 +47,7 @@ func TestPlanGolden(t *testing.T) {
 	}
 	for _, h := range set.Hosts() {
 		t.Run(h.Hostname, func(t *testing.T) {
-			p, err := h.Plan()
+			p, err := Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,6 +56,10 @@ func TestPlanGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden(t, filepath.Join("plans", h.Hostname+".json"), append(b, '\n'))
+			// The config drive once more as the files the machine reads.
+			for _, f := range p.ConfigDrive {
+				golden(t, filepath.Join("configdrive", h.Hostname, f.Name), []byte(f.Content))
+			}
 		})
 	}
 }
@@ -61,7 +67,7 @@ func TestPlanGolden(t *testing.T) {
 func TestPlanWithoutVersion(t *testing.T) {
 	set := mustLoad(t, map[string]string{"a.yaml": "hosts:\n  - mac: 52:54:00:00:00:01\n    installer: {kernel: k}\n"})
 	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
-	if _, err := h.Plan(); !errors.Is(err, ErrNoPlan) {
+	if _, err := (Planner{}).Plan(h, nil, "http://192.0.2.1:8080"); !errors.Is(err, ErrNoPlan) {
 		t.Errorf("Plan() error = %v, want ErrNoPlan", err)
 	}
 }
@@ -80,7 +86,7 @@ func TestConfigDriveIsData(t *testing.T) {
         mode: "600"
 `})
 	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
-	p, err := h.Plan()
+	p, err := Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +119,7 @@ func TestConfigDriveIsData(t *testing.T) {
 
 // checkConfigDrive checks the config drive files of p parse and describe h,
 // and returns them by name.
-func checkConfigDrive(t *testing.T, h *Host, p *Plan) map[string]string {
+func checkConfigDrive(t *testing.T, h *Host, p agentapi.Plan) map[string]string {
 	t.Helper()
 	files := map[string]string{}
 	for _, f := range p.ConfigDrive {
@@ -147,4 +153,24 @@ func checkConfigDrive(t *testing.T, h *Host, p *Plan) map[string]string {
 		t.Errorf("%s: network-config %+v, %v", h.Hostname, nc, err)
 	}
 	return files
+}
+
+func TestImageURL(t *testing.T) {
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0x77, 0, 1}
+	tests := []struct{ loc, want string }{
+		{"demo.img.zst", "http://b/artifacts/demo.img.zst?mac=52-54-00-77-00-01"},
+		{"v1/demo image.zst", "http://b/artifacts/v1/demo%20image.zst?mac=52-54-00-77-00-01"},
+		{"https://mirror.example/x.img", "https://mirror.example/x.img"},
+		{"../etc/shadow", ""},
+		{"/etc/shadow", ""},
+		{"a//b", ""},
+		{"ftp://x/y", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		got, err := imageURL("http://b", tt.loc, mac)
+		if (err != nil) != (tt.want == "") || got != tt.want {
+			t.Errorf("imageURL(%q) = %q, %v; want %q", tt.loc, got, err, tt.want)
+		}
+	}
 }

@@ -146,8 +146,9 @@ func (r *Registry) Authenticate(ctx context.Context, mac net.HardwareAddr, token
 	return h, nil
 }
 
-// Plan describes the plan an agent is given, for the attempt's record.
-type Plan struct {
+// Install describes what an attempt installs, from the plan its agent is
+// given, for the attempt's record.
+type Install struct {
 	Version       Version
 	ImageSHA256   string
 	ProfileDigest string
@@ -156,7 +157,7 @@ type Plan struct {
 // Start records that the agent of mac fetched its plan: the host is
 // installing and its attempt begins. Fetching again while installing
 // changes nothing. It returns the running attempt.
-func (r *Registry) Start(ctx context.Context, mac net.HardwareAddr, token string, p Plan) (Attempt, error) {
+func (r *Registry) Start(ctx context.Context, mac net.HardwareAddr, token string, p Install) (Attempt, error) {
 	now := r.now()
 	var started *Attempt
 	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {

@@ -49,7 +49,7 @@ func TestRegistryInstallFlow(t *testing.T) {
 		t.Fatalf("AppendLog before the plan = %d, %d, %v; want attempt 1, batch 1", id, seq, err)
 	}
 	*clock = clock.Add(time.Minute)
-	a, err := r.Start(ctx, hwA, d.Token, registry.Plan{Version: registry.Version{Name: "demo-1.1", Number: 11}, ImageSHA256: digest})
+	a, err := r.Start(ctx, hwA, d.Token, registry.Install{Version: registry.Version{Name: "demo-1.1", Number: 11}, ImageSHA256: digest})
 	if err != nil || a.ID != 1 || a.Number != 1 {
 		t.Fatalf("Start = %+v, %v", a, err)
 	}
@@ -128,7 +128,7 @@ func TestRegistryMaxAttempts(t *testing.T) {
 func TestRegistryDigestMismatch(t *testing.T) {
 	r, _, _ := newRegistry(t)
 	d, _ := r.Boot(ctx, hwA, "r1-n01", true, false)
-	if _, err := r.Start(ctx, hwA, d.Token, registry.Plan{ImageSHA256: digest}); err != nil {
+	if _, err := r.Start(ctx, hwA, d.Token, registry.Install{ImageSHA256: digest}); err != nil {
 		t.Fatal(err)
 	}
 	h, err := r.Done(ctx, hwA, d.Token, registry.Report{SHA256: "00"})

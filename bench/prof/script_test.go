@@ -1,6 +1,8 @@
 package prof
 
 import (
+	"github.com/rackboot/rackboot/bench/internal/appliance"
+
 	"bytes"
 	"fmt"
 	"net"
@@ -14,7 +16,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/ipxe"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
@@ -78,7 +79,7 @@ func BenchmarkScript(b *testing.B) {
 	for _, st := range stores {
 		b.Run(st.name, func(b *testing.B) {
 			reg := &registry.Registry{Store: st.open(b)}
-			h := &ipxe.Handler{Hosts: set, Lifecycle: api.Lifecycle{Registry: reg}, Advertise: "192.168.77.1", Port: 8080}
+			h := &ipxe.Handler{Hosts: set, Lifecycle: appliance.Lifecycle{Reg: reg}, Advertise: "192.168.77.1", Port: 8080}
 			var next atomic.Int64
 			b.SetParallelism(64) // many connections waiting on the server, as wrk -c1000
 			b.ReportAllocs()

@@ -58,7 +58,8 @@ hosts:
 	}
 	reg := &registry.Registry{Store: registry.NewMemory()}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set, AdminToken: adminToken})
+	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set, AdminToken: adminToken,
+		Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: artDir}).Image}})
 	mux.Handle("/artifacts/", &artifacts.Handler{Dir: artDir, Prefix: "/artifacts/"})
 	ts := httptest.NewServer(mux)
 	t.Cleanup(ts.Close)

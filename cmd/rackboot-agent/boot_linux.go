@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -119,12 +121,12 @@ func boot(con *console, consoleErr error) (after string) {
 }
 
 // fail shows err and waits failureDelay; the caller reboots.
-func fail(con *console, phase string, err error) string {
+func fail(con *console, phase agentapi.Phase, err error) string {
 	showFailure(con, phase, err)
 	return afterReboot
 }
 
-func showFailure(con *console, phase string, err error) {
+func showFailure(con *console, phase agentapi.Phase, err error) {
 	con.Printf("%s", strings.Repeat("=", 64))
 	con.Printf("rackboot-agent: INSTALL FAILED (phase %s)", phase)
 	for _, line := range strings.Split(err.Error(), "\n") {

@@ -36,6 +36,8 @@ package main
 // install: the disk is written and verified; it is logged.
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -63,7 +65,7 @@ type efiVars interface {
 }
 
 // phaseBootEntry names the step in the log; it never fails an attempt.
-const phaseBootEntry = "boot-entry"
+const phaseBootEntry = agentapi.PhaseBootEntry
 
 // descriptionPrefix starts the description of the entries rackboot
 // creates, which the next install may take over.

@@ -13,62 +13,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/imaging"
 )
 
-// The agent API's wire format (api/README.md). It is restated here rather
-// than imported: package api is the appliance's server, with its registry
-// and profiles behind it, none of which belongs in the installer. The test
-// against a real api.Server keeps the two in step.
-
-// macHeader carries the agent's MAC on every request (api.MACHeader).
-const macHeader = "Rackboot-MAC"
-
-type planResponse struct {
-	Host      string `json:"host"`
-	MAC       string `json:"mac"`
-	Attempt   int    `json:"attempt"`
-	AttemptID int    `json:"attempt_id"`
-	Version   struct {
-		Name   string `json:"name"`
-		Number int    `json:"number"`
-	} `json:"version"`
-	Plan imaging.Plan `json:"plan"`
-}
-
-type progressReport struct {
-	Phase string  `json:"phase"`
-	Done  int64   `json:"done"`
-	Total int64   `json:"total"`
-	Rate  float64 `json:"rate"`
-}
-
-type logReport struct {
-	Lines []string `json:"lines"`
-}
-
-type doneReport struct {
-	SHA256     string `json:"sha256"`
-	Bytes      int64  `json:"bytes"`
-	DurationMS int64  `json:"duration_ms"`
-}
-
-type failedReport struct {
-	Error string `json:"error"`
-	Phase string `json:"phase,omitempty"`
-}
-
-// resultResponse answers done and failed: the host's state afterwards.
-type resultResponse struct {
-	State   string `json:"state"`
-	Attempt int    `json:"attempt"`
-	Reason  string `json:"reason,omitempty"`
-}
+// The wire format is package agentapi's, shared with the appliance; the
+// test against a real api.Server checks the two ends speak it alike.
 
 // Bounds of what the agent reads from the appliance.
 const (
 	maxPlanBytes  = 16 << 20 // a plan carries the config drive's files
-	maxErrorBytes = 4 << 10
+	maxErrorBytes = agentapi.MaxErrorBytes
 )
 
 // apiError is an answer other than 2xx.
@@ -132,7 +87,7 @@ func newClient(cfg config) *client {
 func (c *client) authHeader() http.Header {
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+c.token)
-	h.Set(macHeader, c.mac)
+	h.Set(agentapi.MACHeader, c.mac)
 	h.Set("User-Agent", "rackboot-agent")
 	return h
 }
@@ -148,7 +103,7 @@ func (c *client) sameOrigin(raw string) bool {
 // imageSource is the Opener of a plan's image: an HTTP download that
 // resumes with Range requests, carrying the install token when the image
 // is on the appliance.
-func (c *client) imageSource(img imaging.Image) imaging.Opener {
+func (c *client) imageSource(img agentapi.Image) imaging.Opener {
 	src := &imaging.HTTPSource{URL: img.URL}
 	if c.sameOrigin(img.URL) {
 		src.Header = c.authHeader()
@@ -156,31 +111,31 @@ func (c *client) imageSource(img imaging.Image) imaging.Opener {
 	return src.Open
 }
 
-func (c *client) plan(ctx context.Context) (*planResponse, error) {
-	var p planResponse
-	if err := c.do(ctx, http.MethodGet, "/api/agent/plan", nil, &p); err != nil {
+func (c *client) plan(ctx context.Context) (*agentapi.PlanResponse, error) {
+	var p agentapi.PlanResponse
+	if err := c.do(ctx, http.MethodGet, agentapi.PathPlan, nil, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil
 }
 
-func (c *client) progress(ctx context.Context, p progressReport) error {
-	return c.do(ctx, http.MethodPost, "/api/agent/progress", p, nil)
+func (c *client) progress(ctx context.Context, p agentapi.Progress) error {
+	return c.do(ctx, http.MethodPost, agentapi.PathProgress, p, nil)
 }
 
 func (c *client) log(ctx context.Context, lines []string) error {
-	return c.do(ctx, http.MethodPost, "/api/agent/log", logReport{Lines: lines}, nil)
+	return c.do(ctx, http.MethodPost, agentapi.PathLog, agentapi.Log{Lines: lines}, nil)
 }
 
-func (c *client) done(ctx context.Context, d doneReport) (resultResponse, error) {
-	var r resultResponse
-	err := c.do(ctx, http.MethodPost, "/api/agent/done", d, &r)
+func (c *client) done(ctx context.Context, d agentapi.Done) (agentapi.Result, error) {
+	var r agentapi.Result
+	err := c.do(ctx, http.MethodPost, agentapi.PathDone, d, &r)
 	return r, err
 }
 
-func (c *client) failed(ctx context.Context, f failedReport) (resultResponse, error) {
-	var r resultResponse
-	err := c.do(ctx, http.MethodPost, "/api/agent/failed", f, &r)
+func (c *client) failed(ctx context.Context, f agentapi.Failed) (agentapi.Result, error) {
+	var r agentapi.Result
+	err := c.do(ctx, http.MethodPost, agentapi.PathFailed, f, &r)
 	return r, err
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,7 +35,7 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	rec.mu.Lock()
 	rec.requests = append(rec.requests, request{r.Method, r.URL.Path, r.Header.Get("Authorization"),
-		r.Header.Get(macHeader), r.Header.Get("Content-Type"), string(b)})
+		r.Header.Get(agentapi.MACHeader), r.Header.Get("Content-Type"), string(b)})
 	answer := rec.answers[r.URL.Path]
 	rec.mu.Unlock()
 	code, body := http.StatusOK, "{}"
@@ -80,17 +82,17 @@ func TestClientRequests(t *testing.T) {
 	if p.Host != "n01" || p.Attempt != 2 || p.Version.Name != "v1" || p.Plan.Disk.MinSize != 1<<30 || p.Plan.Image.Format != "zstd" {
 		t.Errorf("plan decoded as %+v", p)
 	}
-	if err := c.progress(ctx, progressReport{Phase: "image", Done: 1, Total: 2, Rate: 3.5}); err != nil {
+	if err := c.progress(ctx, agentapi.Progress{Phase: "image", Done: 1, Total: 2, Rate: 3.5}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.log(ctx, []string{"a", "b"}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := c.done(ctx, doneReport{SHA256: "ab", Bytes: 5, DurationMS: 6})
+	r, err := c.done(ctx, agentapi.Done{SHA256: "ab", Bytes: 5, DurationMS: 6})
 	if err != nil || r.State != "installed" {
 		t.Fatalf("done: %+v, %v", r, err)
 	}
-	r, err = c.failed(ctx, failedReport{Error: "boom", Phase: "image"})
+	r, err = c.failed(ctx, agentapi.Failed{Error: "boom", Phase: "image"})
 	if err != nil || r.State != "pending" || r.Reason != "retrying" {
 		t.Fatalf("failed: %+v, %v", r, err)
 	}
@@ -193,10 +195,10 @@ func TestWireNames(t *testing.T) {
 		v    any
 		want string
 	}{
-		{progressReport{Phase: "image"}, `{"phase":"image","done":0,"total":0,"rate":0}`},
-		{doneReport{}, `{"sha256":"","bytes":0,"duration_ms":0}`},
-		{failedReport{Error: "e"}, `{"error":"e"}`},
-		{logReport{Lines: []string{}}, `{"lines":[]}`},
+		{agentapi.Progress{Phase: "image"}, `{"phase":"image","done":0,"total":0,"rate":0}`},
+		{agentapi.Done{}, `{"sha256":"","bytes":0,"duration_ms":0}`},
+		{agentapi.Failed{Error: "e"}, `{"error":"e"}`},
+		{agentapi.Log{Lines: []string{}}, `{"lines":[]}`},
 	} {
 		b, err := json.Marshal(tt.v)
 		if err != nil || string(b) != tt.want {

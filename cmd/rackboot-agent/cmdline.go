@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"errors"
 	"fmt"
 	"net"
@@ -8,20 +10,16 @@ import (
 	"strings"
 )
 
-// Kernel command line parameters the iPXE script sets (ipxe/testdata/
-// installer-token.ipxe) and the one an admin may add to the profile's
-// installer cmdline.
+// The kernel command-line parameters and their values are agentapi's
+// (ParamServer, ParamMAC, ParamToken, ParamAfter), as the iPXE script
+// writes them (ipxe/testdata/installer-token.ipxe).
 const (
-	paramServer = "rackboot.server" // http://IP:PORT of the appliance
-	paramMAC    = "rackboot.mac"    // the boot NIC, whose token this is
-	paramToken  = "rackboot.token"  // the one-attempt install token
-	paramAfter  = "rackboot.after"  // "reboot" (default) or "poweroff"
-)
-
-// What the machine does once the install is done.
-const (
-	afterReboot   = "reboot"
-	afterPoweroff = "poweroff"
+	paramServer   = agentapi.ParamServer
+	paramMAC      = agentapi.ParamMAC
+	paramToken    = agentapi.ParamToken
+	paramAfter    = agentapi.ParamAfter
+	afterReboot   = agentapi.AfterReboot
+	afterPoweroff = agentapi.AfterPoweroff
 )
 
 // config is what the agent reads from /proc/cmdline.

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/imaging"
 )
 
@@ -73,7 +74,7 @@ func (s *shipper) flush(ctx context.Context) error {
 // from the imaging goroutines and returns at once.
 type progress struct {
 	con  *console
-	post func(ctx context.Context, p progressReport) error
+	post func(ctx context.Context, p agentapi.Progress) error
 	now  func() time.Time
 
 	mu      sync.Mutex
@@ -107,7 +108,7 @@ func (p *progress) Set(pr imaging.Progress) {
 }
 
 // Phase returns the current phase, for a failure report.
-func (p *progress) Phase() string {
+func (p *progress) Phase() agentapi.Phase {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.cur.Phase
@@ -133,7 +134,7 @@ func (p *progress) run(ctx context.Context, interval time.Duration) {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		p.post(rctx, progressReport{Phase: cur.Phase, Done: cur.Done, Total: cur.Total, Rate: cur.Rate})
+		p.post(rctx, agentapi.Progress{Phase: cur.Phase, Done: cur.Done, Total: cur.Total, Rate: cur.Rate})
 		cancel()
 	}
 }
@@ -142,7 +143,7 @@ func (p *progress) run(ctx context.Context, interval time.Duration) {
 //
 //	progress image 45% 120.0 MiB of 268.4 MiB at 35.2 MiB/s
 func progressLine(p imaging.Progress) string {
-	s := "progress " + p.Phase
+	s := "progress " + string(p.Phase)
 	switch {
 	case p.Total > 0:
 		s += fmt.Sprintf(" %d%% %s of %s", p.Done*100/p.Total, mibString(p.Done), mibString(p.Total))

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"context"
 	"errors"
@@ -194,9 +196,9 @@ func TestProgressConsole(t *testing.T) {
 // TestProgressReports: the latest progress is sent once per interval, and
 // not again while it does not change.
 func TestProgressReports(t *testing.T) {
-	got := make(chan progressReport, 10)
+	got := make(chan agentapi.Progress, 10)
 	p := newProgress(newConsole(&bytes.Buffer{}, fixedUptime(0)), time.Now)
-	p.post = func(_ context.Context, r progressReport) error { got <- r; return nil }
+	p.post = func(_ context.Context, r agentapi.Progress) error { got <- r; return nil }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.run(ctx, 10*time.Millisecond); close(done) }()
@@ -204,7 +206,7 @@ func TestProgressReports(t *testing.T) {
 
 	p.Set(imaging.Progress{Phase: "image", Done: 1, Total: 10, Rate: 2})
 	p.Set(imaging.Progress{Phase: "image", Done: 5, Total: 10, Rate: 2})
-	want := progressReport{Phase: "image", Done: 5, Total: 10, Rate: 2}
+	want := agentapi.Progress{Phase: "image", Done: 5, Total: 10, Rate: 2}
 	select {
 	case r := <-got:
 		if r != want {

@@ -8,18 +8,19 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/imaging"
 )
 
-// Phases the agent reports besides imaging's own ("partition", "image",
-// "filesystems", "sync").
+// The phases the agent reports itself; imaging reports the disk's
+// (partition, image, filesystems, sync).
 const (
-	phaseBoot    = "boot"    // mounts, console, command line
-	phaseModules = "modules" // kernel modules
-	phaseNetwork = "network" // NIC, DHCP
-	phasePlan    = "plan"    // GET /api/agent/plan
-	phaseDisk    = "disk"    // waiting for and choosing the target disk
-	phaseReport  = "report"  // POST done
+	phaseBoot    = agentapi.PhaseBoot
+	phaseModules = agentapi.PhaseModules
+	phaseNetwork = agentapi.PhaseNetwork
+	phasePlan    = agentapi.PhasePlan
+	phaseDisk    = agentapi.PhaseDisk
+	phaseReport  = agentapi.PhaseReport
 )
 
 // agent runs one install attempt once the network is up: plan, disk,
@@ -103,14 +104,14 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 		return a.reportFailed(ctx, a.progress.Phase(), err)
 	}
 	a.setPhase(phaseReport)
-	d := doneReport{}
+	d := agentapi.Done{}
 	if res.Image != nil {
-		d = doneReport{SHA256: res.Image.SHA256, Bytes: res.Image.Written, DurationMS: res.Image.Duration.Milliseconds()}
+		d = agentapi.Done{SHA256: res.Image.SHA256, Bytes: res.Image.Written, DurationMS: res.Image.Duration.Milliseconds()}
 	}
 	a.log.Info("install done, reporting", "phase", phaseReport, "bytes", d.Bytes, "sha256", d.SHA256)
 	a.flushLog(ctx)
 	a.con.close() // the token is spent once done is accepted
-	var r resultResponse
+	var r agentapi.Result
 	err = a.reportRetry.do(ctx, a.log, "report done", func(ctx context.Context) error {
 		var err error
 		r, err = a.api.done(ctx, d)
@@ -124,7 +125,7 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 
 func (a *agent) fetchAndInstall(ctx context.Context) (*imaging.Result, error) {
 	a.setPhase(phasePlan)
-	var p *planResponse
+	var p *agentapi.PlanResponse
 	err := a.planRetry.do(ctx, a.log, "fetch plan", func(ctx context.Context) error {
 		var err error
 		p, err = a.api.plan(ctx)
@@ -150,7 +151,7 @@ func (a *agent) fetchAndInstall(ctx context.Context) (*imaging.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	log.Info("disk selected", "phase", phaseDisk, "path", d.Path, "size", imaging.Size(d.Size).String(),
+	log.Info("disk selected", "phase", phaseDisk, "path", d.Path, "size", agentapi.Size(d.Size).String(),
 		"sector_size", d.LogicalSectorSize, "model", d.Model, "serial", d.Serial)
 
 	start := time.Now()
@@ -167,7 +168,7 @@ func (a *agent) fetchAndInstall(ctx context.Context) (*imaging.Result, error) {
 
 // selectDisk waits until a disk satisfies rule, up to diskWait: right
 // after the storage drivers load, their disks are still being probed.
-func (a *agent) selectDisk(ctx context.Context, rule imaging.DiskRule) (imaging.Disk, error) {
+func (a *agent) selectDisk(ctx context.Context, rule agentapi.DiskRule) (imaging.Disk, error) {
 	deadline := time.Now().Add(a.diskWait)
 	logged := false
 	for {
@@ -204,14 +205,14 @@ func diskNames(disks []imaging.Disk) string {
 		if i > 0 {
 			s += ", "
 		}
-		s += fmt.Sprintf("%s %s", d.Path, imaging.Size(d.Size))
+		s += fmt.Sprintf("%s %s", d.Path, agentapi.Size(d.Size))
 	}
 	return s
 }
 
 // reportFailed tells the appliance the attempt failed, unless err says it
 // must not, and returns err.
-func (a *agent) reportFailed(ctx context.Context, phase string, err error) (outcome, error) {
+func (a *agent) reportFailed(ctx context.Context, phase agentapi.Phase, err error) (outcome, error) {
 	a.log.Error("install failed", "phase", phase, "err", err)
 	if isUnreported(err) {
 		a.flushLog(ctx)
@@ -220,8 +221,8 @@ func (a *agent) reportFailed(ctx context.Context, phase string, err error) (outc
 	}
 	a.flushLog(ctx)
 	a.con.close()
-	rep := failedReport{Error: err.Error(), Phase: phase}
-	var r resultResponse
+	rep := agentapi.Failed{Error: err.Error(), Phase: phase}
+	var r agentapi.Result
 	rerr := a.reportRetry.do(ctx, a.log, "report failure", func(ctx context.Context) error {
 		var err error
 		r, err = a.api.failed(ctx, rep)
@@ -234,7 +235,7 @@ func (a *agent) reportFailed(ctx context.Context, phase string, err error) (outc
 	return outcome{State: r.State, Reason: r.Reason}, err
 }
 
-func (a *agent) setPhase(phase string) {
+func (a *agent) setPhase(phase agentapi.Phase) {
 	a.progress.Set(imaging.Progress{Phase: phase})
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -80,14 +82,14 @@ func compressedImage(t *testing.T, p string) testImage {
 }
 
 // testPlan installs img over the whole disk with a config drive after it.
-func testPlan(imageURL, sha string) imaging.Plan {
-	return imaging.Plan{
-		Disk:       imaging.DiskRule{Select: imaging.SelectSmallest, MinSize: 32 * mib},
-		Image:      &imaging.Image{URL: imageURL, SHA256: sha, Format: imaging.FormatZstd},
-		Partitions: []imaging.Partition{{Name: "cidata", Type: "linux", Size: 16 * mib, Content: imaging.ContentConfigDrive}},
-		ConfigDrive: map[string][]byte{
-			"meta-data": []byte("instance-id: i-1\nlocal-hostname: n01\n"),
-			"user-data": []byte("#cloud-config\n"),
+func testPlan(imageURL, sha string) agentapi.Plan {
+	return agentapi.Plan{
+		Disk:       agentapi.DiskRule{Select: agentapi.SelectSmallest, MinSize: 32 * mib},
+		Image:      &agentapi.Image{URL: imageURL, SHA256: sha, Format: agentapi.FormatZstd},
+		Partitions: []agentapi.Partition{{Name: "cidata", Type: "linux", Size: 16 * mib, Content: agentapi.ContentConfigDrive}},
+		ConfigDrive: []agentapi.File{
+			{Name: "meta-data", Content: "instance-id: i-1\nlocal-hostname: n01\n"},
+			{Name: "user-data", Content: "#cloud-config\n"},
 		},
 	}
 }
@@ -142,7 +144,7 @@ func newFakeAppliance(t *testing.T, img testImage, plan func(base string) (int, 
 	mux.Handle("/api/", fa.recorder)
 	mux.HandleFunc("/artifacts/os.img.zst", func(w http.ResponseWriter, r *http.Request) {
 		fa.imageAsked.Add(1)
-		if r.Header.Get("Authorization") == "Bearer "+testToken && r.Header.Get(macHeader) == "52:54:00:00:01:01" {
+		if r.Header.Get("Authorization") == "Bearer "+testToken && r.Header.Get(agentapi.MACHeader) == "52:54:00:00:01:01" {
 			fa.imageTokens.Add(1)
 		}
 		http.ServeContent(w, r, "os.img.zst", time.Time{}, bytes.NewReader(img.zst))
@@ -158,8 +160,8 @@ func newFakeAppliance(t *testing.T, img testImage, plan func(base string) (int, 
 	return fa
 }
 
-func planJSON(p imaging.Plan) (int, string) {
-	b, _ := json.Marshal(planResponse{Host: "n01", MAC: "52:54:00:00:01:01", Attempt: 1, Plan: p})
+func planJSON(p agentapi.Plan) (int, string) {
+	b, _ := json.Marshal(agentapi.PlanResponse{Host: "n01", MAC: "52:54:00:00:01:01", Attempt: 1, Plan: p})
 	return 200, string(b)
 }
 
@@ -200,7 +202,8 @@ func TestAttempt(t *testing.T) {
 		errHas     string
 		unreported bool
 		// what the failure report says, if one is sent
-		phase, msg string
+		phase agentapi.Phase
+		msg   string
 	}{
 		{name: "installed", plan: goodPlan, disk: targetSize, calls: []string{"log", "done"}, plans: 1},
 		{
@@ -272,7 +275,7 @@ func TestAttempt(t *testing.T) {
 				if err != nil || !out.Done || out.State != "installed" {
 					t.Fatalf("attempt: %+v, %v", out, err)
 				}
-				var d doneReport
+				var d agentapi.Done
 				json.Unmarshal([]byte(fa.body("done")), &d)
 				if d.SHA256 != img.sha256 || d.Bytes != int64(len(img.raw)) {
 					t.Errorf("done report %+v, want sha256 %s and %d bytes", d, img.sha256, len(img.raw))
@@ -295,7 +298,7 @@ func TestAttempt(t *testing.T) {
 				t.Fatalf("attempt succeeded: %+v", out)
 			}
 			if tt.phase != "" {
-				var f failedReport
+				var f agentapi.Failed
 				json.Unmarshal([]byte(fa.body("failed")), &f)
 				if f.Phase != tt.phase || !strings.Contains(f.Error, tt.msg) {
 					t.Errorf("failure report %+v, want phase %s and %q", f, tt.phase, tt.msg)
@@ -338,13 +341,13 @@ func TestSelectDiskWaits(t *testing.T) {
 		}
 		return disks()
 	}
-	d, err := a.selectDisk(context.Background(), imaging.DiskRule{})
+	d, err := a.selectDisk(context.Background(), agentapi.DiskRule{})
 	if err != nil || d.Name != "vda" {
 		t.Fatalf("selectDisk: %+v, %v", d, err)
 	}
 	a.disks = func() ([]imaging.Disk, error) { return nil, nil }
 	start := time.Now()
-	if _, err := a.selectDisk(context.Background(), imaging.DiskRule{}); !errors.Is(err, imaging.ErrNoDisk) || !strings.Contains(err.Error(), "disks seen: none") {
+	if _, err := a.selectDisk(context.Background(), agentapi.DiskRule{}); !errors.Is(err, imaging.ErrNoDisk) || !strings.Contains(err.Error(), "disks seen: none") {
 		t.Errorf("no disk: %v", err)
 	}
 	if waited := time.Since(start); waited < a.diskWait {

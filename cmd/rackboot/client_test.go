@@ -98,7 +98,7 @@ func newAdminEnv(t *testing.T) *adminEnv {
 		clock: &testClock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}}
 	e.reg = &registry.Registry{Store: registry.NewMemory(), MaxAttempts: 3, Now: e.clock.Now, Notify: e.events.Changed}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", &api.Server{Registry: e.reg, Fleet: set, AdminToken: testAdminToken, Events: e.events})
+	mux.Handle("/api/", &api.Server{Registry: e.reg, Fleet: set, Planner: profiles.Planner{}, AdminToken: testAdminToken, Events: e.events})
 	ts := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		e.events.Close() // ends the streams, so Close does not wait on them
@@ -188,7 +188,7 @@ func (e *adminEnv) start(mac, version string) {
 	if !ok {
 		e.t.Fatalf("no version %s", version)
 	}
-	_, err := e.reg.Start(context.Background(), mustMAC(mac), e.tokens[mac], registry.Plan{
+	_, err := e.reg.Start(context.Background(), mustMAC(mac), e.tokens[mac], registry.Install{
 		Version:       registry.Version{Name: v.Name, Number: v.Number},
 		ImageSHA256:   v.Image.SHA256,
 		ProfileDigest: "c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
@@ -251,7 +251,7 @@ func (e *adminEnv) fleet() {
 	e.clock.Add(time.Minute)
 	e.boot(macN02)
 	e.start(macN02, "demo-1.0")
-	e.fail(macN02, 2*time.Minute, "write", "disk /dev/sda vanished")
+	e.fail(macN02, 2*time.Minute, "image", "disk /dev/sda vanished")
 	e.clock.Add(time.Minute)
 	e.boot(macN02)
 	e.start(macN02, "demo-1.0")

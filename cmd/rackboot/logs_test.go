@@ -1,19 +1,19 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/rackboot/rackboot/api"
 )
 
 func logBody(t *testing.T, lines ...string) string {
 	t.Helper()
-	b, err := json.Marshal(api.LogReport{Lines: lines})
+	b, err := json.Marshal(agentapi.Log{Lines: lines})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,12 @@
 package main
 
 import (
+	"cmp"
+	"github.com/rackboot/rackboot/agentapi"
+	"github.com/rackboot/rackboot/artifacts"
+	"net"
+	"os"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,13 +31,16 @@ var renderArchs = []string{"bios", "efi", "efi-http", "arm64"}
 //
 // The DHCP answer and the iPXE script come from the dhcp and ipxe packages,
 // which cmd/rackboot wires in; a nil function leaves its section out with a
-// note, so the profile and the plan are still shown.
+// note, so the profile and the plan are still shown. The plan comes from
+// the daemon's own planner: it is what the agent API serves the machine.
 type renderer struct {
 	// DHCP returns the proxyDHCP answer, as text, to a DHCPDISCOVER from
 	// the host's firmware (ipxe false) or from iPXE (ipxe true) on arch.
 	DHCP func(set *profiles.Set, h *profiles.Host, arch string, ipxe bool) (string, error)
 	// Script returns the per-machine iPXE script the host would be served.
 	Script func(set *profiles.Set, h *profiles.Host, arch string) (string, error)
+	// Plan is the appliance's planner; base is the appliance's URL.
+	Plan func(h *profiles.Host, base string) (agentapi.Plan, error)
 }
 
 // runRender implements `rackboot render`.
@@ -39,6 +48,12 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := defaultServeConfig()
 	r := renderer{DHCP: renderDHCP(cfg), Script: renderScript(cfg)}
 	return r.run(args, stdout, stderr)
+}
+
+// defaultRenderURL is the appliance URL render puts in plans, the address
+// its DHCP answers and scripts show, unless --url names the real one.
+func defaultRenderURL(cfg serveConfig) string {
+	return "http://" + net.JoinHostPort(renderAddress.String(), strconv.Itoa(cfg.HTTPPort))
 }
 
 func (r renderer) run(args []string, stdout, stderr io.Writer) int {
@@ -49,8 +64,12 @@ func (r renderer) run(args []string, stdout, stderr io.Writer) int {
 	arch := fs.String("arch", "efi", "the client architecture: "+strings.Join(renderArchs, ", "))
 	fromIPXE := fs.Bool("ipxe", false, "show the DHCP answer to iPXE rather than to the firmware")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	planOnly := fs.Bool("plan", false, "print only the install plan, as the agent API serves it (JSON)")
+	cfg := defaultServeConfig()
+	base := fs.String("url", defaultRenderURL(cfg), "the appliance's `URL` as agents reach it, for the plan's image URL")
+	artifactsDir := fs.String("artifacts", cfg.Artifacts, "the artifacts `directory`, where the plan's image sizes are read")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rackboot render --profiles DIR --mac MAC [--arch bios|efi|efi-http|arm64] [--ipxe] [--json]")
+		fmt.Fprintln(stderr, "usage: rackboot render --profiles DIR --mac MAC [--arch bios|efi|efi-http|arm64] [--ipxe] [--json|--plan] [--url URL] [--artifacts DIR]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -79,7 +98,20 @@ func (r renderer) run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rackboot render: %s is not a host of %s: rackboot answers it only when discovery is on\n", hw, *dir)
 		return 1
 	}
-	rep := r.report(set, h, *arch, *fromIPXE)
+	r.Plan = renderPlan(*artifactsDir)
+	if *planOnly {
+		p, err := r.Plan(h, strings.TrimSuffix(*base, "/"))
+		if err != nil {
+			fmt.Fprintf(stderr, "rackboot render: install plan: %v\n", err)
+			return 1
+		}
+		if err := writePlanJSON(stdout, p); err != nil {
+			fmt.Fprintf(stderr, "rackboot render: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	rep := r.report(set, h, *arch, *fromIPXE, strings.TrimSuffix(*base, "/"))
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -109,12 +141,13 @@ type renderReport struct {
 	Installer *profiles.Installer `json:"installer"`
 	DHCP      string              `json:"dhcp,omitempty"`
 	Script    string              `json:"ipxe_script,omitempty"`
-	Plan      *profiles.Plan      `json:"plan,omitempty"`
+	Version   *agentapi.Version   `json:"version,omitempty"`
+	Plan      *agentapi.Plan      `json:"plan,omitempty"`
 	// Notes say why a section is missing.
 	Notes []string `json:"notes,omitempty"`
 }
 
-func (r renderer) report(set *profiles.Set, h *profiles.Host, arch string, fromIPXE bool) *renderReport {
+func (r renderer) report(set *profiles.Set, h *profiles.Host, arch string, fromIPXE bool, base string) *renderReport {
 	rep := &renderReport{
 		MAC: profiles.MACKey(h.MAC), Hostname: h.Hostname, Source: h.Source, Groups: h.Groups,
 		Arch: arch, IPXE: fromIPXE, Profile: h.Settings(), Installer: h.Installer,
@@ -136,13 +169,21 @@ func (r renderer) report(set *profiles.Set, h *profiles.Host, arch string, fromI
 	} else {
 		rep.Script = s
 	}
-	switch p, err := h.Plan(); {
+	if r.Plan == nil {
+		rep.Notes = append(rep.Notes, "install plan: not available in this build")
+		return rep
+	}
+	switch p, err := r.Plan(h, base); {
 	case errors.Is(err, profiles.ErrNoPlan):
-		rep.Notes = append(rep.Notes, "install plan: none, the host has no version and layout (it boots its installer only)")
+		rep.Notes = append(rep.Notes, "install plan: none, "+strings.TrimPrefix(err.Error(), profiles.ErrNoPlan.Error()+": ")+" (it boots its installer only)")
 	case err != nil:
 		rep.Notes = append(rep.Notes, "install plan: "+err.Error())
 	default:
-		rep.Plan = p
+		rep.Plan = &p
+		rep.Version = &agentapi.Version{Name: h.Version.Name, Number: h.Version.Number}
+		if p.Image != nil && p.Image.RawSize == 0 {
+			rep.Notes = append(rep.Notes, "install plan: image sizes unknown (the image is not under --artifacts, or is on another server): the agent shows no percentage")
+		}
 	}
 	return rep
 }
@@ -185,7 +226,7 @@ func (rep *renderReport) writeText(w io.Writer) error {
 		fmt.Fprintf(&b, "\nipxe script\n%s", indent(rep.Script))
 	}
 	if p := rep.Plan; p != nil {
-		writePlan(&b, p)
+		writePlan(&b, p, rep.Version)
 	}
 	if len(rep.Notes) > 0 {
 		b.WriteString("\nnotes\n")
@@ -197,16 +238,16 @@ func (rep *renderReport) writeText(w io.Writer) error {
 	return err
 }
 
-func writePlan(b *strings.Builder, p *profiles.Plan) {
-	b.WriteString("\ninstall plan\n")
+func writePlan(b *strings.Builder, p *agentapi.Plan, v *agentapi.Version) {
+	b.WriteString("\ninstall plan (as the agent API serves it; --plan prints its JSON)\n")
 	d := p.Disk
 	disk := d.Path
 	if disk == "" {
-		disk = "the " + d.Select + " disk"
+		disk = "the " + cmp.Or(d.Select, agentapi.SelectSmallest) + " disk"
 	}
 	var rules []string
 	if d.MinSize > 0 {
-		rules = append(rules, "at least "+sizeString(d.MinSize))
+		rules = append(rules, "at least "+d.MinSize.String())
 	}
 	if d.Type != "" {
 		rules = append(rules, "of type "+d.Type)
@@ -215,36 +256,55 @@ func writePlan(b *strings.Builder, p *profiles.Plan) {
 		disk += " " + strings.Join(rules, ", ")
 	}
 	fmt.Fprintf(b, "  disk     %s\n", disk)
-	fmt.Fprintf(b, "  version  %s (number %d)\n", p.Version, p.Number)
-	fmt.Fprintf(b, "  image    %s (%s, %s)\n           sha256 %s\n", p.Image.URL, p.Image.Format, p.Image.Kind, p.Image.SHA256)
+	if v != nil {
+		fmt.Fprintf(b, "  version  %s (number %d)\n", v.Name, v.Number)
+	}
+	img := p.Image
+	fmt.Fprintf(b, "  image    %s (%s, %s)\n           sha256 %s\n", img.URL, img.Format, img.Kind, img.SHA256)
+	if img.Size > 0 || img.RawSize > 0 {
+		fmt.Fprintf(b, "           %s stored, %s decompressed\n", agentapi.HumanBytes(img.Size), agentapi.HumanBytes(img.RawSize))
+	}
 	b.WriteString("  partitions\n")
 	rows := [][]string{{"#", "NAME", "SIZE", "TYPE", "CONTENT", "FILESYSTEM", "PRESERVE"}}
-	if p.Image.Kind == profiles.KindWholeDisk {
+	if p.WholeDisk() {
 		rows = append(rows, []string{"-", "(image)", "", "", "whole-disk image"})
 	}
 	for i, pp := range p.Partitions {
-		size := "rest"
-		if !pp.Rest {
-			size = sizeString(pp.Size)
-		}
 		keep := ""
 		if pp.Preserve {
 			keep = "yes"
 		}
-		rows = append(rows, []string{strconv.Itoa(i + 1), pp.Name, size, pp.Type, pp.Content, pp.Filesystem, keep})
+		rows = append(rows, []string{strconv.Itoa(i + 1), pp.Name, pp.Size.String(), pp.Type, cmp.Or(pp.EffectiveContent(), "empty"), pp.Filesystem, keep})
 	}
 	table(b, "    ", rows)
-	if p.Image.Kind == profiles.KindWholeDisk {
+	if p.WholeDisk() {
 		b.WriteString("  (the image brings its own partitions; the layout's follow it)\n")
 	}
 	if len(p.ConfigDrive) == 0 {
 		b.WriteString("  config drive: none (the layout has no partition with content: config)\n")
 		return
 	}
-	fmt.Fprintf(b, "  config drive (%s)\n", profiles.ConfigDriveLabel)
+	fmt.Fprintf(b, "  config drive (%s)\n", agentapi.ConfigDriveLabel)
 	for _, f := range p.ConfigDrive {
 		fmt.Fprintf(b, "    --- %s\n%s", f.Name, indent(indent(indent(f.Content))))
 	}
+}
+
+// writePlanJSON prints a plan the way the agent API encodes it.
+func writePlanJSON(w io.Writer, p agentapi.Plan) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
+}
+
+// renderPlan is the daemon's planner, measuring images in dir when it is
+// a directory.
+func renderPlan(dir string) func(*profiles.Host, string) (agentapi.Plan, error) {
+	var pl profiles.Planner
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		pl.ImageSizes = (&artifacts.Sizes{Dir: dir}).Image
+	}
+	return func(h *profiles.Host, base string) (agentapi.Plan, error) { return pl.Plan(h, nil, base) }
 }
 
 // table writes rows in aligned columns, each line prefixed, without
@@ -262,19 +322,6 @@ func table(b *strings.Builder, prefix string, rows [][]string) {
 	for l := range strings.Lines(buf.String()) {
 		b.WriteString(strings.TrimRight(l, " \n") + "\n")
 	}
-}
-
-// sizeString prints n in the largest binary unit that divides it.
-func sizeString(n uint64) string {
-	for _, u := range []struct {
-		name  string
-		shift uint
-	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
-		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
-			return strconv.FormatUint(n>>u.shift, 10) + u.name
-		}
-	}
-	return strconv.FormatUint(n, 10) + "B"
 }
 
 // indent prefixes every line of s with two spaces and ends it with a newline.

@@ -27,7 +27,7 @@ var fakeRenderer = renderer{
 
 func TestRenderText(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := fakeRenderer.run([]string{"--profiles", "../../examples", "--mac", "52-54-00-78-00-03", "--arch", "bios"}, &stdout, &stderr)
+	code := fakeRenderer.run([]string{"--profiles", "../../examples", "--mac", "52-54-00-78-00-03", "--arch", "bios", "--artifacts", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -39,7 +39,7 @@ func TestRenderText(t *testing.T) {
 		`network\s+dhcp\s+group rack2\n`,
 		`installer\s+vmlinuz, initrd\.img\s+version demo-1\.1\n`,
 		`2\s+data\s+rest\s+linux\s+empty\s+ext4\s+yes\n`,
-		`\n    1\s+cidata\s+16MiB\s+linux\s+config\s+vfat\n`,
+		`\n    1\s+cidata\s+16MiB\s+linux\s+config-drive\n`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("output does not match %q", want)
@@ -54,7 +54,7 @@ func TestRenderText(t *testing.T) {
 		"dhcp answer\n  answer for r2-s01 bios ipxe=false\n",
 		"ipxe script\n  #!ipxe\n  kernel vmlinuz\n",
 		"  disk     the largest disk at least 16GiB\n",
-		"  image    demo-1.1.img.zst (zstd, whole-disk)\n",
+		"  image    http://192.0.2.1:8080/artifacts/demo-1.1.img.zst?mac=52-54-00-78-00-03 (zstd, whole-disk)\n",
 		"  config drive (CIDATA)\n    --- meta-data\n      instance-id: rackboot-525400780003-demo-1.1\n",
 		"    --- user-data\n      #cloud-config\n",
 		"          macaddress: 52:54:00:78:00:03\n",
@@ -70,7 +70,7 @@ func TestRenderText(t *testing.T) {
 
 func TestRenderJSON(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := fakeRenderer.run([]string{"--profiles", "../../examples", "--mac", "5254.0077.0003", "--arch", "efi", "--ipxe", "--json"}, &stdout, &stderr)
+	code := fakeRenderer.run([]string{"--profiles", "../../examples", "--mac", "5254.0077.0003", "--arch", "efi", "--ipxe", "--json", "--artifacts", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -82,8 +82,9 @@ func TestRenderJSON(t *testing.T) {
 	for _, s := range rep.Profile {
 		from[s.Field] = s.From
 	}
-	got := []any{rep.Hostname, rep.Groups, rep.DHCP, from["version"], from["installer"], from["kernel_args"], rep.Plan.Version, len(rep.Plan.ConfigDrive), rep.Notes}
-	want := []any{"r1-n03", []string{"early", "rack1"}, "answer for r1-n03 efi ipxe=true\n", "group early", "host", "group early", "demo-1.1", 3, []string(nil)}
+	got := []any{rep.Hostname, rep.Groups, rep.DHCP, from["version"], from["installer"], from["kernel_args"], rep.Version.Name, len(rep.Plan.ConfigDrive), rep.Notes}
+	want := []any{"r1-n03", []string{"early", "rack1"}, "answer for r1-n03 efi ipxe=true\n", "group early", "host", "group early", "demo-1.1", 3,
+		[]string{"install plan: image sizes unknown (the image is not under --artifacts, or is on another server): the agent shows no percentage"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
@@ -94,11 +95,11 @@ func TestRenderJSON(t *testing.T) {
 func TestRenderUnwired(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	failing := renderer{Script: func(*profiles.Set, *profiles.Host, string) (string, error) { return "", errors.New("unsafe value") }}
-	if code := failing.run([]string{"--profiles", "../../examples", "--mac", "52:54:00:77:00:01"}, &stdout, &stderr); code != 0 {
+	if code := failing.run([]string{"--profiles", "../../examples", "--mac", "52:54:00:77:00:01", "--artifacts", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"\nprofile\n", "\ninstall plan\n", "notes\n  dhcp: not available in this build\n  ipxe script: unsafe value\n"} {
+	for _, want := range []string{"\nprofile\n", "\ninstall plan (as the agent API serves it; --plan prints its JSON)\n", "notes\n  dhcp: not available in this build\n  ipxe script: unsafe value\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -143,8 +144,8 @@ func TestRenderPlans(t *testing.T) {
 		t.Fatal("edge-02 not found")
 	}
 	var buf bytes.Buffer
-	var none renderer
-	if err := none.report(set, h, "arm64", false).writeText(&buf); err != nil {
+	none := renderer{Plan: renderPlan("")}
+	if err := none.report(set, h, "arm64", false, "http://192.0.2.1:8080").writeText(&buf); err != nil {
 		t.Fatal(err)
 	}
 	if out := buf.String(); strings.Contains(out, "(image)") || !regexp.MustCompile(`4\s+root\s+20GiB\s+linux-root\s+image\n`).MatchString(out) {
@@ -159,7 +160,7 @@ func TestRenderPlans(t *testing.T) {
 	if code := none.run([]string{"--profiles", dir, "--mac", "52:54:00:00:00:01"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	for _, want := range []string{"host 52:54:00:00:00:01 (no hostname)", "install plan: none, the host has no version and layout"} {
+	for _, want := range []string{"host 52:54:00:00:00:01 (no hostname)", "install plan: none, the profiles give the host no version (it boots its installer only)"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -92,7 +93,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	events := &api.Events{}
 	fl := fleet{&profiles.Watcher{Dir: cfg.Profiles, Log: log}}
 	m := metrics.New(metrics.Options{Census: fleetCensus(store, fl), Log: log})
-	fl.OnReload = func(*profiles.Set) { m.ProfilesLoaded() }
+	sizes := &artifacts.Sizes{Dir: cfg.Artifacts}
+	fl.OnReload = func(set *profiles.Set) {
+		m.ProfilesLoaded()
+		go measureImages(sizes, set, log)
+	}
 	fl.OnError = func(error) { m.ProfilesFailed() }
 	reg := &registry.Registry{Store: store, MaxAttempts: cfg.MaxAttempts, Log: log, Notify: installMetrics(m, events.Changed)}
 
@@ -169,7 +174,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return fmt.Errorf("http: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           httpRoutes(cfg, nbp, fl, reg, events, adminToken, m, log),
+		Handler:           httpRoutes(cfg, nbp, fl, reg, events, adminToken, profiles.Planner{ImageSizes: sizes.Image}, m, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -207,6 +212,26 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	return err
 }
 
+// measureImages measures the catalog's images in the artifacts directory
+// ahead of the first plan that needs them (artifacts.Sizes remembers), and
+// logs the ones that are missing or unreadable: such a version fails every
+// install it is given.
+func measureImages(sizes *artifacts.Sizes, set *profiles.Set, log *slog.Logger) {
+	for _, v := range set.Versions() {
+		img := v.Image
+		if strings.Contains(img.URL, "://") {
+			continue
+		}
+		start := time.Now()
+		stored, raw, err := sizes.Image(img.URL, img.Format)
+		if err != nil {
+			log.Warn("catalog image unusable: installs of this version will fail", "version", v.Name, "path", img.URL, "err", err)
+			continue
+		}
+		log.Debug("catalog image measured", "version", v.Name, "path", img.URL, "bytes", stored, "raw_bytes", raw, "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
 // reloadOnHangup re-reads the profiles on SIGHUP. A broken edit is logged
 // with every file:line by the watcher and the old snapshot keeps serving.
 func reloadOnHangup(ctx context.Context, w *profiles.Watcher) error {
@@ -223,15 +248,15 @@ func reloadOnHangup(ctx context.Context, w *profiles.Watcher) error {
 	}
 }
 
-func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, m *metrics.Metrics, log *slog.Logger) http.Handler {
+func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, m *metrics.Metrics, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	scripts := m.Instrument("ipxe", &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, Hosts: fl, Discovery: cfg.Discovery, Log: log,
-		Lifecycle: api.Lifecycle{Registry: reg, Discovery: cfg.Discovery}, OnScript: m.IPXEScript})
+		Lifecycle: lifecycle{Registry: reg, Discovery: cfg.Discovery}, OnScript: m.IPXEScript})
 	var base string
 	if cfg.Advertise != "" {
 		base = "http://" + net.JoinHostPort(cfg.Advertise, strconv.Itoa(cfg.HTTPPort))
 	}
-	mux.Handle("/api/", m.Instrument("api", &api.Server{Registry: reg, Fleet: fl, AdminToken: adminToken, Events: events, BaseURL: base, Log: log,
+	mux.Handle("/api/", m.Instrument("api", &api.Server{Registry: reg, Fleet: fl, Planner: pl, AdminToken: adminToken, Events: events, BaseURL: base, Log: log,
 		Profiles: fl.Watcher, ProfilesDir: cfg.Profiles}))
 	mux.Handle("/boot.ipxe", scripts)
 	mux.Handle("/ipxe", scripts)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -33,9 +35,9 @@ func sse(t *testing.T, typ string, data any) string {
 	return fmt.Sprintf("event: %s\ndata: %s\n\n", typ, b)
 }
 
-func progress(mac, host, phase string, done, total int64, rate float64, d time.Duration) api.ProgressEvent {
+func progress(mac, host string, phase agentapi.Phase, done, total int64, rate float64, d time.Duration) api.ProgressEvent {
 	p := api.ProgressEvent{MAC: mac, Hostname: host, Attempt: 1, At: at(d).Format(time.RFC3339Nano),
-		ProgressReport: api.ProgressReport{Phase: phase, Done: done, Total: total, Rate: rate}}
+		Progress: agentapi.Progress{Phase: phase, Done: done, Total: total, Rate: rate}}
 	if total > done && rate > 0 {
 		p.ETASeconds = float64(total-done) / rate
 	}
@@ -79,7 +81,7 @@ func TestWatchPlain(t *testing.T) {
 	const gib = 1 << 30
 	r2 := registry.HostRecord{MAC: macR2, Hostname: "r2-n01", State: registry.StateInstalling, Attempt: 3, Since: at(-time.Minute),
 		Current: &registry.Attempt{ID: 3, Number: 3, Version: registry.Version{Name: "demo-1.1", Number: 11}}}
-	p := progress(macR2, "r2-n01", "write", gib, 2*gib, 50<<20, 0)
+	p := progress(macR2, "r2-n01", "image", gib, 2*gib, 50<<20, 0)
 	f := &fakeDaemon{}
 
 	n01 := registry.HostRecord{MAC: macN01, Hostname: "r1-n01", State: registry.StatePending, UpdatedAt: at(time.Second),
@@ -106,10 +108,10 @@ func TestWatchPlain(t *testing.T) {
 		": ping\n\n" +
 		sse(t, "state", api.StateEvent{Event: "start", Host: started, Attempt: &registry.Attempt{Number: 1, Version: v10}}) +
 		sse(t, "progress", progress(macN01, "r1-n01", "partition", 0, 0, 0, 21*time.Second)) +
-		sse(t, "progress", progress(macN01, "r1-n01", "write", gib/4, 5*gib/2, 100<<20, 22*time.Second)) +
-		sse(t, "progress", progress(macN01, "r1-n01", "write", gib/2, 5*gib/2, 100<<20, 23*time.Second)) + // within the interval: not shown
+		sse(t, "progress", progress(macN01, "r1-n01", "image", gib/4, 5*gib/2, 100<<20, 22*time.Second)) +
+		sse(t, "progress", progress(macN01, "r1-n01", "image", gib/2, 5*gib/2, 100<<20, 23*time.Second)) + // within the interval: not shown
 		"event: dropped\ndata: {\"count\": 3}\n\n" + // the view reads the hosts again
-		strings.ReplaceAll(sse(t, "progress", progress(macN01, "r1-n01", "write", 7*gib/4, 5*gib/2, 100<<20, 28*time.Second)), "\n", "\r\n") +
+		strings.ReplaceAll(sse(t, "progress", progress(macN01, "r1-n01", "image", 7*gib/4, 5*gib/2, 100<<20, 28*time.Second)), "\n", "\r\n") +
 		sse(t, "progress", progress(macR2, "r2-n01", "verify", 2*gib, 2*gib, 0, 29*time.Second)) +
 		sse(t, "state", api.StateEvent{Event: "done", Host: installed, Attempt: &registry.Attempt{Number: 1, Version: v10, Result: registry.ResultSuccess, DurationMS: 245000, BytesWritten: 5 * gib / 2}}) +
 		sse(t, "state", api.StateEvent{Event: "boot", Host: again}) +
@@ -151,11 +153,11 @@ func TestWatchLive(t *testing.T) {
 	const n03 = "52:54:00:77:00:03"
 	e.boot(n03)
 	e.start(n03, "demo-1.1")
-	e.agent("/api/agent/progress", macS01, `{"phase": "write", "done": 0, "total": 2147483648, "rate": 0}`)
+	e.agent("/api/agent/progress", macS01, `{"phase": "image", "done": 0, "total": 2147483648, "rate": 0}`)
 	e.clock.Add(time.Second)
-	e.agent("/api/agent/progress", macS01, `{"phase": "write", "done": 1073741824, "total": 2147483648, "rate": 104857600}`)
+	e.agent("/api/agent/progress", macS01, `{"phase": "image", "done": 1073741824, "total": 2147483648, "rate": 104857600}`)
 	e.clock.Add(10 * time.Second)
-	e.agent("/api/agent/progress", macS01, `{"phase": "write", "done": 2147483648, "total": 2147483648, "rate": 104857600}`)
+	e.agent("/api/agent/progress", macS01, `{"phase": "image", "done": 2147483648, "total": 2147483648, "rate": 104857600}`)
 	e.done(macS01, time.Minute, 2<<30)
 	waitFor(t, stdout, "r1-s01 (52:54:00:77:00:04) installed")
 	e.done(n03, time.Minute, 3<<30)
@@ -207,12 +209,12 @@ func TestWatchTerminal(t *testing.T) {
 		tty: true, width: 100, height: 24}
 	started := registry.HostRecord{MAC: macN01, Hostname: "r1-n01", State: registry.StateInstalling, Attempt: 1, UpdatedAt: at(0)}
 	v.onState(api.StateEvent{Event: "start", Host: started, Attempt: &registry.Attempt{Number: 1, Version: registry.Version{Name: "demo-1.0", Number: 10}}})
-	v.onProgress(progress(macN01, "r1-n01", "write", 3<<29, 2<<30, 80<<20, 10*time.Second))
-	v.onProgress(progress(macS01, "", "download", 300<<20, 0, 20<<20, 10*time.Second))
+	v.onProgress(progress(macN01, "r1-n01", "image", 3<<29, 2<<30, 80<<20, 10*time.Second))
+	v.onProgress(progress(macS01, "", "image", 300<<20, 0, 20<<20, 10*time.Second))
 	v.redraw()
 	v.redraw() // nothing changed, under a second: nothing drawn
 	now = now.Add(45 * time.Second)
-	v.onProgress(progress(macS01, "", "download", 900<<20, 0, 20<<20, 55*time.Second))
+	v.onProgress(progress(macS01, "", "image", 900<<20, 0, 20<<20, 55*time.Second))
 	v.redraw() // r1-n01 is silent for 45 s: its bar says so
 	done := started
 	done.State, done.Version, done.UpdatedAt = registry.StateInstalled, registry.Version{Name: "demo-1.0", Number: 10}, at(2*time.Minute)
@@ -224,7 +226,7 @@ func TestWatchTerminal(t *testing.T) {
 
 func TestBarLine(t *testing.T) {
 	now := at(time.Minute)
-	p := progress(macN01, "r1-n01", "write", 1<<30, 4<<30, 100<<20, 0)
+	p := progress(macN01, "r1-n01", "image", 1<<30, 4<<30, 100<<20, 0)
 	tests := []struct {
 		name  string
 		m     watched
@@ -232,9 +234,9 @@ func TestBarLine(t *testing.T) {
 		want  string
 	}{
 		{"bar", watched{mac: macN01, hostname: "r1-n01", progress: &p, received: now}, 100,
-			"r1-n01  write      [" + strings.Repeat("█", 8) + strings.Repeat("░", 33-8) + "]   25%  1.00 GiB/4.00 GiB  100 MiB/s  ETA 31s"},
+			"r1-n01  image      [" + strings.Repeat("█", 8) + strings.Repeat("░", 33-8) + "]   25%  1.00 GiB/4.00 GiB  100 MiB/s  ETA 31s"},
 		{"narrow: no bar", watched{mac: macN01, hostname: "r1-n01", progress: &p, received: now}, 70,
-			"r1-n01  write       25%  1.00 GiB/4.00 GiB  100 MiB/s  ETA 31s"},
+			"r1-n01  image       25%  1.00 GiB/4.00 GiB  100 MiB/s  ETA 31s"},
 		{"loading", watched{mac: macN01, attempt: 2}, 100, macN01 + "  loading its installer, attempt 2"},
 		{"installing, no report", watched{mac: macN01, hostname: "r1-n01", installing: true, attempt: 1, version: registry.Version{Name: "demo-1.0", Number: 10}}, 100,
 			"r1-n01  installing demo-1.0 (10), attempt 1: waiting for its first report"},

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,7 +48,7 @@ type watched struct {
 	received      time.Time // local time of the last report, to tell a stalled agent
 	// printedAt and printedPhase are the last plain progress line's.
 	printedAt    time.Time
-	printedPhase string
+	printedPhase agentapi.Phase
 }
 
 func (m *watched) name() string {
@@ -260,7 +262,7 @@ func (v *watchView) onProgress(p api.ProgressEvent) {
 // progressText is a progress report in words, for plain lines.
 func progressText(p api.ProgressEvent) string {
 	var b strings.Builder
-	b.WriteString(p.Phase)
+	b.WriteString(string(p.Phase))
 	if p.Total > 0 {
 		fmt.Fprintf(&b, " %d%% %s of %s", percentOf(p.Done, p.Total), humanBytes(p.Done), humanBytes(p.Total))
 	} else if p.Done > 0 {

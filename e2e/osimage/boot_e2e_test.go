@@ -3,6 +3,8 @@
 package osimage
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"context"
 	"errors"
 	"fmt"
@@ -118,21 +120,21 @@ func TestBootFromDisk(t *testing.T) {
 // partition.
 func install(t *testing.T, disk string, im *Image, hostname, key, instance string) {
 	t.Helper()
-	files, err := imaging.NoCloud{InstanceID: instance, Hostname: hostname,
-		Users: []imaging.User{{Name: "ops", SSHKeys: []string{key}}}}.Render()
+	files, err := agentapi.NoCloud{InstanceID: instance, Hostname: hostname,
+		Users: []agentapi.User{{Name: "ops", SSHKeys: []string{key}}}}.Render()
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := &imaging.Plan{
-		Image: &imaging.Image{URL: "file://" + im.Path, SHA256: im.SHA256, Format: imaging.FormatZstd, Size: im.UncompressedSize},
-		Partitions: []imaging.Partition{
-			{Name: "cidata", Type: "linux", Size: 8 << 20, Content: imaging.ContentConfigDrive},
+	plan := &agentapi.Plan{
+		Image: &agentapi.Image{URL: "file://" + im.Path, SHA256: im.SHA256, Format: agentapi.FormatZstd, Size: im.Size, RawSize: im.UncompressedSize},
+		Partitions: []agentapi.Partition{
+			{Name: "cidata", Type: "linux", Size: 8 << 20, Content: agentapi.ContentConfigDrive},
 			{Name: "data", Type: "linux", Size: 64 << 20, Preserve: true},
 		},
 		ConfigDrive: files,
 	}
 	in := &imaging.Installer{
-		Source: func(imaging.Image) imaging.Opener {
+		Source: func(agentapi.Image) imaging.Opener {
 			return func(_ context.Context, off int64) (io.ReadCloser, error) {
 				f, err := os.Open(im.Path)
 				if err != nil {

@@ -68,11 +68,11 @@ type Image struct {
 	// Path is the zstd-compressed image, the file to publish.
 	Path string `json:"path"`
 	// Size and SHA256 are those of the compressed file (what sha256sum
-	// prints for it, and what an imaging.Plan checks).
+	// prints for it, and what an agentapi.Plan checks).
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
 	// UncompressedSize is the size of the disk image, DiskSize
-	// (imaging.Image.Size).
+	// (agentapi.Image.RawSize).
 	UncompressedSize   int64  `json:"uncompressed_size"`
 	UncompressedSHA256 string `json:"uncompressed_sha256"`
 	// Kernel is the release of the kernel inside (uname -r).

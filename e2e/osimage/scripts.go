@@ -126,7 +126,8 @@ poweroff -f
 `
 
 // cidataFuncs read the NoCloud files of the config drive, the way
-// imaging.NoCloud.Render writes them (block-style YAML).
+// agentapi.NoCloud.Render writes them (block-style YAML), the one
+// renderer of the config drives the appliance serves.
 //
 // cidata_hostname prints local-hostname from meta-data. cidata_key prints
 // the first item of the first ssh_authorized_keys list in user-data; only

@@ -10,7 +10,7 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 
-	"github.com/rackboot/rackboot/imaging"
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // busybox returns the busybox the images are built with, the shell their
@@ -49,34 +49,34 @@ func TestReadConfigDrive(t *testing.T) {
 	long := "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQC" + strings.Repeat("x9Z+", 80) + " admin@bastion.example.com"
 	tests := []struct {
 		name  string
-		cfg   imaging.NoCloud
+		cfg   agentapi.NoCloud
 		host  string
 		key   string
 		empty bool
 	}{
 		{
 			name: "one user",
-			cfg: imaging.NoCloud{InstanceID: "i-1", Hostname: "web-1", Users: []imaging.User{
+			cfg: agentapi.NoCloud{InstanceID: "i-1", Hostname: "web-1", Users: []agentapi.User{
 				{Name: "ops", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOps ops@laptop", "ssh-ed25519 AAAAsecond"}},
 			}},
 			host: "web-1", key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOps ops@laptop",
 		},
 		{
 			name: "long key, second user",
-			cfg: imaging.NoCloud{InstanceID: "i-2", Hostname: "db-02.rack3", Users: []imaging.User{
+			cfg: agentapi.NoCloud{InstanceID: "i-2", Hostname: "db-02.rack3", Users: []agentapi.User{
 				{Name: "root", Groups: []string{"wheel"}},
-				{Name: "admin", Sudo: "ALL=(ALL) NOPASSWD:ALL", SSHKeys: []string{long}},
+				{Name: "admin", Sudo: true, SSHKeys: []string{long}},
 			}},
 			host: "db-02.rack3", key: long,
 		},
 		{
 			name: "a hostname YAML would read as a number",
-			cfg:  imaging.NoCloud{InstanceID: "i-3", Hostname: "0123", Users: []imaging.User{{Name: "ops"}}},
+			cfg:  agentapi.NoCloud{InstanceID: "i-3", Hostname: "0123", Users: []agentapi.User{{Name: "ops"}}},
 			host: "0123", empty: true,
 		},
 		{
 			name: "no users",
-			cfg:  imaging.NoCloud{InstanceID: "i-4", Hostname: "edge"},
+			cfg:  agentapi.NoCloud{InstanceID: "i-4", Hostname: "edge"},
 			host: "edge", empty: true,
 		},
 	}
@@ -87,8 +87,8 @@ func TestReadConfigDrive(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			for name, b := range files {
-				if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			for _, f := range files {
+				if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Content), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -100,7 +100,7 @@ echo "summary=$(key_summary "$(cidata_key user-data)")"`)
 				want = "host=" + tt.host + "\nsummary=none\n"
 			}
 			if out != want {
-				t.Errorf("script printed\n%s\nwant\n%s\nmeta-data:\n%s\nuser-data:\n%s", out, want, files["meta-data"], files["user-data"])
+				t.Errorf("script printed\n%s\nwant\n%s\nmeta-data:\n%s\nuser-data:\n%s", out, want, files[0].Content, files[1].Content)
 			}
 		})
 	}

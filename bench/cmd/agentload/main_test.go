@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/bench/internal/appliance"
+
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -39,8 +41,8 @@ func TestAgents(t *testing.T) {
 	}
 	reg := &registry.Registry{Store: registry.NewMemory()}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set})
-	mux.Handle("/ipxe", &ipxe.Handler{Hosts: set, Lifecycle: api.Lifecycle{Registry: reg}})
+	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set, Planner: profiles.Planner{}})
+	mux.Handle("/ipxe", &ipxe.Handler{Hosts: set, Lifecycle: appliance.Lifecycle{Reg: reg}})
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 

@@ -1,4 +1,4 @@
-package imaging
+package agentapi
 
 import (
 	"bytes"
@@ -18,9 +18,12 @@ var (
 	xzMagic   = []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}
 )
 
-// sniffFormat names the format of a stream from its first bytes, raw when
+// MagicLen is how many leading bytes SniffFormat needs.
+const MagicLen = 6
+
+// SniffFormat names the format of a stream from its first bytes, raw when
 // none matches.
-func sniffFormat(head []byte) string {
+func SniffFormat(head []byte) string {
 	switch {
 	case bytes.HasPrefix(head, zstdMagic):
 		return FormatZstd
@@ -32,17 +35,18 @@ func sniffFormat(head []byte) string {
 	return FormatRaw
 }
 
-// decompressor returns a reader of the decompressed stream r. Closing it
+// NewDecompressor returns a reader of the decompressed stream r, for a
+// format of the plan (FormatRaw, FormatZstd, FormatGzip, FormatXz). Closing it
 // releases the decoder's goroutines and memory; it does not close r. With
 // a nil r it only checks that the format is known.
 //
 // Concatenated streams are decoded as one, as zstd -d, gzip -d and xz -d
 // do: all three formats allow it and parallel compressors produce it.
-func decompressor(format string, r io.Reader) (io.ReadCloser, error) {
+func NewDecompressor(format string, r io.Reader) (io.ReadCloser, error) {
 	switch format {
 	case FormatRaw, FormatZstd, FormatGzip, FormatXz:
 	default:
-		return nil, fmt.Errorf("imaging: unknown image format %q", format)
+		return nil, fmt.Errorf("agentapi: unknown image format %q", format)
 	}
 	if r == nil {
 		return nil, nil
@@ -54,19 +58,19 @@ func decompressor(format string, r io.Reader) (io.ReadCloser, error) {
 		// made with zstd --long up to 29.
 		d, err := zstd.NewReader(r)
 		if err != nil {
-			return nil, fmt.Errorf("imaging: zstd: %w", err)
+			return nil, fmt.Errorf("agentapi: zstd: %w", err)
 		}
 		return d.IOReadCloser(), nil
 	case FormatGzip:
 		z, err := gzip.NewReader(r)
 		if err != nil {
-			return nil, fmt.Errorf("imaging: gzip: %w", err)
+			return nil, fmt.Errorf("agentapi: gzip: %w", err)
 		}
 		return z, nil
 	case FormatXz:
 		z, err := xz.NewReader(r)
 		if err != nil {
-			return nil, fmt.Errorf("imaging: xz: %w", err)
+			return nil, fmt.Errorf("agentapi: xz: %w", err)
 		}
 		return io.NopCloser(z), nil
 	}

@@ -1,4 +1,4 @@
-package imaging
+package agentapi
 
 import (
 	"encoding/json"
@@ -57,21 +57,21 @@ func ParseSize(s string) (Size, error) {
 		}
 	}
 	if lower == "" {
-		return 0, fmt.Errorf("imaging: size %q: missing number", s)
+		return 0, fmt.Errorf("agentapi: size %q: missing number", s)
 	}
 	if n, err := strconv.ParseInt(lower, 10, 64); err == nil {
 		if n < 0 || (n > 0 && mult > math.MaxInt64/n) {
-			return 0, fmt.Errorf("imaging: size %q out of range", s)
+			return 0, fmt.Errorf("agentapi: size %q out of range", s)
 		}
 		return Size(n * mult), nil
 	}
 	f, err := strconv.ParseFloat(lower, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
-		return 0, fmt.Errorf("imaging: size %q: not a number of bytes", s)
+		return 0, fmt.Errorf("agentapi: size %q: not a number of bytes", s)
 	}
 	v := f * float64(mult)
 	if v >= math.MaxInt64 {
-		return 0, fmt.Errorf("imaging: size %q out of range", s)
+		return 0, fmt.Errorf("agentapi: size %q out of range", s)
 	}
 	return Size(v), nil
 }
@@ -119,17 +119,17 @@ func (s *Size) UnmarshalJSON(b []byte) error {
 	}
 	var n int64
 	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("imaging: size must be a number of bytes or a string, got %s", b)
+		return fmt.Errorf("agentapi: size must be a number of bytes or a string, got %s", b)
 	}
 	if n < 0 {
-		return fmt.Errorf("imaging: negative size %d", n)
+		return fmt.Errorf("agentapi: negative size %d", n)
 	}
 	*s = Size(n)
 	return nil
 }
 
-// humanBytes formats n for error messages: "931.5GiB", "512MiB", "1000B".
-func humanBytes(n int64) string {
+// HumanBytes formats n for messages: "931.5GiB", "512MiB", "1000B".
+func HumanBytes(n int64) string {
 	if n < kib {
 		return fmt.Sprintf("%dB", n)
 	}

@@ -1,4 +1,4 @@
-package imaging
+package agentapi
 
 import (
 	"encoding/json"
@@ -91,8 +91,8 @@ func TestHumanBytes(t *testing.T) {
 		0: "0B", 1023: "1023B", 1024: "1KiB", 1536: "1.5KiB",
 		512 * mib: "512MiB", 1000204886016: "931.5GiB", 3 * tib: "3TiB",
 	} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		if got := HumanBytes(n); got != want {
+			t.Errorf("HumanBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package api
+package main
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 	"github.com/rackboot/rackboot/registry"
 )
 
-// Lifecycle makes the iPXE per-machine script follow the registry: set it
-// as ipxe.Handler.Lifecycle. Every script request is a Registry.Boot.
-type Lifecycle struct {
+// lifecycle makes the iPXE per-machine script follow the registry: it is
+// ipxe.Handler.Lifecycle. Every script request is a Registry.Boot.
+type lifecycle struct {
 	Registry *registry.Registry
 	// Discovery records machines missing from the profiles as discovered;
 	// use the same setting as ipxe.Handler.Discovery.
@@ -18,7 +18,7 @@ type Lifecycle struct {
 }
 
 // Boot implements ipxe.Lifecycle.
-func (l Lifecycle) Boot(ctx context.Context, f ipxe.Facts, host *profiles.Host) (ipxe.Step, error) {
+func (l lifecycle) Boot(ctx context.Context, f ipxe.Facts, host *profiles.Host) (ipxe.Step, error) {
 	var hostname string
 	if host != nil {
 		hostname = host.Hostname
