@@ -58,19 +58,19 @@ func TestUnauthorized(t *testing.T) {
 	}
 	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
 	agentAuth := map[string]map[string]string{
-		"no token":                   {MACHeader: macN01},
+		"no token":                   {agentapi.MACHeader: macN01},
 		"no MAC header":              bearer(tokN01),
-		"wrong token":                {"Authorization": "Bearer " + strings.Repeat("0", 64), MACHeader: macN01},
-		"basic auth":                 {"Authorization": "Basic " + tokN01, MACHeader: macN01},
-		"admin token":                {"Authorization": "Bearer " + adminTok, MACHeader: macN01},
-		"token of another MAC":       {"Authorization": "Bearer " + tokN02, MACHeader: macN01},
-		"token for a MAC not known":  {"Authorization": "Bearer " + tokN01, MACHeader: macOut},
-		"previous attempt's token":   {"Authorization": "Bearer " + old, MACHeader: macN01},
-		"token with trailing junk":   {"Authorization": "Bearer " + tokN01 + "x", MACHeader: macN01},
-		"malformed MAC header":       {"Authorization": "Bearer " + tokN01, MACHeader: "52:54:00"},
+		"wrong token":                {"Authorization": "Bearer " + strings.Repeat("0", 64), agentapi.MACHeader: macN01},
+		"basic auth":                 {"Authorization": "Basic " + tokN01, agentapi.MACHeader: macN01},
+		"admin token":                {"Authorization": "Bearer " + adminTok, agentapi.MACHeader: macN01},
+		"token of another MAC":       {"Authorization": "Bearer " + tokN02, agentapi.MACHeader: macN01},
+		"token for a MAC not known":  {"Authorization": "Bearer " + tokN01, agentapi.MACHeader: macOut},
+		"previous attempt's token":   {"Authorization": "Bearer " + old, agentapi.MACHeader: macN01},
+		"token with trailing junk":   {"Authorization": "Bearer " + tokN01 + "x", agentapi.MACHeader: macN01},
+		"malformed MAC header":       {"Authorization": "Bearer " + tokN01, agentapi.MACHeader: "52:54:00"},
 		"lower-case scheme, no MAC":  {"Authorization": "bearer " + tokN01},
-		"empty bearer":               {"Authorization": "Bearer ", MACHeader: macN01},
-		"token of another MAC (B→A)": {"Authorization": "Bearer " + tokN01, MACHeader: macN02},
+		"empty bearer":               {"Authorization": "Bearer ", agentapi.MACHeader: macN01},
+		"token of another MAC (B→A)": {"Authorization": "Bearer " + tokN01, agentapi.MACHeader: macN02},
 	}
 	for name, h := range agentAuth {
 		for _, c := range agentCalls {
@@ -85,7 +85,7 @@ func TestUnauthorized(t *testing.T) {
 		"no token":      nil,
 		"wrong token":   bearer(adminTok + "x"),
 		"agent token":   bearer(tokN01),
-		"agent request": {"Authorization": "Bearer " + tokN01, MACHeader: macN01},
+		"agent request": {"Authorization": "Bearer " + tokN01, agentapi.MACHeader: macN01},
 		"token prefix":  bearer(adminTok[:len(adminTok)-1]),
 	}
 	for name, h := range adminAuth {

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -12,12 +14,6 @@ import (
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
 )
-
-// MACHeader carries the agent's MAC address (its rackboot.mac) on every
-// agent request. The token must have been minted for that MAC: a token
-// copied to another machine, or a machine confused about its identity, is
-// refused.
-const MACHeader = "Rackboot-MAC"
 
 // bearer returns the token of an "Authorization: Bearer TOKEN" header.
 func bearer(r *http.Request) (string, bool) {
@@ -73,9 +69,9 @@ func (s *Server) agent(h func(http.ResponseWriter, *http.Request, agentRequest))
 			unauthorized(w, "install token required")
 			return
 		}
-		mac, err := profiles.ParseMAC(r.Header.Get(MACHeader))
+		mac, err := profiles.ParseMAC(r.Header.Get(agentapi.MACHeader))
 		if err != nil {
-			unauthorized(w, "install token required, with the "+MACHeader+" header")
+			unauthorized(w, "install token required, with the "+agentapi.MACHeader+" header")
 			return
 		}
 		log = log.With("mac", mac.String())

@@ -183,7 +183,7 @@ func (e *env) do(method, path string, header map[string]string, body any) (int, 
 // agent sends an agent request for mac with token.
 func (e *env) agent(method, path, mac, token string, body any) (int, string) {
 	e.t.Helper()
-	return e.do(method, path, map[string]string{"Authorization": "Bearer " + token, MACHeader: mac}, body)
+	return e.do(method, path, map[string]string{"Authorization": "Bearer " + token, agentapi.MACHeader: mac}, body)
 }
 
 // admin sends an admin request and decodes a 200 answer into out.

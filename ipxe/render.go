@@ -1,6 +1,8 @@
 package ipxe
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"fmt"
 	"strings"
 
@@ -134,9 +136,9 @@ func installerLines(base string, f Facts, in *profiles.Installer, token string) 
 	}
 	// rackboot's own arguments go before the profile's: everything after a
 	// "--" in the profile's cmdline is handed to init, not to the kernel.
-	k = append(k, "rackboot.server="+base, "rackboot.mac="+f.MAC.String())
+	k = append(k, agentapi.ParamServer+"="+base, agentapi.ParamMAC+"="+f.MAC.String())
 	if token != "" {
-		k = append(k, "rackboot.token="+token)
+		k = append(k, agentapi.ParamToken+"="+token)
 	}
 	k = append(k, args...)
 	k = append(k, "||", "goto", "kernel_failed")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bytes"
 	"context"
 	"flag"
@@ -229,7 +231,7 @@ func (e *adminEnv) agent(path, mac, body string) {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+e.tokens[mac])
-	req.Header.Set(api.MACHeader, mac)
+	req.Header.Set(agentapi.MACHeader, mac)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)

@@ -16,6 +16,11 @@ func TestLayout(t *testing.T) {
 	const mod = "github.com/rackboot/rackboot/"
 	apart := []string{"dhcp", "tftp", "ipxe", "imaging", "artifacts", "metrics"}
 	forbidden := map[string][]string{"profiles": apart}
+	// The agent contract is a leaf: no package of ours, no disk code.
+	forbidden["agentapi"] = []string{"api", "profiles", "registry", "imaging", "dhcp", "tftp", "ipxe", "artifacts", "metrics"}
+	// The daemon speaks the contract without linking the disk writer.
+	forbidden["cmd/rackboot"] = []string{"imaging"}
+	forbidden["api"] = []string{"imaging"}
 	for _, p := range apart {
 		for _, q := range apart {
 			if p != q {
@@ -30,6 +35,11 @@ func TestLayout(t *testing.T) {
 				t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
 			}
 			deps := strings.Fields(string(out))
+			for _, d := range deps {
+				if strings.HasPrefix(d, "github.com/diskfs/go-diskfs") && (pkg == "agentapi" || pkg == "cmd/rackboot" || pkg == "api") {
+					t.Errorf("%s links %s", pkg, d)
+				}
+			}
 			for _, n := range not {
 				for _, d := range deps {
 					if d == mod+n || strings.HasPrefix(d, mod+n+"/") {

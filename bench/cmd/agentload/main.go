@@ -13,6 +13,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"context"
 	"errors"
 	"flag"
@@ -245,7 +247,7 @@ func (a *agent) setup(ctx context.Context, base string) error {
 		return fmt.Errorf("script has no rackboot.token=:\n%s", body)
 	}
 	a.token = string(m[1])
-	if _, err := a.do(ctx, http.MethodGet, base+"/api/agent/plan", "", http.StatusOK); err != nil {
+	if _, err := a.do(ctx, http.MethodGet, base+agentapi.PathPlan, "", http.StatusOK); err != nil {
 		a.token = ""
 		return fmt.Errorf("plan: %w", err)
 	}
@@ -256,7 +258,7 @@ func (a *agent) setup(ctx context.Context, base string) error {
 func (a *agent) report(ctx context.Context, base string, k, n int) error {
 	const total = 1 << 30
 	body := fmt.Sprintf(`{"phase":"image","done":%d,"total":%d,"rate":%d}`, int64(total)*int64(k)/int64(n), total, 100<<20)
-	_, err := a.do(ctx, http.MethodPost, base+"/api/agent/progress", body, http.StatusNoContent)
+	_, err := a.do(ctx, http.MethodPost, base+agentapi.PathProgress, body, http.StatusNoContent)
 	return err
 }
 
@@ -272,7 +274,7 @@ func (a *agent) do(ctx context.Context, method, url, body string, want int) ([]b
 	}
 	if a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.token)
-		req.Header.Set("Rackboot-MAC", a.mac.String())
+		req.Header.Set(agentapi.MACHeader, a.mac.String())
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
