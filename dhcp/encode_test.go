@@ -242,6 +242,9 @@ func FuzzFastPath(f *testing.F) {
 	for _, tc := range fastCases(f) {
 		f.Add(tc.b)
 	}
+	for _, b := range firmwareRequests(f) {
+		f.Add(b)
+	}
 	srv := &Server{Hosts: hostSet{knownMAC.String(): true}}
 	var hs []*handler
 	for _, cfg := range []Config{labConfig(), {ServerIP: net.IPv4(10, 0, 0, 1), Discovery: true}} {

@@ -21,6 +21,9 @@ func FuzzReply(f *testing.F) {
 		f.Add(req.ToBytes())
 	}
 	f.Add([]byte{})
+	for _, b := range firmwareRequests(f) {
+		f.Add(b)
+	}
 	cfgs := []Config{
 		{ServerIP: net.IPv4(10, 0, 0, 1)},
 		{ServerIP: net.IPv4(10, 0, 0, 1), ARM64File: "snp.efi", Discovery: true},
