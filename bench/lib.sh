@@ -6,7 +6,7 @@
 #   rbbench-PID-srv: br0 192.168.77.1/24   the server under test (rackboot or a peer)
 #   rbbench-PID-cli: vcli0 192.168.77.3/24  the load generators
 #
-# This is PEERS.md's pb-srv/pb-cli topology with our own names. Everything
+# A server namespace and a client namespace on one veth pair. Everything
 # this file starts is recorded by pid and stopped by pid; bench_cleanup (run
 # on exit and on Ctrl-C) kills what is left in the namespaces and deletes
 # them. Namespaces left by a run that was SIGKILLed are swept at the next
@@ -21,7 +21,7 @@ SRV_IP=192.168.77.1
 CLI_IP=192.168.77.3
 HTTP_PORT=8080
 CORES=$(nproc)
-# Server on the last core, load generators on the first (PEERS.md: the
+# Server on the last core, load generators on the first (as measured for bench/README.md: the
 # server gets exactly one core and the generator does not steal from it).
 SRV_CPU=${SRV_CPU:-$((CORES > 1 ? CORES - 1 : 0))}
 CLI_CPU=${CLI_CPU:-0}

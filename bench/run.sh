@@ -132,7 +132,7 @@ start_rackboot() {
   sleep 0.5 # sockets open before the servers start; let them start
 }
 
-# dnsmasq in proxy mode as PEERS.md P1 configures it, with quiet-dhcp
+# dnsmasq in proxy mode as a site would configure it for P1, with quiet-dhcp
 # (logging off, the same work as rackboot at --log-level warn).
 start_dnsmasq_proxy() {
   cat >"$WORK/dnsmasq-proxy.conf" <<EOF
@@ -166,7 +166,7 @@ start_server() { # start_server NAME CPUS: the P-specific peers
   esac
 }
 
-# nginx as PEERS.md P3: a worker per core, sendfile, access_log off.
+# nginx as tuned for P3: a worker per core, sendfile, access_log off.
 write_nginx_conf() {
   mkdir -p "$WORK/nginx"
   cat >"$WORK/nginx/nginx.conf" <<EOF
@@ -229,7 +229,7 @@ p1_perfdhcp() { # p1_perfdhcp SERVER REP RATE
   local server=$1 rep=$2 rate=$3 req="" out
   out="$WORK/p1-$server-$rate-$rep.out"
   [ "$server" = rackboot ] && [ "$STRICT" = 1 ] && req="received>0,drops=0"
-  # PEERS.md's command; -W waits for the last answers so that a DISCOVER
+  # perfdhcp's proxy form; -W waits for the last answers so that a DISCOVER
   # still in flight at the end is not counted as a drop.
   measured "$out" "$CLI_CPU" perfdhcp -4 -g single -l "$CLI_IP" -i -R 100000 -r "$rate" -p "$PERIOD" -W 500000 \
     -o "60,$P1_O60_BIOS" -o 93,0000 "$SRV_IP"
@@ -305,7 +305,7 @@ p3_wrk() { # p3_wrk SERVER REP TEST CONNS URL [ENV...]
   local server=$1 rep=$2 test=$3 conns=$4 url=$5 req=""; shift 5
   local out="$WORK/p3-$server-$test-$rep.out"
   [ "$server" = rackboot ] && [ "$STRICT" = 1 ] && req="requests>0,non2xx=0,socket_errors=0"
-  # PEERS.md: wrk in the client namespace, unpinned, -t2.
+  # wrk in the client namespace, unpinned, -t2.
   measured "$out" "$ALL_CPUS" env "$@" wrk -t2 -c"$conns" -d"${HTTP_SECS}s" --timeout 30s -s "$BENCH/wrk/report.lua" "$url"
   # shellcheck disable=SC2046
   "$BIN/benchtab" wrk -tag cmp=P3 -tag "server=$server" -tag "test=$test" -tag "rep=$rep" -tag "conns=$conns" -tag "hosts=${HOSTS_TAG:-}" \
@@ -318,7 +318,7 @@ run_p3() {
   for test in big script; do
     for rep in $(seq "$REPS"); do
       for server in $(order "$rep" rackboot nginx); do
-        # PEERS.md P3: unpinned, the server and wrk share every core.
+        # P3: unpinned, the server and wrk share every core.
         start "$server" "$ALL_CPUS"
         case $server:$test in
           rackboot:big) p3_wrk rackboot "$rep" big 100 "$base/artifacts/big64.bin" ;;

@@ -148,7 +148,7 @@ func startTestbed(t *testing.T, ctx context.Context, cfg testbedConfig) *testbed
 		"--interface", lab.Bridge,
 		"--http-port", httpPort, "--tftp-port", "69", "--dhcp-port", "67",
 		// Without any router advertisement iPXE waits ~16 s for IPv6
-		// autoconfiguration on each DHCP (LAB.md).
+		// autoconfiguration on each DHCP (docs/DESIGN.md, fact 6).
 		"--ipv6-ra",
 		"--log-format", "json",
 		// Debug shows DHCP packets seen and not answered.

@@ -16,7 +16,7 @@ const ArtifactsPath = "/artifacts/"
 // initrdName is the name iPXE gives the initrd image and the kernel's
 // initrd= argument names. Under UEFI the kernel's EFI stub loads its initrd
 // by that name from the file system iPXE exposes, so the two must match
-// (LAB.md); BIOS kernels ignore the argument. Kernels before 5.8 and iPXE
+// (docs/DESIGN.md, fact 15); BIOS kernels ignore the argument. Kernels before 5.8 and iPXE
 // builds before 2023 have no LoadFile2 initrd protocol to fall back on.
 const initrdName = "initrd.img"
 

@@ -259,7 +259,7 @@ func TestBusy(t *testing.T) {
 	}
 }
 
-// TestProbe replays what EDK2's PXE client does (LAB.md fact 5): a request
+// TestProbe replays what EDK2's PXE client does (docs/DESIGN.md, fact 5): a request
 // for the size only, ended with ERROR 8 after the OACK, then the download.
 func TestProbe(t *testing.T) {
 	t.Parallel()

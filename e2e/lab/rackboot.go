@@ -31,7 +31,7 @@ type RackbootConfig struct {
 // Rackboot is `rackboot serve` running in the server namespace on the
 // lab's bridge: proxy-DHCP on 67 and 4011, TFTP on 69, HTTP on HTTPPort,
 // and a null IPv6 router advertisement, which spares iPXE its ~16 s wait
-// for IPv6 autoconfiguration on every DHCP (LAB.md). It logs JSON at debug
+// for IPv6 autoconfiguration on every DHCP (docs/DESIGN.md, fact 6). It logs JSON at debug
 // level, so the log also shows the packets it saw and did not answer.
 type Rackboot struct {
 	cfg RackbootConfig

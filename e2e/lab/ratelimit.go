@@ -19,7 +19,7 @@ import (
 // bucket holds 64 KiB, so a burst is short; packets wait up to a second in
 // its queue before they are dropped, so TCP slows down rather than
 // retransmits. (netem, which could add delay and loss, is not built into
-// the lab's kernel; see LAB.md.)
+// the lab's kernel; docs/DESIGN.md, fact 9.)
 func (v *VM) LimitRate(ctx context.Context, bitsPerSecond int64) error {
 	if bitsPerSecond < 0 {
 		return errors.New("lab: negative rate")

@@ -94,7 +94,7 @@ func figure(vs []float64) fig {
 
 func (f fig) ok() bool { return f.n > 0 }
 
-// String prints "median (min–max)" as PEERS.md does, or the value alone
+// String prints "median (min–max)" as bench/README.md does, or the value alone
 // for one run or no spread.
 func (f fig) String() string {
 	if !f.ok() {

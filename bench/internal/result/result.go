@@ -115,7 +115,7 @@ func Median(vs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// Format prints v with three significant digits, the way PEERS.md does
+// Format prints v with three significant digits, the way bench/README.md does
 // (0.0563, 5.63, 56.3), and whole numbers from 100 up (563, 56300).
 func Format(v float64) string {
 	switch {

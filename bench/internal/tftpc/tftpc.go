@@ -5,7 +5,7 @@
 // The benchmark needs what no packaged client gives: hundreds of transfers
 // in one process released together, a digest of every file, and packet
 // loss injected in the client, because this machine's kernel has no netem
-// (LAB.md fact 9). Loss is applied to both directions, independently: a
+// (docs/DESIGN.md, fact 9). Loss is applied to both directions, independently: a
 // dropped DATA or OACK is read and thrown away, a dropped ACK or RRQ is
 // never written. Either way the transfer only recovers by a timeout, which
 // is what a lossy link does to any TFTP server.

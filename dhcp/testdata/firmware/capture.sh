@@ -28,7 +28,7 @@ clients=("$@")
 [ ${#clients[@]} -gt 0 ] || clients=(seabios-ipxe ovmf-ipxe ovmf-edk2-pxe ovmf-httpboot ovmf-edk2-bootserver)
 TIMEOUT=${TIMEOUT:-180} # seconds a client gets to fetch iPXE's script
 
-# The lab segment, as in e2e/lab and LAB.md, plus a namespace for dnsmasq.
+# The lab segment, as in e2e/lab, plus a namespace for dnsmasq.
 SRV_IP=192.168.77.1
 SITE_IP=192.168.77.2
 BOOT_IP=192.168.77.4
