@@ -15,8 +15,11 @@ import (
 // Render is the one renderer of those files: the appliance serves what it
 // returns, `rackboot render` shows it, and the tests' demo OS reads it.
 type NoCloud struct {
-	// InstanceID must change with every install, so that cloud-init runs
-	// its first-boot modules again after a reinstall.
+	// InstanceID names the installed instance. cloud-init runs its
+	// first-boot modules when it changes: profiles makes it change with
+	// the version installed. (A reinstall of the same version writes a
+	// fresh root file system from the image, which holds no cloud-init
+	// state, so the modules run again anyway.)
 	InstanceID string
 	Hostname   string
 	// SSHKeys are authorized_keys lines for the image's default user.

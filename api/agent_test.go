@@ -370,7 +370,7 @@ func TestDigestMismatch(t *testing.T) {
 	e.must(http.StatusOK, code, body)
 	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{SHA256: strings.Repeat("ab", 32)})
 	e.must(http.StatusConflict, code, body)
-	if v := e.host(macN01); v.State != registry.StatePending || !strings.Contains(v.LastError, "verify") {
+	if v := e.host(macN01); v.State != registry.StatePending || !strings.Contains(v.LastError, "report") {
 		t.Errorf("host after a wrong digest = %s: %s", v.State, v.LastError)
 	}
 }

@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"crypto/subtle"
 	"fmt"
 	"reflect"
@@ -203,7 +205,7 @@ func done(h HostRecord, in doneIn, l limits) (next HostRecord, a *Attempt, ok bo
 	want, got := h.Current.ImageSHA256, strings.ToLower(in.sha256)
 	if want != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
 		msg := fmt.Sprintf("the agent reported image sha256 %q, the plan's is %s", got, want)
-		next, a = failCurrent(h, in.now, "verify", msg, l)
+		next, a = failCurrent(h, in.now, string(agentapi.PhaseReport), msg, l)
 		return next, a, false, nil
 	}
 	c := *h.Current

@@ -248,7 +248,7 @@ func TestDone(t *testing.T) {
 				h.Reason = "attempt 1 of 3 failed, retrying at the next PXE boot: " + mismatch
 			}),
 			ended(installing(1).Current, func(a *Attempt) {
-				a.Finished, a.Result, a.Phase, a.DurationMS = now, ResultFailed, "verify", time.Hour.Milliseconds()
+				a.Finished, a.Result, a.Phase, a.DurationMS = now, ResultFailed, "report", time.Hour.Milliseconds()
 				a.Error = strings.TrimPrefix(mismatch, "verify: ")
 			}), false, nil},
 		{"digest differs on the last attempt: failed", installing(3), doneIn{sha256: "00", now: now},
@@ -257,7 +257,7 @@ func TestDone(t *testing.T) {
 				h.Reason = "install failed 3 times in a row, last: " + mismatch
 			}),
 			ended(installing(3).Current, func(a *Attempt) {
-				a.Finished, a.Result, a.Phase, a.DurationMS = now, ResultFailed, "verify", time.Hour.Milliseconds()
+				a.Finished, a.Result, a.Phase, a.DurationMS = now, ResultFailed, "report", time.Hour.Milliseconds()
 				a.Error = strings.TrimPrefix(mismatch, "verify: ")
 			}), false, nil},
 		{"pending", pendingToken(), doneIn{sha256: sha, now: now}, pendingToken(), nil, false, ErrState},

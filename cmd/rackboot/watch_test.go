@@ -112,10 +112,10 @@ func TestWatchPlain(t *testing.T) {
 		sse(t, "progress", progress(macN01, "r1-n01", "image", gib/2, 5*gib/2, 100<<20, 23*time.Second)) + // within the interval: not shown
 		"event: dropped\ndata: {\"count\": 3}\n\n" + // the view reads the hosts again
 		strings.ReplaceAll(sse(t, "progress", progress(macN01, "r1-n01", "image", 7*gib/4, 5*gib/2, 100<<20, 28*time.Second)), "\n", "\r\n") +
-		sse(t, "progress", progress(macR2, "r2-n01", "verify", 2*gib, 2*gib, 0, 29*time.Second)) +
+		sse(t, "progress", progress(macR2, "r2-n01", "report", 2*gib, 2*gib, 0, 29*time.Second)) +
 		sse(t, "state", api.StateEvent{Event: "done", Host: installed, Attempt: &registry.Attempt{Number: 1, Version: v10, Result: registry.ResultSuccess, DurationMS: 245000, BytesWritten: 5 * gib / 2}}) +
 		sse(t, "state", api.StateEvent{Event: "boot", Host: again}) +
-		sse(t, "state", api.StateEvent{Event: "failed", Host: failed, Attempt: &registry.Attempt{Number: 3, Result: registry.ResultFailed, Phase: "verify", Error: "sha256 mismatch"}})
+		sse(t, "state", api.StateEvent{Event: "failed", Host: failed, Attempt: &registry.Attempt{Number: 3, Result: registry.ResultFailed, Phase: "report", Error: "sha256 mismatch"}})
 	ts := httptest.NewServer(f)
 	defer ts.Close()
 
