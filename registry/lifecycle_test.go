@@ -223,7 +223,7 @@ func TestStart(t *testing.T) {
 }
 
 func TestDone(t *testing.T) {
-	mismatch := `verify: the agent reported image sha256 "00", the plan's is ` + sha
+	mismatch := `report: the agent reported image sha256 "00", the plan's is ` + sha
 	tests := []struct {
 		name    string
 		h       HostRecord
@@ -249,7 +249,7 @@ func TestDone(t *testing.T) {
 			}),
 			ended(installing(1).Current, func(a *Attempt) {
 				a.Finished, a.Result, a.Phase, a.DurationMS = now, ResultFailed, "report", time.Hour.Milliseconds()
-				a.Error = strings.TrimPrefix(mismatch, "verify: ")
+				a.Error = strings.TrimPrefix(mismatch, "report: ")
 			}), false, nil},
 		{"digest differs on the last attempt: failed", installing(3), doneIn{sha256: "00", now: now},
 			with(installing(3), func(h *HostRecord) {
@@ -258,7 +258,7 @@ func TestDone(t *testing.T) {
 			}),
 			ended(installing(3).Current, func(a *Attempt) {
 				a.Finished, a.Result, a.Phase, a.DurationMS = now, ResultFailed, "report", time.Hour.Milliseconds()
-				a.Error = strings.TrimPrefix(mismatch, "verify: ")
+				a.Error = strings.TrimPrefix(mismatch, "report: ")
 			}), false, nil},
 		{"pending", pendingToken(), doneIn{sha256: sha, now: now}, pendingToken(), nil, false, ErrState},
 		{"installed", installed(), doneIn{sha256: sha, now: now}, installed(), nil, false, ErrState},
