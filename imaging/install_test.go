@@ -162,7 +162,7 @@ func TestInstallWholeDisk(t *testing.T) {
 				t.Errorf("config drive at %d, want 1 MiB aligned after the image", cfg.GetStart())
 			}
 			fsckVfat(t, p, cfg)
-			if _, files := fatFiles(t, p, ss, cfg); !cmp.Equal(files, plan.ConfigDrive) {
+			if _, files := fatFiles(t, p, ss, cfg); !cmp.Equal(files, fileMap(plan.ConfigDrive)) {
 				t.Errorf("config drive holds %v", sortedKeys(files))
 			}
 		})
@@ -199,7 +199,7 @@ func TestInstallImageIntoPartition(t *testing.T) {
 
 	// An image larger than its partition is refused before any write.
 	before := sha256File(t, p)
-	plan.Image.Size = 9 * mib
+	plan.Image.RawSize = 9 * mib
 	if _, err := testInstaller(t).Install(context.Background(), plan, Target{Path: p}); !errors.Is(err, ErrImageTooLarge) {
 		t.Fatalf("Install() = %v, want ErrImageTooLarge", err)
 	}
@@ -314,7 +314,7 @@ func TestInstallPreserve(t *testing.T) {
 		// before writing, since the plan states the image size.
 		before := sha256File(t, p)
 		big := plan(osImage(t, 512, 32*mib, 3), agentapi.Rest)
-		big.Image.Size = 32 * mib
+		big.Image.RawSize = 32 * mib
 		if _, err := testInstaller(t).Install(ctx, big, Target{Path: p}); !errors.Is(err, ErrImageTooLarge) {
 			t.Fatalf("Install() = %v, want ErrImageTooLarge", err)
 		}
@@ -323,7 +323,7 @@ func TestInstallPreserve(t *testing.T) {
 		}
 		// Without a stated size the stream stops at the data partition
 		// and the old table still lists it.
-		big.Image.Size = 0
+		big.Image.RawSize = 0
 		if _, err := testInstaller(t).Install(ctx, big, Target{Path: p}); !errors.Is(err, ErrImageTooLarge) {
 			t.Fatalf("Install() = %v, want ErrImageTooLarge", err)
 		}
