@@ -37,12 +37,15 @@
 //     only rule that never loops is: a client that says it is iPXE (user class
 //     "iPXE", raw or RFC 3004 encoded, or option 175 present) gets the URL of
 //     the HTTP boot script; anyone else gets an iPXE binary over TFTP.
-//   - Port 4011. UEFI firmware (EDK2) in proxy mode completes its address
-//     exchange with the site server and then sends a DHCPREQUEST to the
-//     proxy's port 4011 from its own port 4011, and boots the file of that
-//     DHCPACK. BIOS iPXE sends its proxy request to 4011 from port 68. A reply
-//     therefore goes back to the address and port the request came from, and
-//     is broadcast to port 68 only when the client has no address yet.
+//   - Port 4011. A proxy answer whose option 43 sets the discovery-control
+//     bit (every answer here does) is booted at once: EDK2 and iPXE never ask
+//     port 4011 then (testdata/firmware). A firmware that does ask, after a
+//     proxy without that bit or on its own, completes its address exchange
+//     with the site server and sends a DHCPREQUEST to the proxy's port 4011
+//     from its own port 4011 (EDK2) or from port 68 (BIOS iPXE), and boots
+//     the file of the DHCPACK. A reply therefore goes back to the address and
+//     port the request came from, and is broadcast to port 68 only when the
+//     client has no address yet.
 //   - Speed. iPXE stops collecting proxy offers about three seconds after its
 //     DHCP starts, so a proxy that answers late loses chained iPXE. The loop
 //     does no blocking work per packet.

@@ -39,7 +39,7 @@ func TestBoot(t *testing.T) {
 			},
 		},
 		{
-			// OVMF without NIC ROM: EDK2's own PXE client gets ipxe.efi
+			// OVMF without NIC ROM: EDK2's own PXE client gets snponly.efi
 			// (DHCP, port 4011, TFTP), then iPXE asks for the script.
 			name: "uefi", fw: lab.UEFI, mac: uefiMAC,
 			want: func(mac string, ip netip.Addr) []expectation {

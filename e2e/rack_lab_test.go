@@ -3,7 +3,9 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"regexp"
@@ -185,6 +187,50 @@ func (r *rackLab) cli(t *testing.T, args ...string) string {
 		t.Fatalf("rackboot %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// watchFor runs `rackboot watch --plain` from the client namespace until
+// it prints a line matching re, and returns that line; on timeout, the
+// error holds everything it printed.
+func (r *rackLab) watchFor(ctx context.Context, re *regexp.Regexp, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := r.rb.Command(r.net.Cli, "watch", "--plain", "--interval", "1s")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	found := make(chan string, 1)
+	var seen strings.Builder
+	var mu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			mu.Lock()
+			seen.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if re.MatchString(sc.Text()) {
+				found <- sc.Text()
+				return
+			}
+		}
+	}()
+	select {
+	case l := <-found:
+		return l, nil
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		return "", fmt.Errorf("no line matching %s in %v; it printed:\n%s", re, timeout, seen.String())
+	}
 }
 
 // hostView asks the admin API for the host with mac.

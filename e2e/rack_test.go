@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -303,6 +304,13 @@ func testRackKilled(t *testing.T, ctx context.Context, r *rackLab) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, vm.Tail(20))
 	}
+	// What an operator watching the install sees: the image's share
+	// written and the time left, since the plan carries its size.
+	line, err := r.watchFor(ctx, regexp.MustCompile(regexp.QuoteMeta(h.Hostname)+` \(`+mac+`\) image +\d+% .* of .*ETA \d`), 30*time.Second)
+	if err != nil {
+		t.Fatalf("rackboot watch: %v", err)
+	}
+	t.Logf("rackboot watch printed: %s", line)
 	r.rb.Kill()
 	killed := r.rb.Process()
 	t.Logf("killed rackboot (%v) at the first image progress: %s", killed.Err(), first)
