@@ -40,7 +40,7 @@ func TestBoot(t *testing.T) {
 		},
 		{
 			// OVMF without NIC ROM: EDK2's own PXE client gets snponly.efi
-			// (DHCP, port 4011, TFTP), then iPXE asks for the script.
+			// (the proxy offer, TFTP), then iPXE asks for the script.
 			name: "uefi", fw: lab.UEFI, mac: uefiMAC,
 			want: func(mac string, ip netip.Addr) []expectation {
 				return []expectation{
