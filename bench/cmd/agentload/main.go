@@ -257,7 +257,7 @@ func (a *agent) setup(ctx context.Context, base string) error {
 // report posts progress report k of n: the image phase, 1 GiB to write.
 func (a *agent) report(ctx context.Context, base string, k, n int) error {
 	const total = 1 << 30
-	body := fmt.Sprintf(`{"phase":"image","done":%d,"total":%d,"rate":%d}`, int64(total)*int64(k)/int64(n), total, 100<<20)
+	body := fmt.Sprintf(`{"phase":%q,"done":%d,"total":%d,"rate":%d}`, agentapi.PhaseImage, int64(total)*int64(k)/int64(n), total, 100<<20)
 	_, err := a.do(ctx, http.MethodPost, base+agentapi.PathProgress, body, http.StatusNoContent)
 	return err
 }
