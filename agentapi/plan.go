@@ -98,11 +98,12 @@ type Partition struct {
 	// ContentFAT32, ContentImage or ContentConfigDrive.
 	Content string `json:"content,omitempty"`
 	// Filesystem is the file system the partition is to hold, from the
-	// profile's layout: FilesystemVFAT (the agent creates it: Content is
-	// then ContentFAT32), or FilesystemExt4, FilesystemXFS, FilesystemSwap
-	// (not created by this agent: the partition's first and last MiB are
-	// zeroed, so the installed system finds no stale signature and creates
-	// it). Empty for image and config-drive partitions.
+	// profile's layout: FilesystemVFAT (Content is then ContentFAT32),
+	// FilesystemExt4 or FilesystemSwap, which the agent creates on an
+	// empty partition, labelled with the partition's name; a preserved
+	// partition keeps the one it has. FilesystemXFS is part of the
+	// contract, but this agent cannot create it and refuses the plan.
+	// Empty for image and config-drive partitions.
 	Filesystem string `json:"filesystem,omitempty"`
 	// Label is the FAT volume label; the default is "ESP" for an ESP and
 	// ConfigDriveLabel for the config drive.

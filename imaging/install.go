@@ -289,6 +289,12 @@ func (j *job) fill(slots []slot) error {
 				tail := min(n-alignBytes, alignBytes)
 				err = zeroRange(j.f, off+n-tail, tail)
 			}
+			if err == nil && s.Filesystem != "" {
+				err = makeFilesystem(j.d.Backend, j.f, off, n, j.ss, s.Filesystem, s.Name)
+				if err == nil {
+					log.Info("file system created", "filesystem", s.Filesystem, "size", n)
+				}
+			}
 		case agentapi.ContentFAT32:
 			err = makeFAT32(j.d.Backend, off, n, j.ss, s.EffectiveLabel(), nil, s.Type == "esp")
 		case agentapi.ContentConfigDrive:

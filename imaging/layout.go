@@ -1,6 +1,7 @@
 package imaging
 
 import (
+	"errors"
 	"github.com/rackboot/rackboot/agentapi"
 
 	"fmt"
@@ -138,6 +139,37 @@ func place(parts []agentapi.Partition, g geometry, from uint64, firstIndex int, 
 		next, prev = s.end+1, fmt.Sprintf("%q", p.Name)
 	}
 	return slots, nil
+}
+
+// placeAppended lays out the partitions a whole-disk image gets behind
+// its own, from LBA from. Unless one of them takes the rest of the disk,
+// they go to the end of the disk instead, so that the image's last
+// partition (by convention its root) can grow into the space between
+// (grow is true); cloud-init's growpart and resizefs grow only the last
+// partition before free space, and only into free space right behind it.
+// The end-of-disk placement is the same at every install on the same
+// disk, so preserved partitions stay where they are; a disk laid out the
+// older way (right behind the image) keeps that layout.
+func placeAppended(parts []agentapi.Partition, g geometry, from uint64, firstIndex int, keep map[string]*gpt.Partition) (slots []slot, grow bool, err error) {
+	a := g.align()
+	var need uint64
+	for _, p := range parts {
+		if p.Size == agentapi.Rest {
+			slots, err := place(parts, g, from, firstIndex, keep)
+			return slots, false, err
+		}
+		need += alignUp(g.sectorsFor(p.Size), a)
+	}
+	if need <= g.last+1 {
+		if end := alignDown(g.last+1-need, a); end >= alignUp(max(from, g.first), a) {
+			slots, err := place(parts, g, end, firstIndex, keep)
+			if !errors.Is(err, ErrLayoutChanged) {
+				return slots, err == nil, err
+			}
+		}
+	}
+	slots, err = place(parts, g, from, firstIndex, keep)
+	return slots, false, err
 }
 
 func tooSmall(g geometry, p agentapi.Partition, keptName string) error {

@@ -49,6 +49,9 @@ func validate(p *agentapi.Plan) error {
 		if _, err := gptType(part.Type); err != nil {
 			return fmt.Errorf("%w: partition %d (%q): %v", ErrInvalidPlan, i+1, part.Name, err)
 		}
+		if part.Filesystem == agentapi.FilesystemXFS {
+			return fmt.Errorf("%w: partition %d (%q): this installer cannot create xfs (ext4, swap and vfat it can)", ErrInvalidPlan, i+1, part.Name)
+		}
 	}
 	return nil
 }

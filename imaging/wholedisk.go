@@ -30,7 +30,7 @@ func (j *job) wholeDisk(ctx context.Context) error {
 	// Check now, with what is known of the image, that the partitions
 	// to append will fit; after the image they are checked exactly.
 	from := (uint64(j.plan.Image.RawSize) + uint64(ss) - 1) / uint64(ss)
-	if slots, err := place(j.plan.Partitions, j.g, from, 1, j.keep); err != nil {
+	if slots, _, err := placeAppended(j.plan.Partitions, j.g, from, 1, j.keep); err != nil {
 		return err
 	} else if err := j.checkSlots(slots); err != nil {
 		return err
@@ -91,12 +91,19 @@ func (j *job) wholeDisk(ctx context.Context) error {
 		from = max(from, p.End+1)
 		last = max(last, p.Index)
 	}
-	slots, err := place(j.plan.Partitions, g, from, last+1, j.keep)
+	slots, grow, err := placeAppended(j.plan.Partitions, g, from, last+1, j.keep)
 	if err != nil {
 		return err
 	}
 	if err := j.checkSlots(slots); err != nil {
 		return err
+	}
+	if grow {
+		end := g.last
+		if len(slots) > 0 {
+			end = slots[0].start - 1
+		}
+		j.growLast(t, end)
 	}
 	t.Partitions = append(t.Partitions, gptPartitions(slots)...)
 	t.ProtectiveMBR = false // see writeProtectiveMBR
@@ -121,6 +128,34 @@ func (j *job) wholeDisk(ctx context.Context) error {
 	}
 	j.log.Info("partition table extended", "image_partitions", len(t.Partitions)-len(slots), "appended", len(slots))
 	return j.fill(slots)
+}
+
+// growLast extends the image's last partition to end at sector end when
+// it holds a Linux file system (its root, in the images rackboot knows):
+// the installed system's cloud-init (resizefs) then grows the file system
+// to the partition on first boot. Other partition types stay as they are.
+func (j *job) growLast(t *gpt.Table, end uint64) {
+	var last *gpt.Partition
+	for _, p := range t.Partitions {
+		if p.Type != gpt.Unused && (last == nil || p.End > last.End) {
+			last = p
+		}
+	}
+	if last == nil || last.End >= end {
+		return
+	}
+	switch last.Type {
+	case gpt.LinuxFilesystem, gpt.LinuxRootX86_64, gpt.LinuxRootArm64:
+	default:
+		j.log.Info("the image's last partition is not a Linux file system: not grown", "partition", last.Name, "type", string(last.Type))
+		return
+	}
+	ss := uint64(j.ss)
+	from := (last.End - last.Start + 1) * ss
+	last.End = end
+	last.Size = (last.End - last.Start + 1) * ss
+	j.log.Info("the image's last partition grown to the space the layout leaves", "partition", last.Name,
+		"from", agentapi.HumanBytes(int64(from)), "to", agentapi.HumanBytes(int64(last.Size)))
 }
 
 // readImageGPT reads the GPT of a whole-disk image from the held head. It
