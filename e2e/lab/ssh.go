@@ -82,4 +82,3 @@ func Run(c *ssh.Client, cmd string) (string, error) {
 	}
 	return string(out), nil
 }
-
