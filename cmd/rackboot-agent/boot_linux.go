@@ -33,7 +33,7 @@ func boot(con *console, consoleErr error) (after string) {
 		}
 		err := fmt.Errorf("agent crashed: %v", r)
 		log.Error("panic", "err", err, "stack", string(debug.Stack()))
-		phase := phaseBoot
+		phase := agentapi.PhaseBoot
 		if a != nil {
 			phase = a.progress.Phase()
 		}
@@ -43,10 +43,10 @@ func boot(con *console, consoleErr error) (after string) {
 			cancel()
 		}
 		showFailure(con, phase, err)
-		after = afterReboot
+		after = agentapi.AfterReboot
 	}()
 
-	log.Info("rackboot-agent starting", "phase", phaseBoot)
+	log.Info("rackboot-agent starting", "phase", agentapi.PhaseBoot)
 	if consoleErr != nil {
 		log.Warn("console incomplete", "err", consoleErr)
 	}
@@ -55,13 +55,13 @@ func boot(con *console, consoleErr error) (after string) {
 	}
 	raw, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
-		return fail(con, phaseBoot, fmt.Errorf("reading the kernel command line: %w", err))
+		return fail(con, agentapi.PhaseBoot, fmt.Errorf("reading the kernel command line: %w", err))
 	}
 	cmdline := strings.TrimSpace(string(raw))
 	log.Info("kernel command line", "cmdline", redactCmdline(cmdline))
 	cfg, err := parseCmdline(cmdline)
 	if err != nil {
-		return fail(con, phaseBoot, err)
+		return fail(con, agentapi.PhaseBoot, err)
 	}
 
 	api := newClient(cfg)
@@ -76,14 +76,14 @@ func boot(con *console, consoleErr error) (after string) {
 		rng <- err
 	}()
 
-	a.setPhase(phaseModules)
+	a.setPhase(agentapi.PhaseModules)
 	if _, err := loadModules(log, kernelLoader{}, moduleList, moduleDir); err != nil {
-		log.Warn("modules", "phase", phaseModules, "err", err)
+		log.Warn("modules", "phase", agentapi.PhaseModules, "err", err)
 	}
 	if a.efi, err = mountEFIVars(); err != nil {
 		log.Warn("no UEFI variables", "err", err)
 	}
-	a.setPhase(phaseNetwork)
+	a.setPhase(agentapi.PhaseNetwork)
 	select {
 	case err := <-rng:
 		if err != nil {
@@ -98,7 +98,7 @@ func boot(con *console, consoleErr error) (after string) {
 	link, err := bringUpNetwork(ctx, log, cfg.MAC)
 	if err != nil {
 		// Nothing can reach the appliance: the console is all there is.
-		return fail(con, phaseNetwork, err)
+		return fail(con, agentapi.PhaseNetwork, err)
 	}
 	netUp = true
 
@@ -112,7 +112,7 @@ func boot(con *console, consoleErr error) (after string) {
 	case err != nil:
 		return fail(con, a.progress.Phase(), err)
 	case !out.Done:
-		return fail(con, phaseReport, fmt.Errorf("the appliance did not accept the install: state %s: %s", out.State, out.Reason))
+		return fail(con, agentapi.PhaseReport, fmt.Errorf("the appliance did not accept the install: state %s: %s", out.State, out.Reason))
 	}
 	con.Printf("%s", strings.Repeat("=", 64))
 	con.Printf("rackboot-agent: install done and verified; appliance state %s; %s now", out.State, cfg.After)
@@ -123,7 +123,7 @@ func boot(con *console, consoleErr error) (after string) {
 // fail shows err and waits failureDelay; the caller reboots.
 func fail(con *console, phase agentapi.Phase, err error) string {
 	showFailure(con, phase, err)
-	return afterReboot
+	return agentapi.AfterReboot
 }
 
 func showFailure(con *console, phase agentapi.Phase, err error) {

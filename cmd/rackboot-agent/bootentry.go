@@ -64,9 +64,6 @@ type efiVars interface {
 	set(name string, value []byte) error
 }
 
-// phaseBootEntry names the step in the log; it never fails an attempt.
-const phaseBootEntry = agentapi.PhaseBootEntry
-
 // descriptionPrefix starts the description of the entries rackboot
 // creates, which the next install may take over.
 const descriptionPrefix = "rackboot "
@@ -284,12 +281,12 @@ func (a *agent) setBootEntry(log *slog.Logger, version string, res *imaging.Resu
 	if err == nil {
 		var ch bootChange
 		if ch, err = setDiskBoot(a.efi, want); err == nil {
-			log.Info("UEFI boot entry set", "phase", phaseBootEntry, "entry", bootName(ch.Entry),
+			log.Info("UEFI boot entry set", "phase", agentapi.PhaseBootEntry, "entry", bootName(ch.Entry),
 				"written", ch.Written, "boot_next", bootName(ch.Entry), "boot_order", formatOrder(ch.Order),
 				"loader", want.Loader, "partition", want.ESP.Partition)
 			return
 		}
 	}
 	log.Warn("UEFI boot entry not set: the firmware boots the disk only if it finds it on its own",
-		"phase", phaseBootEntry, "err", err)
+		"phase", agentapi.PhaseBootEntry, "err", err)
 }

@@ -10,24 +10,12 @@ import (
 	"strings"
 )
 
-// The kernel command-line parameters and their values are agentapi's
-// (ParamServer, ParamMAC, ParamToken, ParamAfter), as the iPXE script
-// writes them (ipxe/testdata/installer-token.ipxe).
-const (
-	paramServer   = agentapi.ParamServer
-	paramMAC      = agentapi.ParamMAC
-	paramToken    = agentapi.ParamToken
-	paramAfter    = agentapi.ParamAfter
-	afterReboot   = agentapi.AfterReboot
-	afterPoweroff = agentapi.AfterPoweroff
-)
-
 // config is what the agent reads from /proc/cmdline.
 type config struct {
 	Server *url.URL         // the appliance, no path
 	MAC    net.HardwareAddr // the boot NIC
 	Token  string
-	After  string // afterReboot or afterPoweroff
+	After  string // agentapi.AfterReboot or agentapi.AfterPoweroff
 }
 
 // parseCmdline reads the agent's parameters from a kernel command line.
@@ -38,36 +26,36 @@ func parseCmdline(s string) (config, error) {
 	p := cmdlineParams(s)
 	var cfg config
 	var errs []error
-	if v, ok := p[paramServer]; !ok || v == "" {
-		errs = append(errs, fmt.Errorf("%s= missing", paramServer))
+	if v, ok := p[agentapi.ParamServer]; !ok || v == "" {
+		errs = append(errs, fmt.Errorf("%s= missing", agentapi.ParamServer))
 	} else if u, err := parseServer(v); err != nil {
 		errs = append(errs, err)
 	} else {
 		cfg.Server = u
 	}
-	if v, ok := p[paramMAC]; !ok || v == "" {
-		errs = append(errs, fmt.Errorf("%s= missing", paramMAC))
+	if v, ok := p[agentapi.ParamMAC]; !ok || v == "" {
+		errs = append(errs, fmt.Errorf("%s= missing", agentapi.ParamMAC))
 	} else if hw, err := net.ParseMAC(v); err != nil || len(hw) != 6 {
-		errs = append(errs, fmt.Errorf("%s=%q: not an Ethernet MAC address", paramMAC, v))
+		errs = append(errs, fmt.Errorf("%s=%q: not an Ethernet MAC address", agentapi.ParamMAC, v))
 	} else {
 		cfg.MAC = hw
 	}
-	switch v := p[paramToken]; {
+	switch v := p[agentapi.ParamToken]; {
 	case v == "":
-		errs = append(errs, fmt.Errorf("%s= missing", paramToken))
+		errs = append(errs, fmt.Errorf("%s= missing", agentapi.ParamToken))
 	case !printableToken(v):
 		// It goes into an HTTP header: refuse what would break it.
-		errs = append(errs, fmt.Errorf("%s: not a printable ASCII token", paramToken))
+		errs = append(errs, fmt.Errorf("%s: not a printable ASCII token", agentapi.ParamToken))
 	default:
 		cfg.Token = v
 	}
-	switch v := p[paramAfter]; v {
-	case "", afterReboot:
-		cfg.After = afterReboot
-	case afterPoweroff:
-		cfg.After = afterPoweroff
+	switch v := p[agentapi.ParamAfter]; v {
+	case "", agentapi.AfterReboot:
+		cfg.After = agentapi.AfterReboot
+	case agentapi.AfterPoweroff:
+		cfg.After = agentapi.AfterPoweroff
 	default:
-		errs = append(errs, fmt.Errorf("%s=%q: want %s or %s", paramAfter, v, afterReboot, afterPoweroff))
+		errs = append(errs, fmt.Errorf("%s=%q: want %s or %s", agentapi.ParamAfter, v, agentapi.AfterReboot, agentapi.AfterPoweroff))
 	}
 	if len(errs) > 0 {
 		return config{}, fmt.Errorf("kernel command line: %w", errors.Join(errs...))
@@ -80,10 +68,10 @@ func parseCmdline(s string) (config, error) {
 func parseServer(v string) (*url.URL, error) {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%s=%q: want http://HOST[:PORT]", paramServer, v)
+		return nil, fmt.Errorf("%s=%q: want http://HOST[:PORT]", agentapi.ParamServer, v)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
-		return nil, fmt.Errorf("%s=%q: want http://HOST[:PORT] without path, query or user", paramServer, v)
+		return nil, fmt.Errorf("%s=%q: want http://HOST[:PORT] without path, query or user", agentapi.ParamServer, v)
 	}
 	u.Path, u.RawPath = "", ""
 	return u, nil
@@ -154,8 +142,8 @@ func redactCmdline(s string) string {
 	for i, a := range args {
 		// Anywhere in the argument: a quoted one may hold spaces, and
 		// the joined line must not show a token to a reader either.
-		if j := strings.Index(a, paramToken+"="); j >= 0 {
-			args[i] = a[:j] + paramToken + "=REDACTED"
+		if j := strings.Index(a, agentapi.ParamToken+"="); j >= 0 {
+			args[i] = a[:j] + agentapi.ParamToken + "=REDACTED"
 		}
 	}
 	return strings.Join(args, " ")

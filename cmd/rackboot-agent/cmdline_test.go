@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"strings"
 	"testing"
 
@@ -26,22 +28,22 @@ func TestParseCmdline(t *testing.T) {
 		{
 			name:    "ipxe",
 			cmdline: ipxeCmdline,
-			want:    want{"http://192.0.2.1:8080", "52:54:00:00:01:01", testToken, afterReboot},
+			want:    want{"http://192.0.2.1:8080", "52:54:00:00:01:01", testToken, agentapi.AfterReboot},
 		},
 		{
 			name:    "poweroff and trailing slash",
 			cmdline: "rackboot.server=https://boot.example.com/ rackboot.mac=52-54-00-00-01-01 rackboot.token=t rackboot.after=poweroff",
-			want:    want{"https://boot.example.com", "52:54:00:00:01:01", "t", afterPoweroff},
+			want:    want{"https://boot.example.com", "52:54:00:00:01:01", "t", agentapi.AfterPoweroff},
 		},
 		{
 			name:    "quoted values and the last one wins",
 			cmdline: `rackboot.server=http://a rackboot.server="http://192.0.2.9:80" "rackboot.mac=52:54:00:00:01:02" rackboot.token=x`,
-			want:    want{"http://192.0.2.9:80", "52:54:00:00:01:02", "x", afterReboot},
+			want:    want{"http://192.0.2.9:80", "52:54:00:00:01:02", "x", agentapi.AfterReboot},
 		},
 		{
 			name:    "init arguments after -- are not parameters",
 			cmdline: "rackboot.server=http://192.0.2.1 rackboot.mac=52:54:00:00:01:01 rackboot.token=t -- rackboot.after=poweroff",
-			want:    want{"http://192.0.2.1", "52:54:00:00:01:01", "t", afterReboot},
+			want:    want{"http://192.0.2.1", "52:54:00:00:01:01", "t", agentapi.AfterReboot},
 		},
 		{
 			name:    "nothing",
@@ -129,12 +131,12 @@ func FuzzCmdline(f *testing.F) {
 			if cfg.Server == nil || cfg.Server.Host == "" || len(cfg.MAC) != 6 || cfg.Token == "" || !printableToken(cfg.Token) {
 				t.Fatalf("accepted an unusable config from %q: %+v", s, cfg)
 			}
-			if cfg.After != afterReboot && cfg.After != afterPoweroff {
+			if cfg.After != agentapi.AfterReboot && cfg.After != agentapi.AfterPoweroff {
 				t.Fatalf("after %q", cfg.After)
 			}
 		}
 		for _, arg := range splitCmdline(redactCmdline(s)) {
-			if v, ok := strings.CutPrefix(arg, paramToken+"="); ok && v != "REDACTED" {
+			if v, ok := strings.CutPrefix(arg, agentapi.ParamToken+"="); ok && v != "REDACTED" {
 				t.Fatalf("redactCmdline(%q) kept a token: %q", s, arg)
 			}
 		}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"bufio"
 	"bytes"
 	"errors"
@@ -75,7 +77,7 @@ func loadModules(log *slog.Logger, ld moduleLoader, list, dir string) (moduleSta
 			log.Warn("module not loaded", "path", name, "err", err)
 		}
 	}
-	log.Info("modules loaded", "phase", phaseModules, "loaded", st.Loaded, "present", st.Present,
+	log.Info("modules loaded", "phase", agentapi.PhaseModules, "loaded", st.Loaded, "present", st.Present,
 		"unused", st.Unused, "failed", st.Failed, "took", time.Since(start).Round(time.Millisecond))
 	return st, nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -39,7 +41,7 @@ func bringUpNetwork(ctx context.Context, log *slog.Logger, mac net.HardwareAddr)
 	if err != nil {
 		return nil, err
 	}
-	log = log.With("phase", phaseNetwork, "link", name)
+	log = log.With("phase", agentapi.PhaseNetwork, "link", name)
 	link, err := netlink.LinkByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("link %s: %w", name, err)
@@ -80,7 +82,7 @@ func (l *dhcpLink) keep(ctx context.Context, log *slog.Logger) {
 		lease: l.cfg.Lease,
 		addr:  l.cfg.Addr.Addr(),
 		floor: 10 * time.Second,
-		log:   log.With("phase", phaseNetwork, "link", l.name),
+		log:   log.With("phase", agentapi.PhaseNetwork, "link", l.name),
 		renew: func(ctx context.Context) (*dhcpv4.DHCPv4, error) {
 			lease, err := renew(ctx, l.name, l.lease)
 			if err != nil {

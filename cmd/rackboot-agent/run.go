@@ -12,17 +12,6 @@ import (
 	"github.com/rackboot/rackboot/imaging"
 )
 
-// The phases the agent reports itself; imaging reports the disk's
-// (partition, image, filesystems, sync).
-const (
-	phaseBoot    = agentapi.PhaseBoot
-	phaseModules = agentapi.PhaseModules
-	phaseNetwork = agentapi.PhaseNetwork
-	phasePlan    = agentapi.PhasePlan
-	phaseDisk    = agentapi.PhaseDisk
-	phaseReport  = agentapi.PhaseReport
-)
-
 // agent runs one install attempt once the network is up: plan, disk,
 // imaging, report. The system side (mounts, modules, network, reboot) is
 // in main; this part runs on any machine, against image files in tests.
@@ -103,12 +92,12 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 	if err != nil {
 		return a.reportFailed(ctx, a.progress.Phase(), err)
 	}
-	a.setPhase(phaseReport)
+	a.setPhase(agentapi.PhaseReport)
 	d := agentapi.Done{}
 	if res.Image != nil {
 		d = agentapi.Done{SHA256: res.Image.SHA256, Bytes: res.Image.Written, DurationMS: res.Image.Duration.Milliseconds()}
 	}
-	a.log.Info("install done, reporting", "phase", phaseReport, "bytes", d.Bytes, "sha256", d.SHA256)
+	a.log.Info("install done, reporting", "phase", agentapi.PhaseReport, "bytes", d.Bytes, "sha256", d.SHA256)
 	a.flushLog(ctx)
 	a.con.close() // the token is spent once done is accepted
 	var r agentapi.Result
@@ -124,7 +113,7 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 }
 
 func (a *agent) fetchAndInstall(ctx context.Context) (*imaging.Result, error) {
-	a.setPhase(phasePlan)
+	a.setPhase(agentapi.PhasePlan)
 	var p *agentapi.PlanResponse
 	err := a.planRetry.do(ctx, a.log, "fetch plan", func(ctx context.Context) error {
 		var err error
@@ -141,17 +130,17 @@ func (a *agent) fetchAndInstall(ctx context.Context) (*imaging.Result, error) {
 		return nil, fmt.Errorf("fetching the plan: %w", err)
 	}
 	log := a.log.With("attempt", p.Attempt)
-	log.Info("plan received", "phase", phasePlan, "host", p.Host, "version", p.Version.Name, "partitions", len(p.Plan.Partitions))
+	log.Info("plan received", "phase", agentapi.PhasePlan, "host", p.Host, "version", p.Version.Name, "partitions", len(p.Plan.Partitions))
 	if img := p.Plan.Image; img != nil {
 		log.Info("image to install", "url", img.URL, "format", img.Format, "sha256", img.SHA256)
 	}
 
-	a.setPhase(phaseDisk)
+	a.setPhase(agentapi.PhaseDisk)
 	d, err := a.selectDisk(ctx, p.Plan.Disk)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("disk selected", "phase", phaseDisk, "path", d.Path, "size", agentapi.Size(d.Size).String(),
+	log.Info("disk selected", "phase", agentapi.PhaseDisk, "path", d.Path, "size", agentapi.Size(d.Size).String(),
 		"sector_size", d.LogicalSectorSize, "model", d.Model, "serial", d.Serial)
 
 	start := time.Now()
@@ -187,7 +176,7 @@ func (a *agent) selectDisk(ctx context.Context, rule agentapi.DiskRule) (imaging
 			return imaging.Disk{}, fmt.Errorf("no disk for the plan after %v: %w (disks seen: %s)", a.diskWait, err, diskNames(disks))
 		}
 		if !logged {
-			a.log.Info("waiting for a disk", "phase", phaseDisk, "err", err)
+			a.log.Info("waiting for a disk", "phase", agentapi.PhaseDisk, "err", err)
 			logged = true
 		}
 		if err := sleep(ctx, 250*time.Millisecond); err != nil {

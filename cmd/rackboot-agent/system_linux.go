@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rackboot/rackboot/agentapi"
+
 	"errors"
 	"fmt"
 	"os"
@@ -146,7 +148,7 @@ func (kernelLoader) loadImage(image []byte) error {
 func powerAction(con *console, after string) {
 	unix.Sync()
 	cmd, what := unix.LINUX_REBOOT_CMD_RESTART, "reboot"
-	if after == afterPoweroff {
+	if after == agentapi.AfterPoweroff {
 		cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "power off"
 	}
 	err := unix.Reboot(cmd)
