@@ -1,8 +1,6 @@
 package api
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"encoding/json"
 	"net"
 	"net/http"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
 )

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -11,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
 )

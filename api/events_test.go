@@ -1,8 +1,6 @@
 package api
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bufio"
 	"context"
 	"encoding/json"
@@ -12,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/registry"
 )
 

@@ -1,13 +1,13 @@
 package api
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"math"
 	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // checkText holds decoded text to what printable promises.

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +11,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // The agent's reports are untrusted input: an installer runs on a machine

@@ -1,8 +1,6 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // benchImage is the benchmark's image: a raw file and its zstd -3

@@ -1,8 +1,6 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // Disk is one candidate disk as the kernel describes it in /sys/block.

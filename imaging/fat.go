@@ -1,8 +1,6 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -10,6 +8,8 @@ import (
 
 	"github.com/diskfs/go-diskfs/backend"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // minFAT32Clusters is the fewest clusters a FAT32 file system may have: the

@@ -1,13 +1,13 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"fmt"
 	"testing"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // TestMakeFAT32 creates FAT32 file systems of several sizes directly in an

@@ -1,8 +1,6 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -19,6 +17,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")

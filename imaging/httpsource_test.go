@@ -1,8 +1,6 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bytes"
 	"context"
 	"fmt"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // imageServer serves one image file with http.ServeContent (which handles

@@ -1,8 +1,6 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -17,6 +15,8 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // readTable reads the GPT of an image file the way a fresh reader would.

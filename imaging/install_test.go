@@ -1,8 +1,6 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -14,6 +12,8 @@ import (
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 func testNoCloud(t *testing.T, instance string) []agentapi.File {

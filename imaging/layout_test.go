@@ -1,13 +1,13 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"errors"
 	"testing"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 func TestPlace(t *testing.T) {

@@ -1,13 +1,13 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"fmt"
 	"path"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // SelectDisk applies rule to the candidate disks (from Host.Disks) and

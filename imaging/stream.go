@@ -1,8 +1,6 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // StreamOptions configures Stream. Zero values mean the defaults.

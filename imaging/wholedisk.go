@@ -1,13 +1,13 @@
 package imaging
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bytes"
 	"context"
 	"fmt"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // wholeDisk installs a plan whose image covers the disk from LBA 0, then

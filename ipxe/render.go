@@ -1,11 +1,10 @@
 package ipxe
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"fmt"
 	"strings"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/profiles"
 )
 

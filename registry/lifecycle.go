@@ -1,13 +1,13 @@
 package registry
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"crypto/subtle"
 	"fmt"
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // This file is the state machine of docs/DESIGN.md, as pure functions from a

@@ -1,8 +1,6 @@
 package prof
 
 import (
-	"github.com/rackboot/rackboot/bench/internal/appliance"
-
 	"bytes"
 	"fmt"
 	"net"
@@ -16,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/rackboot/rackboot/bench/internal/appliance"
 	"github.com/rackboot/rackboot/ipxe"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"

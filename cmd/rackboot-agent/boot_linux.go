@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,6 +8,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // failureDelay leaves a failure on the screen long enough to be read

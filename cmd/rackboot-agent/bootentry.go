@@ -36,8 +36,6 @@ package main
 // install: the disk is written and verified; it is logged.
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bytes"
 	"errors"
 	"fmt"
@@ -47,6 +45,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/imaging"
 )
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // request is what a fake appliance received.

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // config is what the agent reads from /proc/cmdline.

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 const testToken = "4f1d0c5e8a7b6c3d2e1f0a9b8c7d6e5f4f1d0c5e8a7b6c3d2e1f0a9b8c7d6e5f"

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bufio"
 	"bytes"
 	"errors"
@@ -19,6 +17,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // Where `rackboot initrd` puts the modules and their load order

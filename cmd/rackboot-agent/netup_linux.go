@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,6 +13,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/vishvananda/netlink"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 const sysClassNet = "/sys/class/net"

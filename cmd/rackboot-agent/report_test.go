@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bytes"
 	"context"
 	"errors"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/imaging"
 )
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -25,6 +23,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/imaging"
 )
 

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // mount is one file system PID 1 mounts itself: the initramfs holds only

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"bytes"
 	"context"
 	"flag"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 func logBody(t *testing.T, lines ...string) string {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/registry"
 )

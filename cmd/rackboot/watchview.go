@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/registry"
 )

@@ -3,8 +3,6 @@
 package osimage
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/e2e/lab"
 	"github.com/rackboot/rackboot/imaging"
 )

@@ -13,8 +13,6 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/agentapi"
-
 	"context"
 	"errors"
 	"flag"
@@ -30,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/bench/internal/result"
 )
 

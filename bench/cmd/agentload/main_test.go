@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/rackboot/rackboot/bench/internal/appliance"
-
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rackboot/rackboot/api"
+	"github.com/rackboot/rackboot/bench/internal/appliance"
 	"github.com/rackboot/rackboot/ipxe"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
