@@ -205,7 +205,9 @@ func testRackBoot(t *testing.T, ctx context.Context, r *rackLab) {
 			want := osimage.Report{Init: true, Version: h.Version.Name, Firmware: fw, Kernel: r.built.Kernel.KernelVersion,
 				Hostname: h.Hostname, SSHKey: osimage.SSHKeySummary(firstKey(h)), Done: true}
 			if hasPreserved(h) {
-				want.Formatted = "/dev/vda4"
+				if !hasFilesystem(h, "data") {
+					want.Formatted = "/dev/vda4" // by the OS: the installer left it blank
+				}
 				want.Data = osimage.DataLine(h.Version.Name, h.Hostname)
 			} else {
 				want.Warnings = []string{"no partition named data"}
@@ -376,6 +378,17 @@ func withoutLogs(as []registry.Attempt) []registry.Attempt {
 		out[i] = a
 	}
 	return out
+}
+
+// hasFilesystem reports whether the layout names a file system for the
+// partition name, which the installer then creates.
+func hasFilesystem(h *profiles.Host, name string) bool {
+	for _, p := range h.Layout.Partitions {
+		if p.Name == name {
+			return p.Filesystem != ""
+		}
+	}
+	return false
 }
 
 // hasPreserved reports whether a host's layout keeps a partition across

@@ -73,9 +73,11 @@ partlabel() {
 //
 // The config drive is the FAT partition labelled CIDATA (cloud-init's
 // NoCloud data source; "cidata" is accepted too). The data partition is
-// the one named "data": formatted FAT on first boot if its first 4 KiB are
-// zeros (the installer zeroes the first MiB of a new partition), never if
-// it holds anything else; hello.txt is written only if it is missing, so
+// the one named "data": mounted whatever its file system (the installer
+// creates the one the layout names, ext4 for the example fleet's storage
+// hosts), else formatted FAT on first boot if its first 4 KiB are zeros
+// (the installer zeroes the first MiB of a new partition), never if it
+// holds anything else; hello.txt is written only if it is missing, so
 // after a reinstall that preserved the partition it still names the
 // version that created it.
 const osInit = `#!/bin/busybox sh
@@ -106,7 +108,7 @@ fi
 
 data=$(partdev data)
 if [ -n "$data" ]; then
-	if ! mount -t vfat "/dev/$data" /run/data 2>/dev/null; then
+	if ! mount "/dev/$data" /run/data 2>/dev/null; then
 		if [ -n "$(dd if="/dev/$data" bs=4096 count=1 2>/dev/null | tr -d '\000')" ]; then
 			fail "partition data (/dev/$data) holds something other than FAT; not formatting it"
 		fi
