@@ -4,16 +4,18 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/netip"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// NoCloud is what the config drive tells cloud-init (data source NoCloud,
-// label ConfigDriveLabel) about the installed machine on its first boot.
-// Render is the one renderer of those files: the appliance serves what it
-// returns, `rackboot render` shows it, and the tests' demo OS reads it.
+// NoCloud is what the config drive tells cloud-init about the installed
+// machine on its first boot. Render is the one renderer of those files: the
+// appliance serves what it returns, `rackboot render` shows it, and the
+// tests' demo OS reads it. The name is the default format's, cloud-init's
+// NoCloud data source; Format selects the OpenStack config drive instead,
+// rendered from the same fields.
 type NoCloud struct {
 	// InstanceID names the installed instance. cloud-init runs its
 	// first-boot modules when it changes: profiles makes it change with
@@ -29,8 +31,47 @@ type NoCloud struct {
 	// Files are written on first boot (write_files).
 	Files []WriteFile
 	// Network configures the interface with the boot MAC; nil writes no
-	// network-config, so the image's own applies.
+	// network configuration, so the image's own applies.
 	Network *Network
+	// Mounts are the layout's partitions that the installed system mounts
+	// or uses as swap (see Mount).
+	Mounts []Mount
+	// CloudConfig is extra cloud-config, by top-level key, merged into
+	// user-data after rackboot's own keys: the nodes are written as they
+	// were parsed (style and tags kept), so a value means to cloud-init
+	// what it would mean in a user-data file. A key of
+	// ReservedCloudConfigKeys is an error; a bootcmd list follows
+	// rackboot's own boot commands (the mounts').
+	CloudConfig map[string]*yaml.Node
+	// Format is the drive's layout: DriveNoCloud (the default when empty)
+	// or DriveOpenStack.
+	Format string
+}
+
+// Config drive formats (NoCloud.Format). cloud-init reads both; Clear
+// Linux's micro-config-drive reads only the OpenStack one.
+const (
+	// DriveNoCloud is cloud-init's NoCloud seed: meta-data, user-data and
+	// network-config in the root of a volume labelled ConfigDriveLabel.
+	DriveNoCloud = "nocloud"
+	// DriveOpenStack is the OpenStack config drive: openstack/latest/
+	// meta_data.json, user_data and network_data.json on a volume
+	// labelled OpenStackDriveLabel.
+	DriveOpenStack = "openstack"
+)
+
+// OpenStackDriveLabel is the volume label of an OpenStack config drive.
+// cloud-init accepts "CONFIG-2" too, micro-config-drive only this
+// spelling, which is why it is lower case unlike every other FAT label of
+// a plan.
+const OpenStackDriveLabel = "config-2"
+
+// Label is the volume label of the drive in c's format.
+func (c NoCloud) Label() string {
+	if c.Format == DriveOpenStack {
+		return OpenStackDriveLabel
+	}
+	return ConfigDriveLabel
 }
 
 // User is an account created on first boot.
@@ -55,18 +96,14 @@ type WriteFile struct {
 	Owner string
 }
 
-// Network is the configuration of the interface with the given MAC.
-type Network struct {
-	// MAC is the boot interface's address, in lower case: the kernel's
-	// name for it (eth0, enp1s0, …) is not known to the appliance.
-	MAC string
-	// Address is a static address with its prefix length ("10.0.1.11/24");
-	// empty means DHCP.
-	Address string
-	// Gateway is the default route's next hop, for a static address.
-	Gateway string
-	DNS     []string
-	Search  []string
+// ReservedCloudConfigKeys are the top-level cloud-config keys that
+// NoCloud.CloudConfig may not set: rackboot writes them from the profile
+// (the host name and the keys that replace or keep it, the accounts, the
+// keys of the default user, the files), or cloud-init ignores them in
+// user-data (network, which it reads from the data source only).
+var ReservedCloudConfigKeys = []string{
+	"hostname", "fqdn", "preserve_hostname", "prefer_fqdn_over_hostname",
+	"users", "ssh_authorized_keys", "write_files", "network",
 }
 
 // The YAML shapes, in the order written.
@@ -104,82 +141,39 @@ type cloudFile struct {
 	Owner       string `yaml:"owner,omitempty"`
 }
 
-// networkConfig is network config version 2 (the netplan format that
-// cloud-init reads from the NoCloud network-config file).
-type networkConfig struct {
-	Version   int                 `yaml:"version"`
-	Ethernets map[string]ethernet `yaml:"ethernets"`
-}
-
-type ethernet struct {
-	Match       map[string]string `yaml:"match"`
-	DHCP4       bool              `yaml:"dhcp4,omitempty"`
-	Addresses   []string          `yaml:"addresses,omitempty"`
-	Routes      []route           `yaml:"routes,omitempty"`
-	Nameservers *nameservers      `yaml:"nameservers,omitempty"`
-}
-
-type route struct {
-	To  string `yaml:"to"`
-	Via string `yaml:"via"`
-}
-
-type nameservers struct {
-	Addresses []string `yaml:"addresses,omitempty"`
-	Search    []string `yaml:"search,omitempty"`
-}
-
-// Render returns the config drive's files: "meta-data", "user-data" (a
-// #cloud-config document) and, when Network is set, "network-config".
-// They are marshalled from structures, never pasted together from
-// strings, so no value can add a key of its own.
+// Render returns the config drive's files in c's format. NoCloud:
+// "meta-data", "user-data" (a #cloud-config document) and, when Network is
+// set, "network-config". OpenStack: "openstack/latest/meta_data.json",
+// "openstack/latest/user_data" and, when Network is set,
+// "openstack/latest/network_data.json". They are marshalled from
+// structures, never pasted together from strings, so no value can add a
+// key of its own.
 func (c NoCloud) Render() ([]File, error) {
 	if c.InstanceID == "" {
 		return nil, errors.New("agentapi: nocloud: missing instance id")
 	}
+	switch c.Format {
+	case "", DriveNoCloud:
+		return c.renderNoCloud()
+	case DriveOpenStack:
+		return c.renderOpenStack()
+	}
+	return nil, fmt.Errorf("agentapi: config drive format %q: want %q or %q", c.Format, DriveNoCloud, DriveOpenStack)
+}
+
+func (c NoCloud) renderNoCloud() ([]File, error) {
 	md, err := marshalYAML("", metaData{InstanceID: c.InstanceID, LocalHostname: c.Hostname})
 	if err != nil {
 		return nil, fmt.Errorf("agentapi: nocloud meta-data: %w", err)
 	}
 	files := []File{{Name: "meta-data", Content: md}}
-
-	cc := cloudConfig{Hostname: c.Hostname, SSHAuthorizedKeys: c.SSHKeys}
-	if len(c.Users) > 0 {
-		// A users list replaces the image's default user unless it names
-		// "default"; the top-level ssh_authorized_keys go to that user.
-		cc.Users = append(cc.Users, "default")
-	}
-	for _, u := range c.Users {
-		if u.Name == "" {
-			return nil, errors.New("agentapi: nocloud: user without a name")
-		}
-		if u.PasswordHash != "" && !strings.HasPrefix(u.PasswordHash, "$") {
-			return nil, fmt.Errorf("agentapi: nocloud: user %s: password must be a crypt(3) hash, not plain text", u.Name)
-		}
-		cu := cloudUser{Name: u.Name, Groups: strings.Join(u.Groups, ","), LockPasswd: u.PasswordHash == "",
-			Passwd: u.PasswordHash, SSHAuthorizedKeys: u.SSHKeys, Shell: u.Shell}
-		if u.Sudo {
-			cu.Sudo = "ALL=(ALL) NOPASSWD:ALL"
-		}
-		cc.Users = append(cc.Users, cu)
-	}
-	for _, f := range c.Files {
-		if !strings.HasPrefix(f.Path, "/") {
-			return nil, fmt.Errorf("agentapi: nocloud: file path %q is not absolute", f.Path)
-		}
-		mode := f.Mode
-		if len(mode) == 3 {
-			mode = "0" + mode
-		}
-		cc.WriteFiles = append(cc.WriteFiles, cloudFile{Path: f.Path, Content: f.Content, Permissions: mode, Owner: f.Owner})
-	}
-	// cloud-init recognises cloud-config user-data by its first line.
-	ud, err := marshalYAML("#cloud-config\n", cc)
+	// cloud-init reads the default user's keys from user-data here; the
+	// OpenStack drive carries them in its metadata instead.
+	ud, err := c.userData(c.SSHKeys)
 	if err != nil {
-		return nil, fmt.Errorf("agentapi: nocloud user-data: %w", err)
+		return nil, err
 	}
 	files = append(files, File{Name: "user-data", Content: ud})
-
 	if n := c.Network; n != nil {
 		nc, err := n.render()
 		if err != nil {
@@ -190,37 +184,83 @@ func (c NoCloud) Render() ([]File, error) {
 	return files, nil
 }
 
-func (n *Network) render() (string, error) {
-	if n.MAC == "" {
-		return "", errors.New("agentapi: nocloud network: missing MAC")
+// userData is the #cloud-config document: rackboot's keys in a fixed
+// order, then bootcmd (the mounts' commands, then the profile's), then the
+// profile's other keys sorted.
+func (c NoCloud) userData(sshKeys []string) (string, error) {
+	cc := cloudConfig{Hostname: c.Hostname, SSHAuthorizedKeys: sshKeys}
+	if len(c.Users) > 0 {
+		// A users list replaces the image's default user unless it names
+		// "default"; the top-level ssh_authorized_keys go to that user.
+		cc.Users = append(cc.Users, "default")
 	}
-	// cloud-init compares MACs case-sensitively in places: lower case, as
-	// the kernel shows them.
-	e := ethernet{Match: map[string]string{"macaddress": strings.ToLower(n.MAC)}}
-	if n.Address == "" {
-		e.DHCP4 = true
-	} else {
-		p, err := netip.ParsePrefix(n.Address)
-		if err != nil {
-			return "", fmt.Errorf("agentapi: nocloud network: address %q: %w", n.Address, err)
+	for _, u := range c.Users {
+		if u.Name == "" {
+			return "", errors.New("agentapi: nocloud: user without a name")
 		}
-		e.Addresses = []string{n.Address}
-		if n.Gateway != "" {
-			to := "0.0.0.0/0"
-			if !p.Addr().Is4() {
-				to = "::/0"
-			}
-			e.Routes = []route{{To: to, Via: n.Gateway}}
+		if u.PasswordHash != "" && !strings.HasPrefix(u.PasswordHash, "$") {
+			return "", fmt.Errorf("agentapi: nocloud: user %s: password must be a crypt(3) hash, not plain text", u.Name)
 		}
+		cu := cloudUser{Name: u.Name, Groups: strings.Join(u.Groups, ","), LockPasswd: u.PasswordHash == "",
+			Passwd: u.PasswordHash, SSHAuthorizedKeys: u.SSHKeys, Shell: u.Shell}
+		if u.Sudo {
+			cu.Sudo = "ALL=(ALL) NOPASSWD:ALL"
+		}
+		cc.Users = append(cc.Users, cu)
 	}
-	if len(n.DNS) > 0 || len(n.Search) > 0 {
-		e.Nameservers = &nameservers{Addresses: n.DNS, Search: n.Search}
+	for _, f := range c.Files {
+		if !strings.HasPrefix(f.Path, "/") {
+			return "", fmt.Errorf("agentapi: nocloud: file path %q is not absolute", f.Path)
+		}
+		mode := f.Mode
+		if len(mode) == 3 {
+			mode = "0" + mode
+		}
+		cc.WriteFiles = append(cc.WriteFiles, cloudFile{Path: f.Path, Content: f.Content, Permissions: mode, Owner: f.Owner})
 	}
-	s, err := marshalYAML("", networkConfig{Version: 2, Ethernets: map[string]ethernet{"boot": e}})
+	doc := &yaml.Node{}
+	if err := doc.Encode(cc); err != nil {
+		return "", fmt.Errorf("agentapi: nocloud user-data: %w", err)
+	}
+	// An empty mapping encodes as "{}", in flow style: block style for
+	// the keys added below.
+	doc.Style = 0
+	boot, err := c.bootCommands()
 	if err != nil {
-		return "", fmt.Errorf("agentapi: nocloud network-config: %w", err)
+		return "", err
 	}
-	return s, nil
+	keys := make([]string, 0, len(c.CloudConfig))
+	for k := range c.CloudConfig {
+		if slices.Contains(ReservedCloudConfigKeys, k) {
+			return "", fmt.Errorf("agentapi: nocloud: cloud-config key %q is rackboot's", k)
+		}
+		if k == "bootcmd" && boot != nil {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if boot != nil {
+		doc.Content = append(doc.Content, scalar("bootcmd"), boot)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := c.CloudConfig[k]
+		if v == nil {
+			return "", fmt.Errorf("agentapi: nocloud: cloud-config key %q without a value", k)
+		}
+		doc.Content = append(doc.Content, scalar(k), v)
+	}
+	// cloud-init recognises cloud-config user-data by its first line.
+	ud, err := marshalYAML("#cloud-config\n", doc)
+	if err != nil {
+		return "", fmt.Errorf("agentapi: nocloud user-data: %w", err)
+	}
+	return ud, nil
+}
+
+// scalar is a plain string node.
+func scalar(s string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
 }
 
 // marshalYAML encodes v after header with the two-space indentation of

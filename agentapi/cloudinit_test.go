@@ -44,11 +44,16 @@ func byName(files []File) map[string]string {
 	return m
 }
 
-func TestNoCloudRender(t *testing.T) {
-	tests := []struct {
-		name string
-		in   NoCloud
-	}{
+// renderCase is one host's drive, rendered in every format.
+type renderCase struct {
+	name string
+	in   NoCloud
+}
+
+// renderCases are the drives the golden files, the read-back checks and
+// cloud-init itself (TestCloudInitAccepts) check.
+func renderCases(t *testing.T) []renderCase {
+	return []renderCase{
 		{name: "static", in: NoCloud{
 			InstanceID: "rackboot-525400abcdef-v3",
 			Hostname:   "node-07",
@@ -75,7 +80,12 @@ func TestNoCloudRender(t *testing.T) {
 			InstanceID: "i-3",
 			Network:    &Network{MAC: "52:54:00:ab:cd:ef", Address: "2001:db8::5/64", Gateway: "fe80::1"},
 		}},
+		{name: "mounts", in: testMounts(t)},
 	}
+}
+
+func TestNoCloudRender(t *testing.T) {
+	tests := renderCases(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			list, err := tt.in.Render()
@@ -132,15 +142,17 @@ func TestNoCloudRender(t *testing.T) {
 			var nc struct {
 				Version   int `yaml:"version"`
 				Ethernets map[string]struct {
-					Match map[string]string `yaml:"match"`
-					DHCP4 bool              `yaml:"dhcp4"`
+					Match   map[string]string `yaml:"match"`
+					SetName string            `yaml:"set-name"`
+					DHCP4   bool              `yaml:"dhcp4"`
 				} `yaml:"ethernets"`
 			}
 			if err := yaml.Unmarshal([]byte(files["network-config"]), &nc); err != nil {
 				t.Fatal(err)
 			}
-			for _, e := range nc.Ethernets {
-				if nc.Version != 2 || e.Match["macaddress"] != "52:54:00:ab:cd:ef" || e.DHCP4 != (tt.in.Network.Address == "") {
+			for name, e := range nc.Ethernets {
+				if nc.Version != 2 || len(nc.Ethernets) != 1 || name != BootInterface || e.SetName != BootInterface ||
+					e.Match["macaddress"] != "52:54:00:ab:cd:ef" || e.DHCP4 != (tt.in.Network.Address == "") {
 					t.Errorf("network-config read back as %+v", nc)
 				}
 			}
@@ -199,6 +211,11 @@ func TestNoCloudRenderErrors(t *testing.T) {
 		{name: "relative file", in: NoCloud{InstanceID: "i", Files: []WriteFile{{Path: "etc/motd"}}}, wantErr: "absolute"},
 		{name: "network without mac", in: NoCloud{InstanceID: "i", Network: &Network{}}, wantErr: "MAC"},
 		{name: "bad address", in: NoCloud{InstanceID: "i", Network: &Network{MAC: "02:00:00:00:00:01", Address: "10.0.0.1"}}, wantErr: "address"},
+		{name: "bad mac", in: NoCloud{InstanceID: "i", Network: &Network{MAC: "02:00:00"}}, wantErr: "MAC"},
+		{name: "gateway of the other family", in: NoCloud{InstanceID: "i", Network: &Network{MAC: "02:00:00:00:00:01", Address: "10.0.0.2/24", Gateway: "fe80::1"}}, wantErr: "gateway"},
+		{name: "unknown format", in: NoCloud{InstanceID: "i", Format: "azure"}, wantErr: "format"},
+		{name: "openstack plain text password", in: NoCloud{InstanceID: "i", Format: DriveOpenStack, Users: []User{{Name: "root", PasswordHash: "hunter2"}}}, wantErr: "plain text"},
+		{name: "openstack bad address", in: NoCloud{InstanceID: "i", Format: DriveOpenStack, Network: &Network{MAC: "02:00:00:00:00:01", Address: "10.0.0.1"}}, wantErr: "address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -47,9 +48,11 @@ type Plan struct {
 	// Image is the OS image to stream, or nil for none.
 	Image *Image `json:"image,omitempty"`
 
-	// ConfigDrive holds the files of the config drive, in its root
-	// directory, in the order written (see NoCloud.Render). They go to the
-	// partition whose Content is ContentConfigDrive.
+	// ConfigDrive holds the files of the config drive, in the order
+	// written (see NoCloud.Render). They go to the partition whose Content
+	// is ContentConfigDrive, in FAT32 with that partition's label:
+	// ConfigDriveLabel for NoCloud, OpenStackDriveLabel for the OpenStack
+	// layout, whose files are in directories.
 	ConfigDrive []File `json:"config_drive,omitempty"`
 }
 
@@ -106,7 +109,8 @@ type Partition struct {
 	// Empty for image and config-drive partitions.
 	Filesystem string `json:"filesystem,omitempty"`
 	// Label is the FAT volume label; the default is "ESP" for an ESP and
-	// ConfigDriveLabel for the config drive.
+	// ConfigDriveLabel for the config drive. Labels are upper case, except
+	// OpenStackDriveLabel on a config drive.
 	Label string `json:"label,omitempty"`
 	// Preserve keeps an existing partition of the same name and size
 	// byte-for-byte: it stays where it is, with its GUID, and nothing is
@@ -204,7 +208,10 @@ const (
 
 // File is one file of the config drive.
 type File struct {
-	// Name is a plain file name in the drive's root directory.
+	// Name is the file's path in the drive, relative to its root: a file
+	// name, or directories and a file name separated by "/" (the OpenStack
+	// layout's "openstack/latest/user_data"). FAT compares names without
+	// case, so two names may not differ in case only.
 	Name string `json:"name"`
 	// Content is the file's text (UTF-8).
 	Content string `json:"content"`
@@ -314,7 +321,8 @@ func (p *Plan) validate() error {
 		default:
 			return fmt.Errorf("%s: unknown file system %q", where, part.Filesystem)
 		}
-		if l := part.EffectiveLabel(); l != "" && !fatLabelRE.MatchString(l) {
+		if l := part.EffectiveLabel(); l != "" && !fatLabelRE.MatchString(l) &&
+			(l != OpenStackDriveLabel || part.Content != ContentConfigDrive) {
 			return fmt.Errorf("%s: FAT label %q: want 1-11 of A-Z 0-9 _ -", where, l)
 		}
 	}
@@ -333,20 +341,27 @@ func (p *Plan) validate() error {
 	if len(p.ConfigDrive) > 0 && drives == 0 {
 		return errors.New("config drive files but no config-drive partition")
 	}
-	seen := make(map[string]bool, len(p.ConfigDrive))
+	// The drive's files by lower-case name: FAT names are
+	// case-insensitive.
+	paths := make(map[string]bool, len(p.ConfigDrive))
 	for _, f := range p.ConfigDrive {
-		// Flat names only: NoCloud needs no directories, and go-diskfs
-		// writes a ".." entry in top-level directories that fsck.vfat
-		// reports as invalid.
-		if !fs.ValidPath(f.Name) || f.Name == "." || strings.Contains(f.Name, "/") {
-			return fmt.Errorf("config drive file name %q: want a plain file name", f.Name)
+		if err := checkDrivePath(f.Name); err != nil {
+			return err
 		}
-		if seen[f.Name] {
+		name := strings.ToLower(f.Name)
+		if paths[name] {
 			return fmt.Errorf("config drive file %q twice", f.Name)
 		}
-		seen[f.Name] = true
+		paths[name] = true
 		if !utf8.ValidString(f.Content) {
 			return fmt.Errorf("config drive file %q: content is not UTF-8", f.Name)
+		}
+	}
+	for _, f := range p.ConfigDrive {
+		for dir := path.Dir(f.Name); dir != "."; dir = path.Dir(dir) {
+			if paths[strings.ToLower(dir)] {
+				return fmt.Errorf("config drive file %q is inside file %q", f.Name, dir)
+			}
 		}
 	}
 	if img := p.Image; img != nil {
@@ -384,6 +399,28 @@ func (img *Image) validate(imageParts int) error {
 	}
 	if img.Size < 0 || img.RawSize < 0 {
 		return fmt.Errorf("size %d, raw_size %d", img.Size, img.RawSize)
+	}
+	return nil
+}
+
+// maxDriveDepth bounds the directories of a config drive file: the
+// OpenStack layout needs two.
+const maxDriveDepth = 4
+
+// checkDrivePath accepts a relative path of FAT long names: no empty, "."
+// or ".." elements, none of the characters FAT refuses (control
+// characters, " * / : < > ? \ |), no element ending in a dot or a space
+// (Windows and fsck.vfat strip them), at most 255 UTF-16 units each.
+func checkDrivePath(name string) error {
+	elems := strings.Split(name, "/")
+	if !fs.ValidPath(name) || name == "." || len(elems) > maxDriveDepth+1 {
+		return fmt.Errorf("config drive file name %q: want a relative path of at most %d directories and a file name", name, maxDriveDepth)
+	}
+	for _, e := range elems {
+		if strings.ContainsFunc(e, func(r rune) bool { return r < ' ' || r == 0x7f || strings.ContainsRune(`"*:<>?\|`, r) }) ||
+			strings.HasSuffix(e, ".") || strings.HasSuffix(e, " ") || len(utf16.Encode([]rune(e))) > 255 {
+			return fmt.Errorf("config drive file name %q: %q is no FAT long name", name, e)
+		}
 	}
 	return nil
 }

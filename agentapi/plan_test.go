@@ -94,11 +94,33 @@ func TestPlanValidate(t *testing.T) {
 			Partitions:  []Partition{{Name: "c", Type: "linux", Size: mib, Content: ContentConfigDrive}},
 			ConfigDrive: []File{{Name: "../etc/passwd"}},
 		}, wantErr: "file name"},
-		{name: "file in a directory", plan: Plan{
+		{name: "openstack drive", plan: Plan{
+			Partitions: []Partition{{Name: "c", Type: "linux", Size: mib, Content: ContentConfigDrive, Label: OpenStackDriveLabel}},
+			ConfigDrive: []File{{Name: "openstack/latest/meta_data.json"}, {Name: "openstack/latest/user_data"},
+				{Name: "openstack/latest/network_data.json"}},
+		}},
+		{name: "file and directory", plan: Plan{
 			Partitions:  []Partition{{Name: "c", Type: "linux", Size: mib, Content: ContentConfigDrive}},
-			ConfigDrive: []File{{Name: "openstack/latest/meta_data.json"}},
-		}, wantErr: "plain file name"},
+			ConfigDrive: []File{{Name: "openstack/latest/user_data"}, {Name: "openstack"}},
+		}, wantErr: "inside file"},
+		{name: "names differing in case", plan: Plan{
+			Partitions:  []Partition{{Name: "c", Type: "linux", Size: mib, Content: ContentConfigDrive}},
+			ConfigDrive: []File{{Name: "user-data"}, {Name: "User-Data"}},
+		}, wantErr: "twice"},
+		{name: "not a FAT name", plan: Plan{
+			Partitions:  []Partition{{Name: "c", Type: "linux", Size: mib, Content: ContentConfigDrive}},
+			ConfigDrive: []File{{Name: "openstack/late:st/user_data"}},
+		}, wantErr: "FAT long name"},
+		{name: "absolute file name", plan: Plan{
+			Partitions:  []Partition{{Name: "c", Type: "linux", Size: mib, Content: ContentConfigDrive}},
+			ConfigDrive: []File{{Name: "/user-data"}},
+		}, wantErr: "relative path"},
+		{name: "deep file name", plan: Plan{
+			Partitions:  []Partition{{Name: "c", Type: "linux", Size: mib, Content: ContentConfigDrive}},
+			ConfigDrive: []File{{Name: "a/b/c/d/e/f"}},
+		}, wantErr: "relative path"},
 		{name: "bad label", plan: Plan{Partitions: []Partition{{Name: "c", Type: "linux", Size: mib, Content: ContentFAT32, Label: "my label"}}}, wantErr: "label"},
+		{name: "config-2 label on another partition", plan: Plan{Partitions: []Partition{{Name: "c", Type: "esp", Size: mib, Label: OpenStackDriveLabel}}}, wantErr: "label"},
 		{name: "no url", plan: Plan{Image: &Image{SHA256: testSHA}}, wantErr: "url"},
 		{name: "short sha", plan: Plan{Image: &Image{URL: "http://x", SHA256: "abc"}}, wantErr: "sha256"},
 		{name: "bad format", plan: Plan{Image: &Image{URL: "http://x", SHA256: testSHA, Format: "bz2"}}, wantErr: "format"},

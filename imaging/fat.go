@@ -2,6 +2,7 @@ package imaging
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -32,9 +33,10 @@ func minESPSize(sectorSize int) agentapi.Size {
 }
 
 // makeFAT32 creates a FAT32 file system of at most size bytes at start and
-// writes files into its root directory, each in one Write: go-diskfs rewrites the FAT and
+// writes files into it, each in one Write: go-diskfs rewrites the FAT and
 // FSInfo on every Write (go-diskfs issue 130), so small writes are very
-// slow.
+// slow. A name with "/" (the OpenStack config drive's
+// "openstack/latest/user_data") is created with its directories.
 func makeFAT32(b backend.Storage, start, size int64, sectorSize int, label string, files []agentapi.File, esp bool) error {
 	fs, err := createFAT32(b, start, size, sectorSize, label)
 	if err != nil {
@@ -48,13 +50,16 @@ func makeFAT32(b backend.Storage, start, size int64, sectorSize int, label strin
 				n, minFAT32Clusters, minESPSize(sectorSize))
 		}
 	}
+	dirs := false
 	for _, file := range files {
 		name := file.Name
-		if path.Dir(name) != "." {
-			// See agentapi.Plan.Validate.
-			return fmt.Errorf("imaging: FAT32 %s: %s: only files in the root directory", label, name)
+		if dir := path.Dir(name); dir != "." {
+			if err := fs.Mkdir("/" + dir); err != nil {
+				return fmt.Errorf("imaging: FAT32 %s: create directory %s: %w", label, dir, err)
+			}
+			dirs = true
 		}
-		f, err := fs.OpenFile(name, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
+		f, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
 		if err != nil {
 			return fmt.Errorf("imaging: FAT32 %s: create %s: %w", label, name, err)
 		}
@@ -64,6 +69,11 @@ func makeFAT32(b backend.Storage, start, size int64, sectorSize int, label strin
 		}
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("imaging: FAT32 %s: close %s: %w", label, name, err)
+		}
+	}
+	if dirs {
+		if err := fixDotDot(b, start); err != nil {
+			return fmt.Errorf("imaging: FAT32 %s: %w", label, err)
 		}
 	}
 	return nil
@@ -105,6 +115,7 @@ type bpb struct {
 	fats              uint32 // 0x10
 	totalSectors      uint32 // 0x20
 	fatSectors        uint32 // 0x24
+	rootCluster       uint32 // 0x2C
 }
 
 func readBPB(b backend.Storage, start int64) (bpb, error) {
@@ -120,6 +131,7 @@ func readBPB(b backend.Storage, start int64) (bpb, error) {
 		fats:              uint32(buf[0x10]),
 		totalSectors:      le.Uint32(buf[0x20:]),
 		fatSectors:        le.Uint32(buf[0x24:]),
+		rootCluster:       le.Uint32(buf[0x2C:]),
 	}
 	if p.bytesPerSector == 0 || p.sectorsPerCluster == 0 {
 		return bpb{}, fmt.Errorf("imaging: FAT32 boot sector has no geometry")
@@ -148,4 +160,77 @@ func fatClusters(b backend.Storage, start int64) (uint32, error) {
 		return 0, err
 	}
 	return p.clusters(), nil
+}
+
+// clusterOffset is the byte offset of cluster c (from 2) from the start of
+// the file system.
+func (p bpb) clusterOffset(c uint32) int64 {
+	first := int64(p.reserved) + int64(p.fats)*int64(p.fatSectors)
+	return (first + int64(c-2)*int64(p.sectorsPerCluster)) * int64(p.bytesPerSector)
+}
+
+// fixDotDot points the ".." entry of every directory in the root
+// directory at cluster 0. go-diskfs v1.9.4 writes the root's cluster
+// there, but the FAT specification ("FAT Directory Structure": the ".."
+// entry of a directory whose parent is the root holds cluster 0) and
+// fsck.vfat, which reports "Invalid '..' entry in the second slot", want
+// 0. Deeper directories are right as written.
+func fixDotDot(b backend.Storage, start int64) error {
+	p, err := readBPB(b, start)
+	if err != nil {
+		return err
+	}
+	w, err := b.Writable()
+	if err != nil {
+		return fmt.Errorf("fix '..' entries: %w", err)
+	}
+	le := binary.LittleEndian
+	clusterBytes := int64(p.sectorsPerCluster) * int64(p.bytesPerSector)
+	var dirs []uint32
+	// The root directory's clusters, along the FAT chain.
+	for c, n := p.rootCluster, 0; c >= 2 && c < 0x0FFFFFF8; n++ {
+		if n > 1<<16 {
+			return errors.New("fix '..' entries: root directory chain does not end")
+		}
+		buf := make([]byte, clusterBytes)
+		if _, err := b.ReadAt(buf, start+p.clusterOffset(c)); err != nil {
+			return fmt.Errorf("fix '..' entries: read root directory: %w", err)
+		}
+		for e := buf; len(e) >= 32; e = e[32:] {
+			if e[0] == 0 {
+				break // no entries after this one
+			}
+			// Deleted, long-name part, volume label, or a file.
+			if e[0] == 0xE5 || e[11]&0x0F == 0x0F || e[11]&0x08 != 0 || e[11]&0x10 == 0 {
+				continue
+			}
+			dirs = append(dirs, uint32(le.Uint16(e[20:]))<<16|uint32(le.Uint16(e[26:])))
+		}
+		next := make([]byte, 4)
+		if _, err := b.ReadAt(next, start+int64(p.reserved)*int64(p.bytesPerSector)+int64(c)*4); err != nil {
+			return fmt.Errorf("fix '..' entries: read FAT: %w", err)
+		}
+		c = le.Uint32(next) & 0x0FFFFFFF
+	}
+	for _, d := range dirs {
+		// ".." is the second entry of the directory's first sector.
+		sector := make([]byte, p.bytesPerSector)
+		off := start + p.clusterOffset(d)
+		if _, err := b.ReadAt(sector, off); err != nil {
+			return fmt.Errorf("fix '..' entries: read directory: %w", err)
+		}
+		e := sector[32:64]
+		if string(e[:11]) != "..         " || e[11]&0x10 == 0 {
+			return fmt.Errorf("fix '..' entries: directory at cluster %d has no '..' entry", d)
+		}
+		if uint32(le.Uint16(e[20:]))<<16|uint32(le.Uint16(e[26:])) != p.rootCluster {
+			continue
+		}
+		le.PutUint16(e[20:], 0)
+		le.PutUint16(e[26:], 0)
+		if _, err := w.WriteAt(sector, off); err != nil {
+			return fmt.Errorf("fix '..' entries: write directory: %w", err)
+		}
+	}
+	return nil
 }

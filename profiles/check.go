@@ -81,6 +81,9 @@ func (c *checker) checkSettings(n *yaml.Node, lv *level) {
 		}
 		paths[f.Path] = true
 	}
+	if s.CloudConfig != nil {
+		c.checkCloudConfig(valueOr(n, "cloud_config"), s.CloudConfig)
+	}
 }
 
 func (c *checker) checkNetwork(n *yaml.Node, nw *Network) {
@@ -207,6 +210,11 @@ func (c *checker) checkVersion(n *yaml.Node, v *Version) (bad bool) {
 	if v.Installer != nil {
 		c.checkInstaller(valueOr(n, "installer"), v.Installer)
 	}
+	switch v.ConfigDrive {
+	case "", DriveNoCloud, DriveOpenStack:
+	default:
+		c.errorf(valueOr(n, "config_drive"), "version %s: config_drive %q: want nocloud or openstack", v.Name, v.ConfigDrive)
+	}
 	return len(c.errs) > before
 }
 
@@ -263,6 +271,7 @@ func (c *checker) checkLayout(n *yaml.Node, ly *Layout) (bad bool) {
 	pn := child(n, "partitions")
 	names := map[string]bool{}
 	count := map[string]int{}
+	mounts := map[string]string{} // mount point → partition
 	var total uint64
 	for i := range ly.Partitions {
 		p := &ly.Partitions[i]
@@ -271,6 +280,12 @@ func (c *checker) checkLayout(n *yaml.Node, ly *Layout) (bad bool) {
 			c.errorf(valueOr(itemOr(pn, i), "name"), "layout %s: partition %q defined twice", ly.Name, p.Name)
 		}
 		names[p.Name] = true
+		if m := p.Mount; m != "" && m != MountSwap {
+			if other, ok := mounts[m]; ok {
+				c.errorf(valueOr(itemOr(pn, i), "mount"), "layout %s partition %s: mount %s is partition %s's already", ly.Name, p.Name, m, other)
+			}
+			mounts[m] = p.Name
+		}
 		for _, one := range []string{p.Type, "content " + p.Content} {
 			count[one]++
 			if count[one] == 2 && (one == "esp" || one == "bios-boot" || one == "content config") {
@@ -281,6 +296,13 @@ func (c *checker) checkLayout(n *yaml.Node, ly *Layout) (bad bool) {
 	}
 	if minSize > 0 && total > minSize {
 		c.errorf(valueOr(dn, "min_size"), "layout %s: the partitions need %s, more than min_size %s", ly.Name, formatSize(total), d.MinSize)
+	}
+	if count["content "+ContentConfig] == 0 {
+		for i, p := range ly.Partitions {
+			if p.Mount != "" {
+				c.errorf(valueOr(itemOr(pn, i), "mount"), "layout %s partition %s: mount would not reach the machine: the config drive applies it, and the layout has no partition with content: config", ly.Name, p.Name)
+			}
+		}
 	}
 	return len(c.errs) > before
 }
@@ -362,6 +384,32 @@ func (c *checker) checkPartition(n *yaml.Node, layout string, p *Partition, last
 		case p.Type == "esp" || p.Type == "bios-boot":
 			c.errorf(valueOr(n, "preserve"), "%s: a %s partition belongs to the system and is rewritten on reinstall", where, p.Type)
 		}
+	}
+	if p.Mount != "" {
+		c.checkMount(valueOr(n, "mount"), where, p)
+	}
+}
+
+// checkMount checks where a partition is mounted: a path for ext4 and
+// xfs, swap for swap, nothing else. The image's own partitions (content
+// image) are the image's to mount, the ESP and the config drive the
+// firmware's and cloud-init's.
+func (c *checker) checkMount(n *yaml.Node, where string, p *Partition) {
+	switch {
+	case p.Content != ContentEmpty:
+		c.errorf(n, "%s: mount: only an empty partition is mounted by rackboot (content %s is not)", where, p.Content)
+	case p.Filesystem == "swap":
+		if p.Mount != MountSwap {
+			c.errorf(n, "%s: mount %q: a swap partition has no mount point: write mount: swap to use it as swap", where, p.Mount)
+		}
+	case p.Filesystem == "ext4" || p.Filesystem == "xfs":
+		if p.Mount == MountSwap {
+			c.errorf(n, "%s: mount: swap needs filesystem swap, not %s", where, p.Filesystem)
+		} else if err := checkMountPath(p.Mount); err != nil {
+			c.errorf(n, "%s: %v", where, err)
+		}
+	default:
+		c.errorf(n, "%s: mount needs filesystem ext4, xfs or swap (the file system the installed system mounts)", where)
 	}
 }
 

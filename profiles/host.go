@@ -77,6 +77,11 @@ func (h *Host) value(field string) string {
 				return describeUser(u)
 			}
 		}
+	case "cloud_config":
+		if v, ok := h.CloudConfig[key]; ok {
+			return flowLine(v)
+		}
+		return "(removed)"
 	case "files":
 		for _, f := range h.Files {
 			if f.Path == key {

@@ -65,11 +65,16 @@ func (r *resolution) check() {
 		errOnce("kind\x00"+v.Name+"\x00"+ly.Name, "version %s (%s) is a whole-disk image, but layout %s (%s) has a partition with content: image: a whole-disk image brings its own partitions, and the layout's are added after it",
 			v.Name, v.Source, ly.Name, ly.Source)
 	}
+	if !config && v.ConfigDrive != "" {
+		errOnce("drive\x00"+v.Name+"\x00"+ly.Name, "version %s (%s) sets config_drive: %s, but layout %s (%s) has no partition with content: config (the config drive)",
+			v.Name, v.Source, v.ConfigDrive, ly.Name, ly.Source)
+	}
 	if !config {
 		var need []string
-		for _, f := range []string{"users", "ssh_keys", "files", "network"} {
+		for _, f := range []string{"users", "ssh_keys", "files", "network", "cloud_config"} {
 			if f == "users" && len(host.Users) > 0 || f == "ssh_keys" && len(host.SSHKeys) > 0 ||
-				f == "files" && len(host.Files) > 0 || f == "network" && from("network")+from("network.dns") != "" {
+				f == "files" && len(host.Files) > 0 || f == "network" && from("network")+from("network.dns") != "" ||
+				f == "cloud_config" && len(host.CloudConfig) > 0 {
 				need = append(need, f)
 			}
 		}

@@ -346,6 +346,54 @@ func TestLoadErrors(t *testing.T) {
 		{"user twice", map[string]string{"a.yaml": host + "    users: [{name: ops}, {name: ops}]\n"},
 			[]string{`a.yaml:4:33: user "ops" listed twice`}},
 
+		// mounts
+		{"mount relative", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: ext4, mount: data}")},
+			[]string{`a.yaml:6:69: layout l partition a: mount "data": want an absolute path of letters, digits, '.', '_', '-' (or swap, for a swap partition)`}},
+		{"mount system directory", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: xfs, mount: /usr/local}")},
+			[]string{`a.yaml:6:68: layout l partition a: mount /usr/local: a directory of the installed system itself (/usr): an empty file system mounted there would hide what the image put there`}},
+		{"mount var", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: xfs, mount: /var}")},
+			[]string{`a.yaml:6:68: layout l partition a: mount /var: a directory of the installed system itself: an empty file system mounted over it would hide what the image put there`}},
+		{"mount unclean", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: xfs, mount: /srv/../etc}")},
+			[]string{`a.yaml:6:68: layout l partition a: mount "/srv/../etc": not a clean path`}},
+		{"mount space", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: xfs, mount: /srv/my data}")},
+			[]string{`a.yaml:6:68: layout l partition a: mount "/srv/my data": want an absolute path of letters, digits, '.', '_', '-' (or swap, for a swap partition)`}},
+		{"swap at a path", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: swap, mount: /swap}")},
+			[]string{`a.yaml:6:50: layout l partition a: mount "/swap": a swap partition has no mount point: write mount: swap to use it as swap`}},
+		{"swap on xfs", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: xfs, mount: swap}")},
+			[]string{`a.yaml:6:68: layout l partition a: mount: swap needs filesystem swap, not xfs`}},
+		{"mount without file system", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, mount: /a}")},
+			[]string{`a.yaml:6:51: layout l partition a: mount needs filesystem ext4, xfs or swap (the file system the installed system mounts)`}},
+		{"mount vfat", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: vfat, mount: /a}")},
+			[]string{`a.yaml:6:69: layout l partition a: mount needs filesystem ext4, xfs or swap (the file system the installed system mounts)`}},
+		{"mount image", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux-root, content: image, mount: /a}")},
+			[]string{`a.yaml:6:72: layout l partition a: mount: only an empty partition is mounted by rackboot (content image is not)`}},
+		{"mount twice", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: ext4, mount: /srv}\n      - {name: b, size: 1GiB, type: linux, filesystem: xfs, mount: /srv}")},
+			[]string{`a.yaml:7:68: layout l partition b: mount /srv is partition a's already`}},
+		{"mount without config drive", map[string]string{"a.yaml": "layouts:\n  - name: l\n    disk: {select: largest}\n    partitions:\n      - {name: a, size: 1GiB, type: linux, filesystem: ext4, mount: /srv/data}\n"},
+			[]string{`a.yaml:5:69: layout l partition a: mount would not reach the machine: the config drive applies it, and the layout has no partition with content: config`}},
+
+		// config drive formats
+		{"config_drive", map[string]string{"a.yaml": "versions:\n  - name: v\n    number: 1\n    config_drive: azure\n    image: {url: a.img, sha256: \"" + testSHA + "\"}\n"},
+			[]string{`a.yaml:4:19: version v: config_drive "azure": want nocloud or openstack`}},
+		{"config_drive without config partition", with(map[string]string{"a.yaml": "versions:\n  - {name: clear, number: 5, config_drive: openstack, installer: {kernel: k}, image: {url: c.img, sha256: \"" + testSHA + "\"}}\n" + host + "    version: clear\n    layout: bare\n"}),
+			[]string{`a.yaml:4:10: host 52:54:00:00:00:01: version clear (a.yaml:2) sets config_drive: openstack, but layout bare (catalog.yaml:22) has no partition with content: config (the config drive)`}},
+
+		// cloud_config
+		{"cloud_config not a mapping", map[string]string{"a.yaml": host + "    cloud_config: [packages]\n"},
+			[]string{`a.yaml:4: cannot unmarshal !!seq into a cloud_config mapping`}},
+		{"cloud_config reserved keys", map[string]string{"a.yaml": host + "    cloud_config:\n      users: [root]\n      hostname: x\n      ssh_authorized_keys: []\n      write_files: []\n      network: {config: disabled}\n"},
+			[]string{`a.yaml:5:7: cloud_config: users is rackboot's: write accounts under users:`, `a.yaml:6:7: cloud_config: hostname is rackboot's: rackboot names the machine after the host's hostname:`, `a.yaml:7:7: cloud_config: ssh_authorized_keys is rackboot's: write the default user's keys under ssh_keys:`, `a.yaml:8:7: cloud_config: write_files is rackboot's: write files under files:`, `a.yaml:9:7: cloud_config: network is rackboot's: cloud-init reads no network configuration from user-data: write it under network:`}},
+		{"cloud_config key", map[string]string{"a.yaml": host + "    cloud_config: {Packages: [htop], 1: x}\n"},
+			[]string{`a.yaml:4:20: cloud_config: "Packages" is no cloud-config key: want lower-case letters, digits, '_', '-'`, `a.yaml:4:38: cloud_config: key 1 is no string: cloud-config keys are names`}},
+		{"cloud_config bootcmd", map[string]string{"a.yaml": host + "    cloud_config: {bootcmd: reboot}\n"},
+			[]string{`a.yaml:4:29: cloud_config: bootcmd: want a list of commands`}},
+		{"cloud_config aliases", map[string]string{"a.yaml": host + "    cloud_config:\n      a: &a [x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x]\n      b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n      c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n      d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"},
+			[]string{`a.yaml:5:7: cloud_config: more than 65536 values once its aliases are expanded`}},
+		{"cloud_config without config drive", with(map[string]string{"a.yaml": host + "    version: v1\n    layout: bare\n    cloud_config: {packages: [htop]}\n"}),
+			[]string{`a.yaml:2:10: host 52:54:00:00:00:01: cloud_config would not reach the machine: layout bare (catalog.yaml:22) has no partition with content: config (the config drive)`}},
+		{"cloud_config tie", map[string]string{"a.yaml": "groups:\n  - {name: g1, match: {labels: {a: \"1\"}}, cloud_config: {packages: [a]}}\n  - {name: g2, match: {labels: {b: \"1\"}}, cloud_config: {packages: [b], runcmd: [x]}}\n" + host + "    labels: {a: \"1\", b: \"1\"}\n"},
+			[]string{`a.yaml:5:10: host 52:54:00:00:00:01: group g1 (a.yaml:2) and group g2 (a.yaml:3) apply equally specifically (by 1 label) and disagree on cloud_config[packages]: make one more specific, or set cloud_config[packages] in the host`}},
+
 		// what only the resolved profile shows
 		{"version without layout", with(map[string]string{"a.yaml": host + "    version: v1\n"}),
 			[]string{`a.yaml:2:10: host 52:54:00:00:00:01: version v1 (from host) needs a layout: set layout in the host, a group or the defaults`}},
@@ -366,6 +414,11 @@ func TestLoadErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mountLayout is a layout with a config drive and partition.
+func mountLayout(partition string) string {
+	return "layouts:\n  - name: l\n    disk: {select: largest}\n    partitions:\n      - {name: c, size: 16MiB, type: linux, content: config}\n      - " + partition + "\n"
 }
 
 // TestPasswordNeverInMessages: a plaintext password typed into the wrong

@@ -3,6 +3,8 @@ package profiles
 import (
 	"net"
 	"net/netip"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Installer is what a machine boots to be installed: a kernel, an initramfs
@@ -26,6 +28,11 @@ type Version struct {
 	// Installer boots the machine to install this version. A host's
 	// `installer:` (or its group's) overrides it.
 	Installer *Installer `yaml:"installer,omitempty" json:"installer,omitempty"`
+	// ConfigDrive is the config drive layout the version's OS reads: a
+	// property of the image (Clear Linux's micro-config-drive reads only
+	// OpenStack's), so the version says it, not the layout, which many
+	// versions share.
+	ConfigDrive string `yaml:"config_drive,omitempty" json:"config_drive,omitempty" schema:"enum=nocloud|openstack" desc:"the config drive the image reads: nocloud (default; cloud-init's NoCloud, label CIDATA) or openstack (label config-2, openstack/latest/…: cloud-init and Clear Linux's micro-config-drive)"`
 
 	Source string `yaml:"-" json:"-"` // "file:line" of the entry
 }
@@ -79,6 +86,11 @@ type Partition struct {
 	Filesystem string `yaml:"filesystem,omitempty" json:"filesystem,omitempty" schema:"enum=vfat|ext4|xfs|swap" desc:"file system of an empty partition: vfat is created by the installer; ext4, xfs and swap travel in the install plan, and the installer leaves the partition blank (first and last MiB zeroed) for the installed system to format"`
 	// Preserve keeps the partition's bytes across reinstalls: user data.
 	Preserve bool `yaml:"preserve,omitempty" json:"preserve,omitempty" desc:"keep this partition's data across reinstalls"`
+	// Mount is where the installed system mounts the partition (an
+	// absolute path), or "swap" to use a swap partition: the config
+	// drive adds it to /etc/fstab by its GPT name and mounts it on the
+	// first boot (agentapi.Mount).
+	Mount string `yaml:"mount,omitempty" json:"mount,omitempty" schema:"pattern=mount" desc:"mount point on the installed system (ext4 and xfs), or swap to use a swap partition; applied by the config drive, by partition name"`
 
 	bytes uint64 // parsed Size; 0 for "rest"
 }
@@ -94,6 +106,16 @@ const (
 	ContentEmpty  = "empty"
 	ContentImage  = "image"
 	ContentConfig = "config"
+)
+
+// MountSwap is the mount of a swap partition that the installed system
+// uses.
+const MountSwap = "swap"
+
+// Config drive formats of a version.
+const (
+	DriveNoCloud   = "nocloud"
+	DriveOpenStack = "openstack"
 )
 
 // Network is a machine's network configuration, written to its config
@@ -126,6 +148,15 @@ type User struct {
 	Sudo     bool     `yaml:"sudo,omitempty" json:"sudo,omitempty" desc:"grant passwordless sudo"`
 	Shell    string   `yaml:"shell,omitempty" json:"shell,omitempty" desc:"login shell, an absolute path"`
 }
+
+// CloudConfig is raw cloud-config (packages, runcmd, ntp, …) that a
+// profile adds to the host's user-data, by top-level key, each value
+// written as it stands in the profile (style and tags kept: `yes` means to
+// cloud-init what it means in a user-data file). Keys rackboot writes
+// itself are refused (agentapi.ReservedCloudConfigKeys); a bootcmd list
+// runs after the mounts' commands. Its values are never modified: a Set
+// shares them between hosts.
+type CloudConfig map[string]*yaml.Node
 
 // File is an extra file written by cloud-init on first boot.
 type File struct {
@@ -162,6 +193,9 @@ type Host struct {
 	SSHKeys    []string
 	Files      []File
 	KernelArgs string
+	// CloudConfig is the extra cloud-config merged into the host's
+	// user-data, by top-level key.
+	CloudConfig CloudConfig
 
 	origins []origin
 }

@@ -76,17 +76,23 @@ func (pl Planner) plan(h *Host, v *Version, base string) (*agentapi.Plan, error)
 		}
 		p.Disk.MinSize = agentapi.Size(n)
 	}
+	drive := h.NoCloud(v)
 	config := false
 	for _, lp := range ly.Partitions {
 		part, err := planPartition(lp)
 		if err != nil {
 			return nil, fmt.Errorf("profiles: layout %s: %w", ly.Name, err)
 		}
+		if lp.Content == ContentConfig {
+			config = true
+			if l := drive.Label(); l != agentapi.ConfigDriveLabel {
+				part.Label = l
+			}
+		}
 		p.Partitions = append(p.Partitions, part)
-		config = config || lp.Content == ContentConfig
 	}
 	if config {
-		files, err := h.NoCloud(v).Render()
+		files, err := drive.Render()
 		if err != nil {
 			return nil, fmt.Errorf("profiles: config drive of %s: %w", MACKey(h.MAC), err)
 		}
@@ -156,8 +162,9 @@ func planPartition(lp Partition) (agentapi.Partition, error) {
 }
 
 // NoCloud is what the host's config drive tells cloud-init when version v
-// is installed: hostname, users, keys, files and the boot interface's
-// network, matched by its MAC.
+// is installed, in the format v's OS reads: hostname, users, keys, files,
+// the boot interface's network (matched by its MAC), the layout's mounts
+// and the extra cloud-config.
 func (h *Host) NoCloud(v *Version) agentapi.NoCloud {
 	mac := MACKey(h.MAC)
 	id := "rackboot-" + strings.ReplaceAll(mac, ":", "")
@@ -176,5 +183,22 @@ func (h *Host) NoCloud(v *Version) agentapi.NoCloud {
 	}
 	nw := h.Network
 	c.Network = &agentapi.Network{MAC: mac, Address: nw.Address, Gateway: nw.Gateway, DNS: nw.DNS, Search: nw.Search}
+	if v != nil && v.ConfigDrive == DriveOpenStack {
+		c.Format = agentapi.DriveOpenStack
+	}
+	if h.Layout != nil {
+		for _, p := range h.Layout.Partitions {
+			switch p.Mount {
+			case "":
+			case MountSwap:
+				c.Mounts = append(c.Mounts, agentapi.Mount{PartLabel: p.Name, Filesystem: agentapi.FilesystemSwap})
+			default:
+				c.Mounts = append(c.Mounts, agentapi.Mount{PartLabel: p.Name, Path: p.Mount, Filesystem: p.Filesystem})
+			}
+		}
+	}
+	if len(h.CloudConfig) > 0 {
+		c.CloudConfig = h.CloudConfig
+	}
 	return c
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -64,6 +65,27 @@ func TestPlanGolden(t *testing.T) {
 	}
 }
 
+// TestPlanConcurrently: hosts share their cloud_config nodes, and the API
+// plans for many machines at once; rendering only reads them (go test
+// -race checks).
+func TestPlanConcurrently(t *testing.T) {
+	set, err := Load("../examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for _, h := range set.Hosts() {
+				if _, err := (Planner{}).Plan(h, nil, "http://192.0.2.1:8080"); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestPlanWithoutVersion(t *testing.T) {
 	set := mustLoad(t, map[string]string{"a.yaml": "hosts:\n  - mac: 52:54:00:00:00:01\n    installer: {kernel: k}\n"})
 	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
@@ -106,14 +128,87 @@ func TestConfigDriveIsData(t *testing.T) {
 	}
 	var nc struct {
 		Ethernets map[string]struct {
-			Routes []struct{ To, Via string }
+			Gateway6 string `yaml:"gateway6"`
 		}
 	}
 	if err := yaml.Unmarshal([]byte(files["network-config"]), &nc); err != nil {
 		t.Fatal(err)
 	}
-	if r := nc.Ethernets["boot"].Routes; len(r) != 1 || r[0].To != "::/0" || r[0].Via != "fe80::1" {
-		t.Errorf("IPv6 routes = %+v", r)
+	if gw := nc.Ethernets[agentapi.BootInterface].Gateway6; gw != "fe80::1" {
+		t.Errorf("IPv6 gateway = %q", gw)
+	}
+}
+
+// TestPlanOpenStackDrive: a version that reads the OpenStack config drive
+// gets one, labelled config-2, from the same host data; the layout's
+// mounts and the cloud_config reach its user_data.
+func TestPlanOpenStackDrive(t *testing.T) {
+	set := mustLoad(t, map[string]string{"catalog.yaml": testCatalog, "a.yaml": `versions:
+  - name: clear
+    number: 41000
+    config_drive: openstack
+    image: {url: clear.img.xz, sha256: "` + testSHA + `"}
+    installer: {kernel: vmlinuz}
+layouts:
+  - name: store
+    disk: {select: largest}
+    partitions:
+      - {name: cidata, size: 16MiB, type: linux, content: config}
+      - {name: swap, size: 1GiB, type: swap, mount: swap}
+      - {name: data, size: rest, type: linux, filesystem: xfs, mount: /srv/data, preserve: true}
+hosts:
+  - mac: 52:54:00:00:00:01
+    hostname: n1
+    version: clear
+    layout: store
+    ssh_keys: ["` + testKey + `"]
+    network: {address: 10.0.0.5/24, gateway: 10.0.0.1}
+    cloud_config: {packages: [htop]}
+`})
+	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
+	p, err := Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part := p.Partitions[0]; part.Content != agentapi.ContentConfigDrive || part.EffectiveLabel() != "config-2" {
+		t.Errorf("config partition %+v, label %q", part, part.EffectiveLabel())
+	}
+	files := map[string]string{}
+	for _, f := range p.ConfigDrive {
+		files[f.Name] = f.Content
+	}
+	var md struct {
+		UUID       string            `json:"uuid"`
+		Hostname   string            `json:"hostname"`
+		PublicKeys map[string]string `json:"public_keys"`
+	}
+	if err := json.Unmarshal([]byte(files["openstack/latest/meta_data.json"]), &md); err != nil ||
+		md.UUID != "rackboot-525400000001-clear" || md.Hostname != "n1" || len(md.PublicKeys) != 1 {
+		t.Errorf("meta_data.json %+v, %v", md, err)
+	}
+	var ud struct {
+		BootCmd  []any    `yaml:"bootcmd"`
+		Packages []string `yaml:"packages"`
+	}
+	if err := yaml.Unmarshal([]byte(files["openstack/latest/user_data"]), &ud); err != nil || len(ud.BootCmd) != 3 || len(ud.Packages) != 1 {
+		t.Errorf("user_data %+v, %v:\n%s", ud, err, files["openstack/latest/user_data"])
+	}
+	for _, want := range []string{"/dev/disk/by-partlabel/data /srv/data xfs defaults,nofail 0 0", "/dev/disk/by-partlabel/swap none swap"} {
+		if !strings.Contains(files["openstack/latest/user_data"], want) {
+			t.Errorf("user_data lacks %q", want)
+		}
+	}
+	if !strings.Contains(files["openstack/latest/network_data.json"], `"ip_address": "10.0.0.5"`) {
+		t.Errorf("network_data.json:\n%s", files["openstack/latest/network_data.json"])
+	}
+	// The same host on a NoCloud version: the same data, NoCloud files.
+	v1, _ := set.Version("v1")
+	p, err = Planner{}.Plan(h, v1, "http://192.0.2.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := p.Partitions[0].EffectiveLabel(); l != "CIDATA" || len(p.ConfigDrive) != 3 || p.ConfigDrive[0].Name != "meta-data" {
+		t.Errorf("NoCloud plan: label %q, files %v", l, p.ConfigDrive)
 	}
 }
 
@@ -145,11 +240,13 @@ func checkConfigDrive(t *testing.T, h *Host, p agentapi.Plan) map[string]string 
 	var nc struct {
 		Version   int
 		Ethernets map[string]struct {
-			Match map[string]string
+			Match   map[string]string
+			SetName string `yaml:"set-name"`
 		}
 	}
-	if err := yaml.Unmarshal([]byte(files["network-config"]), &nc); err != nil || nc.Version != 2 ||
-		nc.Ethernets["boot"].Match["macaddress"] != MACKey(h.MAC) {
+	err := yaml.Unmarshal([]byte(files["network-config"]), &nc)
+	if e := nc.Ethernets[agentapi.BootInterface]; err != nil || nc.Version != 2 ||
+		e.Match["macaddress"] != MACKey(h.MAC) || e.SetName != agentapi.BootInterface {
 		t.Errorf("%s: network-config %+v, %v", h.Hostname, nc, err)
 	}
 	return files

@@ -3,6 +3,7 @@ package profiles
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -277,6 +278,51 @@ func (r *resolution) settings() {
 	r.users()
 	r.sshKeys()
 	r.files()
+	r.cloudConfig()
+}
+
+// cloudConfig merges cloud_config by top-level key, each key resolved like
+// a setting; a null value removes the key. When one level sets it without
+// nulls, its map is shared, not copied: a fleet whose defaults set it
+// costs nothing per host.
+func (r *resolution) cloudConfig() {
+	var only CloudConfig
+	n := 0
+	for _, lv := range r.lvs {
+		if len(lv.s.CloudConfig) > 0 {
+			only = lv.s.CloudConfig
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	if n == 1 && !slices.ContainsFunc(slices.Collect(maps.Values(only)), isNull) {
+		from := r.fromOf(func(s *settings) bool { return len(s.CloudConfig) > 0 })
+		for _, k := range slices.Sorted(maps.Keys(only)) {
+			r.origin("cloud_config["+k+"]", from)
+		}
+		r.host.CloudConfig = only
+		return
+	}
+	keys := map[string]bool{}
+	for _, lv := range r.lvs {
+		for k := range lv.s.CloudConfig {
+			keys[k] = true
+		}
+	}
+	sorted := slices.Sorted(maps.Keys(keys))
+	out := CloudConfig{}
+	for _, k := range sorted {
+		win := r.choose("cloud_config["+k+"]", func(s *settings) bool { _, ok := s.CloudConfig[k]; return ok },
+			func(a, b *settings) bool { return sameNode(a.CloudConfig[k], b.CloudConfig[k]) })
+		if v := win.s.CloudConfig[k]; !isNull(v) {
+			out[k] = v
+		}
+	}
+	if len(out) > 0 {
+		r.host.CloudConfig = out
+	}
 }
 
 func (r *resolution) network() {

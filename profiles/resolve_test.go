@@ -1,9 +1,12 @@
 package profiles
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 )
 
 // resolved is what TestResolve compares of a host.
@@ -152,6 +155,80 @@ hosts:
 	got := &Host{SSHKeys: h.SSHKeys, Users: h.Users, Files: h.Files}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(Host{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestResolveCloudConfig: cloud_config merges by top-level key, the most
+// specific level's value whole; null removes a key; values stay as written.
+func TestResolveCloudConfig(t *testing.T) {
+	set := mustLoad(t, map[string]string{"catalog.yaml": testCatalog, "a.yaml": `defaults:
+  version: v1
+  layout: l1
+  cloud_config:
+    package_update: yes
+    packages: [htop]
+    ntp: &ntp {enabled: true, servers: [10.0.0.1]}
+    timezone: Etc/UTC
+groups:
+  - name: db
+    match: {labels: {role: db}}
+    cloud_config:
+      packages: [postgresql]
+      chrony: *ntp
+hosts:
+  - mac: 52:54:00:aa:00:01
+    hostname: n1
+    labels: {role: db}
+    cloud_config: {timezone: null, runcmd: [[systemctl, restart, postgresql]]}
+  - mac: 52:54:00:aa:00:02
+    hostname: n2
+  - mac: 52:54:00:aa:00:03
+    hostname: n3
+`})
+	flat := func(h *Host) map[string]string {
+		out := map[string]string{}
+		for k, v := range h.CloudConfig {
+			out[k] = flowLine(v)
+		}
+		return out
+	}
+	h1, _ := set.Lookup(mustMAC(t, "52:54:00:aa:00:01"))
+	want := map[string]string{
+		"package_update": "yes",
+		"packages":       "[postgresql]",
+		"ntp":            "{enabled: true, servers: [10.0.0.1]}",
+		"chrony":         "{enabled: true, servers: [10.0.0.1]}",
+		"runcmd":         "[[systemctl, restart, postgresql]]",
+	}
+	if diff := cmp.Diff(want, flat(h1)); diff != "" {
+		t.Errorf("n1 cloud_config (-want +got):\n%s", diff)
+	}
+	from := map[string]string{}
+	for _, s := range h1.Settings() {
+		if strings.HasPrefix(s.Field, "cloud_config[") {
+			from[s.Field] = s.From + ": " + s.Value
+		}
+	}
+	wantFrom := map[string]string{
+		"cloud_config[chrony]":         "group db: {enabled: true, servers: [10.0.0.1]}",
+		"cloud_config[ntp]":            "defaults: {enabled: true, servers: [10.0.0.1]}",
+		"cloud_config[package_update]": "defaults: yes",
+		"cloud_config[packages]":       "group db: [postgresql]",
+		"cloud_config[runcmd]":         "host: [[systemctl, restart, postgresql]]",
+		"cloud_config[timezone]":       "host: (removed)",
+	}
+	if diff := cmp.Diff(wantFrom, from); diff != "" {
+		t.Errorf("n1 settings (-want +got):\n%s", diff)
+	}
+	// Hosts only the defaults set it for share their map.
+	h2, _ := set.Lookup(mustMAC(t, "52:54:00:aa:00:02"))
+	h3, _ := set.Lookup(mustMAC(t, "52:54:00:aa:00:03"))
+	if len(h2.CloudConfig) != 4 || fmt.Sprintf("%p", h2.CloudConfig) != fmt.Sprintf("%p", h3.CloudConfig) {
+		t.Errorf("n2 cloud_config %v is not shared with n3", flat(h2))
+	}
+	// The alias is expanded: the value stands alone.
+	if n := h1.CloudConfig["chrony"]; n.Kind != yaml.MappingNode || n.Anchor != "" {
+		t.Errorf("chrony = %+v", n)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // SchemaID identifies the JSON Schema of profiles files.
@@ -129,6 +131,12 @@ func (g *schemaGen) value(t reflect.Type, tag reflect.StructTag) map[string]any 
 		// The items take the slice's checks, not its description.
 		s = map[string]any{"type": "array", "items": g.value(t.Elem(), reflect.StructTag(`schema:"`+tag.Get("schema")+`"`))}
 	case reflect.Map:
+		if t == reflect.TypeFor[CloudConfig]() {
+			// Any cloud-config but the keys rackboot writes.
+			s = map[string]any{"type": "object", "propertyNames": map[string]any{
+				"pattern": patterns["cloudkey"], "not": map[string]any{"enum": agentapi.ReservedCloudConfigKeys}}}
+			break
+		}
 		// labels: keys and values as checkLabel accepts them
 		s = map[string]any{"type": "object",
 			"propertyNames":        map[string]any{"pattern": patterns["labelkey"]},
@@ -174,6 +182,8 @@ var describeType = map[string]string{
 	"profiles.User":      "user",
 	"profiles.File":      "file",
 	"profiles.Match":     "match",
+	// cloud_config, and a cloud_config value decoded as a node
+	"profiles.CloudConfig": "cloud_config mapping",
 }
 
 // knownKeys are the keys of each decoded type, for suggestions.

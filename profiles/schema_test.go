@@ -102,6 +102,11 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 		"defaults: {users: [{name: ops, password: hunter2}]}\n",
 		"defaults: {network: {dhcp: yes please}}\n",
 		"defaults: {installer: {initrd: x}}\n",
+		"defaults: {cloud_config: [packages]}\n",
+		"defaults: {cloud_config: {users: [root]}}\n",
+		"defaults: {cloud_config: {Packages: [htop]}}\n",
+		"versions: [{name: v, number: 1, config_drive: azure, image: {url: a, sha256: \"" + testSHA + "\"}}]\n",
+		"layouts: [{name: l, disk: {select: largest}, partitions: [{name: p, size: 1GiB, type: linux, filesystem: ext4, mount: data}]}]\n",
 	} {
 		t.Run(doc, func(t *testing.T) {
 			if err := s.Validate(asJSON(t, []byte(doc))); err == nil {

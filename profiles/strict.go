@@ -31,6 +31,10 @@ func walkKnown(n *yaml.Node, t reflect.Type, out *[]string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if t == nodeType {
+		// Raw YAML (cloud_config's values): any key is the user's.
+		return
+	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
@@ -68,6 +72,8 @@ func walkKnown(n *yaml.Node, t reflect.Type, out *[]string) {
 		}
 	}
 }
+
+var nodeType = reflect.TypeFor[yaml.Node]()
 
 // fieldCache maps a struct type to its YAML keys and their types.
 var fieldCache sync.Map // reflect.Type → map[string]reflect.Type

@@ -59,6 +59,10 @@ var patterns = map[string]string{
 	// the spellings ParseMAC accepts
 	"mac":       `^ *([0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}|[0-9A-Fa-f]{12}) *$`,
 	"macprefix": `^ *([0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){0,4}|[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){0,4}|([0-9A-Fa-f]{2}){1,5}) *$`,
+	// a mount point needs no escaping in /etc/fstab or a shell; or swap
+	"mount": `^(swap|(/[A-Za-z0-9._-]+)+)$`,
+	// cloud-config's top-level keys are lower case (ssh_pwauth, ca-certs)
+	"cloudkey": `^[a-z_][a-z0-9_-]{0,63}$`,
 }
 
 var (
@@ -69,6 +73,8 @@ var (
 	modeRe       = regexp.MustCompile(patterns["mode"])
 	labelKeyRe   = regexp.MustCompile(patterns["labelkey"])
 	labelValueRe = regexp.MustCompile(patterns["labelvalue"])
+	mountRe      = regexp.MustCompile(patterns["mount"])
+	cloudKeyRe   = regexp.MustCompile(patterns["cloudkey"])
 )
 
 func checkName(s string) error {
@@ -347,6 +353,37 @@ func checkGateway(p netip.Prefix, gw string) error {
 	}
 	if a == p.Addr() {
 		return fmt.Errorf("gateway %s is the host's own address", gw)
+	}
+	return nil
+}
+
+// systemDirs are directories of the installed system itself: an empty
+// file system mounted over one would hide what the image put there (or,
+// for /var/lib/cloud, cloud-init's own state in the middle of its run).
+// Their subdirectories are refused too, except under /var and /var/lib,
+// where /var/log or /var/lib/docker are ordinary mount points.
+var systemDirs = []string{"/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32",
+	"/proc", "/run", "/sbin", "/sys", "/usr", "/var/lib/cloud"}
+
+// checkMountPath accepts an absolute, clean mount point made of characters
+// that need no escaping in /etc/fstab or a shell, outside the installed
+// system's own directories.
+func checkMountPath(s string) error {
+	if !mountRe.MatchString(s) || s == MountSwap {
+		return fmt.Errorf("mount %q: want an absolute path of letters, digits, '.', '_', '-' (or swap, for a swap partition)", s)
+	}
+	for seg := range strings.SplitSeq(s, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("mount %q: not a clean path", s)
+		}
+	}
+	if s == "/var" || s == "/var/lib" {
+		return fmt.Errorf("mount %s: a directory of the installed system itself: an empty file system mounted over it would hide what the image put there", s)
+	}
+	for _, d := range systemDirs {
+		if s == d || strings.HasPrefix(s, d+"/") {
+			return fmt.Errorf("mount %s: a directory of the installed system itself (%s): an empty file system mounted there would hide what the image put there", s, d)
+		}
 	}
 	return nil
 }

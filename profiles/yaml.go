@@ -29,6 +29,9 @@ type settings struct {
 	Users      []User     `yaml:"users,omitempty" desc:"accounts, merged by name"`
 	SSHKeys    []string   `yaml:"ssh_keys,omitempty" desc:"authorized_keys lines for the image's default user, accumulated"`
 	Files      []File     `yaml:"files,omitempty" desc:"extra files for the config drive, merged by path"`
+	// CloudConfig is decoded as nodes, so that its values reach
+	// cloud-init as written.
+	CloudConfig CloudConfig `yaml:"cloud_config,omitempty" desc:"extra cloud-config (packages, runcmd, ntp, …) merged into the config drive's user-data, by top-level key; keys rackboot writes are refused"`
 }
 
 type groupDoc struct {
