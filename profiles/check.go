@@ -337,9 +337,13 @@ func (c *checker) checkPartition(n *yaml.Node, layout string, p *Partition, last
 	}
 	fsn := valueOr(n, "filesystem")
 	switch p.Filesystem {
-	case "", "vfat", "ext4", "xfs", "swap":
+	case "", "vfat", "ext4", "swap":
+	case "xfs":
+		// No writer of xfs in the installer: refused rather than left
+		// blank (the agent would refuse the plan anyway).
+		c.errorf(fsn, "%s: filesystem xfs: the installer cannot create xfs; use ext4", where)
 	default:
-		c.errorf(fsn, "%s: filesystem %q: want vfat, ext4, xfs or swap", where, p.Filesystem)
+		c.errorf(fsn, "%s: filesystem %q: want vfat, ext4 or swap", where, p.Filesystem)
 	}
 	switch p.Content {
 	case ContentImage:
@@ -402,14 +406,14 @@ func (c *checker) checkMount(n *yaml.Node, where string, p *Partition) {
 		if p.Mount != MountSwap {
 			c.errorf(n, "%s: mount %q: a swap partition has no mount point: write mount: swap to use it as swap", where, p.Mount)
 		}
-	case p.Filesystem == "ext4" || p.Filesystem == "xfs":
+	case p.Filesystem == "ext4":
 		if p.Mount == MountSwap {
 			c.errorf(n, "%s: mount: swap needs filesystem swap, not %s", where, p.Filesystem)
 		} else if err := checkMountPath(p.Mount); err != nil {
 			c.errorf(n, "%s: %v", where, err)
 		}
 	default:
-		c.errorf(n, "%s: mount needs filesystem ext4, xfs or swap (the file system the installed system mounts)", where)
+		c.errorf(n, "%s: mount needs filesystem ext4 or swap (the file system the installed system mounts)", where)
 	}
 }
 

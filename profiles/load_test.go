@@ -199,7 +199,11 @@ func TestLoadErrors(t *testing.T) {
 		{"newline in cmdline", map[string]string{"a.yaml": "defaults:\n  installer:\n    kernel: vmlinuz\n    cmdline: \"a\\nshell\"\n"},
 			[]string{`a.yaml:4:14: installer cmdline: character '\n' not allowed in kernel arguments`}},
 		{"reserved arg", map[string]string{"a.yaml": "defaults:\n  installer:\n    kernel: vmlinuz\n    cmdline: rackboot.server=http://x\n"},
-			[]string{`a.yaml:4:14: installer cmdline: rackboot.server=http://x: rackboot.* arguments are set by rackboot, not by profiles`}},
+			[]string{`a.yaml:4:14: installer cmdline: rackboot.server=http://x: rackboot.* arguments are set by rackboot, not by profiles (rackboot.after excepted)`}},
+		{"bad after", map[string]string{"a.yaml": "defaults:\n  installer:\n    kernel: vmlinuz\n    cmdline: rackboot.after=halt\n"},
+			[]string{`a.yaml:4:14: installer cmdline: rackboot.after=halt: want rackboot.after=reboot or rackboot.after=poweroff`}},
+		{"xfs", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: xfs}")},
+			[]string{`a.yaml:6:56: layout l partition a: filesystem xfs: the installer cannot create xfs; use ext4`}},
 		{"metachar in kernel_args", map[string]string{"a.yaml": host + "    kernel_args: \"quiet; shell\"\n"},
 			[]string{`a.yaml:4:18: kernel_args: character ';' not allowed in kernel arguments`}},
 		{"path escape", map[string]string{"a.yaml": "defaults:\n  installer:\n    kernel: ../../etc/shadow\n"},
@@ -276,7 +280,7 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`a.yaml:5:54: layout l partition a: an EFI system partition is vfat (UEFI 2.x section 13.3)`}},
 		{"two esp", map[string]string{"a.yaml": "layouts:\n  - name: l\n    disk: {select: largest}\n    partitions:\n      - {name: a, size: 1GiB, type: esp}\n      - {name: b, size: 1GiB, type: esp}\n"},
 			[]string{`a.yaml:6:9: layout l: only one esp partition allowed`}},
-		{"image filesystem", map[string]string{"a.yaml": "layouts:\n  - name: l\n    disk: {select: largest}\n    partitions:\n      - {name: a, size: 1GiB, type: linux, content: image, filesystem: xfs}\n"},
+		{"image filesystem", map[string]string{"a.yaml": "layouts:\n  - name: l\n    disk: {select: largest}\n    partitions:\n      - {name: a, size: 1GiB, type: linux, content: image, filesystem: ext4}\n"},
 			[]string{`a.yaml:5:72: layout l partition a: a partition with content image gets its filesystem from the image`}},
 		{"config type", map[string]string{"a.yaml": "layouts:\n  - name: l\n    disk: {select: largest}\n    partitions:\n      - {name: a, size: 16MiB, type: esp, content: config}\n"},
 			[]string{`a.yaml:5:38: layout l partition a: the config drive partition has type linux`}},
@@ -349,26 +353,26 @@ func TestLoadErrors(t *testing.T) {
 		// mounts
 		{"mount relative", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: ext4, mount: data}")},
 			[]string{`a.yaml:6:69: layout l partition a: mount "data": want an absolute path of letters, digits, '.', '_', '-' (or swap, for a swap partition)`}},
-		{"mount system directory", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: xfs, mount: /usr/local}")},
-			[]string{`a.yaml:6:68: layout l partition a: mount /usr/local: a directory of the installed system itself (/usr): an empty file system mounted there would hide what the image put there`}},
-		{"mount var", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: xfs, mount: /var}")},
-			[]string{`a.yaml:6:68: layout l partition a: mount /var: a directory of the installed system itself: an empty file system mounted over it would hide what the image put there`}},
-		{"mount unclean", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: xfs, mount: /srv/../etc}")},
-			[]string{`a.yaml:6:68: layout l partition a: mount "/srv/../etc": not a clean path`}},
-		{"mount space", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: xfs, mount: /srv/my data}")},
-			[]string{`a.yaml:6:68: layout l partition a: mount "/srv/my data": want an absolute path of letters, digits, '.', '_', '-' (or swap, for a swap partition)`}},
+		{"mount system directory", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: ext4, mount: /usr/local}")},
+			[]string{`a.yaml:6:69: layout l partition a: mount /usr/local: a directory of the installed system itself (/usr): an empty file system mounted there would hide what the image put there`}},
+		{"mount var", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: ext4, mount: /var}")},
+			[]string{`a.yaml:6:69: layout l partition a: mount /var: a directory of the installed system itself: an empty file system mounted over it would hide what the image put there`}},
+		{"mount unclean", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: ext4, mount: /srv/../etc}")},
+			[]string{`a.yaml:6:69: layout l partition a: mount "/srv/../etc": not a clean path`}},
+		{"mount space", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: ext4, mount: /srv/my data}")},
+			[]string{`a.yaml:6:69: layout l partition a: mount "/srv/my data": want an absolute path of letters, digits, '.', '_', '-' (or swap, for a swap partition)`}},
 		{"swap at a path", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: swap, mount: /swap}")},
 			[]string{`a.yaml:6:50: layout l partition a: mount "/swap": a swap partition has no mount point: write mount: swap to use it as swap`}},
-		{"swap on xfs", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: xfs, mount: swap}")},
-			[]string{`a.yaml:6:68: layout l partition a: mount: swap needs filesystem swap, not xfs`}},
+		{"swap on ext4", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: ext4, mount: swap}")},
+			[]string{`a.yaml:6:69: layout l partition a: mount: swap needs filesystem swap, not ext4`}},
 		{"mount without file system", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, mount: /a}")},
-			[]string{`a.yaml:6:51: layout l partition a: mount needs filesystem ext4, xfs or swap (the file system the installed system mounts)`}},
+			[]string{`a.yaml:6:51: layout l partition a: mount needs filesystem ext4 or swap (the file system the installed system mounts)`}},
 		{"mount vfat", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: vfat, mount: /a}")},
-			[]string{`a.yaml:6:69: layout l partition a: mount needs filesystem ext4, xfs or swap (the file system the installed system mounts)`}},
+			[]string{`a.yaml:6:69: layout l partition a: mount needs filesystem ext4 or swap (the file system the installed system mounts)`}},
 		{"mount image", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux-root, content: image, mount: /a}")},
 			[]string{`a.yaml:6:72: layout l partition a: mount: only an empty partition is mounted by rackboot (content image is not)`}},
-		{"mount twice", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: ext4, mount: /srv}\n      - {name: b, size: 1GiB, type: linux, filesystem: xfs, mount: /srv}")},
-			[]string{`a.yaml:7:68: layout l partition b: mount /srv is partition a's already`}},
+		{"mount twice", map[string]string{"a.yaml": mountLayout("{name: a, size: 1GiB, type: linux, filesystem: ext4, mount: /srv}\n      - {name: b, size: 1GiB, type: linux, filesystem: ext4, mount: /srv}")},
+			[]string{`a.yaml:7:69: layout l partition b: mount /srv is partition a's already`}},
 		{"mount without config drive", map[string]string{"a.yaml": "layouts:\n  - name: l\n    disk: {select: largest}\n    partitions:\n      - {name: a, size: 1GiB, type: linux, filesystem: ext4, mount: /srv/data}\n"},
 			[]string{`a.yaml:5:69: layout l partition a: mount would not reach the machine: the config drive applies it, and the layout has no partition with content: config`}},
 
@@ -462,5 +466,15 @@ func TestParseSize(t *testing.T) {
 		if got, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q) = %d", in, got)
 		}
+	}
+}
+
+// TestAfterArgument: rackboot.after is the one rackboot.* kernel argument
+// an admin sets (the agent powers the machine off instead of rebooting).
+func TestAfterArgument(t *testing.T) {
+	set := mustLoad(t, map[string]string{"a.yaml": "defaults:\n  installer: {kernel: vmlinuz, cmdline: \"quiet rackboot.after=poweroff\"}\nhosts:\n  - {mac: \"52:54:00:00:00:01\"}\n"})
+	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
+	if h.Installer == nil || !strings.Contains(h.Installer.Cmdline, "rackboot.after=poweroff") {
+		t.Errorf("installer = %+v", h.Installer)
 	}
 }

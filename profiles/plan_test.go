@@ -155,7 +155,7 @@ layouts:
     partitions:
       - {name: cidata, size: 16MiB, type: linux, content: config}
       - {name: swap, size: 1GiB, type: swap, mount: swap}
-      - {name: data, size: rest, type: linux, filesystem: xfs, mount: /srv/data, preserve: true}
+      - {name: data, size: rest, type: linux, filesystem: ext4, mount: /srv/data, preserve: true}
 hosts:
   - mac: 52:54:00:00:00:01
     hostname: n1
@@ -193,7 +193,7 @@ hosts:
 	if err := yaml.Unmarshal([]byte(files["openstack/latest/user_data"]), &ud); err != nil || len(ud.BootCmd) != 3 || len(ud.Packages) != 1 {
 		t.Errorf("user_data %+v, %v:\n%s", ud, err, files["openstack/latest/user_data"])
 	}
-	for _, want := range []string{"/dev/disk/by-partlabel/data /srv/data xfs defaults,nofail 0 0", "/dev/disk/by-partlabel/swap none swap"} {
+	for _, want := range []string{"/dev/disk/by-partlabel/data /srv/data ext4 defaults,nofail 0 2", "/dev/disk/by-partlabel/swap none swap"} {
 		if !strings.Contains(files["openstack/latest/user_data"], want) {
 			t.Errorf("user_data lacks %q", want)
 		}

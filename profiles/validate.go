@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // The checks of single values. Each returns an error whose message is
@@ -142,8 +144,14 @@ func checkCmdline(s string) error {
 		}
 	}
 	for _, arg := range strings.Fields(s) {
-		if strings.HasPrefix(arg, "rackboot.") {
-			return errors.New(arg + ": rackboot.* arguments are set by rackboot, not by profiles")
+		switch {
+		case arg == agentapi.ParamAfter+"="+agentapi.AfterReboot, arg == agentapi.ParamAfter+"="+agentapi.AfterPoweroff:
+			// What the installed machine does after the install: the
+			// one rackboot.* argument that is the admin's.
+		case strings.HasPrefix(arg, agentapi.ParamAfter+"="):
+			return fmt.Errorf("%s: want %s=%s or %s=%s", arg, agentapi.ParamAfter, agentapi.AfterReboot, agentapi.ParamAfter, agentapi.AfterPoweroff)
+		case strings.HasPrefix(arg, "rackboot."):
+			return errors.New(arg + ": rackboot.* arguments are set by rackboot, not by profiles (" + agentapi.ParamAfter + " excepted)")
 		}
 	}
 	return nil

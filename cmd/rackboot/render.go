@@ -278,13 +278,19 @@ func writePlan(b *strings.Builder, p *agentapi.Plan, v *agentapi.Version) {
 	}
 	table(b, "    ", rows)
 	if p.WholeDisk() {
-		b.WriteString("  (the image brings its own partitions; the layout's follow it)\n")
+		b.WriteString("  (the image brings its own partitions; the layout's go after them, at the end of the disk unless one takes\n   the rest, and the image's last partition grows up to them)\n")
 	}
 	if len(p.ConfigDrive) == 0 {
 		b.WriteString("  config drive: none (the layout has no partition with content: config)\n")
 		return
 	}
-	fmt.Fprintf(b, "  config drive (%s)\n", agentapi.ConfigDriveLabel)
+	label := agentapi.ConfigDriveLabel
+	for _, pp := range p.Partitions {
+		if pp.EffectiveContent() == agentapi.ContentConfigDrive {
+			label = pp.EffectiveLabel()
+		}
+	}
+	fmt.Fprintf(b, "  config drive (%s)\n", label)
 	for _, f := range p.ConfigDrive {
 		fmt.Fprintf(b, "    --- %s\n%s", f.Name, indent(indent(indent(f.Content))))
 	}
