@@ -21,6 +21,12 @@ for p in "${pkgs[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ] && [ "${RACKBOOT_SKIP_APT:-0}" != 1 ]; then
   echo "== installing test dependencies: ${missing[*]}"
+  # cloud-init is here for its checkers (schema, net-convert, its readers):
+  # a host that did not run it before must not start configuring itself
+  # from it at its next boot.
+  if [[ " ${missing[*]} " == *" cloud-init "* ]] && [ ! -e /etc/cloud/cloud-init.disabled ]; then
+    mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled
+  fi
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
