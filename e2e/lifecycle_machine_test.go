@@ -37,6 +37,7 @@ type machine struct {
 	mac  string
 	disk string // the machine's disk image
 	vars string // its UEFI variable store (NVRAM)
+	size int64  // the disk's size; diskSize when zero
 
 	boots  int
 	first  time.Time // the first power-on, the timeline's zero
@@ -71,7 +72,11 @@ func (m *machine) powerOn(t *testing.T, ctx context.Context) *lab.VM {
 		if err := os.WriteFile(m.disk, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Truncate(m.disk, diskSize); err != nil {
+		size := m.size
+		if size == 0 {
+			size = diskSize
+		}
+		if err := os.Truncate(m.disk, size); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,0 +1,302 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rackboot/rackboot/e2e/lab"
+	"github.com/rackboot/rackboot/e2e/osimage"
+	"github.com/rackboot/rackboot/registry"
+)
+
+// The machines of TestDebian, their static addresses on the lab segment,
+// and the two Debian versions they run.
+const (
+	debianBIOSMAC = "52:54:00:77:03:01"
+	debianUEFIMAC = "52:54:00:77:03:02"
+	debianOSMAC   = "52:54:00:77:03:03" // the OpenStack config drive
+	debianV1      = "debian-12.1"
+	debianV2      = "debian-12.2"
+	// debianOS is debian-12.1 given an OpenStack config-2 drive.
+	debianOS = "debian-12.1-openstack"
+	// debianDisk is each machine's disk: more than the image, so that
+	// the root file system has room to grow.
+	debianDisk = 4 << 30
+	// debianBoot bounds a power-on to an SSH login: PXE, the local-boot
+	// script, GRUB, the kernel, systemd and cloud-init under TCG.
+	debianBoot = 10 * time.Minute
+)
+
+var (
+	debianAddr = map[string]string{debianBIOSMAC: "192.168.77.61", debianUEFIMAC: "192.168.77.62", debianOSMAC: "192.168.77.63"}
+	debianHost = map[string]string{debianBIOSMAC: "deb-bios-01", debianUEFIMAC: "deb-uefi-01", debianOSMAC: "deb-os-01"}
+)
+
+// debianFleet is TestDebian's profiles: two Debian versions, a layout
+// with a preserved ext4 partition mounted at /srv/data and the config
+// drive at the end, one user with the run's SSH key, a file with a mode,
+// and a static address, DNS server and search domain per machine.
+func debianFleet(sha map[string]string, key string) string {
+	host := func(mac, more string) string {
+		return `  - { mac: "` + mac + `", hostname: ` + debianHost[mac] + more + `, network: { address: ` + debianAddr[mac] + `/24, gateway: ` + lab.ServerIP +
+			`, dns: [` + lab.ServerIP + `], search: [lab.example] } }` + "\n"
+	}
+	version := func(name, image string, number int, drive string) string {
+		return `  - name: ` + name + `
+    number: ` + strconv.Itoa(number) + `
+    config_drive: ` + drive + `
+    image: { url: ` + image + `.img.zst, sha256: ` + sha[image] + `, format: zstd, kind: whole-disk }
+    installer: { kernel: ` + lab.KernelName + `, initrd: agent.cpio.gz, cmdline: "console=ttyS0,115200 loglevel=4 panic=-1" }
+`
+	}
+	return "versions:\n" + version(debianV1, debianV1, 121, "nocloud") + version(debianV2, debianV2, 122, "nocloud") +
+		version(debianOS, debianV1, 120, "openstack") + `layouts:
+  - name: debian
+    disk: { select: smallest, min_size: 3GiB }
+    partitions:
+      - { name: srv, size: 256MiB, type: linux, filesystem: ext4, preserve: true, mount: /srv/data }
+      - { name: cidata, size: 16MiB, type: linux, content: config }
+defaults:
+  version: ` + debianV1 + `
+  layout: debian
+  users:
+    - { name: ops, ssh_keys: ["` + key + `"], sudo: true, shell: /bin/bash }
+  files:
+    - { path: /etc/rackboot-e2e.conf, content: "written by cloud-init\n", mode: "0640" }
+hosts:
+` + host(debianBIOSMAC, "") + host(debianUEFIMAC, "") + host(debianOSMAC, ", version: "+debianOS)
+}
+
+// TestDebian installs Debian 12 with its real cloud-init through
+// rackboot, on a BIOS and a UEFI machine, and proves the day-1
+// configuration by logging in over SSH with the profile's key: hostname,
+// static address, DNS, sudo, a file and its mode, cloud-init's verdict,
+// the root file system grown to the disk, the ext4 partition mounted.
+// Then it writes into the preserved partition, reinstalls the machine
+// with the next Debian version, and finds the data and the new version.
+func TestDebian(t *testing.T) {
+	requireLab(t)
+	ctx := testContext(t)
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	if err := osimage.CheckDebianHost(); err != nil {
+		t.Fatalf("RACKBOOT_E2E=1 but this host cannot build the Debian image: %v", err)
+	}
+	imgs := map[string]*osimage.Image{}
+	for _, v := range []osimage.DebianConfig{
+		{Version: debianV1, Log: log},
+		// The next version: one package more and its own marker.
+		{Version: debianV2, Packages: []string{"jq"}, Log: log},
+	} {
+		start := time.Now()
+		img, err := osimage.BuildDebian(ctx, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs[v.Version] = img
+		t.Logf("%s: %d bytes compressed, %d raw, sha256 %s (%.1f s)", v.Version, img.Size, img.UncompressedSize, img.SHA256, time.Since(start).Seconds())
+	}
+	key, err := lab.NewSSHKey("rackboot-e2e@lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	initrd := buildAgentInitrd(t, ctx, work)
+	sha := map[string]string{debianV1: imgs[debianV1].SHA256, debianV2: imgs[debianV2].SHA256}
+	tb := startTestbed(t, ctx, testbedConfig{
+		fleet: debianFleet(sha, key.Authorized),
+		files: map[string]string{
+			debianV1 + ".img.zst": imgs[debianV1].Path,
+			debianV2 + ".img.zst": imgs[debianV2].Path,
+			"agent.cpio.gz":       initrd,
+		},
+	})
+	cli := rackbootCLI{tb: tb, bin: buildRackboot(t, ctx)}
+	admin := tb.adminAPI(t)
+
+	var mu sync.Mutex
+	var timings []string
+	for _, c := range []struct {
+		name string
+		fw   lab.Firmware
+		mac  string
+	}{{"bios", lab.BIOS, debianBIOSMAC}, {"uefi", lab.UEFI, debianUEFIMAC}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			m := newMachine(tb, "deb-"+c.name, c.fw, c.mac)
+			m.size = debianDisk
+			addr := debianAddr[c.mac]
+
+			m.install(t, ctx, m.powerOn(t, ctx))
+			vm := m.powerOn(t, ctx)
+			client, took := m.login(t, ctx, vm, addr, key)
+			checkDebian(t, client, m, addr, debianV1, imgs[debianV1])
+			agent := agentImageRate(t, admin, c.mac)
+			plain := plainDownloadRate(t, client, "http://"+lab.ServerIP+":"+httpPort+"/artifacts/"+debianV1+".img.zst")
+			mu.Lock()
+			timings = append(timings, fmt.Sprintf("%s: power-on to SSH login %.0f s; image stream in the agent %.1f MB/s, plain download in the same VM %.1f MB/s: ratio %.2f (P10)",
+				c.name, took.Seconds(), agent/1e6, plain/1e6, agent/plain))
+			mu.Unlock()
+
+			// Data the machine's users wrote, in the preserved partition.
+			mark := "written over SSH before the reinstall by " + c.name
+			run(t, client, "echo '"+mark+"' | sudo tee /srv/data/keep.txt >/dev/null && sync")
+			cli.run(t, "reinstall", c.mac, "--version", debianV2, "--reason", "e2e upgrade")
+			run(t, client, "sudo systemctl poweroff || true")
+			client.Close()
+			m.waitOff(t, vm)
+
+			m.install(t, ctx, m.powerOn(t, ctx))
+			vm = m.powerOn(t, ctx)
+			client, _ = m.login(t, ctx, vm, addr, key)
+			defer client.Close()
+			checkDebian(t, client, m, addr, debianV2, imgs[debianV2])
+			if got := strings.TrimSpace(run(t, client, "cat /srv/data/keep.txt")); got != mark {
+				t.Errorf("the preserved partition holds %q after the reinstall, want %q", got, mark)
+			}
+			hist := cli.history(t, c.mac)
+			if len(hist) != 2 || hist[0].Result != registry.ResultSuccess || hist[1].Result != registry.ResultSuccess ||
+				hist[1].Version.Name != debianV2 {
+				t.Errorf("history: %+v; want two successes, the second %s", hist, debianV2)
+			}
+			t.Logf("%s timeline:\n%s", m.name, m.timeline())
+		})
+	}
+	t.Run("openstack", func(t *testing.T) {
+		t.Parallel()
+		m := newMachine(tb, "deb-openstack", lab.BIOS, debianOSMAC)
+		m.size = debianDisk
+		m.install(t, ctx, m.powerOn(t, ctx))
+		vm := m.powerOn(t, ctx)
+		client, took := m.login(t, ctx, vm, debianAddr[debianOSMAC], key)
+		defer client.Close()
+		checkDebian(t, client, m, debianAddr[debianOSMAC], debianV1, imgs[debianV1])
+		if out := run(t, client, "sudo blkid -s LABEL -o value /dev/disk/by-partlabel/cidata"); strings.TrimSpace(out) != "config-2" {
+			t.Errorf("config drive label %q, want config-2", out)
+		}
+		if out := run(t, client, "sudo cat /run/cloud-init/instance-data.json | grep -o '\"platform\": \"[a-z]*\"' | head -n 1"); !strings.Contains(out, "openstack") {
+			t.Errorf("cloud-init's platform: %q, want openstack (ConfigDrive)", out)
+		}
+		mu.Lock()
+		timings = append(timings, fmt.Sprintf("openstack (BIOS): power-on to SSH login %.0f s", took.Seconds()))
+		mu.Unlock()
+	})
+	t.Cleanup(func() { t.Logf("timings:\n  %s", strings.Join(timings, "\n  ")) })
+}
+
+// login waits for the machine's SSH server at addr and logs in as ops
+// with the run's key; it returns the client and the time since power-on.
+func (m *machine) login(t *testing.T, ctx context.Context, vm *lab.VM, addr string, key *lab.SSHKey) (*ssh.Client, time.Duration) {
+	t.Helper()
+	c, err := m.tb.net.SSH(ctx, m.tb.net.Cli, addr+":22", "ops", key, debianBoot)
+	if err != nil {
+		t.Fatalf("%v\nlast console lines (%s):\n%s", err, vm.SerialLog(), vm.Tail(40))
+	}
+	took := time.Since(vm.Started())
+	m.log(time.Now(), "SSH login as ops at %s", addr)
+	return c, took
+}
+
+// agentImageRate is the rate, in compressed bytes per second, at which
+// the agent of mac's first attempt received the image while writing it,
+// from its log line "image written".
+func agentImageRate(t *testing.T, admin adminAPI, mac string) float64 {
+	t.Helper()
+	var hist []registry.Attempt
+	admin.get(t, "/api/hosts/"+mac+"/history?log=1", &hist)
+	re := regexp.MustCompile(`msg="image written".* received=(\d+) .*seconds=([0-9.]+)`)
+	for _, a := range hist {
+		for _, l := range a.Log {
+			if m := re.FindStringSubmatch(l); m != nil {
+				n, _ := strconv.ParseFloat(m[1], 64)
+				s, _ := strconv.ParseFloat(m[2], 64)
+				if s > 0 {
+					return n / s
+				}
+			}
+		}
+	}
+	t.Fatalf("no \"image written\" line in the agent log of %s", mac)
+	return 0
+}
+
+// plainDownloadRate downloads url on the machine, discarding the bytes,
+// and returns the rate in bytes per second: what the link gives a client
+// that does nothing with the data, in the same VM.
+func plainDownloadRate(t *testing.T, c *ssh.Client, url string) float64 {
+	t.Helper()
+	out := run(t, c, `python3 -c '
+import sys, time, urllib.request
+start = time.monotonic()
+n = 0
+with urllib.request.urlopen(sys.argv[1]) as r:
+    while True:
+        b = r.read(1 << 20)
+        if not b:
+            break
+        n += len(b)
+print(n, time.monotonic() - start)
+' `+url)
+	var n, s float64
+	if _, err := fmt.Sscan(out, &n, &s); err != nil || s <= 0 {
+		t.Fatalf("plain download printed %q: %v", out, err)
+	}
+	return n / s
+}
+
+// run runs cmd on the machine over SSH and returns its output.
+func run(t *testing.T, c *ssh.Client, cmd string) string {
+	t.Helper()
+	out, err := lab.Run(c, cmd)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return out
+}
+
+// checkDebian checks, logged in on the installed machine, what its
+// profile says it must be.
+func checkDebian(t *testing.T, c *ssh.Client, m *machine, addr, version string, img *osimage.Image) {
+	t.Helper()
+	// Wait for cloud-init to finish its last stage.
+	status := run(t, c, "cloud-init status --wait --long; true")
+	t.Logf("%s: cloud-init status --long:\n%s", m.name, status)
+	if !regexp.MustCompile(`(?m)^status: done$`).MatchString(status) {
+		t.Errorf("cloud-init status is not done:\n%s", status)
+	}
+	if res := run(t, c, "sudo cat /run/cloud-init/result.json"); !regexp.MustCompile(`"errors": \[\]`).MatchString(res) {
+		t.Errorf("cloud-init reported errors: %s", res)
+	}
+	host := debianHost[m.mac]
+	checks := []struct{ cmd, want string }{
+		{"hostname", "^" + host + "\n$"},
+		{"ip -4 -o addr show", regexp.QuoteMeta(addr) + `/24`},
+		{"cat /etc/resolv.conf", `(?m)^search .*lab\.example`},
+		{"resolvectl dns 2>/dev/null || cat /etc/resolv.conf", regexp.QuoteMeta(lab.ServerIP)},
+		{"sudo -n true && echo sudo-ok", "sudo-ok"},
+		{"sudo stat -c '%a %U' /etc/rackboot-e2e.conf && sudo cat /etc/rackboot-e2e.conf", "^640 root\nwritten by cloud-init\n$"},
+		{". /etc/os-release; echo $IMAGE_VERSION", "^" + regexp.QuoteMeta(version) + "\n$"},
+		{"findmnt -n -o FSTYPE /srv/data", "^ext4\n$"},
+	}
+	for _, ck := range checks {
+		if out := run(t, c, ck.cmd); !regexp.MustCompile(ck.want).MatchString(out) {
+			t.Errorf("%s: `%s` printed %q, want /%s/", m.name, ck.cmd, out, ck.want)
+		}
+	}
+	// The root file system grew past the image to the disk.
+	size, err := strconv.ParseInt(strings.TrimSpace(run(t, c, "df -B1 --output=size / | tail -n 1")), 10, 64)
+	if err != nil || size <= img.UncompressedSize {
+		t.Errorf("%s: root file system of %d bytes (%v), want more than the image's %d", m.name, size, err, img.UncompressedSize)
+	}
+	t.Logf("%s: %s", m.name, strings.ReplaceAll(run(t, c, "hostname; ip -4 -o addr show scope global; df -h /; findmnt -n /srv/data"), "\n", " | "))
+}
