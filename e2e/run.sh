@@ -22,4 +22,4 @@ sweep() {
 trap sweep EXIT
 trap 'exit 130' INT TERM
 
-RACKBOOT_E2E=1 go test -tags e2e -count=1 -v -timeout 30m ./e2e/... "$@"
+RACKBOOT_E2E=1 go test -tags e2e -count=1 -v -timeout 75m ./e2e/... "$@"
