@@ -398,8 +398,9 @@ func checkRecord(t *testing.T, admin adminAPI, mac string, img testOS) {
 }
 
 // checkDisk reads the machine's disk: a valid GPT (go-diskfs Verify, and
-// sgdisk -v) with the image's root partition where the image put it, the
-// config drive after it, and the image's bytes intact.
+// sgdisk -v) with the image's root partition where the image put it, grown
+// up to the config drive at the end of the disk (the layout has no rest
+// partition), and the image's bytes intact.
 func checkDisk(t *testing.T, disk string, img testOS) {
 	t.Helper()
 	b, err := file.OpenFromPath(disk, true)
@@ -425,11 +426,11 @@ func checkDisk(t *testing.T, disk string, img testOS) {
 		t.Fatalf("partitions %v, want the image's root and cidata", names)
 	}
 	root, cidata := tbl.Partitions[0], tbl.Partitions[1]
-	if root.Name != "root" || root.Start != img.rootStart || root.End != img.rootEnd || root.Type != gpt.LinuxRootX86_64 {
-		t.Errorf("partition 1 is %v, want the image's root at LBA %d-%d", names[0], img.rootStart, img.rootEnd)
+	if root.Name != "root" || root.Start != img.rootStart || root.End+1 != cidata.Start || root.End <= img.rootEnd || root.Type != gpt.LinuxRootX86_64 {
+		t.Errorf("partition 1 is %v, want the image's root from LBA %d, grown from %d up to cidata", names[0], img.rootStart, img.rootEnd)
 	}
-	if cidata.Name != "cidata" || cidata.Start*sector < osImageSize || cidata.GetSize() != 16*mib {
-		t.Errorf("partition 2 is %v, want cidata, 16 MiB, behind the image", names[1])
+	if cidata.Name != "cidata" || cidata.GetSize() != 16*mib || cidata.End+2048 < tbl.LastDataSector() || cidata.Start%2048 != 0 {
+		t.Errorf("partition 2 is %v, want cidata, 16 MiB, 1 MiB aligned at the end of the disk (last usable LBA %d)", names[1], tbl.LastDataSector())
 	}
 	if sgdisk, err := exec.LookPath("sgdisk"); err == nil {
 		out, err := exec.Command(sgdisk, "-v", disk).CombinedOutput()
