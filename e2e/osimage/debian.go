@@ -19,8 +19,9 @@ import (
 )
 
 // debianRevision changes whenever BuildDebian makes different bytes from
-// the same inputs (layout, configuration, tools' flags), so cached images
-// are rebuilt.
+// the same inputs in a way the key does not see (the layout, the tools'
+// flags; the files it writes are in the key), so cached images are
+// rebuilt.
 const debianRevision = "osimage-debian-1"
 
 // DebianSuite is the Debian release BuildDebian installs: Debian 12.

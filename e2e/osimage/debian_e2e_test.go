@@ -70,6 +70,10 @@ func TestDebian(t *testing.T) {
 	}
 
 	dir := t.TempDir()
+	logs := os.Getenv("RACKBOOT_E2E_LOGS")
+	if logs == "" {
+		logs = dir
+	}
 	n, err := lab.NewNet(ctx, lab.NetConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +83,7 @@ func TestDebian(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	site, err := n.StartSiteDHCP(dir)
+	site, err := n.StartSiteDHCP(logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,10 +118,6 @@ func TestDebian(t *testing.T) {
 				Network: &agentapi.Network{MAC: tt.mac, Address: tt.static},
 			})
 
-			logs := os.Getenv("RACKBOOT_E2E_LOGS")
-			if logs == "" {
-				logs = dir
-			}
 			// The disk boots first (bootindex 0): the machine is
 			// installed, and neither SeaBIOS nor OVMF tries the network.
 			// The NIC has no option ROM.
@@ -180,6 +180,7 @@ func TestDebian(t *testing.T) {
 				"sudo cat /etc/netplan/50-cloud-init.yaml; ls /run/systemd/network /etc/systemd/network 2>/dev/null || true",
 				"lsblk -o NAME,SIZE,TYPE,FSTYPE,PARTLABEL,LABEL,MOUNTPOINTS; df -h /",
 				"sudo grep -E 'WARNING|ERROR|Traceback' /var/log/cloud-init.log || true",
+				"sudo journalctl -b --no-pager -o short-monotonic -u systemd-networkd -u systemd-networkd-wait-online | tail -n 40",
 			} {
 				t.Logf("$ %s\n%s", cmd, sshRun(t, c, cmd))
 			}

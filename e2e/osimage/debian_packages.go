@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,11 +19,19 @@ import (
 	"time"
 )
 
+// initramfsConf is the image's initramfs-tools configuration: the root
+// file system is ext4, so its initramfs holds fsck.ext4 and checks it
+// before mounting it. A shell hook writes it: no single quotes.
+const (
+	initramfsConfPath = "etc/initramfs-tools/conf.d/rackboot"
+	initramfsConf     = "# Written by the rackboot image builder.\nFSTYPE=ext4\n"
+)
+
 // mmdebstrapArgs returns mmdebstrap's arguments to install the image's
 // packages into target: Debian's required set (the minbase variant) and
 // cfg.includes(), from the main archive, its updates and its security
-// archive. simulate only resolves the packages (--simulate) and prints
-// what apt would install.
+// archive, with initramfsConf in place first. simulate only resolves
+// the packages (--simulate) and prints what apt would install.
 func mmdebstrapArgs(cfg DebianConfig, target string, simulate bool) []string {
 	format := "directory"
 	if simulate {
@@ -32,6 +41,12 @@ func mmdebstrapArgs(cfg DebianConfig, target string, simulate bool) []string {
 		"--include=" + strings.Join(cfg.includes(), ",")}
 	if simulate {
 		args = append(args, "--simulate", "--verbose")
+	} else {
+		// Before any package: the kernel package makes the initramfs
+		// in the chroot, where initramfs-tools cannot probe the root
+		// file system's type and would leave fsck.ext4 out.
+		args = append(args, fmt.Sprintf(`--setup-hook=mkdir -p "$1/%s" && printf '%%s' '%s' > "$1/%s/%s"`,
+			path.Dir(initramfsConfPath), initramfsConf, path.Dir(initramfsConfPath), path.Base(initramfsConfPath)))
 	}
 	return append(args, DebianSuite, target,
 		fmt.Sprintf("deb %s %s main", cfg.mirror(), DebianSuite),

@@ -81,6 +81,9 @@ ff02::1		ip6-allnodes
 ff02::2		ip6-allrouters
 `
 
+// fstab is /etc/fstab: the root and the ESP by file system UUID, with
+// Debian's options; x-systemd.growfs grows the root file system to its
+// partition, as cloud-init's resizefs does, whichever runs first.
 func fstab(ids debianIDs) string {
 	return fmt.Sprintf(`# <file system> <mount point> <type> <options> <dump> <pass>
 UUID=%s / ext4 rw,discard,errors=remount-ro,x-systemd.growfs 0 1

@@ -173,6 +173,7 @@ func TestMmdebstrapArgs(t *testing.T) {
 	got := mmdebstrapArgs(cfg, "/tmp/root", false)
 	want := []string{"--mode=root", "--format=directory", "--variant=minbase",
 		"--include=" + strings.Join(append(DebianPackages(), "tree"), ","),
+		`--setup-hook=mkdir -p "$1/etc/initramfs-tools/conf.d" && printf '%s' '` + initramfsConf + `' > "$1/etc/initramfs-tools/conf.d/rackboot"`,
 		"bookworm", "/tmp/root",
 		"deb http://mirror.example/debian bookworm main",
 		"deb http://mirror.example/debian bookworm-updates main",
@@ -180,8 +181,11 @@ func TestMmdebstrapArgs(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("build (-want +got):\n%s", diff)
 	}
+	if strings.Contains(initramfsConf, "'") {
+		t.Error("initramfsConf has a single quote: the setup hook quotes it with them")
+	}
 	sim := mmdebstrapArgs(cfg, os.DevNull, true)
-	if !slices.Contains(sim, "--simulate") || !slices.Contains(sim, "--format=null") || !slices.Contains(sim, want[3]) {
+	if !slices.Contains(sim, "--simulate") || !slices.Contains(sim, "--format=null") || !slices.Contains(sim, want[3]) || slices.Contains(sim, want[4]) {
 		t.Errorf("simulate: %q", sim)
 	}
 }
