@@ -41,6 +41,8 @@ func (pl Planner) Plan(h *Host, v *Version, base string) (agentapi.Plan, error) 
 	return *p, nil
 }
 
+// plan builds the plan behind a pointer, so that its steps fill it in
+// place.
 func (pl Planner) plan(h *Host, v *Version, base string) (*agentapi.Plan, error) {
 	if v == nil {
 		v = h.Version

@@ -39,7 +39,8 @@ type renderer struct {
 	DHCP func(set *profiles.Set, h *profiles.Host, arch string, ipxe bool) (string, error)
 	// Script returns the per-machine iPXE script the host would be served.
 	Script func(set *profiles.Set, h *profiles.Host, arch string) (string, error)
-	// Plan is the appliance's planner; base is the appliance's URL.
+	// Plan is the appliance's planner (run sets it from --artifacts);
+	// base is the appliance's URL.
 	Plan func(h *profiles.Host, base string) (agentapi.Plan, error)
 }
 
@@ -168,10 +169,6 @@ func (r renderer) report(set *profiles.Set, h *profiles.Host, arch string, fromI
 		rep.Notes = append(rep.Notes, "ipxe script: "+err.Error())
 	} else {
 		rep.Script = s
-	}
-	if r.Plan == nil {
-		rep.Notes = append(rep.Notes, "install plan: not available in this build")
-		return rep
 	}
 	switch p, err := r.Plan(h, base); {
 	case errors.Is(err, profiles.ErrNoPlan):
