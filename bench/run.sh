@@ -104,7 +104,7 @@ prepare() {
   chmod -R a+rX "$WORK"
   # One fleet for every rackboot run: the P5 agents' MACs (P3 asks for
   # their scripts; P1's pxeload sends from them).
-  "$BIN/agentload" -write-fleet "$WORK/profiles/fleet.yaml" -agents "$AGENTS" -mac-prefix "$MAC_PREFIX" || die "agentload -write-fleet"
+  "$BIN/agentload" -write-fleet "$WORK/profiles/fleet.yaml" -artifacts "$WORK/artifacts" -agents "$AGENTS" -mac-prefix "$MAC_PREFIX" || die "agentload -write-fleet"
 
   local commit peers
   commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)

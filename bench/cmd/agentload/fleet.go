@@ -1,11 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // macs returns n locally administered MACs: prefix, then the agent number
@@ -27,17 +34,43 @@ func macs(prefix string, n int) ([]net.HardwareAddr, error) {
 	return out, nil
 }
 
+// fleetImage is the version's image file name under the artifacts folder.
+const fleetImage = "bench-1.img.zst"
+
+// writeImage writes the fleet version's image into dir: 1 MiB of zeros,
+// zstd-compressed, so the server can measure its sizes for the plans it
+// hands out (it refuses a plan whose image it cannot read). It returns the
+// file's SHA-256, which the fleet file names. No agent downloads it.
+func writeImage(dir string) (string, error) {
+	var b bytes.Buffer
+	enc, err := zstd.NewWriter(&b)
+	if err != nil {
+		return "", err
+	}
+	if _, err := enc.Write(make([]byte, 1<<20)); err != nil {
+		return "", err
+	}
+	if err := enc.Close(); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, fleetImage), b.Bytes(), 0o644); err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b.Bytes())
+	return hex.EncodeToString(sum[:]), nil
+}
+
 // writeFleet writes a profiles file listing every MAC as a host that
 // installs one version: enough for the registry to mint install tokens and
-// for the API to build each agent a plan. The image and installer need not
-// exist: no agent downloads them.
-func writeFleet(w io.Writer, hosts []net.HardwareAddr) error {
+// for the API to build each agent a plan. The image is the one writeImage
+// wrote, with its SHA-256; the installer need not exist: no agent boots it.
+func writeFleet(w io.Writer, hosts []net.HardwareAddr, imageSHA string) error {
 	var b strings.Builder
 	b.WriteString(`# Written by bench/cmd/agentload -write-fleet: the simulated agents of P5.
 versions:
   - name: bench-1
     number: 1
-    image: { url: bench-1.img.zst, sha256: ` + strings.Repeat("ab", 32) + `, format: zstd, kind: whole-disk }
+    image: { url: ` + fleetImage + `, sha256: ` + imageSHA + `, format: zstd, kind: whole-disk }
     installer: { kernel: vmlinuz, initrd: initrd.img, cmdline: "console=ttyS0,115200" }
 layouts:
   - name: small

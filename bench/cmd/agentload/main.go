@@ -8,7 +8,7 @@
 // expected, answered with 204, lost, and the latency percentiles of the
 // progress posts.
 //
-//	agentload -write-fleet DIR/fleet.yaml -agents 1000     # the profiles the server needs
+//	agentload -write-fleet DIR/fleet.yaml -artifacts ART -agents 1000   # the profiles and image the server needs
 //	agentload -base http://192.168.77.1:8080 -agents 1000 -interval 1s -duration 60s -tag server=rackboot
 package main
 
@@ -47,7 +47,8 @@ func main() {
 		c          config
 		n          = flag.Int("agents", 1000, "number of agents")
 		prefix     = flag.String("mac-prefix", "52:54:02", "first three bytes of the agents' MACs")
-		fleet      = flag.String("write-fleet", "", "write the profiles `file` listing the agents, then exit")
+		fleet      = flag.String("write-fleet", "", "write the profiles `file` listing the agents, and their image into -artifacts, then exit")
+		artifacts  = flag.String("artifacts", ".", "the server's artifacts `folder`, where -write-fleet writes the image")
 		requireAll = flag.Bool("require-all", false, "exit 1 unless every agent got its token and plan and every report was answered")
 	)
 	flag.StringVar(&c.base, "base", "http://192.168.77.1:8080", "rackboot's `URL`")
@@ -67,11 +68,15 @@ func main() {
 		fail(err)
 	}
 	if *fleet != "" {
+		sum, err := writeImage(*artifacts)
+		if err != nil {
+			fail(err)
+		}
 		f, err := os.Create(*fleet)
 		if err != nil {
 			fail(err)
 		}
-		if err := writeFleet(f, c.agents); err != nil {
+		if err := writeFleet(f, c.agents, sum); err != nil {
 			fail(err)
 		}
 		if err := f.Close(); err != nil {

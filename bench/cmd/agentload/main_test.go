@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rackboot/rackboot/api"
+	"github.com/rackboot/rackboot/artifacts"
 	"github.com/rackboot/rackboot/bench/internal/appliance"
 	"github.com/rackboot/rackboot/ipxe"
 	"github.com/rackboot/rackboot/profiles"
@@ -25,12 +26,16 @@ func TestAgents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	dir, art := t.TempDir(), t.TempDir()
+	sum, err := writeImage(art)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.Create(filepath.Join(dir, "fleet.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFleet(f, agents); err != nil {
+	if err := writeFleet(f, agents, sum); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -40,7 +45,7 @@ func TestAgents(t *testing.T) {
 	}
 	reg := &registry.Registry{Store: registry.NewMemory()}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set, Planner: profiles.Planner{}})
+	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set, Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: art}).Image}})
 	mux.Handle("/ipxe", &ipxe.Handler{Hosts: set, Lifecycle: appliance.Lifecycle{Reg: reg}})
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
