@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -290,13 +291,35 @@ func TestRenderRefusesHostileValues(t *testing.T) {
 			})
 		}
 	}
-	t.Run("cmdline overriding rackboot.server", func(t *testing.T) {
-		h := fields["cmdline"]("rackboot.server=http://evil.example/")
-		d := Decision{Outcome: OutcomeInstaller, Host: h, Installer: h.Installer}
-		if got, err := Render(testBase, f, d); err == nil {
-			t.Fatalf("Render accepted a rackboot.* argument:\n%s", got)
-		}
-	})
+	for _, a := range []string{"rackboot.server=http://evil.example/", "rackboot.token=x", "rackboot.after=halt", "rackboot.after="} {
+		t.Run("cmdline setting "+a, func(t *testing.T) {
+			h := fields["cmdline"](a)
+			d := Decision{Outcome: OutcomeInstaller, Host: h, Installer: h.Installer}
+			if got, err := Render(testBase, f, d); err == nil {
+				t.Fatalf("Render accepted a rackboot.* argument:\n%s", got)
+			}
+		})
+	}
+	// The one a profile may set (profiles validation allows it too).
+	for _, a := range []string{"rackboot.after=poweroff", "rackboot.after=reboot"} {
+		t.Run("cmdline setting "+a, func(t *testing.T) {
+			h := fields["cmdline"](a)
+			d := Decision{Outcome: OutcomeInstaller, Host: h, Installer: h.Installer}
+			got, err := Render(testBase, f, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kernel []string
+			for _, l := range strings.Split(got, "\n") {
+				if strings.HasPrefix(l, "kernel ") {
+					kernel = strings.Fields(l)
+				}
+			}
+			if !slices.Contains(kernel, a) {
+				t.Errorf("the kernel line lacks %s:\n%s", a, got)
+			}
+		})
+	}
 }
 
 // TestRenderRefusesHostileFacts covers Facts built by hand rather than by
