@@ -43,29 +43,33 @@ var (
 	debianHost = map[string]string{debianBIOSMAC: "deb-bios-01", debianUEFIMAC: "deb-uefi-01", debianOSMAC: "deb-os-01"}
 )
 
-// debianFleet is TestDebian's profiles: two Debian versions, a layout
-// with a preserved ext4 partition mounted at /srv/data and the config
-// drive at the end, one user with the run's SSH key, a file with a mode,
-// and a static address, DNS server and search domain per machine.
+// debianFleet is TestDebian's profiles: two Debian versions (and the
+// first again with an OpenStack config drive, its installer powering off
+// when done), a layout with a preserved ext4 partition mounted at
+// /srv/data, a swap partition and the config drive at the end, one user
+// with the run's SSH key, a file with a mode, raw cloud-config (a bootcmd
+// beside rackboot's own, a runcmd), and a static address, DNS server and
+// search domain per machine.
 func debianFleet(sha map[string]string, key string) string {
 	host := func(mac, more string) string {
 		return `  - { mac: "` + mac + `", hostname: ` + debianHost[mac] + more + `, network: { address: ` + debianAddr[mac] + `/24, gateway: ` + lab.ServerIP +
 			`, dns: [` + lab.ServerIP + `], search: [lab.example] } }` + "\n"
 	}
-	version := func(name, image string, number int, drive string) string {
+	version := func(name, image string, number int, drive, cmdline string) string {
 		return `  - name: ` + name + `
     number: ` + strconv.Itoa(number) + `
     config_drive: ` + drive + `
     image: { url: ` + image + `.img.zst, sha256: ` + sha[image] + `, format: zstd, kind: whole-disk }
-    installer: { kernel: ` + lab.KernelName + `, initrd: agent.cpio.gz, cmdline: "console=ttyS0,115200 loglevel=4 panic=-1" }
+    installer: { kernel: ` + lab.KernelName + `, initrd: agent.cpio.gz, cmdline: "console=ttyS0,115200 loglevel=4 panic=-1` + cmdline + `" }
 `
 	}
-	return "versions:\n" + version(debianV1, debianV1, 121, "nocloud") + version(debianV2, debianV2, 122, "nocloud") +
-		version(debianOS, debianV1, 120, "openstack") + `layouts:
+	return "versions:\n" + version(debianV1, debianV1, 121, "nocloud", "") + version(debianV2, debianV2, 122, "nocloud", "") +
+		version(debianOS, debianV1, 120, "openstack", " rackboot.after=poweroff") + `layouts:
   - name: debian
     disk: { select: smallest, min_size: 3GiB }
     partitions:
       - { name: srv, size: 256MiB, type: linux, filesystem: ext4, preserve: true, mount: /srv/data }
+      - { name: swap, size: 64MiB, type: swap, mount: swap }
       - { name: cidata, size: 16MiB, type: linux, content: config }
 defaults:
   version: ` + debianV1 + `
@@ -74,6 +78,9 @@ defaults:
     - { name: ops, ssh_keys: ["` + key + `"], sudo: true, shell: /bin/bash }
   files:
     - { path: /etc/rackboot-e2e.conf, content: "written by cloud-init\n", mode: "0640" }
+  cloud_config:
+    bootcmd: [[sh, -c, "echo bootcmd ran >> /run/rackboot-e2e-bootcmd"]]
+    runcmd: [[sh, -c, "echo runcmd ran > /var/lib/rackboot-e2e-runcmd"]]
 hosts:
 ` + host(debianBIOSMAC, "") + host(debianUEFIMAC, "") + host(debianOSMAC, ", version: "+debianOS)
 }
@@ -137,15 +144,22 @@ func TestDebian(t *testing.T) {
 			m.size = debianDisk
 			addr := debianAddr[c.mac]
 
-			m.install(t, ctx, m.powerOn(t, ctx))
 			vm := m.powerOn(t, ctx)
+			m.install(t, ctx, vm)
+			if _, ok, _ := vm.Find(`reboot: Restarting system`); !ok {
+				t.Errorf("the installer did not restart the machine (the default); last lines:\n%s", vm.Tail(10))
+			}
+			vm = m.powerOn(t, ctx)
 			client, took := m.login(t, ctx, vm, addr, key)
 			checkDebian(t, client, m, addr, debianV1, imgs[debianV1])
 			agent := agentImageRate(t, admin, c.mac)
-			plain := plainDownloadRate(t, client, "http://"+lab.ServerIP+":"+httpPort+"/artifacts/"+debianV1+".img.zst")
+			url := "http://" + lab.ServerIP + ":" + httpPort + "/artifacts/" + debianV1 + ".img.zst"
+			plain := downloadRate(t, client, url, false)
+			hashed := downloadRate(t, client, url, true)
 			mu.Lock()
-			timings = append(timings, fmt.Sprintf("%s: power-on to SSH login %.0f s; image stream in the agent %.1f MB/s, plain download in the same VM %.1f MB/s: ratio %.2f (P10)",
-				c.name, took.Seconds(), agent/1e6, plain/1e6, agent/plain))
+			timings = append(timings, fmt.Sprintf("%s: power-on to SSH login %.0f s; image stream in the agent %.1f MB/s, plain download in the same VM %.1f MB/s: ratio %.2f (P10); "+
+				"download and SHA-256 only (OpenSSL) %.1f MB/s: %.2f of the plain download, %.2f of it the agent reaches",
+				c.name, took.Seconds(), agent/1e6, plain/1e6, agent/plain, hashed/1e6, hashed/plain, agent/hashed))
 			mu.Unlock()
 
 			// Data the machine's users wrote, in the preserved partition.
@@ -176,8 +190,14 @@ func TestDebian(t *testing.T) {
 		t.Parallel()
 		m := newMachine(tb, "deb-openstack", lab.BIOS, debianOSMAC)
 		m.size = debianDisk
-		m.install(t, ctx, m.powerOn(t, ctx))
 		vm := m.powerOn(t, ctx)
+		m.install(t, ctx, vm)
+		// rackboot.after=poweroff: the kernel powers the machine off
+		// instead of restarting it (both end QEMU under -no-reboot).
+		if _, ok, _ := vm.Find(`reboot: Power down`); !ok {
+			t.Errorf("the installer of a version with rackboot.after=poweroff did not power off; last lines:\n%s", vm.Tail(10))
+		}
+		vm = m.powerOn(t, ctx)
 		client, took := m.login(t, ctx, vm, debianAddr[debianOSMAC], key)
 		defer client.Close()
 		checkDebian(t, client, m, debianAddr[debianOSMAC], debianV1, imgs[debianV1])
@@ -230,13 +250,17 @@ func agentImageRate(t *testing.T, admin adminAPI, mac string) float64 {
 	return 0
 }
 
-// plainDownloadRate downloads url on the machine, discarding the bytes,
-// and returns the rate in bytes per second: what the link gives a client
-// that does nothing with the data, in the same VM.
-func plainDownloadRate(t *testing.T, c *ssh.Client, url string) float64 {
+// downloadRate downloads url on the machine and returns the rate in
+// bytes per second. Without hash it discards the bytes: what the link
+// gives a client that does nothing with the data, in the same VM. With
+// hash it computes their SHA-256 (Python's hashlib, which is OpenSSL's),
+// the least any installer that verifies an image must do with its bytes:
+// the ceiling of the agent's stream on this VM's CPU.
+func downloadRate(t *testing.T, c *ssh.Client, url string, hash bool) float64 {
 	t.Helper()
 	out := run(t, c, `python3 -c '
-import sys, time, urllib.request
+import hashlib, sys, time, urllib.request
+h = hashlib.sha256() if sys.argv[2] == "true" else None
 start = time.monotonic()
 n = 0
 with urllib.request.urlopen(sys.argv[1]) as r:
@@ -245,11 +269,13 @@ with urllib.request.urlopen(sys.argv[1]) as r:
         if not b:
             break
         n += len(b)
+        if h:
+            h.update(b)
 print(n, time.monotonic() - start)
-' `+url)
+' `+url+" "+strconv.FormatBool(hash))
 	var n, s float64
 	if _, err := fmt.Sscan(out, &n, &s); err != nil || s <= 0 {
-		t.Fatalf("plain download printed %q: %v", out, err)
+		t.Fatalf("download printed %q: %v", out, err)
 	}
 	return n / s
 }
@@ -287,11 +313,19 @@ func checkDebian(t *testing.T, c *ssh.Client, m *machine, addr, version string, 
 		{"sudo stat -c '%a %U' /etc/rackboot-e2e.conf && sudo cat /etc/rackboot-e2e.conf", "^640 root\nwritten by cloud-init\n$"},
 		{". /etc/os-release; echo $IMAGE_VERSION", "^" + regexp.QuoteMeta(version) + "\n$"},
 		{"findmnt -n -o FSTYPE /srv/data", "^ext4\n$"},
+		// The profile's cloud_config: its bootcmd ran beside rackboot's
+		// (which mounts /srv/data), its runcmd once.
+		{"cat /run/rackboot-e2e-bootcmd /var/lib/rackboot-e2e-runcmd", "^bootcmd ran\nruncmd ran\n$"},
 	}
 	for _, ck := range checks {
 		if out := run(t, c, ck.cmd); !regexp.MustCompile(ck.want).MatchString(out) {
 			t.Errorf("%s: `%s` printed %q, want /%s/", m.name, ck.cmd, out, ck.want)
 		}
+	}
+	// mount: swap: the layout's swap partition, found by its label, is
+	// the machine's swap.
+	if swap := strings.Fields(run(t, c, "swapon --show=NAME --noheadings; readlink -f /dev/disk/by-partlabel/swap")); len(swap) != 2 || swap[0] != swap[1] {
+		t.Errorf("%s: swap in use and the swap partition: %q, want the one device twice", m.name, swap)
 	}
 	// The root file system grew past the image to the disk.
 	size, err := strconv.ParseInt(strings.TrimSpace(run(t, c, "df -B1 --output=size / | tail -n 1")), 10, 64)
