@@ -4,19 +4,25 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 )
 
-// SSHKey is a key pair made for one test run: the public half goes into
-// the profiles, the private half logs in. It is never written to disk.
+// SSHKey is a key pair made for one run: the public half goes into the
+// profiles, the private half logs in. It stays in memory unless
+// WritePrivate puts it in a file.
 type SSHKey struct {
 	Signer ssh.Signer
 	// Authorized is the public key as an authorized_keys line.
 	Authorized string
+
+	private ed25519.PrivateKey
+	comment string
 }
 
 // NewSSHKey generates an ed25519 key pair with the given comment.
@@ -30,7 +36,31 @@ func NewSSHKey(comment string) (*SSHKey, error) {
 		return nil, fmt.Errorf("lab: ssh key: %w", err)
 	}
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))) + " " + comment
-	return &SSHKey{Signer: s, Authorized: line}, nil
+	return &SSHKey{Signer: s, Authorized: line, private: priv, comment: comment}, nil
+}
+
+// WritePrivate writes the private key to a new file, name, in OpenSSH's
+// format with mode 0600: what `ssh -i name` reads.
+func (k *SSHKey) WritePrivate(name string) error {
+	if k.private == nil {
+		return fmt.Errorf("lab: ssh key %q: no private key (make keys with NewSSHKey)", k.comment)
+	}
+	block, err := ssh.MarshalPrivateKey(k.private, k.comment)
+	if err != nil {
+		return fmt.Errorf("lab: ssh key: %w", err)
+	}
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("lab: ssh key: %w", err)
+	}
+	if _, err := f.Write(pem.EncodeToMemory(block)); err != nil {
+		f.Close()
+		return fmt.Errorf("lab: ssh key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("lab: ssh key: %w", err)
+	}
+	return nil
 }
 
 // SSH logs in to addr ("IP:22") as user with key, from inside namespace ns,
