@@ -15,8 +15,8 @@ import (
 	"github.com/rackboot/rackboot/e2e/osimage"
 )
 
-// Versions are the demo OS versions of the example catalog, which Build
-// builds.
+// Versions are the busybox demo OS versions of the example catalog, which
+// Build builds for the example rack.
 var Versions = []string{"demo-1.0", "demo-1.1"}
 
 // ServeArgs are the flags `rackboot serve` needs for the rack, besides
@@ -39,15 +39,19 @@ const (
 )
 
 // ImageFile is the name of version's image in the artifacts directory:
-// the example catalog's image url.
+// the image url of the example catalog and of the Debian fleet.
 func ImageFile(version string) string { return version + ".img.zst" }
 
 // BuildConfig configures Build. Dir is required.
 type BuildConfig struct {
 	// Dir receives everything: bin/ (rackboot, rackboot-agent),
-	// images/ (the demo OS images and their manifests) and artifacts/
-	// (what rackboot serves).
+	// images/ (the busybox demo OS images and their manifests) and
+	// artifacts/ (what rackboot serves).
 	Dir string
+	// Debian makes Build build the OS of the Debian rack (DebianVersion,
+	// osimage.BuildDebian, kept in lab's cache) instead of the example
+	// rack's busybox demo images.
+	Debian bool
 	// Log receives the builders' progress messages; nil discards them.
 	Log *slog.Logger
 	// Step, if set, is told each step before it starts, for people
@@ -63,19 +67,21 @@ type Built struct {
 	// Kernel is the lab's distribution kernel, the installer's and the
 	// demo OS's.
 	Kernel *lab.Artifacts
-	// Images are the demo OS images by version, built in Dir/images.
+	// Images are the OS images by version: the busybox demo images,
+	// built in Dir/images, or the Debian image in lab's cache.
 	Images map[string]*osimage.Image
 	// InitrdSize is the size of the agent's initramfs, gzip-compressed.
 	InitrdSize int64
 }
 
-// Build builds what the rack needs from this checkout and the Debian
+// Build builds what a rack needs from this checkout and the Debian
 // packages: rackboot, the static rackboot-agent, the agent's initramfs
-// (`rackboot initrd` with the lab kernel's modules), and the demo OS
-// images, reproducibly; then lays the artifacts out under the names the
-// example catalog gives them. Only the lab kernel comes from a cache
-// outside Dir (lab.DefaultCacheDir), filled from the Debian mirror on the
-// first run.
+// (`rackboot initrd` with the lab kernel's modules), and the OS images,
+// reproducibly; then lays the artifacts out under the names the profiles
+// give them. The OS is the example rack's two busybox demo images, or,
+// with cfg.Debian, the Debian rack's Debian 12. Only the lab kernel and
+// the Debian image come from a cache outside Dir (lab.DefaultCacheDir),
+// filled from the Debian mirror on the first run.
 func Build(ctx context.Context, cfg BuildConfig) (*Built, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("rack: BuildConfig needs Dir")
@@ -130,6 +136,15 @@ func Build(ctx context.Context, cfg BuildConfig) (*Built, error) {
 		return nil, fmt.Errorf("rack: %w", err)
 	}
 	b.InitrdSize = fi.Size()
+	if cfg.Debian {
+		step("the " + DebianVersion + " image (osimage.BuildDebian: mmdebstrap from the Debian mirror, " +
+			"5 to 8 minutes the first time; then cached in " + filepath.Join(lab.DefaultCacheDir(), "osimage") + ")")
+		im, err := osimage.BuildDebian(ctx, osimage.DebianConfig{Version: DebianVersion, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		return b, b.addImage(im)
+	}
 	for _, v := range Versions {
 		step("the " + v + " image (package osimage)")
 		im, err := osimage.Build(ctx, osimage.Config{Version: v, Kernel: b.Kernel.Kernel,
@@ -137,12 +152,21 @@ func Build(ctx context.Context, cfg BuildConfig) (*Built, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := link(im.Path, filepath.Join(b.Artifacts, ImageFile(v))); err != nil {
+		if err := b.addImage(im); err != nil {
 			return nil, err
 		}
-		b.Images[v] = im
 	}
 	return b, nil
+}
+
+// addImage serves im from the artifacts directory under its catalog
+// name.
+func (b *Built) addImage(im *osimage.Image) error {
+	if err := link(im.Path, filepath.Join(b.Artifacts, ImageFile(im.Version))); err != nil {
+		return err
+	}
+	b.Images[im.Version] = im
+	return nil
 }
 
 // moduleRoot is the directory of the go.mod of the running code's

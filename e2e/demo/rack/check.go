@@ -15,12 +15,22 @@ import (
 const e1000ROM = "/usr/lib/ipxe/qemu/efi-e1000.rom"
 
 // CheckHost returns one error per thing this machine lacks to run the
-// rack (nil when nothing is missing): what lab.CheckHost and
+// example rack (nil when nothing is missing): what lab.CheckHost and
 // osimage.CheckHost ask for, Go to build rackboot, and the e1000's ROM.
 func CheckHost() []error {
-	var errs []error
-	errs = append(errs, leaves(lab.CheckHost())...)
-	errs = append(errs, leaves(osimage.CheckHost(osimage.Config{}))...)
+	return append(checkLab(), leaves(osimage.CheckHost(osimage.Config{}))...)
+}
+
+// CheckDebianHost is CheckHost for the Debian rack: what it asks for
+// besides the busybox images' tools, and what osimage.CheckDebianHost
+// asks for to build the Debian image.
+func CheckDebianHost() []error {
+	return append(checkLab(), leaves(osimage.CheckDebianHost())...)
+}
+
+// checkLab is what every rack needs: the lab, Go and the e1000's ROM.
+func checkLab() []error {
+	errs := leaves(lab.CheckHost())
 	if _, err := exec.LookPath("go"); err != nil {
 		errs = append(errs, errors.New("command go missing (rackboot is built from this checkout; go.mod names the version)"))
 	}
