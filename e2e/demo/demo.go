@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/rackboot/rackboot/e2e/demo/rack"
@@ -15,21 +16,21 @@ import (
 // sayFunc prints one step of the demo: a short name and what happens.
 type sayFunc func(step, format string, args ...any)
 
-// demo builds everything, installs the rack, boots it from disk and
-// reports. Every step that creates something defers its removal, so an
-// error or an interrupt at any point leaves nothing behind but the lab's
-// kernel cache.
+// demo builds everything, installs the rack, boots it from disk, logs in
+// to each machine and reports. Every step that creates something defers
+// its removal, so an error or an interrupt at any point leaves nothing
+// behind but lab's cache (the kernel, the Debian image).
 func demo(ctx context.Context, opts options, out io.Writer) (err error) {
 	say := sayFunc(func(step, format string, args ...any) {
 		fmt.Fprintf(out, "%-10s %s\n", step, fmt.Sprintf(format, args...))
 	})
-	ms := make([]*machine, 0, 3)
-	for _, m := range rack.Machines() {
+	var ms []*machine
+	for _, m := range rack.DebianMachines() {
 		ms = append(ms, &machine{Machine: m})
 	}
-	say("demo", "rackboot installs %d machines of the example fleet over the network, at once, "+
-		"and they boot what it installed from their disks; all in a private lab", len(ms))
-	if errs := rack.CheckHost(); len(errs) > 0 {
+	say("demo", "rackboot installs Debian 12 on %d machines over the network, at once; they boot it from their disks, "+
+		"and the demo logs in to each over SSH; all in a private lab", len(ms))
+	if errs := rack.CheckDebianHost(); len(errs) > 0 {
 		return hostError(errs)
 	}
 	sweep(say)
@@ -42,28 +43,40 @@ func demo(ctx context.Context, opts options, out io.Writer) (err error) {
 	say("work dir", "%s (everything the demo builds; removed at the end unless --keep)", w.dir)
 
 	built, err := rack.Build(ctx, rack.BuildConfig{
-		Dir:  w.dir,
-		Log:  slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{ReplaceAttr: dropTimeAndLevel})),
-		Step: func(what string) { say("build", "%s", what) },
+		Dir:    w.dir,
+		Debian: true,
+		Log:    slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{ReplaceAttr: dropTimeAndLevel})),
+		Step:   func(what string) { say("build", "%s", what) },
 	})
 	if err != nil {
 		return err
 	}
+	im := built.Images[rack.DebianVersion]
 	say("artifacts", "%s: kernel %s (Linux %s), agent initramfs %s (%s)", w.path("artifacts"),
 		rack.KernelFile, built.Kernel.KernelVersion, rack.InitrdFile, mib(built.InitrdSize))
-	for _, v := range rack.Versions {
-		im := built.Images[v]
-		say("", "%s: %s, a %s whole-disk image; sha256 %s", rack.ImageFile(v), mib(im.Size), mib(im.UncompressedSize), im.SHA256)
-	}
-	set, err := rack.WriteProfiles(w.profiles(), built.Images, nil)
+	say("", "%s: %s, a %s whole-disk image of Debian 12 (Linux %s, %d packages); sha256 %s",
+		rack.ImageFile(im.Version), mib(im.Size), mib(im.UncompressedSize), im.Kernel, len(im.Packages), im.SHA256)
+
+	key, err := lab.NewSSHKey("rackboot-demo@lab")
 	if err != nil {
 		return err
 	}
-	if err := resolve(ms, set); err != nil {
-		return fmt.Errorf("the example fleet: %w", err)
+	if err := key.WritePrivate(w.key()); err != nil {
+		return err
 	}
-	say("profiles", "%s: the example fleet (examples/*.yaml, %d hosts), the images' sha256 written into catalog.yaml",
-		w.profiles(), set.Len())
+	set, err := rack.WriteDebianProfiles(w.profiles(), im, key.Authorized)
+	if err != nil {
+		return err
+	}
+	if err := resolve(ms, set, key.Authorized); err != nil {
+		return fmt.Errorf("the Debian fleet: %w", err)
+	}
+	say("ssh key", "a new ed25519 key for this run; the profiles give its public half to the user %s", ms[0].user)
+	if opts.keep {
+		say("", "its private half: %s (kept with the work dir: --keep)", w.key())
+	}
+	say("profiles", "%s: %d hosts with static addresses, %s with its sha256, a preserved data partition, the run's key",
+		filepath.Join(w.profiles(), rack.DebianFleetFile), set.Len(), im.Version)
 
 	n, err := lab.NewNet(ctx, lab.NetConfig{})
 	if err != nil {
@@ -88,8 +101,8 @@ func demo(ctx context.Context, opts options, out io.Writer) (err error) {
 	say("rackboot", "rackboot serve on %s %s: proxy-DHCP 67+4011, TFTP 69, HTTP %s; log %s",
 		lab.Bridge, lab.ServerIP, rb.URL(), w.serverLog())
 	for _, m := range ms {
-		say("machine", "%-5s %-8s %-27s %2d GiB disk  %s, layout %s",
-			m.Name, m.host.Hostname, m.Boot(), m.DiskSize>>30, m.host.Version.Name, m.host.Layout.Name)
+		say("machine", "%-5s %-8s %-27s %2d GiB disk  %s, layout %s, %s",
+			m.Name, m.host.Hostname, m.Boot(), m.DiskSize>>30, m.host.Version.Name, m.host.Layout.Name, m.host.Network.Address)
 	}
 	defer closeVMs(ms, out)
 
@@ -97,7 +110,7 @@ func demo(ctx context.Context, opts options, out io.Writer) (err error) {
 		return err
 	}
 	showHosts(ctx, n, rb, out)
-	bootAll(ctx, n, w, ms, opts.timeout, say, out)
+	bootAll(ctx, n, w, ms, key, opts.timeout, say, out)
 	if err := report(out, ms, w.serverLog()); err != nil {
 		return err
 	}
@@ -113,7 +126,8 @@ func demo(ctx context.Context, opts options, out io.Writer) (err error) {
 	if len(failed) > 0 {
 		return fmt.Errorf("did not get through: %s (--keep keeps every log and serial console)", strings.Join(failed, ", "))
 	}
-	fmt.Fprintf(out, "\nall %d machines installed over the network by rackboot, and booted from their disks what their profiles name\n", len(ms))
+	fmt.Fprintf(out, "\nall %d machines installed Debian 12 over the network from rackboot, booted it from their disks "+
+		"and answered over SSH as their profiles say\n", len(ms))
 	return nil
 }
 
@@ -137,9 +151,9 @@ func hostError(errs []error) error {
 	for _, e := range errs {
 		fmt.Fprintf(&b, "  - %v\n", e)
 	}
-	b.WriteString("The demo needs root (network namespaces, QEMU taps, ports 67 and 69), Go, and Debian's\n" +
-		"qemu-system-x86 ipxe ipxe-qemu ovmf busybox-static kmod iproute2 systemd-boot-efi\n" +
-		"syslinux syslinux-common mtools squashfs-tools packages:\n" +
+	b.WriteString("The demo needs root (network namespaces, QEMU taps, ports 67 and 69; mmdebstrap's chroot), Go,\n" +
+		"and Debian's qemu-system-x86 ipxe ipxe-qemu ovmf busybox-static kmod iproute2 packages for the lab\n" +
+		"and mmdebstrap e2fsprogs dosfstools mtools for the Debian image:\n" +
 		"`sudo bash e2e/demo.sh` installs them and runs the demo.")
 	return errors.New(b.String())
 }
@@ -176,7 +190,8 @@ func cleanWorkDir(w *workDir, keep bool, say sayFunc) error {
 	if err := w.remove(); err != nil {
 		return err
 	}
-	say("cleanup", "work dir %s removed; the lab's kernel stays cached in %s", w.dir, lab.DefaultCacheDir())
+	say("cleanup", "work dir %s removed, the run's SSH key with it; the lab's kernel and the Debian image stay cached in %s",
+		w.dir, lab.DefaultCacheDir())
 	return nil
 }
 

@@ -5,14 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/rackboot/rackboot/e2e/demo/rack"
 	"github.com/rackboot/rackboot/e2e/lab"
-	"github.com/rackboot/rackboot/e2e/osimage"
 )
+
+// offWait bounds the time from `systemctl poweroff` to QEMU's exit.
+const offWait = time.Minute
 
 // installAll gives every machine a blank disk, powers them on together, as
 // when a rack's power comes on, and follows the installs live.
@@ -61,11 +63,13 @@ func showHosts(ctx context.Context, n *lab.Net, rb *lab.Rackboot, out io.Writer)
 
 // bootAll powers the installed machines on again, with the same disks:
 // each PXE-boots, rackboot's script says it is installed, and the firmware
-// boots the disk. The installed OS prints what it was given and powers
-// off.
-func bootAll(ctx context.Context, n *lab.Net, w *workDir, ms []*machine, timeout time.Duration, say sayFunc, out io.Writer) {
+// boots the disk. Then the demo logs in to each over SSH with the run's
+// key, shows what it answers, and powers it off.
+func bootAll(ctx context.Context, n *lab.Net, w *workDir, ms []*machine, key *lab.SSHKey, timeout time.Duration,
+	say sayFunc, out io.Writer) {
 	fmt.Fprintln(out)
-	say("boot", "powering the installed machines on again: rackboot answers each one's PXE boot with \"boot from your disk\"")
+	say("boot", "powering the installed machines on again: rackboot answers each one's PXE boot with \"boot from your disk\"; "+
+		"then ssh from the lab's client namespace with the run's key")
 	var wg sync.WaitGroup
 	var mu sync.Mutex // one machine's lines at a time
 	for _, m := range ms {
@@ -73,34 +77,77 @@ func bootAll(ctx context.Context, n *lab.Net, w *workDir, ms []*machine, timeout
 			continue
 		}
 		wg.Go(func() {
-			m.boot, m.err = m.PowerOn(ctx, n, w.dir, m.Name+"-boot")
-			if m.err == nil {
-				m.report, m.bootEnd, m.err = rack.WaitOS(ctx, m.boot, timeout)
-			}
-			if m.err == nil {
-				m.err = m.check()
-			}
-			m.err = interrupted(ctx, m.err)
+			m.err = interrupted(ctx, m.bootFromDisk(ctx, n, w, key, timeout))
 			mu.Lock()
 			defer mu.Unlock()
-			switch {
-			case errors.Is(m.err, context.Canceled):
-				say("boot", "%s: interrupted", m.label())
-				return
-			case m.err != nil:
-				say("boot", "%s: %v", m.label(), m.err)
-				return
-			}
-			up, _, _ := m.boot.Find("^" + osimage.MarkerOS)
-			say("boot", "%s: booted from its disk; %.1f s after power-on its OS said:", m.label(), up.At.Seconds())
-			for _, l := range m.boot.Lines() {
-				if strings.HasPrefix(l.Text, "RACKBOOT_DEMO_") {
-					say("", "  %s", l.Text)
-				}
-			}
+			m.show(say)
 		})
 	}
 	wg.Wait()
+}
+
+// bootFromDisk powers m on, logs in over SSH once its SSH server answers,
+// waits for cloud-init's last stage, asks the machine what it became and
+// checks that against its profile; then powers it off. timeout bounds
+// all of it but the power-off, from power-on.
+func (m *machine) bootFromDisk(ctx context.Context, n *lab.Net, w *workDir, key *lab.SSHKey, timeout time.Duration) error {
+	var err error
+	if m.boot, err = m.PowerOn(ctx, n, w.dir, m.Name+"-boot"); err != nil {
+		return err
+	}
+	vm := m.boot
+	deadline := vm.Started().Add(timeout)
+	c, err := n.SSH(ctx, n.Cli, net.JoinHostPort(m.address(), "22"), m.user, key, time.Until(deadline))
+	if err != nil {
+		return fmt.Errorf("%w\nlast console lines (%s):\n%s", err, vm.SerialLog(), vm.Tail(25))
+	}
+	defer c.Close()
+	// lab.Run cannot be cancelled; closing the client ends its session.
+	defer context.AfterFunc(ctx, func() { c.Close() })()
+	m.login = time.Since(vm.Started())
+	// Its error is cloud-init's status, which cmdCloudInit shows.
+	_, _ = lab.Run(c, waitCloudInit(time.Until(deadline)))
+	m.settled = time.Since(vm.Started())
+	m.said = ask(c, commands(m.host))
+	checked := m.check()
+
+	// The answer never comes: sshd goes down with the machine.
+	go lab.Run(c, "sudo -n systemctl poweroff")
+	select {
+	case <-vm.Done():
+		m.off = time.Since(vm.Started())
+	case <-ctx.Done():
+		return errors.Join(checked, ctx.Err())
+	case <-time.After(offWait):
+	}
+	return checked
+}
+
+// show prints what became of m's boot from disk: the SSH session, or why
+// there was none.
+func (m *machine) show(say sayFunc) {
+	switch {
+	case errors.Is(m.err, context.Canceled):
+		say("boot", "%s: interrupted", m.label())
+		return
+	case m.login == 0:
+		say("boot", "%s: %v", m.label(), m.err)
+		return
+	}
+	say("ssh", "%s: booted from its disk; %s@%s logged in with the run's key %.1f s after power-on, cloud-init finished at %.1f s:",
+		m.label(), m.user, m.address(), m.login.Seconds(), m.settled.Seconds())
+	for _, e := range m.said {
+		say("", "  $ %s", e.cmd)
+		for _, line := range strings.Split(strings.TrimRight(e.out, "\n"), "\n") {
+			say("", "  %s", strings.TrimRight(line, " "))
+		}
+	}
+	if m.err != nil {
+		say("ssh", "%s: %v", m.label(), m.err)
+	}
+	if m.off == 0 {
+		say("ssh", "%s: still on %v after `systemctl poweroff`; the cleanup stops it", m.label(), offWait)
+	}
 }
 
 // interrupted marks err as the interruption's doing when ctx ended: a

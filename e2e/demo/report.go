@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/rackboot/rackboot/e2e/demo/rack"
 	"github.com/rackboot/rackboot/e2e/lab"
@@ -19,7 +20,7 @@ func report(out io.Writer, ms []*machine, serverLog string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nthe rack (hostname, version and data: what each machine's installed OS printed on its console):")
+	fmt.Fprintln(out, "\nthe rack (hostname, address, OS and cloud-init: what each installed machine answered over SSH):")
 	if err := table(out, ms); err != nil {
 		return err
 	}
@@ -30,14 +31,16 @@ func report(out io.Writer, ms []*machine, serverLog string) error {
 			if err != nil {
 				return err
 			}
-			installs = append(installs, withOff(tl, m.installEnd))
+			tl.Points = append(tl.Points, point("off", m.installEnd.Off))
+			installs = append(installs, tl)
 		}
 		if m.boot != nil {
-			tl, err := lab.NewTimeline(m.boot, entries, rack.BootMilestones(m.MAC))
+			tl, err := lab.NewTimeline(m.boot, entries, rack.DebianBootMilestones(m.MAC))
 			if err != nil {
 				return err
 			}
-			boots = append(boots, withOff(tl, m.bootEnd))
+			tl.Points = append(tl.Points, point("ssh", m.login), point("cloud-init", m.settled), point("off", m.off))
+			boots = append(boots, tl)
 		}
 	}
 	if len(installs) > 0 {
@@ -45,8 +48,9 @@ func report(out io.Writer, ms []*machine, serverLog string) error {
 			"agent…done: the agent on the console; off: QEMU ended by the agent's reboot):\n%s", lab.FormatTimelines(installs))
 	}
 	if len(boots) > 0 {
-		fmt.Fprintf(out, "\nboot from disk, seconds from power-on (local: rackboot's script says boot the disk; os: the installed OS's first line):\n%s",
-			lab.FormatTimelines(boots))
+		fmt.Fprintf(out, "\nboot from disk, seconds from power-on (local: rackboot's script says boot the disk; linux, systemd: "+
+			"the installed system on the console; ssh: the demo logged in; cloud-init: its last stage finished; "+
+			"off: QEMU ended after the demo's poweroff):\n%s", lab.FormatTimelines(boots))
 	}
 	for _, m := range ms {
 		if m.err == nil || m.result() == "interrupted" {
@@ -66,23 +70,32 @@ func report(out io.Writer, ms []*machine, serverLog string) error {
 // table prints one row per machine.
 func table(out io.Writer, ms []*machine) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "machine\tfirmware\tMAC\tlayout\thostname\tversion\tinstall\tdata partition\tresult")
+	fmt.Fprintln(tw, "machine\tfirmware\tMAC\thostname\taddress\tOS\tinstall\tssh login\tcloud-init\tresult")
 	for _, m := range ms {
-		r := m.report
-		row := []string{m.Name, m.Boot(), m.MAC.String(), m.host.Layout.Name,
-			orDash(r.Hostname), orDash(r.Version), "-", orDash(r.Data), m.result()}
-		if m.installed {
-			row[6] = fmt.Sprintf("%.1f s", m.installTime().Seconds())
+		s := m.said
+		row := []string{m.Name, m.Boot(), m.MAC.String(), orDash(s.hostname()), orDash(strings.Join(s.addresses(), " ")),
+			orDash(s.version()), seconds(m.installTime()), seconds(m.login), orDash(s.cloudInit()), m.result()}
+		if !m.installed {
+			row[6] = "-"
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()
 }
 
-// withOff adds the moment QEMU ended to a timeline.
-func withOff(tl lab.Timeline, end rack.Ending) lab.Timeline {
-	tl.Points = append(tl.Points, lab.Point{Name: "off", At: end.Off, Found: end.Off > 0})
-	return tl
+// point is a moment the demo measured itself, at from power-on; zero is
+// one that did not happen.
+func point(name string, at time.Duration) lab.Point {
+	return lab.Point{Name: name, At: at, Found: at > 0}
+}
+
+// seconds formats a duration from power-on, "-" for one that did not
+// happen.
+func seconds(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
 }
 
 func orDash(s string) string {

@@ -10,9 +10,10 @@ import (
 // runs:
 //
 //	bin/            rackboot and rackboot-agent of this checkout
-//	images/         the demo OS images demo-1.0 and demo-1.1, and their manifests
-//	artifacts/      what rackboot serves: kernel, agent initramfs, images
-//	profiles/       the example fleet, with the images' sha256
+//	artifacts/      what rackboot serves: kernel, agent initramfs, the Debian image
+//	                (a link to lab's cache, or a copy)
+//	id_ed25519      the run's SSH private key (OpenSSH format, mode 0600)
+//	profiles/       the Debian fleet, with the image's sha256 and the key's public half
 //	data/           rackboot's state: registry, admin token, staged iPXE
 //	rackboot.log    rackboot's JSON log
 //	udhcpd.*        the site DHCP server's configuration, leases and log
@@ -37,6 +38,7 @@ func (w *workDir) path(elem ...string) string {
 func (w *workDir) profiles() string  { return w.path("profiles") }
 func (w *workDir) data() string      { return w.path("data") }
 func (w *workDir) serverLog() string { return w.path("rackboot.log") }
+func (w *workDir) key() string       { return w.path("id_ed25519") }
 
 // remove deletes the work directory and everything in it.
 func (w *workDir) remove() error {
