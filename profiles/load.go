@@ -214,7 +214,7 @@ func parseFile(name string, b []byte) *parsedFile {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		c.yamlError(err)
+		c.syntaxError(err, b)
 		pf.broken = true
 		return pf
 	}
@@ -225,7 +225,7 @@ func parseFile(name string, b []byte) *parsedFile {
 		pf.broken = true
 		return pf
 	} else if !errors.Is(err, io.EOF) {
-		c.yamlError(err)
+		c.syntaxError(err, b)
 		pf.broken = true
 		return pf
 	}
