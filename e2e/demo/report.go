@@ -48,8 +48,8 @@ func report(out io.Writer, ms []*machine, serverLog string) error {
 			"agent…done: the agent on the console; off: QEMU ended by the agent's reboot):\n%s", lab.FormatTimelines(installs))
 	}
 	if len(boots) > 0 {
-		fmt.Fprintf(out, "\nboot from disk, seconds from power-on (local: rackboot's script says boot the disk; linux, systemd: "+
-			"the installed system on the console; ssh: the demo logged in; cloud-init: its last stage finished; "+
+		fmt.Fprintf(out, "\nboot from disk, seconds from power-on (local: rackboot's script says boot the disk; grub, linux, systemd: "+
+			"the installed system on the console; ssh: the demo logged in; cloud-init: `cloud-init status --wait` returned; "+
 			"off: QEMU ended after the demo's poweroff):\n%s", lab.FormatTimelines(boots))
 	}
 	for _, m := range ms {

@@ -118,13 +118,13 @@ func WriteDebianProfiles(dir string, image *osimage.Image, key string) (*profile
 
 // DebianBootMilestones are the moments of a Debian machine's boot from
 // its disk: rackboot's answer that it is installed, then on its console
-// the kernel, systemd, and cloud-init's last stage ending.
+// GRUB (the image's, from the disk), the kernel and systemd.
 func DebianBootMilestones(mac net.HardwareAddr) []lab.Milestone {
 	return []lab.Milestone{
 		{Name: "pxe", Server: Answered(mac)},
 		{Name: "local", Server: ScriptServed(mac, "local")},
+		{Name: "grub", Serial: `Welcome to GRUB`},
 		{Name: "linux", Serial: `Linux version `},
 		{Name: "systemd", Serial: `Welcome to .*Debian`},
-		{Name: "cloud-init", Serial: `Cloud-init v\. .* finished at`},
 	}
 }

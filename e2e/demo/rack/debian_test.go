@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -74,5 +75,35 @@ func TestDebianProfilesRefused(t *testing.T) {
 	}
 	if _, err := WriteDebianProfiles(t.TempDir(), &osimage.Image{Version: DebianVersion, SHA256: sum10}, `ssh-ed25519 AAAA "k"`); err == nil {
 		t.Error("WriteDebianProfiles took a key with quotes")
+	}
+}
+
+// TestDebianBootMilestones matches the console milestones against lines
+// of a Debian machine's boot from disk in the demo (UEFI, node2), and
+// against none of the iPXE lines before them.
+func TestDebianBootMilestones(t *testing.T) {
+	console := []string{
+		"iPXE 1.0.0+git-20190125.36a4c85-5.1 -- Open Source Network Boot Firmware -- http://ipxe.org",
+		"rackboot: deb-n02 52:54:00:77:04:02 (x86_64 efi) is installed: booting from its local disk",
+		`BdsDxe: starting Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x3,0x0)`,
+		"Welcome to GRUB!",
+		" [    0.000000] Linux version 6.1.0-57-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, " +
+			"GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)",
+		"Welcome to Debian GNU/Linux 12 (bookworm)!",
+	}
+	want := map[string]int{"grub": 3, "linux": 4, "systemd": 5}
+	for _, m := range DebianBootMilestones(mustMAC(t, "52:54:00:77:04:02")) {
+		if m.Serial == "" {
+			continue
+		}
+		re := regexp.MustCompile(m.Serial)
+		got := slices.IndexFunc(console, re.MatchString)
+		if got != want[m.Name] {
+			t.Errorf("milestone %s (/%s/) matches line %d first, want %d", m.Name, m.Serial, got, want[m.Name])
+		}
+		delete(want, m.Name)
+	}
+	if len(want) > 0 {
+		t.Errorf("milestones missing: %v", want)
 	}
 }

@@ -12,13 +12,13 @@ import (
 	"github.com/rackboot/rackboot/e2e/lab"
 )
 
-// Machine is one computer of the rack: a host of the example fleet, the
-// firmware and network card the lab gives it, and its disk.
+// Machine is one computer of a rack: a host of its fleet, the firmware and
+// network card the lab gives it, and its disk.
 type Machine struct {
 	// Name is the lab's name for the machine; its files in the work
 	// directory start with it.
 	Name     string
-	MAC      net.HardwareAddr // a host of the example fleet (examples/*.yaml)
+	MAC      net.HardwareAddr // a host of the fleet (examples/*.yaml, debian.yaml.tmpl)
 	Firmware lab.Firmware
 	NIC      string     // QEMU's NIC model
 	ROM      lab.NICROM // the NIC's option ROM
@@ -29,10 +29,10 @@ type Machine struct {
 
 const gib = 1 << 30
 
-// Machines returns the rack: three machines that boot in three different
-// ways and install different versions with different layouts (the
-// profiles decide which; the comments say what they do). Their MACs are
-// hosts of examples/rack1.yaml and rack2.yaml.
+// Machines returns the example rack: three machines that boot in three
+// different ways and install different versions with different layouts
+// (the profiles decide which; the comments say what they do). Their MACs
+// are hosts of examples/rack1.yaml and rack2.yaml.
 func Machines() []Machine {
 	return []Machine{
 		// r1-n01: stable channel (demo-1.0), layout compact. SeaBIOS
