@@ -1,10 +1,11 @@
-// Package osimage builds the demo operating system that rackboot's
-// end-to-end suite and demo install: small but real whole-disk images,
-// made reproducibly from Debian packages alone, that boot from disk under
-// UEFI and BIOS and report on the serial console what the installer gave
-// them.
+// Package osimage builds the operating systems that rackboot's end-to-end
+// suite and demo install. BuildDebian makes a real Debian 12 (DEBIAN.md),
+// which the demo and TestDebian install. Build makes the busybox demo OS
+// of the fast tests: small but real whole-disk images, made reproducibly
+// from Debian packages alone, that boot from disk under UEFI and BIOS and
+// report on the serial console what the installer gave them.
 //
-// An image is a GPT disk of DiskSize bytes with two partitions:
+// A demo OS image is a GPT disk of DiskSize bytes with two partitions:
 //
 //   - ESPPartition, a FAT32 EFI System Partition holding
 //     EFI/BOOT/BOOTX64.EFI, a unified kernel image (the systemd EFI stub
