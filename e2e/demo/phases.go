@@ -105,7 +105,8 @@ func (m *machine) bootFromDisk(ctx context.Context, n *lab.Net, w *workDir, key 
 	// lab.Run cannot be cancelled; closing the client ends its session.
 	defer context.AfterFunc(ctx, func() { c.Close() })()
 	m.login = time.Since(vm.Started())
-	// Its error is cloud-init's status, which cmdCloudInit shows.
+	// Its exit status is cloud-init's verdict, or timeout(1)'s: the
+	// status cmdCloudInit shows says which.
 	_, _ = lab.Run(c, waitCloudInit(time.Until(deadline)))
 	m.settled = time.Since(vm.Started())
 	m.said = ask(c, commands(m.host))
