@@ -324,7 +324,7 @@ func checkDebian(t *testing.T, c *ssh.Client, m *machine, addr, version string, 
 	}
 	// mount: swap: the layout's swap partition, found by its label, is
 	// the machine's swap.
-	if swap := strings.Fields(run(t, c, "swapon --show=NAME --noheadings; readlink -f /dev/disk/by-partlabel/swap")); len(swap) != 2 || swap[0] != swap[1] {
+	if swap := strings.Fields(run(t, c, "sudo swapon --show=NAME --noheadings; readlink -f /dev/disk/by-partlabel/swap")); len(swap) != 2 || swap[0] != swap[1] {
 		t.Errorf("%s: swap in use and the swap partition: %q, want the one device twice", m.name, swap)
 	}
 	// The root file system grew past the image to the disk.
