@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -18,45 +17,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 )
-
-// Load reads every *.yaml and *.yml file of dir (not recursively) and returns
-// the validated snapshot. On any problem it returns an ErrorList naming each
-// problem's file and line, and no Set. Only a failure to read the directory
-// or a file is returned as another error.
-func Load(dir string) (*Set, error) {
-	srcs, err := readDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	return load(srcs)
-}
-
-// readDir reads the *.yaml and *.yml files of dir.
-func readDir(dir string) ([]source, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("profiles: %w", err)
-	}
-	var srcs []source
-	for _, e := range entries {
-		if !isProfile(e.Name()) || e.IsDir() {
-			continue
-		}
-		name := filepath.Join(dir, e.Name())
-		b, err := os.ReadFile(name)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				// Renamed away between ReadDir and ReadFile: an
-				// editor is saving, and the watcher will load again.
-				continue
-			}
-			return nil, fmt.Errorf("profiles: %w", err)
-		}
-		srcs = append(srcs, source{name: name, data: b})
-	}
-	slices.SortFunc(srcs, func(a, b source) int { return strings.Compare(a.name, b.name) })
-	return srcs, nil
-}
 
 // isProfile reports whether a directory entry is a profiles file. Editors'
 // swap and backup files (.fleet.yaml.swp, fleet.yaml~) are not.

@@ -25,10 +25,23 @@ type Watcher struct {
 	// Dir is the profiles directory.
 	Dir string
 	// Debounce is how long the directory must stay quiet after a change
-	// before it is loaded: an editor's save or a `git pull` is a burst of
-	// events, and a half-written fleet must not be loaded. Zero means
-	// 200ms.
+	// event before a reload starts: an editor's save or a `git pull` is a
+	// burst of events. Zero means 200ms.
 	Debounce time.Duration
+	// Settle is how long every file must stay unchanged (size, times,
+	// inode) before it is read, and each is then read twice and must be
+	// identical: an editor that writes in place, or a copy, is otherwise
+	// caught half way, and a half-written file can be valid YAML that
+	// drops hosts or partitions. Files last changed longer ago than Settle
+	// are read at once. Zero means 1s; negative reads at once (tests).
+	Settle time.Duration
+	// Timeout bounds one reload: waiting for the files to settle and
+	// reading them. A reload that runs out fails, LastError says why, and
+	// the previous snapshot keeps serving; a read stuck in the kernel (a
+	// hung network file system) keeps later reloads failing the same way
+	// until it returns, and never holds up Current or shutdown. Zero means
+	// 30s.
+	Timeout time.Duration
 	// Log receives a line per reload; nil discards.
 	Log *slog.Logger
 	// OnReload, if set, is called after a new snapshot was swapped in (or
@@ -39,7 +52,8 @@ type Watcher struct {
 	OnError  func(error)
 
 	cur     atomic.Pointer[Set]
-	mu      sync.Mutex // serialises reloads
+	once    sync.Once
+	turn    chan struct{} // held by the reload running, or its stuck read
 	lastErr atomic.Pointer[error]
 }
 
@@ -72,31 +86,89 @@ func (w *Watcher) log() *slog.Logger {
 
 // Reload loads the directory now and swaps the snapshot if it is valid;
 // otherwise the current snapshot stays and the error is returned and kept
-// for LastError. SIGHUP calls it; so does Run after a change.
-func (w *Watcher) Reload() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	srcs, err := readDir(w.Dir)
-	if err == nil {
-		if cur := w.cur.Load(); cur != nil && cur.Digest() == digest(srcs) {
-			// Touched, or reverted to what is being served: nothing to
-			// swap, but a reverted bad edit is no longer an error.
-			if w.lastErr.Swap(nil) != nil && w.OnReload != nil {
-				w.OnReload(cur)
-			}
-			return nil
-		}
-		var set *Set
-		if set, err = load(srcs); err == nil {
-			w.cur.Store(set)
-			w.lastErr.Store(nil)
-			w.log().Info("profiles loaded", "path", w.Dir, "hosts", set.Len(), "files", len(set.Files()), "digest", set.Digest()[:12])
-			if w.OnReload != nil {
-				w.OnReload(set)
-			}
-			return nil
+// for LastError. It is ReloadContext without a context of its own.
+func (w *Watcher) Reload() error { return w.ReloadContext(context.Background()) }
+
+// ReloadContext waits until the files have settled, reads them and swaps
+// the snapshot if they are valid; otherwise the current snapshot stays and
+// the error is returned and kept for LastError. It returns when ctx ends or
+// Timeout passes, whatever the file system does. SIGHUP calls it; so does
+// Run after a change.
+func (w *Watcher) ReloadContext(ctx context.Context) error {
+	w.once.Do(func() { w.turn = make(chan struct{}, 1) })
+	timeout := w.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	select {
+	case w.turn <- struct{}{}:
+	case <-ctx.Done():
+		return w.failed(fmt.Errorf("profiles: %s: the previous reload is still reading (%w)", w.Dir, ctx.Err()))
+	}
+	type result struct {
+		srcs []source
+		err  error
+	}
+	read := make(chan result, 1)
+	go func() {
+		srcs, err := readSettled(ctx, w.Dir, w.settle())
+		read <- result{srcs, err}
+	}()
+	var r result
+	select {
+	case r = <-read:
+	case <-ctx.Done():
+		// The read gives up on ctx too, with the better reason (files
+		// that never settled), unless it is stuck in the kernel: then it
+		// keeps the turn until it returns and this reload gives up now.
+		grace := time.NewTimer(100 * time.Millisecond)
+		defer grace.Stop()
+		select {
+		case r = <-read:
+		case <-grace.C:
+			go func() { <-read; <-w.turn }()
+			return w.failed(fmt.Errorf("profiles: %s: reading the files did not finish: %w", w.Dir, ctx.Err()))
 		}
 	}
+	defer func() { <-w.turn }()
+	if r.err != nil {
+		return w.failed(r.err)
+	}
+	if cur := w.cur.Load(); cur != nil && cur.Digest() == digest(r.srcs) {
+		// Touched, or reverted to what is being served: nothing to
+		// swap, but a reverted bad edit is no longer an error.
+		if w.lastErr.Swap(nil) != nil && w.OnReload != nil {
+			w.OnReload(cur)
+		}
+		return nil
+	}
+	set, err := load(r.srcs)
+	if err != nil {
+		return w.failed(err)
+	}
+	w.cur.Store(set)
+	w.lastErr.Store(nil)
+	w.log().Info("profiles loaded", "path", w.Dir, "hosts", set.Len(), "files", len(set.Files()), "digest", set.Digest()[:12])
+	if w.OnReload != nil {
+		w.OnReload(set)
+	}
+	return nil
+}
+
+func (w *Watcher) settle() time.Duration {
+	switch {
+	case w.Settle < 0:
+		return 0
+	case w.Settle == 0:
+		return time.Second
+	}
+	return w.Settle
+}
+
+// failed keeps err for LastError, logs it and reports it to OnError.
+func (w *Watcher) failed(err error) error {
 	w.lastErr.Store(&err)
 	var list ErrorList
 	if errors.As(err, &list) {
@@ -157,7 +229,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			fire = timer.C
 		case <-fire:
 			fire = nil
-			w.Reload() // logged and kept for LastError
+			w.ReloadContext(ctx) // logged and kept for LastError
 		}
 	}
 }

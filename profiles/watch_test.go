@@ -47,8 +47,14 @@ func genOf(h *Host) string { g, _, _ := strings.Cut(h.Hostname, "-"); return g }
 // startWatcher loads dir and follows it until the test ends.
 func startWatcher(t *testing.T, dir string) (w *Watcher, reloads chan *Set, errs chan error) {
 	t.Helper()
+	return startWatcherSettle(t, dir, 30*time.Millisecond)
+}
+
+// startWatcherSettle is startWatcher with the files' settle time.
+func startWatcherSettle(t *testing.T, dir string, settle time.Duration) (w *Watcher, reloads chan *Set, errs chan error) {
+	t.Helper()
 	reloads, errs = make(chan *Set, 100), make(chan error, 100)
-	w = &Watcher{Dir: dir, Debounce: 20 * time.Millisecond,
+	w = &Watcher{Dir: dir, Debounce: 20 * time.Millisecond, Settle: settle,
 		OnReload: func(s *Set) { reloads <- s },
 		OnError:  func(err error) { errs <- err }}
 	if err := w.Reload(); err != nil {
@@ -139,7 +145,7 @@ func TestWatcherFollowsEdits(t *testing.T) {
 func TestWatcherReloadForced(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"fleet.yaml": genFleet("g1", 2, false)})
 	var reloads atomic.Int32
-	w := &Watcher{Dir: dir, OnReload: func(*Set) { reloads.Add(1) }}
+	w := &Watcher{Dir: dir, Settle: 10 * time.Millisecond, OnReload: func(*Set) { reloads.Add(1) }}
 	if _, ok := w.Lookup(mustMAC(t, "52:54:00:00:00:01")); ok || w.Current() != nil || w.DefaultInstaller() != nil {
 		t.Fatal("a Watcher serves before its first Reload")
 	}
@@ -176,7 +182,7 @@ func TestWatcherDebounces(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"fleet.yaml": genFleet("g0", 2, false)})
 	var reloads atomic.Int32
 	got := make(chan *Set, 100)
-	w := &Watcher{Dir: dir, Debounce: 250 * time.Millisecond, OnReload: func(s *Set) { reloads.Add(1); got <- s }}
+	w := &Watcher{Dir: dir, Debounce: 250 * time.Millisecond, Settle: 30 * time.Millisecond, OnReload: func(s *Set) { reloads.Add(1); got <- s }}
 	if err := w.Reload(); err != nil {
 		t.Fatal(err)
 	}
