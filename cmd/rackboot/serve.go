@@ -233,7 +233,8 @@ func measureImages(sizes *artifacts.Sizes, set *profiles.Set, log *slog.Logger) 
 }
 
 // reloadOnHangup re-reads the profiles on SIGHUP. A broken edit is logged
-// with every file:line by the watcher and the old snapshot keeps serving.
+// with every file:line by the watcher and the old snapshot keeps serving;
+// the reload ends with ctx, so a SIGTERM during it is not held up.
 func reloadOnHangup(ctx context.Context, w *profiles.Watcher) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -243,7 +244,7 @@ func reloadOnHangup(ctx context.Context, w *profiles.Watcher) error {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
-			w.Reload() // the watcher logs the outcome
+			w.ReloadContext(ctx) // the watcher logs the outcome
 		}
 	}
 }
