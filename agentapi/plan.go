@@ -102,11 +102,12 @@ type Partition struct {
 	Content string `json:"content,omitempty"`
 	// Filesystem is the file system the partition is to hold, from the
 	// profile's layout: FilesystemVFAT (Content is then ContentFAT32),
-	// FilesystemExt4 or FilesystemSwap, which the agent creates on an
-	// empty partition, labelled with the partition's name; a preserved
-	// partition keeps the one it has. FilesystemXFS is part of the
-	// contract, but this agent cannot create it and refuses the plan.
-	// Empty for image and config-drive partitions.
+	// FilesystemExt4, FilesystemXFS or FilesystemSwap, which the agent
+	// creates on an empty partition, labelled with the partition's name;
+	// a preserved partition keeps the one it has. xfs needs the mkfs.xfs
+	// that `rackboot initrd` carries into the installer; an installer
+	// without it refuses the plan before writing anything. Empty for
+	// image and config-drive partitions.
 	Filesystem string `json:"filesystem,omitempty"`
 	// Label is the FAT volume label; the default is "ESP" for an ESP and
 	// ConfigDriveLabel for the config drive. Labels are upper case, except

@@ -62,7 +62,8 @@ const (
 
 // installFleet is the profiles of TestInstall: one version whose image is
 // the synthetic OS (whole disk) and whose installer is the agent's
-// initramfs, one layout adding the config drive, two hosts.
+// initramfs, one layout adding an xfs partition and the config drive, two
+// hosts.
 func installFleet(imageSHA256 string) string {
 	return `versions:
   - name: testos-1
@@ -78,6 +79,7 @@ layouts:
   - name: small
     disk: { select: smallest, min_size: 512MiB }
     partitions:
+      - { name: scratch, size: 300MiB, type: linux, filesystem: xfs, mount: /srv/scratch }
       - { name: cidata, size: 16MiB, type: linux, content: config }
 defaults:
   version: testos-1
@@ -159,7 +161,7 @@ func TestInstall(t *testing.T) {
 			files := checkConfigDrive(t, disk)
 			for name, want := range map[string][]string{
 				"meta-data":      {"local-hostname: " + m.host},
-				"user-data":      {"#cloud-config", "name: ops", opsPassword, opsKey},
+				"user-data":      {"#cloud-config", "name: ops", opsPassword, opsKey, "/dev/disk/by-partlabel/scratch /srv/scratch xfs defaults,nofail 0 0"},
 				"network-config": {"version: 2", m.mac},
 			} {
 				for _, w := range want {
@@ -311,7 +313,8 @@ func buildTestOS(t *testing.T, dir string) testOS {
 }
 
 // buildAgentInitrd builds rackboot and rackboot-agent (static) and runs
-// `rackboot initrd` with the lab kernel's modules.
+// `rackboot initrd` with the lab kernel's modules and this host's
+// mkfs.xfs (named, so that a host without xfsprogs fails here, saying so).
 func buildAgentInitrd(t *testing.T, ctx context.Context, dir string) string {
 	t.Helper()
 	arts, err := lab.BuildArtifacts(ctx, lab.ArtifactsConfig{Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
@@ -327,7 +330,7 @@ func buildAgentInitrd(t *testing.T, ctx context.Context, dir string) string {
 		t.Fatalf("go build ./cmd/rackboot-agent: %v\n%s", err, out)
 	}
 	initrd := filepath.Join(dir, "agent.cpio.gz")
-	out, err := exec.CommandContext(ctx, rb, "initrd", "-o", initrd, "--agent", agent, "--modules", arts.ModulesDir).CombinedOutput()
+	out, err := exec.CommandContext(ctx, rb, "initrd", "-o", initrd, "--agent", agent, "--modules", arts.ModulesDir, "--tools", "mkfs.xfs").CombinedOutput()
 	if err != nil {
 		t.Fatalf("rackboot initrd: %v\n%s", err, out)
 	}
@@ -399,8 +402,9 @@ func checkRecord(t *testing.T, admin adminAPI, mac string, img testOS) {
 
 // checkDisk reads the machine's disk: a valid GPT (go-diskfs Verify, and
 // sgdisk -v) with the image's root partition where the image put it, grown
-// up to the config drive at the end of the disk (the layout has no rest
-// partition), and the image's bytes intact.
+// up to the layout's partitions at the end of the disk (the layout has no
+// rest partition), a sound xfs file system on the scratch partition, and
+// the image's bytes intact.
 func checkDisk(t *testing.T, disk string, img testOS) {
 	t.Helper()
 	b, err := file.OpenFromPath(disk, true)
@@ -422,16 +426,20 @@ func checkDisk(t *testing.T, disk string, img testOS) {
 	for _, p := range tbl.Partitions {
 		names = append(names, fmt.Sprintf("%d:%s:%d-%d", p.Index, p.Name, p.Start, p.End))
 	}
-	if len(tbl.Partitions) != 2 {
-		t.Fatalf("partitions %v, want the image's root and cidata", names)
+	if len(tbl.Partitions) != 3 {
+		t.Fatalf("partitions %v, want the image's root, scratch and cidata", names)
 	}
-	root, cidata := tbl.Partitions[0], tbl.Partitions[1]
-	if root.Name != "root" || root.Start != img.rootStart || root.End+1 != cidata.Start || root.End <= img.rootEnd || root.Type != gpt.LinuxRootX86_64 {
-		t.Errorf("partition 1 is %v, want the image's root from LBA %d, grown from %d up to cidata", names[0], img.rootStart, img.rootEnd)
+	root, scratch, cidata := tbl.Partitions[0], tbl.Partitions[1], tbl.Partitions[2]
+	if root.Name != "root" || root.Start != img.rootStart || root.End+1 != scratch.Start || root.End <= img.rootEnd || root.Type != gpt.LinuxRootX86_64 {
+		t.Errorf("partition 1 is %v, want the image's root from LBA %d, grown from %d up to scratch", names[0], img.rootStart, img.rootEnd)
+	}
+	if scratch.Name != "scratch" || scratch.GetSize() != 300*mib || scratch.End+1 != cidata.Start || scratch.Start%2048 != 0 {
+		t.Errorf("partition 2 is %v, want scratch, 300 MiB, 1 MiB aligned, right before cidata", names[1])
 	}
 	if cidata.Name != "cidata" || cidata.GetSize() != 16*mib || cidata.End+2048 < tbl.LastDataSector() || cidata.Start%2048 != 0 {
-		t.Errorf("partition 2 is %v, want cidata, 16 MiB, 1 MiB aligned at the end of the disk (last usable LBA %d)", names[1], tbl.LastDataSector())
+		t.Errorf("partition 3 is %v, want cidata, 16 MiB, 1 MiB aligned at the end of the disk (last usable LBA %d)", names[2], tbl.LastDataSector())
 	}
+	checkXFS(t, disk, scratch)
 	if sgdisk, err := exec.LookPath("sgdisk"); err == nil {
 		out, err := exec.Command(sgdisk, "-v", disk).CombinedOutput()
 		if err != nil || !bytes.Contains(out, []byte("No problems found")) {
@@ -449,6 +457,36 @@ func checkDisk(t *testing.T, disk string, img testOS) {
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != img.bodySHA256 {
 		t.Errorf("image bytes on the disk: sha256 %s, want %s", got, img.bodySHA256)
+	}
+}
+
+// checkXFS checks the xfs file system the agent made on part of the disk
+// with xfsprogs: xfs_repair -n finds nothing to repair, and the label is
+// the partition's name.
+func checkXFS(t *testing.T, disk string, part *gpt.Partition) {
+	t.Helper()
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img := filepath.Join(t.TempDir(), part.Name+".img")
+	out, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, io.NewSectionReader(f, part.GetStart(), part.GetSize())); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("xfs_repair", "-n", img).CombinedOutput(); err != nil {
+		t.Errorf("xfs_repair -n of partition %s: %v\n%s", part.Name, err, b)
+	}
+	b, err := exec.Command("xfs_db", "-r", "-c", "label", img).CombinedOutput()
+	if want := fmt.Sprintf("label = %q", part.Name); err != nil || !strings.Contains(string(b), want) {
+		t.Errorf("xfs_db label of partition %s: %v: %s, want %s", part.Name, err, b, want)
 	}
 }
 

@@ -2,7 +2,6 @@ package imaging
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -94,21 +93,6 @@ func TestInstallNoGrowWithRest(t *testing.T) {
 	}
 	if root := partitionByName(t, p, 512, "root"); root.GetSize() > imgSize {
 		t.Errorf("root grew to %d bytes with a rest partition after it", root.GetSize())
-	}
-}
-
-// TestInstallRefusesXFS: a file system the installer cannot make is
-// refused before anything is written.
-func TestInstallRefusesXFS(t *testing.T) {
-	p := newDisk(t, 64*mib)
-	before := sha256File(t, p)
-	plan := &agentapi.Plan{Partitions: []agentapi.Partition{{Name: "d", Type: "linux", Size: 8 * mib, Filesystem: agentapi.FilesystemXFS}}}
-	_, err := testInstaller(t).Install(context.Background(), plan, Target{Path: p})
-	if !errors.Is(err, ErrInvalidPlan) || !strings.Contains(err.Error(), "xfs") {
-		t.Errorf("Install() = %v, want ErrInvalidPlan naming xfs", err)
-	}
-	if sha256File(t, p) != before {
-		t.Error("the disk changed")
 	}
 }
 

@@ -84,6 +84,9 @@ func (in *Installer) Install(ctx context.Context, plan *agentapi.Plan, t Target)
 	if err := validate(plan); err != nil {
 		return nil, err
 	}
+	if err := in.checkTools(plan); err != nil {
+		return nil, err
+	}
 	switch t.SectorSize {
 	case 0, 512, 4096:
 	default:
@@ -143,7 +146,7 @@ func (in *Installer) Install(ctx context.Context, plan *agentapi.Plan, t Target)
 	}
 	defer df.Close()
 
-	j := &job{in: in, plan: plan, d: d, f: f, df: df, ss: ss, log: log.With("sector_size", ss)}
+	j := &job{in: in, plan: plan, path: path, d: d, f: f, df: df, ss: ss, log: log.With("sector_size", ss)}
 	if j.g, err = newGeometry(d.Size, ss); err != nil {
 		return nil, err
 	}
@@ -199,6 +202,7 @@ func (in *Installer) progress(p Progress) {
 type job struct {
 	in   *Installer
 	plan *agentapi.Plan
+	path string // the target, symlinks resolved
 	d    *disk.Disk
 	f    *os.File  // the disk, shared with go-diskfs
 	df   *diskFile // the same, with O_DIRECT for image writes
@@ -251,13 +255,21 @@ func (j *job) partitioned(ctx context.Context) error {
 		}
 		j.image = res
 	}
-	return j.fill(slots)
+	return j.fill(ctx, slots)
 }
 
-// checkSlots refuses an ESP too small for firmware to read as FAT32.
+// checkSlots refuses an ESP too small for firmware to read as FAT32, and
+// an xfs partition too small for mkfs.xfs.
 func (j *job) checkSlots(slots []slot) error {
 	for _, s := range slots {
-		if s.kept || s.Type != "esp" || s.EffectiveContent() != agentapi.ContentFAT32 {
+		if s.kept {
+			continue
+		}
+		if s.Filesystem == agentapi.FilesystemXFS && s.bytes(j.g) < minXFSSize {
+			return fmt.Errorf("%w: xfs partition %q of %s: mkfs.xfs makes no file system below %v",
+				ErrInvalidPlan, s.Name, agentapi.HumanBytes(s.bytes(j.g)), agentapi.Size(minXFSSize))
+		}
+		if s.Type != "esp" || s.EffectiveContent() != agentapi.ContentFAT32 {
 			continue
 		}
 		if min := minESPSize(j.ss); s.bytes(j.g) < int64(min) {
@@ -272,7 +284,7 @@ func (j *job) checkSlots(slots []slot) error {
 // image. Partitions without content get their first and last MiB zeroed:
 // old file system, RAID and LVM signatures live there, and a new swap or
 // data partition must not be mistaken for what was on the disk before.
-func (j *job) fill(slots []slot) error {
+func (j *job) fill(ctx context.Context, slots []slot) error {
 	j.in.progress(Progress{Phase: agentapi.PhaseFilesystems})
 	for _, s := range slots {
 		off, n := s.offset(j.g), s.bytes(j.g)
@@ -290,7 +302,7 @@ func (j *job) fill(slots []slot) error {
 				err = zeroRange(j.f, off+n-tail, tail)
 			}
 			if err == nil && s.Filesystem != "" {
-				err = makeFilesystem(j.d.Backend, j.f, off, n, j.ss, s.Filesystem, s.Name)
+				err = j.makeFilesystem(ctx, off, n, s.Filesystem, s.Name)
 				if err == nil {
 					log.Info("file system created", "filesystem", s.Filesystem, "size", n)
 				}

@@ -1,10 +1,12 @@
 package imaging
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/diskfs/go-diskfs/backend"
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
@@ -14,13 +16,19 @@ import (
 )
 
 // makeFilesystem creates the file system a layout asks for on an empty
-// partition of n bytes at off, labelled with the partition's name. The
-// partition's first and last MiB have been zeroed.
-//
+// partition of n bytes at off of the target, labelled with the
+// partition's name. The partition's first and last MiB have been zeroed.
+func (j *job) makeFilesystem(ctx context.Context, off, n int64, fs, name string) error {
+	if fs == agentapi.FilesystemXFS {
+		return j.makeXFS(ctx, off, n, name)
+	}
+	return makeFilesystem(j.d.Backend, j.f, off, n, j.ss, fs, name)
+}
+
+// makeFilesystem creates the file systems the installer writes itself.
 // ext4 is go-diskfs's, which e2fsck passes clean; it needs 512-byte
 // sectors. swap is written here: its header is one page. vfat is the
-// installer's FAT32. xfs has no writer in the installer: validate refuses
-// it before anything is written.
+// installer's FAT32. xfs is mkfs.xfs's (makeXFS).
 func makeFilesystem(b backend.Storage, w io.WriterAt, off, n int64, sectorSize int, fs, name string) error {
 	id := uuid.New()
 	switch fs {
@@ -62,11 +70,19 @@ func fatLabel(name string) string {
 
 // fsLabel is a file system label from a partition name: ext4 and swap
 // labels hold 16 bytes.
-func fsLabel(name string) string {
-	if len(name) > 16 {
-		return name[:16]
+func fsLabel(name string) string { return cutLabel(name, 16) }
+
+// cutLabel returns the longest prefix of name of at most n bytes that
+// ends on a character boundary: a label cut inside a UTF-8 sequence
+// would not be valid UTF-8.
+func cutLabel(name string, n int) string {
+	if len(name) <= n {
+		return name
 	}
-	return name
+	for n > 0 && !utf8.RuneStart(name[n]) {
+		n--
+	}
+	return name[:n]
 }
 
 // swapPage is the page size the swap header is written for: the header

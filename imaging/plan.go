@@ -40,7 +40,8 @@ func gptType(t string) (gpt.Type, error) {
 }
 
 // validate checks the plan as agentapi does, and that this agent can
-// apply it (its partition types on this architecture).
+// apply it (its partition types on this architecture). Whether it has the
+// tools for the plan's file systems is Installer.checkTools's question.
 func validate(p *agentapi.Plan) error {
 	if err := p.Validate(); err != nil {
 		return err
@@ -48,9 +49,6 @@ func validate(p *agentapi.Plan) error {
 	for i, part := range p.Partitions {
 		if _, err := gptType(part.Type); err != nil {
 			return fmt.Errorf("%w: partition %d (%q): %v", ErrInvalidPlan, i+1, part.Name, err)
-		}
-		if part.Filesystem == agentapi.FilesystemXFS {
-			return fmt.Errorf("%w: partition %d (%q): this installer cannot create xfs (ext4, swap and vfat it can)", ErrInvalidPlan, i+1, part.Name)
 		}
 	}
 	return nil

@@ -127,7 +127,7 @@ func (j *job) wholeDisk(ctx context.Context) error {
 		return err
 	}
 	j.log.Info("partition table extended", "image_partitions", len(t.Partitions)-len(slots), "appended", len(slots))
-	return j.fill(slots)
+	return j.fill(ctx, slots)
 }
 
 // growLast extends the image's last partition to end at sector end when

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,16 @@ type Config struct {
 	// Modules are the module names to include with their dependencies;
 	// nil means DefaultModules.
 	Modules []string
+	// Tools are programs of the build host the agent runs, carried with
+	// their program interpreter and the shared libraries they need
+	// (DT_NEEDED, recursively), each stored under the path the agent or
+	// the dynamic loader looks it up by: names looked up in PATH, then
+	// /usr/sbin and /sbin, or absolute paths. Libraries a program opens
+	// at run time (dlopen) are not found this way. Nil means
+	// DefaultTools, each if the host has it (Report.MissingTools names
+	// those it lacks); empty means none; a tool named here that the host
+	// lacks is an error.
+	Tools []string
 	// Compression is "gzip" (the default) or "zstd".
 	Compression string
 }
@@ -39,13 +50,25 @@ type Config struct {
 type Report struct {
 	Modules []string // module paths, in load order
 	Missing []string // requested modules the kernel does not have
-	Files   int
-	Bytes   int64 // uncompressed payload
+	// Tools are the programs carried, by their path in the installer.
+	Tools []string
+	// Libraries are the shared libraries and program interpreters
+	// carried for the tools, by their path in the installer.
+	Libraries []string
+	// MissingTools are default tools the build host does not have.
+	MissingTools []string
+	Files        int
+	Bytes        int64 // uncompressed payload
 }
 
 // Build writes the archive to w.
 func Build(w io.Writer, cfg Config) (Report, error) {
 	var rep Report
+	tools, programs, missing, err := collectTools(cfg)
+	if err != nil {
+		return rep, err
+	}
+	rep.Tools, rep.MissingTools = programs, missing
 	cw, err := compressor(w, cfg.Compression)
 	if err != nil {
 		return rep, err
@@ -61,6 +84,14 @@ func Build(w io.Writer, cfg Config) (Report, error) {
 	}
 	if err := a.file("init", cfg.Agent, 0o755); err != nil {
 		return rep, fmt.Errorf("agent: %w", err)
+	}
+	for _, t := range tools.files {
+		if err := a.file(strings.TrimPrefix(t.name, "/"), t.src, cpio.FileMode(t.perm)); err != nil {
+			return rep, fmt.Errorf("tool: %w", err)
+		}
+		if !slices.Contains(programs, t.name) {
+			rep.Libraries = append(rep.Libraries, t.name)
+		}
 	}
 	var list strings.Builder
 	if cfg.ModulesDir != "" {

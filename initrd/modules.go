@@ -11,13 +11,14 @@ import (
 
 // DefaultModules are the drivers a server needs to reach its disks and its
 // network: virtio for virtual machines, NVMe, AHCI/SATA and SCSI disks, and
-// the common Intel and Mellanox NICs. Missing ones are skipped, so one list
+// the common Intel and Mellanox NICs; the loop driver, through which the
+// agent runs mkfs.xfs on a partition. Missing ones are skipped, so one list
 // serves every kernel flavour.
 var DefaultModules = []string{
 	"virtio_pci", "virtio_blk", "virtio_scsi", "virtio_net", "virtio_rng",
 	"nvme", "ahci", "sd_mod", "sr_mod",
 	"e1000", "e1000e", "igb", "ixgbe", "i40e", "ice", "mlx5_core", "bnxt_en", "tg3",
-	"vfat", "nls_cp437", "nls_iso8859_1", "efivarfs",
+	"vfat", "nls_cp437", "nls_iso8859_1", "efivarfs", "loop",
 }
 
 // moduleDB is a kernel's modules.dep: every module's path (relative to the

@@ -236,6 +236,10 @@ func formatOf(url string) string {
 // 4096-byte sectors and every SSD erase block.
 const mib = 1 << 20
 
+// minXFS is the smallest xfs file system the installer can create:
+// mkfs.xfs (xfsprogs 5.19 and later) refuses anything below 300 MiB.
+const minXFS = 300 * mib
+
 // checkLayout checks a layout and reports whether it is bad.
 func (c *checker) checkLayout(n *yaml.Node, ly *Layout) (bad bool) {
 	before := len(c.errs)
@@ -339,11 +343,11 @@ func (c *checker) checkPartition(n *yaml.Node, layout string, p *Partition, last
 	switch p.Filesystem {
 	case "", "vfat", "ext4", "swap":
 	case "xfs":
-		// No writer of xfs in the installer: refused rather than left
-		// blank (the agent would refuse the plan anyway).
-		c.errorf(fsn, "%s: filesystem xfs: the installer cannot create xfs; use ext4", where)
+		if p.Size != SizeRest && p.bytes > 0 && p.bytes < minXFS {
+			c.errorf(valueOr(n, "size"), "%s: size %s: filesystem xfs needs at least 300MiB (mkfs.xfs makes no smaller one)", where, p.Size)
+		}
 	default:
-		c.errorf(fsn, "%s: filesystem %q: want vfat, ext4 or swap", where, p.Filesystem)
+		c.errorf(fsn, "%s: filesystem %q: want vfat, ext4, xfs or swap", where, p.Filesystem)
 	}
 	switch p.Content {
 	case ContentImage:
@@ -406,14 +410,14 @@ func (c *checker) checkMount(n *yaml.Node, where string, p *Partition) {
 		if p.Mount != MountSwap {
 			c.errorf(n, "%s: mount %q: a swap partition has no mount point: write mount: swap to use it as swap", where, p.Mount)
 		}
-	case p.Filesystem == "ext4":
+	case p.Filesystem == "ext4" || p.Filesystem == "xfs":
 		if p.Mount == MountSwap {
 			c.errorf(n, "%s: mount: swap needs filesystem swap, not %s", where, p.Filesystem)
 		} else if err := checkMountPath(p.Mount); err != nil {
 			c.errorf(n, "%s: %v", where, err)
 		}
 	default:
-		c.errorf(n, "%s: mount needs filesystem ext4 or swap (the file system the installed system mounts)", where)
+		c.errorf(n, "%s: mount needs filesystem ext4, xfs or swap (the file system the installed system mounts)", where)
 	}
 }
 

@@ -136,8 +136,8 @@ func imageURL(base, loc string, mac net.HardwareAddr) (string, error) {
 
 // planPartition maps a layout partition onto the agent's. An empty
 // partition with a vfat file system is created as FAT32 by the agent;
-// ext4, xfs and swap travel in the plan (Partition.Filesystem) and are
-// left for the installed system to create.
+// ext4, xfs and swap travel in the plan (Partition.Filesystem), and the
+// agent creates them unless the partition is preserved and exists.
 func planPartition(lp Partition) (agentapi.Partition, error) {
 	n, rest := lp.Bytes()
 	if n > math.MaxInt64 {

@@ -212,6 +212,48 @@ hosts:
 	}
 }
 
+// TestPlanXFS: an xfs partition travels in the plan for the agent to
+// create (or keep, when preserved), and the config drive mounts it with
+// fsck pass 0.
+func TestPlanXFS(t *testing.T) {
+	set := mustLoad(t, map[string]string{"catalog.yaml": testCatalog, "a.yaml": `layouts:
+  - name: store
+    disk: {select: largest}
+    partitions:
+      - {name: cidata, size: 16MiB, type: linux, content: config}
+      - {name: scratch, size: 300MiB, type: linux, filesystem: xfs, mount: /srv/scratch}
+      - {name: data, size: rest, type: linux, filesystem: xfs, mount: /srv/data, preserve: true}
+hosts:
+  - mac: 52:54:00:00:00:01
+    hostname: n1
+    version: v1
+    layout: store
+`})
+	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
+	p, err := Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []agentapi.Partition{
+		{Name: "scratch", Type: "linux", Size: 300 << 20, Filesystem: agentapi.FilesystemXFS},
+		{Name: "data", Type: "linux", Size: agentapi.Rest, Filesystem: agentapi.FilesystemXFS, Preserve: true},
+	}
+	if diff := cmp.Diff(want, p.Partitions[1:]); diff != "" {
+		t.Errorf("partitions (-want +got):\n%s", diff)
+	}
+	var ud string
+	for _, f := range p.ConfigDrive {
+		if f.Name == "user-data" {
+			ud = f.Content
+		}
+	}
+	for _, line := range []string{"/dev/disk/by-partlabel/scratch /srv/scratch xfs defaults,nofail 0 0", "/dev/disk/by-partlabel/data /srv/data xfs defaults,nofail 0 0"} {
+		if !strings.Contains(ud, line) {
+			t.Errorf("user-data lacks %q:\n%s", line, ud)
+		}
+	}
+}
+
 // checkConfigDrive checks the config drive files of p parse and describe h,
 // and returns them by name.
 func checkConfigDrive(t *testing.T, h *Host, p agentapi.Plan) map[string]string {

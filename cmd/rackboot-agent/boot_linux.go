@@ -16,6 +16,11 @@ import (
 // before the reboot.
 const failureDelay = 10 * time.Second
 
+// defaultPath is where the programs the agent runs (mkfs.xfs, which
+// `rackboot initrd --tools` puts in the archive under its path on the
+// build host) are looked up: the kernel starts init without PATH.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // boot runs the installer as PID 1, from mounting /proc to the final
 // report, and returns what to do next: cfg.After once the appliance
 // accepted the install, a reboot after anything else (the next network
@@ -52,6 +57,9 @@ func boot(con *console, consoleErr error) (after string) {
 	}
 	if err := mountSystem(); err != nil {
 		log.Warn("mounts incomplete", "err", err)
+	}
+	if os.Getenv("PATH") == "" {
+		os.Setenv("PATH", defaultPath)
 	}
 	raw, err := os.ReadFile("/proc/cmdline")
 	if err != nil {

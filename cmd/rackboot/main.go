@@ -17,7 +17,7 @@ commands:
   serve      run the appliance: proxy-DHCP, TFTP, iPXE scripts and artifacts over HTTP
   validate   check a profiles directory and print a summary, or every error as file:line
   render     show what rackboot would do for one machine: profile, DHCP answer, script, install plan
-  initrd     build the installer initramfs from rackboot-agent and a kernel's modules
+  initrd     build the installer initramfs from rackboot-agent, a kernel's modules and mkfs.xfs
   schema     print the JSON Schema of the profiles YAML (for editors)
   version    print the version
 
