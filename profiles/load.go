@@ -48,20 +48,28 @@ type source struct {
 func load(srcs []source) (*Set, error) {
 	slices.SortFunc(srcs, func(a, b source) int { return strings.Compare(a.name, b.name) })
 	parsed := make([]*parsedFile, len(srcs))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range min(runtime.GOMAXPROCS(0), len(srcs)) {
-		wg.Go(func() {
-			for i := range next {
-				parsed[i] = parseFile(srcs[i].name, srcs[i].data)
-			}
-		})
+	if workers := min(runtime.GOMAXPROCS(0), len(srcs)); workers <= 1 {
+		// One file (or one core): a worker would only add a goroutine
+		// and its stack growth to every load.
+		for i, s := range srcs {
+			parsed[i] = parseFile(s.name, s.data)
+		}
+	} else {
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range workers {
+			wg.Go(func() {
+				for i := range next {
+					parsed[i] = parseFile(srcs[i].name, srcs[i].data)
+				}
+			})
+		}
+		for i := range srcs {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
 	}
-	for i := range srcs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 
 	l := newLinker()
 	l.set.digest = digest(srcs)
