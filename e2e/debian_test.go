@@ -46,7 +46,8 @@ var (
 // debianFleet is TestDebian's profiles: two Debian versions (and the
 // first again with an OpenStack config drive, its installer powering off
 // when done), a layout with a preserved ext4 partition mounted at
-// /srv/data, a swap partition and the config drive at the end, one user
+// /srv/data, a swap partition, a preserved xfs partition mounted at
+// /srv/scratch and the config drive at the end, one user
 // with the run's SSH key, a file with a mode, raw cloud-config (a bootcmd
 // beside rackboot's own, a runcmd), and a static address, DNS server and
 // search domain per machine.
@@ -70,6 +71,7 @@ func debianFleet(sha map[string]string, key string) string {
     partitions:
       - { name: srv, size: 256MiB, type: linux, filesystem: ext4, preserve: true, mount: /srv/data }
       - { name: swap, size: 64MiB, type: swap, mount: swap }
+      - { name: scratch, size: 300MiB, type: linux, filesystem: xfs, preserve: true, mount: /srv/scratch }
       - { name: cidata, size: 16MiB, type: linux, content: config }
 defaults:
   version: ` + debianV1 + `
@@ -164,7 +166,7 @@ func TestDebian(t *testing.T) {
 
 			// Data the machine's users wrote, in the preserved partition.
 			mark := "written over SSH before the reinstall by " + c.name
-			run(t, client, "echo '"+mark+"' | sudo tee /srv/data/keep.txt >/dev/null && sync")
+			run(t, client, "echo '"+mark+"' | sudo tee /srv/data/keep.txt /srv/scratch/keep.txt >/dev/null && sync")
 			cli.run(t, "reinstall", c.mac, "--version", debianV2, "--reason", "e2e upgrade")
 			run(t, client, "sudo systemctl poweroff || true")
 			client.Close()
@@ -175,8 +177,10 @@ func TestDebian(t *testing.T) {
 			client, _ = m.login(t, ctx, vm, addr, key)
 			defer client.Close()
 			checkDebian(t, client, m, addr, debianV2, imgs[debianV2])
-			if got := strings.TrimSpace(run(t, client, "cat /srv/data/keep.txt")); got != mark {
-				t.Errorf("the preserved partition holds %q after the reinstall, want %q", got, mark)
+			for _, f := range []string{"/srv/data/keep.txt", "/srv/scratch/keep.txt"} {
+				if got := strings.TrimSpace(run(t, client, "cat "+f)); got != mark {
+					t.Errorf("the preserved partition's %s holds %q after the reinstall, want %q", f, got, mark)
+				}
 			}
 			hist := cli.history(t, c.mac)
 			if len(hist) != 2 || hist[0].Result != registry.ResultSuccess || hist[1].Result != registry.ResultSuccess ||
@@ -313,6 +317,7 @@ func checkDebian(t *testing.T, c *ssh.Client, m *machine, addr, version string, 
 		{"sudo stat -c '%a %U' /etc/rackboot-e2e.conf && sudo cat /etc/rackboot-e2e.conf", "^640 root\nwritten by cloud-init\n$"},
 		{". /etc/os-release; echo $IMAGE_VERSION", "^" + regexp.QuoteMeta(version) + "\n$"},
 		{"findmnt -n -o FSTYPE /srv/data", "^ext4\n$"},
+		{"findmnt -n -o FSTYPE,LABEL /srv/scratch", "^xfs +scratch\n$"},
 		// The profile's cloud_config: its bootcmd ran beside rackboot's
 		// (which mounts /srv/data), its runcmd once.
 		{"cat /run/rackboot-e2e-bootcmd /var/lib/rackboot-e2e-runcmd", "^bootcmd ran\nruncmd ran\n$"},
