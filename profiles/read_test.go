@@ -206,6 +206,35 @@ func TestWatcherTimeout(t *testing.T) {
 	}
 }
 
+// TestWatcherStopsDuringReload: Run returns at once when its context ends
+// while a reload waits for the files to settle (SIGTERM during an edit),
+// and the cut-short reload is no failure.
+func TestWatcherStopsDuringReload(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"fleet.yaml": genFleet("g1", 2, false)})
+	w := &Watcher{Dir: dir, Debounce: 10 * time.Millisecond, Settle: -1}
+	if err := w.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	w.Settle = time.Hour // before Run: read only by the reloads it starts
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond) // Run's first check waits for fleet.yaml, written just now, to settle
+	if err := os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(genFleet("g2", 2, false)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // and starts over: the file changed
+	cancel()
+	within(t, time.Second, "Run after cancel", func() {
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	if err := w.LastError(); err != nil {
+		t.Errorf("LastError after a reload cut short by shutdown: %v", err)
+	}
+}
+
 // TestLoadChanging: a file that changes between the two reads is not used.
 func TestLoadChanging(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"fleet.yaml": genFleet("g1", 2, false)})

@@ -92,7 +92,8 @@ func (w *Watcher) Reload() error { return w.ReloadContext(context.Background()) 
 // ReloadContext waits until the files have settled, reads them and swaps
 // the snapshot if they are valid; otherwise the current snapshot stays and
 // the error is returned and kept for LastError. It returns when ctx ends or
-// Timeout passes, whatever the file system does. SIGHUP calls it; so does
+// Timeout passes, whatever the file system does; a reload cut short by ctx
+// (shutdown) is no failure and changes nothing. SIGHUP calls it; so does
 // Run after a change.
 func (w *Watcher) ReloadContext(ctx context.Context) error {
 	w.once.Do(func() { w.turn = make(chan struct{}, 1) })
@@ -100,12 +101,19 @@ func (w *Watcher) ReloadContext(ctx context.Context) error {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
+	stop := ctx // the caller's: when it ends (shutdown), nothing failed
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	failed := func(err error) error {
+		if stop.Err() != nil {
+			return err
+		}
+		return w.failed(err)
+	}
 	select {
 	case w.turn <- struct{}{}:
 	case <-ctx.Done():
-		return w.failed(fmt.Errorf("profiles: %s: the previous reload is still reading (%w)", w.Dir, ctx.Err()))
+		return failed(fmt.Errorf("profiles: %s: the previous reload is still reading (%w)", w.Dir, ctx.Err()))
 	}
 	type result struct {
 		srcs []source
@@ -129,12 +137,12 @@ func (w *Watcher) ReloadContext(ctx context.Context) error {
 		case r = <-read:
 		case <-grace.C:
 			go func() { <-read; <-w.turn }()
-			return w.failed(fmt.Errorf("profiles: %s: reading the files did not finish: %w", w.Dir, ctx.Err()))
+			return failed(fmt.Errorf("profiles: %s: reading the files did not finish: %w", w.Dir, ctx.Err()))
 		}
 	}
 	defer func() { <-w.turn }()
 	if r.err != nil {
-		return w.failed(r.err)
+		return failed(r.err)
 	}
 	if cur := w.cur.Load(); cur != nil && cur.Digest() == digest(r.srcs) {
 		// Touched, or reverted to what is being served: nothing to
