@@ -13,6 +13,7 @@ type config struct {
 	memory       *memory // nil when CacheSize is negative
 	schedule     schedule
 	maxTransfers int64
+	maxPerClient int // 0: no per-client cap
 	maxBlockSize int
 	grace        time.Duration
 	log          *slog.Logger
@@ -39,6 +40,12 @@ func (s *Server) config() (config, error) {
 	}
 	if c.maxTransfers <= 0 {
 		c.maxTransfers = DefaultMaxTransfers
+	}
+	switch {
+	case s.MaxPerClient == 0:
+		c.maxPerClient = DefaultMaxPerClient
+	case s.MaxPerClient > 0:
+		c.maxPerClient = s.MaxPerClient
 	}
 	if c.maxBlockSize == 0 {
 		c.maxBlockSize = DefaultMaxBlockSize

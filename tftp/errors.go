@@ -17,6 +17,7 @@ const (
 	msgNotFound = "file not found"
 	msgDenied   = "access violation"
 	msgBusy     = "server busy, retry later"
+	msgLimited  = "too many transfers from your address"
 	msgReadOnly = "read-only server"
 	msgReadErr  = "read error"
 	msgShutdown = "server shutting down"

@@ -43,6 +43,13 @@ func (s *Server) send(ctx context.Context, c config, t *Transfer, rf io.ReaderFr
 	if err != nil {
 		return refuse(Denied, msgDenied, err)
 	}
+	// The per-client cap first: an address over it never takes one of the
+	// shared slots, even for a moment.
+	if ok, first := s.admit(c, t.Client.Addr()); !ok {
+		t.quiet = !first
+		return refuse(Limited, msgLimited, fmt.Errorf("%d transfers from this address running", c.maxPerClient))
+	}
+	defer s.leave(c, t.Client.Addr())
 	if s.counters.active.Add(1) > c.maxTransfers {
 		s.counters.active.Add(-1)
 		return refuse(Busy, msgBusy, fmt.Errorf("%d transfers running", c.maxTransfers))

@@ -23,6 +23,13 @@ const (
 	DefaultMaxTimeout   = time.Second
 	DefaultRetries      = 9
 	DefaultMaxTransfers = 256
+	// DefaultMaxPerClient is how many transfers one client address may
+	// run at once. A PXE ROM runs one (EDK2: a tsize probe, then the
+	// download, one after the other); shim and GRUB fetch their files one
+	// at a time. Eight leaves room for a client that resends its RRQ (the
+	// library starts a transfer per resend) without letting one address
+	// take the slots every other machine needs.
+	DefaultMaxPerClient = 8
 	// DefaultCacheSize bounds the file contents kept in memory: the iPXE
 	// binaries, shim and GRUB of a few platforms are well under it.
 	DefaultCacheSize = 64 << 20
@@ -75,6 +82,18 @@ type Server struct {
 	// pin/tftp would start a second transfer for each resend.
 	MaxTransfers int
 
+	// MaxPerClient caps the concurrent transfers of one client IP address;
+	// default DefaultMaxPerClient, negative for no cap. Without it, one
+	// address sending a few hundred RRQs and never acknowledging holds
+	// every MaxTransfers slot for the give-up time (5.6 s) and keeps every
+	// other machine from booting. A request over it gets an ERROR ("too
+	// many transfers from your address") at once and is counted Limited;
+	// the first refusal of a burst is logged, the rest only counted, and
+	// the burst's total is logged when the address has no transfer left
+	// (or once a minute while it lasts). Raise it where many clients share
+	// one source address (a NAT, a relay, a load generator).
+	MaxPerClient int
+
 	// MaxBlockSize caps the blksize option (RFC 2348) a client may
 	// negotiate; default DefaultMaxBlockSize. Valid values are 513 to 65464.
 	// Raise it on jumbo-frame networks, lower it under tunnels or overlays.
@@ -121,6 +140,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	running map[netip.AddrPort][]*running // transfers inside ReadFrom, for the hook
+	clients map[netip.Addr]*client        // transfers per client address, for MaxPerClient
 }
 
 // Serve answers TFTP requests arriving on conn until ctx ends, then returns

@@ -33,6 +33,8 @@ const (
 	// Failed: the client stopped answering (retries exhausted), the file
 	// could not be read, or the server shut down mid-transfer.
 	Failed
+	// Limited: the client's address already ran MaxPerClient transfers.
+	Limited
 )
 
 var outcomeNames = [...]string{
@@ -43,6 +45,7 @@ var outcomeNames = [...]string{
 	Denied:   "denied",
 	Busy:     "busy",
 	Failed:   "failed",
+	Limited:  "limited",
 }
 
 func (o Outcome) String() string {
@@ -80,6 +83,8 @@ func (o Outcome) message() string {
 		return "tftp request denied"
 	case Busy:
 		return "tftp request refused: server busy"
+	case Limited:
+		return "tftp request refused: too many transfers from this address"
 	default:
 		return "tftp transfer failed"
 	}
@@ -103,12 +108,16 @@ type Transfer struct {
 	// because no acknowledgement came within Timeout.
 	Retransmits int
 	Duration    time.Duration
+
+	// quiet: a refusal after the first of its burst, counted but not
+	// logged (see MaxPerClient).
+	quiet bool
 }
 
 // Stats counts the requests a Server has answered, by Outcome, since it was
 // created. Active is a gauge: transfers running now.
 type Stats struct {
-	OK, Probe, Aborted, NotFound, Denied, Busy, Failed uint64
+	OK, Probe, Aborted, NotFound, Denied, Busy, Failed, Limited uint64
 
 	Bytes  uint64 // file bytes sent, whatever the outcome
 	Active int64  // transfers holding one of MaxTransfers slots
@@ -133,6 +142,7 @@ func (s *Server) Stats() Stats {
 		Denied:   c.byOutcome[Denied].Load(),
 		Busy:     c.byOutcome[Busy].Load(),
 		Failed:   c.byOutcome[Failed].Load(),
+		Limited:  c.byOutcome[Limited].Load(),
 		Bytes:    c.bytes.Load(),
 		Active:   c.active.Load(),
 	}
@@ -143,6 +153,12 @@ func (s *Server) report(log *slog.Logger, t Transfer) {
 	s.counters.byOutcome[t.Outcome].Add(1)
 	if t.Bytes > 0 {
 		s.counters.bytes.Add(uint64(t.Bytes))
+	}
+	if t.quiet {
+		if s.OnTransfer != nil {
+			s.OnTransfer(t)
+		}
+		return
 	}
 	attrs := []slog.Attr{
 		slog.String("ip", t.Client.Addr().String()),

@@ -56,6 +56,8 @@ func serveTFTP(b *testing.B, root string, srv *tftp.Server) netip.AddrPort {
 		b.Fatal(err)
 	}
 	srv.Root, srv.Log = root, slog.New(slog.DiscardHandler)
+	// Every client of the storm is 127.0.0.1: no per-address cap.
+	srv.MaxPerClient = -1
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, conn) }()
