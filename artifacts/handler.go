@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -36,12 +37,34 @@ type Handler struct {
 	// OnServe, if set, is called after every request, for metrics. It runs
 	// on the request's goroutine and must not block.
 	OnServe func(Served)
+	// StallTimeout is how long one write of a response body may wait for
+	// the client to take it; default DefaultStallTimeout. Every chunk of a
+	// download (at most 1 MiB) gets a fresh write deadline, so a transfer
+	// that takes minutes (an OS image) is not cut by the server's
+	// WriteTimeout, while a client that stops reading is dropped, and its
+	// file closed, one StallTimeout after its socket buffers filled.
+	StallTimeout time.Duration
 }
+
+// DefaultStallTimeout is Handler.StallTimeout's default: long enough for an
+// installer agent whose disk pauses under a large write-back, short enough
+// that a client that left without closing frees its descriptors soon. The
+// agent resumes a cut download with Range.
+const DefaultStallTimeout = 60 * time.Second
+
+// Request limits. A file name under the root longer than maxName, or with
+// an element longer than NAME_MAX, cannot exist: it is answered without a
+// system call (414 or 404), and never reaches a log at full length.
+const (
+	maxName        = 1024
+	maxNameElement = 255
+)
 
 // Served describes one request, for Handler.OnServe.
 type Served struct {
 	// Path is the file's name under Dir, or the request's URL path when
-	// the request named no servable file.
+	// the request named no servable file; beyond 256 bytes, its first 256
+	// and its length.
 	Path string
 	// MAC is the machine that asked, nil when unknown.
 	MAC net.HardwareAddr
@@ -57,7 +80,15 @@ type Served struct {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	cw := &countingWriter{ResponseWriter: w}
+	stall := h.StallTimeout
+	if stall <= 0 {
+		stall = DefaultStallTimeout
+	}
+	cw := &countingWriter{ResponseWriter: w, stall: stall, rc: http.NewResponseController(w)}
+	// A download outlives the server's ReadTimeout, whose expiry would
+	// cancel the request's context; the write deadlines of cw watch the
+	// client instead. (GET and HEAD have no body to read.)
+	_ = cw.rc.SetReadDeadline(time.Time{})
 	remote := remoteAddr(r)
 	mac := h.identify(r, remote)
 	name, ok := h.name(r.URL.Path)
@@ -65,11 +96,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		logPath = r.URL.Path
 	}
+	logPath = truncate(logPath) // for the log and OnServe
 	var err error
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		cw.Header().Set("Allow", "GET, HEAD")
 		http.Error(cw, "method not allowed", http.StatusMethodNotAllowed)
+	case !ok && len(r.URL.Path) > len(h.Prefix)+maxName:
+		http.Error(cw, "URI too long", http.StatusRequestURITooLong)
 	case !ok:
 		http.NotFound(cw, r)
 	default:
@@ -130,6 +164,11 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, name string)
 	// Set explicitly so ServeContent does not sniff the first bytes.
 	hd.Set("Content-Type", ct)
 	hd.Set("X-Content-Type-Options", "nosniff")
+	if rg := r.Header.Get("Range"); rg != "" && !rangesAcceptable(rg, fi.Size()) {
+		hd.Set("Content-Range", fmt.Sprintf("bytes */%d", fi.Size()))
+		http.Error(w, "too many or overlapping ranges", http.StatusRequestedRangeNotSatisfiable)
+		return errors.New("too many or overlapping ranges")
+	}
 	http.ServeContent(w, r, path.Base(name), fi.ModTime(), f)
 	return nil
 }
@@ -140,7 +179,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, name string)
 func fileError(w http.ResponseWriter, r *http.Request, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR),
-		errors.Is(err, syscall.ELOOP), isEscape(err):
+		errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG), isEscape(err):
 		http.NotFound(w, r)
 	case errors.Is(err, fs.ErrPermission):
 		http.Error(w, "forbidden", http.StatusForbidden)
@@ -171,9 +210,14 @@ func (h *Handler) name(urlPath string) (string, bool) {
 		prefix += "/"
 	}
 	rest, ok := strings.CutPrefix(urlPath, prefix)
-	if !ok || rest == "" || strings.ContainsRune(rest, 0) || strings.HasPrefix(rest, "/") ||
+	if !ok || rest == "" || len(rest) > maxName || strings.ContainsRune(rest, 0) || strings.HasPrefix(rest, "/") ||
 		path.Clean(rest) != rest || rest == ".." || strings.HasPrefix(rest, "../") {
 		return "", false
+	}
+	for elem := range strings.SplitSeq(rest, "/") {
+		if len(elem) > maxNameElement {
+			return "", false
+		}
 	}
 	return rest, true
 }
@@ -203,7 +247,7 @@ func (h *Handler) logServed(r *http.Request, s Served, err error) {
 	if log == nil {
 		return
 	}
-	attrs := []any{"path", truncate(s.Path), "status", s.Status, "bytes", s.Bytes,
+	attrs := []any{"path", s.Path, "status", s.Status, "bytes", s.Bytes,
 		"duration", s.Duration, "ip", s.Remote.String()}
 	if rg := r.Header.Get("Range"); rg != "" {
 		attrs = append(attrs, "range", truncate(rg))
@@ -212,7 +256,8 @@ func (h *Handler) logServed(r *http.Request, s Served, err error) {
 		attrs = append(attrs, "mac", s.MAC.String())
 	}
 	if err != nil {
-		attrs = append(attrs, "err", err)
+		// A file system error quotes the name it was given.
+		attrs = append(attrs, "err", truncate(err.Error()))
 	}
 	level := slog.LevelInfo
 	if s.Status >= 400 {
@@ -224,9 +269,12 @@ func (h *Handler) logServed(r *http.Request, s Served, err error) {
 	log.Log(r.Context(), level, "artifact request", attrs...)
 }
 
+// truncate bounds s for a log line: a longer s becomes its first maxLogged
+// bytes and its length (slog quotes it), so the line stays short and still
+// says how long the client's text was.
 func truncate(s string) string {
 	if len(s) > maxLogged {
-		return s[:maxLogged] + "..."
+		return fmt.Sprintf("%s... (%d bytes)", s[:maxLogged], len(s))
 	}
 	return s
 }
