@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 
 	"github.com/rackboot/rackboot/e2e/lab"
 	"github.com/rackboot/rackboot/e2e/osimage"
@@ -25,7 +26,15 @@ func CheckHost() []error {
 // besides the busybox images' tools, and what osimage.CheckDebianHost
 // asks for to build the Debian image.
 func CheckDebianHost() []error {
-	return append(checkLab(), leaves(osimage.CheckDebianHost())...)
+	errs := checkLab()
+	// Both checkers say what they share (not root, a missing command)
+	// once each; the list says it once.
+	for _, e := range leaves(osimage.CheckDebianHost()) {
+		if !slices.ContainsFunc(errs, func(have error) bool { return have.Error() == e.Error() }) {
+			errs = append(errs, e)
+		}
+	}
+	return errs
 }
 
 // checkLab is what every rack needs: the lab, Go and the e1000's ROM.
