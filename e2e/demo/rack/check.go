@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 
 	"github.com/rackboot/rackboot/e2e/lab"
 	"github.com/rackboot/rackboot/e2e/osimage"
@@ -27,14 +28,25 @@ func CheckHost() []error {
 // asks for to build the Debian image.
 func CheckDebianHost() []error {
 	errs := checkLab()
-	// Both checkers say what they share (not root, a missing command)
-	// once each; the list says it once.
+	// Both checkers say what they share (not root, a missing command),
+	// each with its own reason; the list says it once.
 	for _, e := range leaves(osimage.CheckDebianHost()) {
-		if !slices.ContainsFunc(errs, func(have error) bool { return have.Error() == e.Error() }) {
+		if !slices.ContainsFunc(errs, func(have error) bool { return problem(have) == problem(e) }) {
 			errs = append(errs, e)
 		}
 	}
 	return errs
+}
+
+// problem is what a host check's error says is wrong, without the reason
+// that follows: "not root" of "not root (mmdebstrap …)" and of "not root:
+// namespaces …".
+func problem(err error) string {
+	s := err.Error()
+	if i := strings.IndexAny(s, ":("); i > 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
 }
 
 // checkLab is what every rack needs: the lab, Go and the e1000's ROM.

@@ -26,3 +26,17 @@ func TestLeaves(t *testing.T) {
 		})
 	}
 }
+
+// TestProblem: the two checkers' "not root" lines are one problem; two
+// missing commands are two.
+func TestProblem(t *testing.T) {
+	root1 := errors.New("not root: namespaces, bridges and taps need CAP_NET_ADMIN")
+	root2 := errors.New("not root (mmdebstrap installs the packages in a chroot)")
+	if problem(root1) != problem(root2) || problem(root1) != "not root" {
+		t.Errorf("problem(%q) = %q, problem(%q) = %q; want both \"not root\"", root1, problem(root1), root2, problem(root2))
+	}
+	a, b := errors.New("command zstd missing (package zstd)"), errors.New("command mmdebstrap missing (package mmdebstrap)")
+	if problem(a) == problem(b) {
+		t.Errorf("two missing commands are one problem: %q", problem(a))
+	}
+}
