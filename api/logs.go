@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/rackboot/rackboot/registry"
 )
@@ -73,7 +72,7 @@ func awaited(h registry.HostRecord, id int) bool {
 // followLog streams the batches after last until the attempt ends.
 func (s *Server) followLog(ctx context.Context, w http.ResponseWriter, sub *Subscription, mac string, id, last int) {
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives any write timeout
+	renew := streamDeadlines(rc)
 	if rc.Flush() != nil {
 		return
 	}
@@ -100,6 +99,7 @@ func (s *Server) followLog(ctx context.Context, w http.ResponseWriter, sub *Subs
 				return // the server is shutting down
 			}
 		}
+		renew() // the writes of this event, however many
 		if d := sub.Dropped(); d != dropped {
 			dropped = d
 			if !catchUp() {

@@ -13,6 +13,23 @@ import (
 // lets the server notice a client that left.
 const heartbeat = 15 * time.Second
 
+// streamStall is how long one write of a stream (events, a followed log)
+// may wait for its client to read. A stream outlives the server's write
+// timeout, but a client that stops reading is dropped once its socket
+// buffers are full and this has passed.
+const streamStall = 60 * time.Second
+
+// streamDeadlines readies a long response: it clears the read deadline (the
+// server's ReadTimeout would cancel the request's context mid-stream; a
+// GET has no body to wait for) and returns the function that gives the
+// next write streamStall. Call it before each write, not before a wait.
+func streamDeadlines(rc *http.ResponseController) (renew func()) {
+	_ = rc.SetReadDeadline(time.Time{})
+	renew = func() { _ = rc.SetWriteDeadline(time.Now().Add(streamStall)) }
+	renew()
+	return renew
+}
+
 // events streams server-sent events (HTML Living Standard, section 9.2):
 // "progress" (a ProgressEvent) and "state" (a StateEvent), for ?mac= only
 // when given, and "log" (a LogEvent) with ?log=1. A subscriber too slow
@@ -40,7 +57,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	defer sub.Close()
 
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives any write timeout
+	renew := streamDeadlines(rc)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no") // nginx in front must not buffer the stream
@@ -57,11 +74,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-tick.C:
+			renew()
 			_, err = fmt.Fprint(w, ": ping\n\n")
 		case ev, ok := <-sub.C:
 			if !ok {
 				return // the server is shutting down
 			}
+			renew()
 			if d := sub.Dropped(); d != dropped {
 				dropped = d
 				_, err = fmt.Fprintf(w, "event: dropped\ndata: {\"count\": %d}\n\n", d)

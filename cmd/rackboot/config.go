@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rackboot/rackboot/tftp"
 )
 
 // serveConfig holds every setting of `rackboot serve`. Each field is both a
@@ -38,6 +40,13 @@ type serveConfig struct {
 	MaxAttempts int    `yaml:"max-attempts"`
 	LogFormat   string `yaml:"log-format"`
 	LogLevel    string `yaml:"log-level"`
+	// HTTPMaxConns caps the HTTP server's open connections; 0 derives it
+	// from the open-file limit (see autoMaxConns). At the cap the
+	// longest-idle connection is closed for a new one.
+	HTTPMaxConns int `yaml:"http-max-conns"`
+	// TFTPMaxPerClient caps the concurrent TFTP transfers of one client
+	// address (tftp.Server.MaxPerClient); 0: no cap.
+	TFTPMaxPerClient int `yaml:"tftp-max-per-client"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -60,6 +69,9 @@ func defaultServeConfig() serveConfig {
 		LogFormat:   "auto",
 		LogLevel:    "info",
 		MaxAttempts: 3,
+		// Each PXE client has its own address and runs one transfer at a
+		// time (tftp.DefaultMaxPerClient explains the margin).
+		TFTPMaxPerClient: tftp.DefaultMaxPerClient,
 	}
 }
 
@@ -105,6 +117,8 @@ func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.Flag
 	fs.BoolVar(&c.Discovery, "discovery", c.Discovery, "answer machines missing from the profiles with the default installer")
 	fs.BoolVar(&c.IPv6RA, "ipv6-ra", c.IPv6RA, "answer IPv6 router solicitations with a null advertisement (ends iPXE's ~16 s IPv6 wait)")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "install `attempts` in a row before a machine is marked failed")
+	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", c.HTTPMaxConns, "most open HTTP `connections`; at the cap the longest-idle one is closed (0: from the open-file limit, at most 4096)")
+	fs.IntVar(&c.TFTPMaxPerClient, "tftp-max-per-client", c.TFTPMaxPerClient, "most concurrent TFTP `transfers` of one client address (0: no cap)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: auto (text on a terminal, JSON otherwise), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	return fs
@@ -150,6 +164,12 @@ func (c *serveConfig) check() error {
 		if p.v < 0 || p.v > 65535 {
 			return fmt.Errorf("%s %d: not a port", p.name, p.v)
 		}
+	}
+	if c.HTTPMaxConns < 0 {
+		return fmt.Errorf("http-max-conns %d: want 0 (automatic) or more", c.HTTPMaxConns)
+	}
+	if c.TFTPMaxPerClient < 0 {
+		return fmt.Errorf("tftp-max-per-client %d: want 0 (no cap) or more", c.TFTPMaxPerClient)
 	}
 	if c.MaxAttempts < 1 {
 		return fmt.Errorf("max-attempts %d: want at least 1", c.MaxAttempts)

@@ -22,7 +22,9 @@ func TestServeConfig(t *testing.T) {
 		want func(*serveConfig)
 	}{
 		{"defaults", nil, func(*serveConfig) {}},
-		{"flags", []string{"--interface", "br0", "--interface", "br1", "--dhcp-port", "6767", "--efi-file", "ipxe.efi"}, func(c *serveConfig) {
+		{"flags", []string{"--interface", "br0", "--interface", "br1", "--dhcp-port", "6767", "--efi-file", "ipxe.efi",
+			"--http-max-conns", "10000", "--tftp-max-per-client", "0"}, func(c *serveConfig) {
+			c.HTTPMaxConns, c.TFTPMaxPerClient = 10000, 0
 			c.Interfaces = []string{"br0", "br1"}
 			c.DHCPPort = 6767
 			c.EFIFile = "ipxe.efi"
@@ -70,6 +72,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{"bad port", []string{"--http-port", "70000"}, "http-port 70000: not a port"},
 		{"bad advertise", []string{"--advertise", "example.com"}, "not an IPv4 address"},
 		{"bad log format", []string{"--log-format", "xml"}, "log-format"},
+		{"negative connection cap", []string{"--http-max-conns", "-1"}, "http-max-conns -1"},
+		{"negative tftp cap", []string{"--tftp-max-per-client", "-1"}, "tftp-max-per-client -1"},
 		{"stray argument", []string{"extra"}, "unexpected argument"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -165,7 +165,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	closers = append(closers, tconn)
 	// Static: nbp is the copy staged above, written before serving starts.
-	ts := &tftp.Server{Root: nbp, Static: true, Log: log, Identify: identify,
+	ts := &tftp.Server{Root: nbp, Static: true, Log: log, Identify: identify, MaxPerClient: tftpMaxPerClient(cfg.TFTPMaxPerClient),
 		OnTransfer: func(t tftp.Transfer) { m.TFTPTransfer(t.Outcome.String(), t.Bytes) }}
 	runs = append(runs, func(ctx context.Context) error { return ts.Serve(ctx, tconn) })
 
@@ -173,11 +173,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
-	hs := &http.Server{
-		Handler:           httpRoutes(cfg, nbp, fl, reg, events, adminToken, profiles.Planner{ImageSizes: sizes.Image}, m, log),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	maxConns := cfg.HTTPMaxConns
+	if maxConns == 0 {
+		maxConns = defaultHTTPMaxConns()
 	}
+	hs, hl := newHTTPServer(hln, httpRoutes(cfg, nbp, fl, reg, events, adminToken, profiles.Planner{ImageSizes: sizes.Image}, m, log), maxConns, log)
 	// Server-sent event streams would otherwise hold Shutdown until its
 	// timeout.
 	hs.RegisterOnShutdown(events.Close)
@@ -187,7 +187,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		g.Go(func() error { return run(ctx) })
 	}
 	g.Go(func() error {
-		if err := hs.Serve(hln); !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
@@ -206,10 +206,20 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 
 	log.Info("rackboot serving", "profiles", cfg.Profiles, "http_port", cfg.HTTPPort,
 		"tftp_port", cfg.TFTPPort, "dhcp_port", cfg.DHCPPort, "pxe_port", cfg.PXEPort,
-		"ipxe_dir", cfg.IPXEDir, "artifacts", cfg.Artifacts, "discovery", cfg.Discovery)
+		"ipxe_dir", cfg.IPXEDir, "artifacts", cfg.Artifacts, "discovery", cfg.Discovery,
+		"http_max_conns", maxConns, "tftp_max_per_client", cfg.TFTPMaxPerClient)
 	err = g.Wait()
 	log.Info("rackboot stopped")
 	return err
+}
+
+// tftpMaxPerClient maps the tftp-max-per-client setting, where 0 means no
+// cap, to tftp.Server.MaxPerClient, where 0 means the default.
+func tftpMaxPerClient(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // measureImages measures the catalog's images in the artifacts directory
