@@ -198,9 +198,10 @@ func isEscape(err error) bool {
 }
 
 // name maps a URL path to a file name under Dir: the path after Prefix,
-// which must be a clean, relative, non-empty path without NUL bytes. Every
-// other path is refused before the file system is touched; os.Root then
-// refuses symbolic links that lead out.
+// which must be a clean, relative, non-empty path without NUL bytes, and
+// not "." (the root itself, which FuzzName found accepted). Every other
+// path is refused before the file system is touched; os.Root then refuses
+// symbolic links that lead out.
 func (h *Handler) name(urlPath string) (string, bool) {
 	prefix := h.Prefix
 	if prefix == "" {
@@ -210,7 +211,7 @@ func (h *Handler) name(urlPath string) (string, bool) {
 		prefix += "/"
 	}
 	rest, ok := strings.CutPrefix(urlPath, prefix)
-	if !ok || rest == "" || len(rest) > maxName || strings.ContainsRune(rest, 0) || strings.HasPrefix(rest, "/") ||
+	if !ok || rest == "" || rest == "." || len(rest) > maxName || strings.ContainsRune(rest, 0) || strings.HasPrefix(rest, "/") ||
 		path.Clean(rest) != rest || rest == ".." || strings.HasPrefix(rest, "../") {
 		return "", false
 	}
