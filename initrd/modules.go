@@ -47,13 +47,22 @@ func readModulesDep(dir string) (*moduleDB, error) {
 	db := &moduleDB{paths: map[string]string{}, deps: map[string][]string{}}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
+	for n := 1; sc.Scan(); n++ {
 		mod, deps, ok := strings.Cut(sc.Text(), ":")
 		if !ok {
 			continue
 		}
+		// Build copies these paths from dir into the initramfs: one that
+		// leads out of dir ("../../etc/shadow", "/etc/shadow") would put
+		// a file of the build host in the installer (FuzzModulesDep).
+		fields := strings.Fields(deps)
+		for _, p := range append([]string{mod}, fields...) {
+			if !filepath.IsLocal(p) {
+				return nil, fmt.Errorf("%s line %d: module path %.64q is not inside the modules directory", filepath.Join(dir, "modules.dep"), n, p)
+			}
+		}
 		db.paths[moduleName(mod)] = mod
-		db.deps[mod] = strings.Fields(deps)
+		db.deps[mod] = fields
 	}
 	return db, sc.Err()
 }
