@@ -241,6 +241,48 @@ func (s *Bolt) Log(_ context.Context, mac string, id, after int) (LogTail, error
 	return t, nil
 }
 
+// Delete implements Store. bbolt reuses the freed pages for later writes
+// (the file does not shrink, but it stops growing).
+func (s *Bolt) Delete(_ context.Context, mac string, fn func(HostRecord) bool) (bool, error) {
+	var deleted bool
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		deleted = false
+		hb := tx.Bucket(bucketHosts)
+		old := hb.Get([]byte(mac))
+		if old == nil {
+			return nil
+		}
+		h, err := s.cache.decode(mac, old)
+		if err != nil {
+			return err
+		}
+		if !fn(h) {
+			return nil
+		}
+		if err := hb.Delete([]byte(mac)); err != nil {
+			return err
+		}
+		for _, name := range [][]byte{bucketAttempts, bucketLogs} {
+			b := tx.Bucket(name)
+			if b.Bucket([]byte(mac)) == nil {
+				continue
+			}
+			if err := b.DeleteBucket([]byte(mac)); err != nil {
+				return err
+			}
+		}
+		deleted = true
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if deleted {
+		s.cache.forget(mac)
+	}
+	return deleted, nil
+}
+
 // Close implements Store.
 func (s *Bolt) Close() error { return s.db.Close() }
 

@@ -55,6 +55,14 @@ func (c *decodedCache) decode(mac string, b []byte) (HostRecord, error) {
 	return h, nil
 }
 
+// forget drops the decoded record of mac (it was deleted), so the cache
+// does not hold records the store no longer has.
+func (c *decodedCache) forget(mac string) {
+	c.mu.Lock()
+	delete(c.m, mac)
+	c.mu.Unlock()
+}
+
 // clone returns a copy of h that shares nothing with it: Stores hand out
 // copies, and a caller's change must not reach the cache.
 func (h HostRecord) clone() HostRecord {

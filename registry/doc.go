@@ -8,7 +8,7 @@
 // (lifecycle.go), tested transition by transition. Registry applies them
 // atomically through a Store: Bolt, the embedded, crash-safe default on
 // go.etcd.io/bbolt, or Memory for tests. Another backend (a store shared by
-// several appliances) implements the same seven-method Store and proves
+// several appliances) implements the same eight-method Store and proves
 // itself with the conformance suite in registrytest.
 //
 // The package knows nothing of HTTP, iPXE or YAML: callers tell it whether a

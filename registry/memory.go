@@ -177,6 +177,31 @@ func (m *Memory) Log(_ context.Context, mac string, id, after int) (LogTail, err
 	return t, nil
 }
 
+// Delete implements Store.
+func (m *Memory) Delete(_ context.Context, mac string, fn func(HostRecord) bool) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false, errClosed
+	}
+	b, ok := m.hosts[mac]
+	if !ok {
+		return false, nil
+	}
+	h, err := m.cache.decode(mac, b)
+	if err != nil {
+		return false, err
+	}
+	if !fn(h) {
+		return false, nil
+	}
+	delete(m.hosts, mac)
+	delete(m.attempts, mac)
+	delete(m.logs, mac)
+	m.cache.forget(mac)
+	return true, nil
+}
+
 // Close implements Store. Later calls fail.
 func (m *Memory) Close() error {
 	m.mu.Lock()

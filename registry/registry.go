@@ -40,7 +40,19 @@ type Registry struct {
 	// record and the attempt the change wrote, for live views. It runs on
 	// the caller's goroutine and must not block.
 	Notify func(Change)
+	// MaxDiscovered caps the discovered records: at the cap a new unknown
+	// MAC evicts the least recently seen one (discovered.go). Zero means
+	// DefaultMaxDiscovered.
+	MaxDiscovered int
+	// DiscoveredTTL is how long Sweep keeps a discovered record that is
+	// not seen again. Zero means DefaultDiscoveredTTL.
+	DiscoveredTTL time.Duration
+	// OnForget, if set, is called with the number of discovered records
+	// removed and why (ForgetCap, ForgetExpired, ForgetAdmin), for
+	// metrics. It must not block.
+	OnForget func(reason string, n int)
 
+	disc    discoveredIndex
 	keyOnce sync.Once
 	key     []byte
 	keyErr  error
@@ -98,6 +110,19 @@ func (r *Registry) Boot(ctx context.Context, mac net.HardwareAddr, hostname stri
 		return Decision{}, err
 	}
 	next, out := boot(h, exists, in, r.limits())
+	wasDiscovered := exists && h.State == StateDiscovered
+	if !exists && next.State == StateDiscovered {
+		// A new discovered record: make room for it under the cap.
+		victim, err := r.admit(ctx, m, in.now)
+		if err != nil {
+			return Decision{}, err
+		}
+		if victim != "" {
+			if err := r.evict(ctx, victim, in.now); err != nil {
+				return Decision{}, err
+			}
+		}
+	}
 	if out.changed {
 		next, err = r.Store.Update(ctx, m, func(h *HostRecord, exists bool) (*Attempt, error) {
 			*h, out = boot(*h, exists, in, r.limits())
@@ -107,6 +132,7 @@ func (r *Registry) Boot(ctx context.Context, mac net.HardwareAddr, hostname stri
 			return Decision{}, err
 		}
 	}
+	r.track(next, wasDiscovered)
 	d := Decision{Kind: out.kind, Message: out.message, Host: next}
 	if out.kind == BootInstall {
 		d.Token, d.Attempt = tokens.token(next.Token.Attempt, next.Token.Expires), next.Token.Attempt
@@ -280,7 +306,9 @@ type ReinstallRequest struct {
 func (r *Registry) Reinstall(ctx context.Context, mac net.HardwareAddr, req ReinstallRequest) (HostRecord, error) {
 	now := r.now()
 	var ended *Attempt
+	wasDiscovered := false
 	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
+		wasDiscovered = exists && h.State == StateDiscovered
 		next, a := reinstall(*h, exists, reinstallIn{reason: req.Reason, version: req.Version, by: req.By, hostname: req.Hostname, now: now})
 		*h, ended = next, a
 		return a, nil
@@ -288,6 +316,7 @@ func (r *Registry) Reinstall(ctx context.Context, mac net.HardwareAddr, req Rein
 	if err != nil {
 		return HostRecord{}, err
 	}
+	r.track(h, wasDiscovered)
 	if ended != nil {
 		r.changed("superseded", h, ended)
 	}

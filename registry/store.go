@@ -57,6 +57,11 @@ type Store interface {
 	// Log returns the lines of the batches after sequence number after
 	// (0: all) of attempt id of mac.
 	Log(ctx context.Context, mac string, id, after int) (LogTail, error)
+	// Delete removes the record of mac, with its attempts and logs, if fn
+	// (given the record as stored, in the same transaction) returns true,
+	// and reports whether it did. An absent record is not an error: it
+	// returns false. Like Update's, fn may be called more than once.
+	Delete(ctx context.Context, mac string, fn func(h HostRecord) bool) (bool, error)
 	// Close releases the store.
 	Close() error
 }

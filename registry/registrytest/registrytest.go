@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store) {
 		{"Log", testLog},
 		{"LogBound", testLogBound},
 		{"ConcurrentUpdates", testConcurrentUpdates},
+		{"Delete", testDelete},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -357,5 +358,47 @@ func testConcurrentUpdates(t *testing.T, s registry.Store) {
 	}
 	if h.Attempt != workers*each {
 		t.Errorf("after %d concurrent increments Attempt = %d: updates are not atomic", workers*each, h.Attempt)
+	}
+}
+
+func testDelete(t *testing.T, s registry.Store) {
+	put(t, s, sample(macA))
+	put(t, s, sample(macB))
+	if _, err := s.Update(ctx, macA, func(h *registry.HostRecord, _ bool) (*registry.Attempt, error) {
+		return &registry.Attempt{ID: 5, Number: 2, MAC: macA, Started: t0}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendLog(ctx, macA, 5, []string{"line"}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Delete(ctx, macC, func(registry.HostRecord) bool { return true }); ok || err != nil {
+		t.Errorf("Delete of an absent record = %v, %v; want false, nil", ok, err)
+	}
+	var saw registry.HostRecord
+	if ok, err := s.Delete(ctx, macA, func(h registry.HostRecord) bool { saw = h; return false }); ok || err != nil {
+		t.Errorf("Delete refused by fn = %v, %v; want false, nil", ok, err)
+	}
+	if diff := cmp.Diff(sample(macA), saw); diff != "" {
+		t.Errorf("fn was given (-want +got):\n%s", diff)
+	}
+	if _, err := s.Host(ctx, macA); err != nil {
+		t.Fatalf("record gone after a refused Delete: %v", err)
+	}
+	if ok, err := s.Delete(ctx, macA, func(registry.HostRecord) bool { return true }); !ok || err != nil {
+		t.Fatalf("Delete = %v, %v; want true, nil", ok, err)
+	}
+	if _, err := s.Host(ctx, macA); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("Host after Delete: err = %v, want ErrNotFound", err)
+	}
+	if h, err := s.History(ctx, macA); err != nil || len(h) != 0 {
+		t.Errorf("History after Delete = %v, %v; want none", h, err)
+	}
+	if l, err := s.Log(ctx, macA, 5, 0); err != nil || len(l.Lines) != 0 {
+		t.Errorf("Log after Delete = %v, %v; want none", l, err)
+	}
+	hosts, err := s.Hosts(ctx)
+	if err != nil || len(hosts) != 1 || hosts[0].MAC != macB {
+		t.Errorf("Hosts after Delete = %v, %v; want only %s", hosts, err, macB)
 	}
 }
