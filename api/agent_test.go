@@ -33,6 +33,7 @@ var adminCalls = []struct {
 	body         any
 }{
 	{http.MethodGet, "/api/hosts", nil},
+	{http.MethodDelete, "/api/hosts?state=discovered", nil},
 	{http.MethodGet, "/api/hosts/" + macN01, nil},
 	{http.MethodGet, "/api/hosts/" + macN01 + "/history", nil},
 	{http.MethodGet, "/api/hosts/" + macN01 + "/log", nil},

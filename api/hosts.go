@@ -152,8 +152,27 @@ func parseFilter(q url.Values) (hostFilter, error) {
 	return f, nil
 }
 
+// Page sizes of GET /api/hosts. A page of 500 host views is about 250 KB of
+// JSON; the maximum bounds what one request makes the daemon build.
+const (
+	DefaultPageSize = 500
+	MaxPageSize     = 5000
+)
+
+// listHosts answers the hosts matching the filter, ordered by MAC, a page
+// at a time: ?limit=N (default DefaultPageSize, at most MaxPageSize) hosts
+// after the MAC ?after=. When more follow, the Link header (RFC 8288) names
+// the next page with rel="next"; the body stays a JSON array.
 func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
-	f, err := parseFilter(r.URL.Query())
+	q := r.URL.Query()
+	limit, after, err := parsePage(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	q.Del("limit")
+	q.Del("after")
+	f, err := parseFilter(q)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -164,12 +183,69 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []HostView{}
+	more := false
 	for _, v := range views {
-		if f.match(v) {
-			out = append(out, v)
+		if after != "" && v.MAC <= after || !f.match(v) {
+			continue
 		}
+		if len(out) == limit {
+			more = true
+			break
+		}
+		out = append(out, v)
+	}
+	if more {
+		q.Set("after", out[len(out)-1].MAC)
+		q.Set("limit", strconv.Itoa(limit))
+		w.Header().Set("Link", "</api/hosts?"+q.Encode()+">; rel=\"next\"")
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// parsePage reads ?limit=&after=.
+func parsePage(q url.Values) (limit int, after string, err error) {
+	limit = DefaultPageSize
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxPageSize {
+			return 0, "", fmt.Errorf("limit: want 1 to %d", MaxPageSize)
+		}
+		limit = n
+	}
+	if a := q.Get("after"); a != "" {
+		hw, err := profiles.ParseMAC(a)
+		if err != nil {
+			return 0, "", errors.New("after: want a MAC address")
+		}
+		after = profiles.MACKey(hw)
+	}
+	return limit, after, nil
+}
+
+// forgetHosts forgets the discovered records: DELETE /api/hosts?state=
+// discovered, the only state this path removes. Hosts of the profiles and
+// records with history are kept. It answers {"forgotten": N}.
+func (s *Server) forgetHosts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if len(q) != 1 || q.Get("state") != string(registry.StateDiscovered) {
+		writeError(w, http.StatusBadRequest, "only ?state=discovered can be forgotten")
+		return
+	}
+	n, err := s.Registry.ForgetDiscovered(r.Context(), func(mac string) bool {
+		_, known := s.Fleet.Lookup(macOf(mac))
+		return known
+	})
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	s.log().Info("discovered records forgotten", "ip", remoteIP(r), "forgotten", n)
+	writeJSON(w, http.StatusOK, ForgetResult{Forgotten: n})
+}
+
+// ForgetResult is the answer of DELETE /api/hosts?state=discovered.
+type ForgetResult struct {
+	Forgotten int `json:"forgotten"`
 }
 
 // lookup finds the host of the {mac} path segment, answering 400 or 404

@@ -75,6 +75,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/agent/failed", s.agent(s.reportFailed))
 
 	m.HandleFunc("GET /api/hosts", s.admin(s.listHosts))
+	m.HandleFunc("DELETE /api/hosts", s.admin(s.forgetHosts))
 	m.HandleFunc("GET /api/hosts/{mac}", s.admin(s.getHost))
 	m.HandleFunc("GET /api/hosts/{mac}/history", s.admin(s.history))
 	m.HandleFunc("GET /api/hosts/{mac}/log", s.admin(s.hostLog))
