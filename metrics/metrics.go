@@ -45,6 +45,8 @@ type Metrics struct {
 
 	profilesInvalid      prometheus.Gauge
 	profilesReloadErrors prometheus.Counter
+
+	discoveredForgotten *prometheus.CounterVec
 }
 
 // Install results, as the registry records them: the label values of
@@ -109,6 +111,13 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Name: "profiles_reload_errors_total",
 			Help: "Profile reloads that failed.",
 		}),
+		discoveredForgotten: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "discovered_forgotten_total",
+			Help: "Discovered records removed, by reason: cap (evicted for a new unknown MAC), expired (not seen for the TTL), admin (hosts --forget).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{"cap", "expired", "admin"} {
+		m.discoveredForgotten.WithLabelValues(r)
 	}
 	for _, r := range results {
 		m.installsFinished.WithLabelValues(r)
@@ -117,7 +126,7 @@ func New(o Options) *Metrics {
 	m.reg.MustRegister(
 		m.dhcpReplies, m.tftpTransfers, m.tftpBytes, m.httpRequests, m.httpBytes, m.scripts,
 		m.installsStarted, m.installsFinished, m.installDuration, m.installBytes,
-		m.profilesInvalid, m.profilesReloadErrors,
+		m.profilesInvalid, m.profilesReloadErrors, m.discoveredForgotten,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -198,4 +207,10 @@ func (m *Metrics) ProfilesLoaded() { m.profilesInvalid.Set(0) }
 func (m *Metrics) ProfilesFailed() {
 	m.profilesInvalid.Set(1)
 	m.profilesReloadErrors.Inc()
+}
+
+// DiscoveredForgotten counts n discovered records removed for reason
+// ("cap", "expired" or "admin"). Call it from registry.Registry.OnForget.
+func (m *Metrics) DiscoveredForgotten(reason string, n int) {
+	m.discoveredForgotten.WithLabelValues(reason).Add(float64(n))
 }
