@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -124,7 +125,8 @@ func (h Host) readDisk(name string) (Disk, error) {
 	}
 	d.Dev = read("dev")
 	// /sys/block/X/size counts 512-byte units whatever the sector size.
-	d.Size = readInt("size") * 512
+	units := readInt("size")
+	d.Size = units * 512
 	d.LogicalSectorSize = int(readInt("queue/logical_block_size"))
 	d.PhysicalSectorSize = int(readInt("queue/physical_block_size"))
 	d.Rotational = readInt("queue/rotational") == 1
@@ -132,6 +134,15 @@ func (h Host) readDisk(name string) (Disk, error) {
 	d.ReadOnly = readInt("ro") == 1
 	if err != nil {
 		return Disk{}, fmt.Errorf("imaging: read disk %s: %w", name, err)
+	}
+	// Values no kernel reports are refused like unreadable ones, before
+	// a negative size or a zero sector size reaches the layout's
+	// arithmetic (FuzzDisks).
+	if units < 0 || units > math.MaxInt64/512 {
+		return Disk{}, fmt.Errorf("imaging: read disk %s: size of %d sectors", name, units)
+	}
+	if units > 0 && (!sectorSize(d.LogicalSectorSize) || !sectorSize(d.PhysicalSectorSize)) {
+		return Disk{}, fmt.Errorf("imaging: read disk %s: sector sizes %d/%d", name, d.LogicalSectorSize, d.PhysicalSectorSize)
 	}
 	d.Model = firstFile(dir, "device/model")
 	d.Serial = firstFile(dir, "serial", "device/serial")
@@ -145,6 +156,12 @@ func (h Host) readDisk(name string) (Disk, error) {
 		}
 	}
 	return d, nil
+}
+
+// sectorSize reports whether n is a sector size a block device can have:
+// a power of two from 512 bytes to 64 KiB (Linux's block layer bounds).
+func sectorSize(n int) bool {
+	return n >= 512 && n <= 64<<10 && n&(n-1) == 0
 }
 
 // firstFile returns the trimmed content of the first readable file of dir
