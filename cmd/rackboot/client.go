@@ -286,15 +286,82 @@ func (cl *adminClient) open(ctx context.Context, path string) (io.ReadCloser, er
 	return resp.Body, nil
 }
 
-// hosts lists the hosts of the fleet matching q (nil: all).
+// hosts lists the hosts of the fleet matching q (nil: all), following the
+// pages of /api/hosts (the Link rel="next" header) to the last. raw is the
+// JSON of the whole list.
 func (cl *adminClient) hosts(ctx context.Context, q url.Values) ([]api.HostView, []byte, error) {
 	path := "/api/hosts"
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var hs []api.HostView
-	b, err := cl.get(ctx, path, &hs)
-	return hs, b, err
+	var all []api.HostView
+	var raw []byte
+	for pages := 0; path != ""; pages++ {
+		resp, err := cl.do(ctx, cl.http, http.MethodGet, path, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the answer of %s: %w", path, err)
+		}
+		var page []api.HostView
+		if err := json.Unmarshal(b, &page); err != nil {
+			return nil, nil, fmt.Errorf("the answer of %s is not what this rackboot expects: %w", path, err)
+		}
+		all, raw = append(all, page...), b
+		if path, err = nextPage(resp.Header.Get("Link")); err != nil {
+			return nil, nil, err
+		}
+		if pages > 0 || path != "" {
+			raw = nil // more than one page: marshalled below
+		}
+	}
+	if raw == nil {
+		var err error
+		if raw, err = json.Marshal(all); err != nil {
+			return nil, nil, err
+		}
+	}
+	return all, raw, nil
+}
+
+// nextPage is the path of the next page from a Link header of /api/hosts
+// (RFC 8288), or "" when there is none. Only a path of /api/hosts is
+// followed: the token goes nowhere else.
+func nextPage(link string) (string, error) {
+	if link == "" {
+		return "", nil
+	}
+	for l := range strings.SplitSeq(link, ",") {
+		target, params, ok := strings.Cut(strings.TrimSpace(l), ";")
+		if !ok || !strings.Contains(params, `rel="next"`) {
+			continue
+		}
+		path := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(target), "<"), ">")
+		if !strings.HasPrefix(path, "/api/hosts?") {
+			return "", fmt.Errorf("the next page %.100q is not a page of /api/hosts", path)
+		}
+		return path, nil
+	}
+	return "", nil
+}
+
+// forgetDiscovered asks the daemon to forget its discovered records and
+// returns how many it forgot.
+func (cl *adminClient) forgetDiscovered(ctx context.Context) (int, error) {
+	const path = "/api/hosts?state=discovered"
+	resp, err := cl.do(ctx, cl.http, http.MethodDelete, path, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var res api.ForgetResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return 0, fmt.Errorf("the answer of DELETE %s is not what this rackboot expects: %w", path, err)
+	}
+	return res.Forgotten, nil
 }
 
 // resolve turns a command-line argument naming a host, a MAC in any common

@@ -9,9 +9,11 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rackboot/rackboot/registry"
 	"github.com/rackboot/rackboot/tftp"
 )
 
@@ -47,6 +49,13 @@ type serveConfig struct {
 	// TFTPMaxPerClient caps the concurrent TFTP transfers of one client
 	// address (tftp.Server.MaxPerClient); 0: no cap.
 	TFTPMaxPerClient int `yaml:"tftp-max-per-client"`
+	// MaxDiscovered caps the discovered records (registry.Registry.
+	// MaxDiscovered): at the cap a new unknown MAC evicts the least
+	// recently seen one.
+	MaxDiscovered int `yaml:"max-discovered"`
+	// DiscoveredTTL is how long a discovered record not seen again is
+	// kept (registry.Registry.DiscoveredTTL).
+	DiscoveredTTL time.Duration `yaml:"discovered-ttl"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -72,6 +81,8 @@ func defaultServeConfig() serveConfig {
 		// Each PXE client has its own address and runs one transfer at a
 		// time (tftp.DefaultMaxPerClient explains the margin).
 		TFTPMaxPerClient: tftp.DefaultMaxPerClient,
+		MaxDiscovered:    registry.DefaultMaxDiscovered,
+		DiscoveredTTL:    registry.DefaultDiscoveredTTL,
 	}
 }
 
@@ -119,6 +130,8 @@ func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.Flag
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "install `attempts` in a row before a machine is marked failed")
 	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", c.HTTPMaxConns, "most open HTTP `connections`; at the cap the longest-idle one is closed (0: from the open-file limit, at most 4096)")
 	fs.IntVar(&c.TFTPMaxPerClient, "tftp-max-per-client", c.TFTPMaxPerClient, "most concurrent TFTP `transfers` of one client address (0: no cap)")
+	fs.IntVar(&c.MaxDiscovered, "max-discovered", c.MaxDiscovered, "most discovered `records` kept (with --discovery); at the cap a new unknown MAC evicts the least recently seen")
+	fs.DurationVar(&c.DiscoveredTTL, "discovered-ttl", c.DiscoveredTTL, "forget a discovered record not seen for this `duration`")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: auto (text on a terminal, JSON otherwise), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	return fs
@@ -170,6 +183,12 @@ func (c *serveConfig) check() error {
 	}
 	if c.TFTPMaxPerClient < 0 {
 		return fmt.Errorf("tftp-max-per-client %d: want 0 (no cap) or more", c.TFTPMaxPerClient)
+	}
+	if c.MaxDiscovered < 1 {
+		return fmt.Errorf("max-discovered %d: want at least 1", c.MaxDiscovered)
+	}
+	if c.DiscoveredTTL < time.Minute {
+		return fmt.Errorf("discovered-ttl %s: want at least 1m", c.DiscoveredTTL)
 	}
 	if c.MaxAttempts < 1 {
 		return fmt.Errorf("max-attempts %d: want at least 1", c.MaxAttempts)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -13,7 +14,7 @@ import (
 func TestServeConfig(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "rackboot.yaml")
-	if err := os.WriteFile(file, []byte("profiles: /srv/profiles\ninterfaces: [eth1, eth2]\nhttp-port: 9090\ndiscovery: true\n"), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte("profiles: /srv/profiles\ninterfaces: [eth1, eth2]\nhttp-port: 9090\ndiscovery: true\ndiscovered-ttl: 2h\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -23,8 +24,9 @@ func TestServeConfig(t *testing.T) {
 	}{
 		{"defaults", nil, func(*serveConfig) {}},
 		{"flags", []string{"--interface", "br0", "--interface", "br1", "--dhcp-port", "6767", "--efi-file", "ipxe.efi",
-			"--http-max-conns", "10000", "--tftp-max-per-client", "0"}, func(c *serveConfig) {
+			"--http-max-conns", "10000", "--tftp-max-per-client", "0", "--max-discovered", "64", "--discovered-ttl", "90m"}, func(c *serveConfig) {
 			c.HTTPMaxConns, c.TFTPMaxPerClient = 10000, 0
+			c.MaxDiscovered, c.DiscoveredTTL = 64, 90*time.Minute
 			c.Interfaces = []string{"br0", "br1"}
 			c.DHCPPort = 6767
 			c.EFIFile = "ipxe.efi"
@@ -33,12 +35,14 @@ func TestServeConfig(t *testing.T) {
 			c.Profiles = "/srv/profiles"
 			c.Interfaces = []string{"eth1", "eth2"}
 			c.HTTPPort = 9090
+			c.DiscoveredTTL = 2 * time.Hour
 			c.Discovery = true
 		}},
 		{"flags win over the file", []string{"--config", file, "--interface", "br0", "--http-port", "8081"}, func(c *serveConfig) {
 			c.Profiles = "/srv/profiles"
 			c.Interfaces = []string{"br0"}
 			c.HTTPPort = 8081
+			c.DiscoveredTTL = 2 * time.Hour
 			c.Discovery = true
 		}},
 	} {
@@ -74,6 +78,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, "log-format"},
 		{"negative connection cap", []string{"--http-max-conns", "-1"}, "http-max-conns -1"},
 		{"negative tftp cap", []string{"--tftp-max-per-client", "-1"}, "tftp-max-per-client -1"},
+		{"no discovered records", []string{"--max-discovered", "0"}, "max-discovered 0"},
+		{"short discovered ttl", []string{"--discovered-ttl", "1s"}, "discovered-ttl 1s"},
 		{"stray argument", []string{"extra"}, "unexpected argument"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

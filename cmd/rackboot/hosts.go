@@ -19,12 +19,13 @@ func runHosts(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 func (c *cli) hosts(ctx context.Context, args []string) int {
-	fs, cf := c.flagSet("hosts", "rackboot hosts [--state S] [--version-below N] [--label KEY=VALUE]... [--json]")
+	fs, cf := c.flagSet("hosts", "rackboot hosts [--state S] [--version-below N] [--label KEY=VALUE]... [--json]\n       rackboot hosts --state discovered --forget")
 	state := fs.String("state", "", "only hosts in `state` discovered, pending, installing, installed or failed")
 	below := fs.String("version-below", "", "only hosts whose installed version `number` is below N (not patched)")
 	var labels []string
 	fs.Var(&listFlag{list: &labels}, "label", "only hosts with label `KEY=VALUE` (repeatable; all must hold)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
+	forget := fs.Bool("forget", false, "with --state discovered: forget the discovered records (machines not in the profiles) and print how many")
 	pos, ok := parseArgs(fs, args)
 	if !ok {
 		return 2
@@ -32,6 +33,9 @@ func (c *cli) hosts(ctx context.Context, args []string) int {
 	if len(pos) > 0 {
 		fmt.Fprintf(c.stderr, "rackboot hosts: unexpected argument %q\n", pos[0])
 		return 2
+	}
+	if *forget {
+		return c.forgetDiscovered(ctx, cf, *state, *below != "" || len(labels) > 0 || *asJSON)
 	}
 	q := url.Values{}
 	if *state != "" {
@@ -74,6 +78,29 @@ func (c *cli) hosts(ctx context.Context, args []string) int {
 		return 0
 	}
 	fmt.Fprint(c.stdout, c.hostTable(hs))
+	return 0
+}
+
+// forgetDiscovered is `rackboot hosts --state discovered --forget`: only
+// discovered records can be forgotten this way, and all of them at once.
+func (c *cli) forgetDiscovered(ctx context.Context, cf *clientFlags, state string, other bool) int {
+	if state != string(registry.StateDiscovered) || other {
+		fmt.Fprintln(c.stderr, "rackboot hosts: --forget goes with --state discovered alone: only discovered records can be forgotten")
+		return 2
+	}
+	cl, err := c.client(cf)
+	if err != nil {
+		return c.fail("hosts", err)
+	}
+	n, err := cl.forgetDiscovered(ctx)
+	if err != nil {
+		return c.fail("hosts", err)
+	}
+	word := "records"
+	if n == 1 {
+		word = "record"
+	}
+	fmt.Fprintf(c.stdout, "forgot %d discovered %s\n", n, word)
 	return 0
 }
 

@@ -99,7 +99,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		go measureImages(sizes, set, log)
 	}
 	fl.OnError = func(error) { m.ProfilesFailed() }
-	reg := &registry.Registry{Store: store, MaxAttempts: cfg.MaxAttempts, Log: log, Notify: installMetrics(m, events.Changed)}
+	reg := &registry.Registry{Store: store, MaxAttempts: cfg.MaxAttempts, Log: log, Notify: installMetrics(m, events.Changed),
+		MaxDiscovered: cfg.MaxDiscovered, DiscoveredTTL: cfg.DiscoveredTTL, OnForget: m.DiscoveredForgotten}
 
 	nbp := filepath.Join(cfg.Data, "nbp")
 	if err := stageBootFiles(cfg.IPXEDir, nbp, log); err != nil {
@@ -202,15 +203,36 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	})
 
 	g.Go(func() error { return fl.Run(ctx) })
+	g.Go(func() error { sweepDiscovered(ctx, reg, registry.SweepInterval, log); return nil })
 	g.Go(func() error { return reloadOnHangup(ctx, fl.Watcher) })
 
 	log.Info("rackboot serving", "profiles", cfg.Profiles, "http_port", cfg.HTTPPort,
 		"tftp_port", cfg.TFTPPort, "dhcp_port", cfg.DHCPPort, "pxe_port", cfg.PXEPort,
 		"ipxe_dir", cfg.IPXEDir, "artifacts", cfg.Artifacts, "discovery", cfg.Discovery,
-		"http_max_conns", maxConns, "tftp_max_per_client", cfg.TFTPMaxPerClient)
+		"http_max_conns", maxConns, "tftp_max_per_client", cfg.TFTPMaxPerClient,
+		"max_discovered", cfg.MaxDiscovered, "discovered_ttl", cfg.DiscoveredTTL.String())
 	err = g.Wait()
 	log.Info("rackboot stopped")
 	return err
+}
+
+// sweepDiscovered runs the registry's Sweep at once and then every
+// interval until ctx ends: discovered records not seen for their TTL are
+// forgotten (docs/DESIGN.md, "Discovered records"). A failed sweep is
+// logged and tried again at the next tick.
+func sweepDiscovered(ctx context.Context, reg *registry.Registry, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := reg.Sweep(ctx); err != nil && ctx.Err() == nil {
+			log.Error("discovered records: sweep failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // tftpMaxPerClient maps the tftp-max-per-client setting, where 0 means no
