@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ func FuzzAdmin(f *testing.F) {
 		{"version_below=-9223372036854775808", `{"selector":{},"macs":[]}`},
 		{"label==&label=a=b=c", `{"macs":["52:54"],"version":"demo-9"}`},
 		{"%zz", `{"macs":null} {}`},
+		{"limit=3&after=52:54:00:77:00:02&state=pending", `{}`},
+		{"limit=0&after=5254", `{}`},
 	} {
 		f.Add(s.query, []byte(s.body))
 	}
@@ -58,6 +61,9 @@ func FuzzAdmin(f *testing.F) {
 		case http.StatusOK:
 			if !json.Valid(w.Body.Bytes()) {
 				t.Fatalf("hosts?%s: 200 with invalid JSON %.200q", query, w.Body.String())
+			}
+			if l := w.Header().Get("Link"); l != "" && !strings.HasPrefix(l, "</api/hosts?") {
+				t.Fatalf("hosts?%s: next page %q is not a page of /api/hosts", query, l)
 			}
 		case http.StatusBadRequest:
 		default:
