@@ -1,7 +1,8 @@
 #!/bin/bash
-# Runs every test of rackboot: vet, unit tests (no root needed) and, as root,
-# the end-to-end suite that boots real QEMU machines over PXE in private
-# network namespaces. Installs what the tests need from Debian packages.
+# Runs every test of rackboot: vet, unit tests and a short run of every fuzz
+# target (no root needed for these), and, as root, the end-to-end suite that
+# boots real QEMU machines over PXE in private network namespaces. Installs
+# what the tests need from Debian packages.
 #   bash e2e/test.sh            (the README's test command; CI runs it as root)
 # RACKBOOT_SKIP_APT=1 skips the package step (offline machines that have them).
 set -euo pipefail
@@ -39,5 +40,7 @@ go vet ./...
 go vet -tags e2e ./e2e/...
 echo "== unit tests"
 go test -count=1 ./...
+echo "== fuzzing (every target briefly; .ci/fuzz.sh)"
+bash .ci/fuzz.sh
 echo "== end-to-end tests (QEMU, network namespaces)"
 bash e2e/run.sh

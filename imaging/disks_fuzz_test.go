@@ -2,6 +2,7 @@ package imaging
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,21 +17,40 @@ func FuzzDisks(f *testing.F) {
 	f.Add(uint8(1), "-1", "0", "512", "1", "1", "0", " Samsung  SSD ", " S4EV ", "eui.0025")
 	f.Add(uint8(2), "18014398509481984", "4096", "4096", "", "x", "1", "\x00", "a/b", "")
 	f.Add(uint8(0), "0x10", " 512\n", "-512", "2", "0", "0", "", "", "naa.")
+	// One tree for the whole run: each input rewrites one disk's files and
+	// makes the other two empty (size 0: not listed), so an input maps to
+	// one result without a tree built per execution.
 	dir := f.TempDir()
+	names := []string{"sda", "vda", "nvme0n1"}
+	for _, name := range names {
+		for _, d := range []string{"queue", "device", "holders"} {
+			if err := os.MkdirAll(filepath.Join(dir, "sys/block", name, d), 0o755); err != nil {
+				f.Fatal(err)
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, kind uint8, size, logical, physical, rotational, removable, ro, model, serial, wwid string) {
 		if len(size+logical+physical+rotational+removable+ro+model+serial+wwid) > 1024 {
 			return
 		}
-		if err := os.RemoveAll(dir + "/sys"); err != nil {
-			t.Fatal(err)
+		for i, name := range names {
+			files := map[string]string{
+				"dev": "8:0", "size": "0", "queue/logical_block_size": "512", "queue/physical_block_size": "512",
+				"queue/rotational": "0", "removable": "0", "ro": "0", "device/model": "", "serial": "", "wwid": "",
+			}
+			if i == int(kind)%len(names) {
+				files = map[string]string{
+					"dev": "8:0", "size": size, "queue/logical_block_size": logical, "queue/physical_block_size": physical,
+					"queue/rotational": rotational, "removable": removable, "ro": ro,
+					"device/model": model, "serial": serial, "wwid": wwid,
+				}
+			}
+			for rel, v := range files {
+				if err := os.WriteFile(filepath.Join(dir, "sys/block", name, rel), []byte(v+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
-		name := []string{"sda", "vda", "nvme0n1"}[kind%3]
-		fs := &fakeSys{t: t, root: dir}
-		fs.disk(name, "8:0", 0, map[string]string{
-			"size": size, "queue/logical_block_size": logical, "queue/physical_block_size": physical,
-			"queue/rotational": rotational, "removable": removable, "ro": ro,
-			"device/model": model, "serial": serial, "wwid": wwid,
-		})
 		disks, err := Host{Root: dir}.Disks()
 		if err != nil {
 			return
