@@ -239,6 +239,7 @@ func TestFastPathIdentical(t *testing.T) {
 // FuzzFastPath: for any datagram, the loop answers exactly when the slow
 // path does, with the same bytes.
 func FuzzFastPath(f *testing.F) {
+	limitMinimizing(f)
 	for _, tc := range fastCases(f) {
 		f.Add(tc.b)
 	}

@@ -12,6 +12,7 @@ import (
 // parse, decide, encode. It must never panic, and an answer must never
 // offer an address.
 func FuzzReply(f *testing.F) {
+	limitMinimizing(f)
 	for _, req := range []*dhcpv4.DHCPv4{
 		newRequest(f, dhcpv4.MessageTypeDiscover, knownMAC, pxeOptions(iana.INTEL_X86PC)...),
 		newRequest(f, dhcpv4.MessageTypeRequest, knownMAC, pxeOptions(iana.EFI_X86_64_HTTP)...),
