@@ -61,7 +61,7 @@ func forgettable(h HostRecord) bool {
 	return h.State == StateDiscovered && h.LastID == 0 && h.Current == nil
 }
 
-// evictable orders eviction candidates: a record seen only once (the MAC
+// before orders eviction candidates: a record seen only once (the MAC
 // of a flood) goes before one seen again (a machine that keeps booting),
 // and among those the least recently seen goes first.
 func (s seen) before(o seen) bool {
@@ -138,8 +138,8 @@ func (d *discoveredIndex) oldestLocked() string {
 	return mac
 }
 
-// track keeps the index current with a record a change left: prev is the
-// state before (StateDiscovered or not).
+// track keeps the index current with a record a change left;
+// wasDiscovered is whether the record was discovered before the change.
 func (r *Registry) track(h HostRecord, wasDiscovered bool) {
 	if h.State != StateDiscovered && !wasDiscovered {
 		return
