@@ -164,10 +164,13 @@ func (s *toolSet) object(name, src string, f *elf.File) error {
 				found = true
 				break
 			}
-			if !s.matches(p) {
+			lf := s.open(p)
+			if lf == nil {
 				continue
 			}
-			if err := s.library(p, p, src); err != nil {
+			err := s.object(p, p, lf)
+			lf.Close()
+			if err != nil {
 				return err
 			}
 			found = true
@@ -195,16 +198,20 @@ func (s *toolSet) library(name, src, user string) error {
 	return s.object(name, src, f)
 }
 
-// matches reports whether p is an ELF file for the set's machine: a
-// directory of the search path may hold another architecture's library
-// of the same name, which the loader skips too.
-func (s *toolSet) matches(p string) bool {
+// open returns the ELF file at p, for the caller to close, when it is
+// one for the set's machine, else nil: a directory of the search path may
+// hold another architecture's library of the same name, which the loader
+// skips too.
+func (s *toolSet) open(p string) *elf.File {
 	f, err := elf.Open(p)
 	if err != nil {
-		return false
+		return nil
 	}
-	defer f.Close()
-	return f.Machine == s.machine && f.Class == s.class
+	if f.Machine != s.machine || f.Class != s.class {
+		f.Close()
+		return nil
+	}
+	return f
 }
 
 // interpreter returns the program interpreter f names (PT_INTERP, the
