@@ -114,13 +114,13 @@ func (s *toolSet) program(src string) error {
 		return fmt.Errorf("tool %s: built for %v %v, the installer runs %v %v (build the initramfs on a host of the installer's architecture)",
 			src, f.Class, f.Machine, s.class, s.machine)
 	}
-	return s.object(src, src, f)
+	return s.object(src, f)
 }
 
-// object adds the ELF file f read from src under the archive path name,
+// object adds the ELF file f read from src, stored under the same path,
 // then its interpreter and the libraries it needs.
-func (s *toolSet) object(name, src string, f *elf.File) error {
-	name = path.Clean(name)
+func (s *toolSet) object(src string, f *elf.File) error {
+	name := path.Clean(src)
 	if s.seen[name] {
 		return nil
 	}
@@ -135,7 +135,7 @@ func (s *toolSet) object(name, src string, f *elf.File) error {
 		return fmt.Errorf("%s: %w", src, err)
 	}
 	if interp != "" {
-		if err := s.library(interp, interp, src); err != nil {
+		if err := s.library(interp, src); err != nil {
 			return err
 		}
 		s.loaders[path.Base(interp)] = true
@@ -152,7 +152,7 @@ func (s *toolSet) object(name, src string, f *elf.File) error {
 			continue
 		}
 		if strings.Contains(lib, "/") {
-			if err := s.library(lib, lib, src); err != nil {
+			if err := s.library(lib, src); err != nil {
 				return err
 			}
 			continue
@@ -168,7 +168,7 @@ func (s *toolSet) object(name, src string, f *elf.File) error {
 			if lf == nil {
 				continue
 			}
-			err := s.object(p, p, lf)
+			err := s.object(p, lf)
 			lf.Close()
 			if err != nil {
 				return err
@@ -184,10 +184,10 @@ func (s *toolSet) object(name, src string, f *elf.File) error {
 	return nil
 }
 
-// library adds the shared object at src under the archive path name, for
+// library adds the shared object at src, stored under the same path, for
 // the object user.
-func (s *toolSet) library(name, src, user string) error {
-	if s.seen[path.Clean(name)] {
+func (s *toolSet) library(src, user string) error {
+	if s.seen[path.Clean(src)] {
 		return nil
 	}
 	f, err := elf.Open(src)
@@ -195,7 +195,7 @@ func (s *toolSet) library(name, src, user string) error {
 		return fmt.Errorf("%s, needed by %s: %w", src, user, err)
 	}
 	defer f.Close()
-	return s.object(name, src, f)
+	return s.object(src, f)
 }
 
 // open returns the ELF file at p, for the caller to close, when it is
