@@ -239,16 +239,22 @@ func (cl *adminClient) do(ctx context.Context, hc *http.Client, method, path str
 
 // raw returns the body of a GET.
 func (cl *adminClient) raw(ctx context.Context, path string) ([]byte, error) {
+	b, _, err := cl.rawHeader(ctx, path)
+	return b, err
+}
+
+// rawHeader returns the body and the header of a GET.
+func (cl *adminClient) rawHeader(ctx context.Context, path string) ([]byte, http.Header, error) {
 	resp, err := cl.do(ctx, cl.http, http.MethodGet, path, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("reading the answer of %s: %w", path, err)
+		return nil, nil, fmt.Errorf("reading the answer of %s: %w", path, err)
 	}
-	return b, nil
+	return b, resp.Header, nil
 }
 
 // get decodes the JSON answer of a GET into out and returns its bytes.
@@ -257,10 +263,15 @@ func (cl *adminClient) get(ctx context.Context, path string, out any) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
+	return b, decodeAnswer(path, b, out)
+}
+
+// decodeAnswer decodes the JSON answer b of path into out.
+func decodeAnswer(path string, b []byte, out any) error {
 	if err := json.Unmarshal(b, out); err != nil {
-		return nil, fmt.Errorf("the answer of %s is not what this rackboot expects: %w", path, err)
+		return fmt.Errorf("the answer of %s is not what this rackboot expects: %w", path, err)
 	}
-	return b, nil
+	return nil
 }
 
 // post sends in as JSON and decodes the answer into out.
@@ -296,29 +307,22 @@ func (cl *adminClient) hosts(ctx context.Context, q url.Values) ([]api.HostView,
 	}
 	var all []api.HostView
 	var raw []byte
-	for pages := 0; path != ""; pages++ {
-		resp, err := cl.do(ctx, cl.http, http.MethodGet, path, nil)
+	pages := 0
+	for ; path != ""; pages++ {
+		b, h, err := cl.rawHeader(ctx, path)
 		if err != nil {
 			return nil, nil, err
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading the answer of %s: %w", path, err)
 		}
 		var page []api.HostView
-		if err := json.Unmarshal(b, &page); err != nil {
-			return nil, nil, fmt.Errorf("the answer of %s is not what this rackboot expects: %w", path, err)
-		}
-		all, raw = append(all, page...), b
-		if path, err = nextPage(resp.Header.Get("Link")); err != nil {
+		if err := decodeAnswer(path, b, &page); err != nil {
 			return nil, nil, err
 		}
-		if pages > 0 || path != "" {
-			raw = nil // more than one page: marshalled below
+		all, raw = append(all, page...), b
+		if path, err = nextPage(h.Get("Link")); err != nil {
+			return nil, nil, err
 		}
 	}
-	if raw == nil {
+	if pages > 1 { // raw is the last page's alone
 		var err error
 		if raw, err = json.Marshal(all); err != nil {
 			return nil, nil, err
