@@ -123,9 +123,16 @@ func editDistance(a, b string) int {
 }
 
 func lineError(name string, re *regexp.Regexp, msg string) Error {
+	n, m := splitLine(re, msg)
+	return Error{File: name, Line: n, Msg: oneLine(m)}
+}
+
+// splitLine splits "line N: msg" as re matches it into N and msg; a msg
+// that re does not match has line 0 and loses only its "yaml: ".
+func splitLine(re *regexp.Regexp, msg string) (int, string) {
 	if m := re.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		return Error{File: name, Line: n, Msg: oneLine(m[2])}
+		return n, m[2]
 	}
-	return Error{File: name, Msg: oneLine(strings.TrimPrefix(msg, "yaml: "))}
+	return 0, strings.TrimPrefix(msg, "yaml: ")
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"strconv"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -94,16 +93,7 @@ func prefixError(b []byte) string {
 
 // splitYAMLError splits "yaml: line N: msg" (or "yaml: msg") into N (0
 // when absent) and msg.
-func splitYAMLError(s string) (int, string) {
-	if m := yamlLineRe.FindStringSubmatch(s); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return n, m[2]
-	}
-	if rest, ok := bytes.CutPrefix([]byte(s), []byte("yaml: ")); ok {
-		return 0, string(rest)
-	}
-	return 0, s
-}
+func splitYAMLError(s string) (int, string) { return splitLine(yamlLineRe, s) }
 
 // syntaxError records an error of the yaml library's parser (not a
 // TypeError) at the line where the problem is, found in b.
