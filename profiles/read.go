@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -179,8 +178,7 @@ func readAll(root *os.Root, dir string, st dirState) ([]source, error) {
 		}
 		srcs = append(srcs, source{name: name, data: first})
 	}
-	slices.SortFunc(srcs, func(a, b source) int { return strings.Compare(a.name, b.name) })
-	return srcs, nil
+	return srcs, nil // in name order: scan's os.ReadDir sorts
 }
 
 // readOne opens f without following a link out of the directory and
