@@ -276,13 +276,19 @@ func decodeAnswer(path string, b []byte, out any) error {
 
 // post sends in as JSON and decodes the answer into out.
 func (cl *adminClient) post(ctx context.Context, path string, in, out any) error {
-	resp, err := cl.do(ctx, cl.http, http.MethodPost, path, in)
+	return cl.send(ctx, http.MethodPost, path, in, out)
+}
+
+// send makes a request of method with in as its JSON body (nil: none) and
+// decodes the answer into out.
+func (cl *adminClient) send(ctx context.Context, method, path string, in, out any) error {
+	resp, err := cl.do(ctx, cl.http, method, path, in)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("the answer of %s is not what this rackboot expects: %w", path, err)
+		return fmt.Errorf("the answer of %s %s is not what this rackboot expects: %w", method, path, err)
 	}
 	return nil
 }
@@ -355,15 +361,9 @@ func nextPage(link string) (string, error) {
 // forgetDiscovered asks the daemon to forget its discovered records and
 // returns how many it forgot.
 func (cl *adminClient) forgetDiscovered(ctx context.Context) (int, error) {
-	const path = "/api/hosts?state=discovered"
-	resp, err := cl.do(ctx, cl.http, http.MethodDelete, path, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
 	var res api.ForgetResult
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return 0, fmt.Errorf("the answer of DELETE %s is not what this rackboot expects: %w", path, err)
+	if err := cl.send(ctx, http.MethodDelete, "/api/hosts?state=discovered", nil, &res); err != nil {
+		return 0, err
 	}
 	return res.Forgotten, nil
 }
