@@ -229,7 +229,8 @@ func (r *Registry) Sweep(ctx context.Context) (int, error) {
 // ForgetDiscovered removes every discovered record (without history)
 // whose MAC keep does not hold for (the admin API keeps the hosts now in
 // the profiles: their records turn pending at their next boot). It
-// returns how many it removed.
+// returns how many it removed; the caller logs the request (the admin API
+// does, with the client's address).
 func (r *Registry) ForgetDiscovered(ctx context.Context, keep func(mac string) bool) (int, error) {
 	recs, err := r.Store.Hosts(ctx)
 	if err != nil {
@@ -243,7 +244,6 @@ func (r *Registry) ForgetDiscovered(ctx context.Context, keep func(mac string) b
 	}
 	n, err := r.remove(ctx, macs, forgettable)
 	r.forgotten(ForgetAdmin, n)
-	r.log().Info("discovered records forgotten by request", "forgotten", n)
 	return n, err
 }
 
