@@ -1,6 +1,9 @@
 package agentapi
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // The agent API's URL paths on the appliance. Every request carries
 // "Authorization: Bearer TOKEN" (the install token of ParamToken) and
@@ -33,6 +36,13 @@ const (
 	AfterReboot   = "reboot"
 	AfterPoweroff = "poweroff"
 )
+
+// AfterArg reports whether a, one kernel argument, is ParamAfter with a
+// value the agent knows: the one "rackboot." parameter a profile may set.
+func AfterArg(a string) bool {
+	v, ok := strings.CutPrefix(a, ParamAfter+"=")
+	return ok && (v == AfterReboot || v == AfterPoweroff)
+}
 
 // Phase is a step of an install, as the agent reports it.
 type Phase string

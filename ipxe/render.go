@@ -240,20 +240,13 @@ func cmdline(s string) ([]string, error) {
 		// rackboot.* arguments carry the server and the machine's identity
 		// to the installer; a profile must not override them. It may say
 		// what the installer does when done, as profiles validation allows.
-		if strings.HasPrefix(a, "rackboot.") && !afterArg(a) {
+		if strings.HasPrefix(a, "rackboot.") && !agentapi.AfterArg(a) {
 			return nil, fmt.Errorf("argument %q: rackboot.* arguments are set by rackboot (%s=%s|%s excepted)",
 				a, agentapi.ParamAfter, agentapi.AfterReboot, agentapi.AfterPoweroff)
 		}
 		args = append(args, a)
 	}
 	return args, nil
-}
-
-// afterArg reports whether a is the one rackboot.* argument a profile may
-// set: what the installer does once the install is done.
-func afterArg(a string) bool {
-	v, ok := strings.CutPrefix(a, agentapi.ParamAfter+"=")
-	return ok && (v == agentapi.AfterReboot || v == agentapi.AfterPoweroff)
 }
 
 // refusal is served instead of a script Render refused to produce. It
