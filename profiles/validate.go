@@ -145,7 +145,7 @@ func checkCmdline(s string) error {
 	}
 	for _, arg := range strings.Fields(s) {
 		switch {
-		case arg == agentapi.ParamAfter+"="+agentapi.AfterReboot, arg == agentapi.ParamAfter+"="+agentapi.AfterPoweroff:
+		case agentapi.AfterArg(arg):
 			// What the installed machine does after the install: the
 			// one rackboot.* argument that is the admin's.
 		case strings.HasPrefix(arg, agentapi.ParamAfter+"="):
