@@ -143,6 +143,11 @@ const (
 	FilesystemSwap = "swap"
 )
 
+// MinXFSSize is the smallest xfs file system the installer can create:
+// mkfs.xfs (xfsprogs 5.19 and later) refuses anything below 300 MiB.
+// Profiles validation and the agent both hold layouts to it.
+const MinXFSSize = 300 << 20
+
 // ConfigDriveLabel is the volume label cloud-init's NoCloud data source
 // looks for ("cidata" is accepted too).
 const ConfigDriveLabel = "CIDATA"

@@ -265,9 +265,9 @@ func (j *job) checkSlots(slots []slot) error {
 		if s.kept {
 			continue
 		}
-		if s.Filesystem == agentapi.FilesystemXFS && s.bytes(j.g) < minXFSSize {
+		if s.Filesystem == agentapi.FilesystemXFS && s.bytes(j.g) < agentapi.MinXFSSize {
 			return fmt.Errorf("%w: xfs partition %q of %s: mkfs.xfs makes no file system below %v",
-				ErrInvalidPlan, s.Name, agentapi.HumanBytes(s.bytes(j.g)), agentapi.Size(minXFSSize))
+				ErrInvalidPlan, s.Name, agentapi.HumanBytes(s.bytes(j.g)), agentapi.Size(agentapi.MinXFSSize))
 		}
 		if s.Type != "esp" || s.EffectiveContent() != agentapi.ContentFAT32 {
 			continue

@@ -18,10 +18,6 @@ import (
 // carries into the initramfs with its libraries. The agent sets PATH.
 const mkfsXFS = "mkfs.xfs"
 
-// minXFSSize is the smallest file system mkfs.xfs makes: xfsprogs 5.19
-// and later refuse anything smaller than 300 MiB.
-const minXFSSize = 300 << 20
-
 // loopControl is the loop driver's control device, present once the
 // driver is loaded (or built in).
 const loopControl = "/dev/loop-control"

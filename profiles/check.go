@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // The checks of one file's entries, value by value, each error at the
@@ -236,10 +238,6 @@ func formatOf(url string) string {
 // 4096-byte sectors and every SSD erase block.
 const mib = 1 << 20
 
-// minXFS is the smallest xfs file system the installer can create:
-// mkfs.xfs (xfsprogs 5.19 and later) refuses anything below 300 MiB.
-const minXFS = 300 * mib
-
 // checkLayout checks a layout and reports whether it is bad.
 func (c *checker) checkLayout(n *yaml.Node, ly *Layout) (bad bool) {
 	before := len(c.errs)
@@ -343,8 +341,8 @@ func (c *checker) checkPartition(n *yaml.Node, layout string, p *Partition, last
 	switch p.Filesystem {
 	case "", "vfat", "ext4", "swap":
 	case "xfs":
-		if p.Size != SizeRest && p.bytes > 0 && p.bytes < minXFS {
-			c.errorf(valueOr(n, "size"), "%s: size %s: filesystem xfs needs at least 300MiB (mkfs.xfs makes no smaller one)", where, p.Size)
+		if p.Size != SizeRest && p.bytes > 0 && p.bytes < agentapi.MinXFSSize {
+			c.errorf(valueOr(n, "size"), "%s: size %s: filesystem xfs needs at least %s (mkfs.xfs makes no smaller one)", where, p.Size, agentapi.Size(agentapi.MinXFSSize))
 		}
 	default:
 		c.errorf(fsn, "%s: filesystem %q: want vfat, ext4, xfs or swap", where, p.Filesystem)
