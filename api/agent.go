@@ -39,7 +39,7 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, a agentRequest) {
 	}
 	sum := sha256.Sum256(b)
 	ver := registry.Version{Name: v.Name, Number: v.Number}
-	att, err := s.Registry.Start(r.Context(), a.mac, a.token, registry.Install{Version: ver, ImageSHA256: imageSHA(p), ProfileDigest: hex.EncodeToString(sum[:])})
+	att, err := s.Registry.Start(r.Context(), a.mac, a.token, registry.Install{Version: ver, ImageSHA256: imageSHA(p), ImageRawSize: imageRawSize(p), ProfileDigest: hex.EncodeToString(sum[:])})
 	if !s.registryOK(w, a, err) {
 		return
 	}
@@ -87,6 +87,13 @@ func imageSHA(p agentapi.Plan) string {
 	return p.Image.SHA256
 }
 
+func imageRawSize(p agentapi.Plan) int64 {
+	if p.Image == nil {
+		return 0
+	}
+	return p.Image.RawSize
+}
+
 // base is the appliance's URL as the agent reached it.
 func (s *Server) base(r *http.Request) (string, error) {
 	if s.BaseURL != "" {
@@ -130,6 +137,13 @@ func (s *Server) reportProgress(w http.ResponseWriter, r *http.Request, a agentR
 	ev := ProgressEvent{MAC: a.host.MAC, Hostname: a.host.Hostname, Attempt: a.host.Attempt, Progress: p, At: s.now()}
 	if a.host.State == registry.StatePending {
 		ev.Attempt++ // reporting before the plan: the attempt about to start
+	}
+	if c := a.host.Current; p.Phase == agentapi.PhaseImage && p.Done > 0 && c != nil && c.Writing.IsZero() {
+		// The first sign of the agent writing: a success report needs
+		// it (registry.Done). Written once per attempt.
+		if err := s.Registry.Writing(r.Context(), a.mac, a.token); err != nil && !errors.Is(err, registry.ErrUnauthorized) {
+			a.log.Error("cannot record that the agent is writing", "err", err)
+		}
 	}
 	if p.Total > p.Done && p.Rate > 0 {
 		ev.ETASeconds = float64(p.Total-p.Done) / p.Rate
@@ -185,6 +199,14 @@ func (s *Server) reportDone(w http.ResponseWriter, r *http.Request, a agentReque
 		return
 	}
 	h, err := s.Registry.Done(r.Context(), a.mac, a.token, registry.Report{SHA256: d.SHA256, Bytes: d.Bytes, WriteMS: d.DurationMS})
+	if errors.Is(err, registry.ErrReport) {
+		// Not what the machine's own agent sends: refused, the attempt
+		// goes on (its agent reports for real, or the machine boots
+		// again and the attempt ends).
+		a.log.Warn("success report refused", "err", err, "bytes", d.Bytes)
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
 	if errors.Is(err, registry.ErrDigest) {
 		s.progress.clear(a.host.MAC)
 		writeJSON(w, http.StatusConflict, result(h))

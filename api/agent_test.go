@@ -198,7 +198,8 @@ func TestInstallFlow(t *testing.T) {
 	}
 	wantHist := []registry.Attempt{{
 		ID: 1, Number: 1, MAC: macN01, Hostname: "r1-n01", Version: want, ImageSHA256: p.Plan.Image.SHA256,
-		Reason: "first install", Started: e.clock.Now().Add(-90 * time.Second), Finished: e.clock.Now(), Result: registry.ResultSuccess,
+		Reason: "first install", Started: e.clock.Now().Add(-90 * time.Second), Writing: e.clock.Now().Add(-90 * time.Second),
+		Finished: e.clock.Now(), Result: registry.ResultSuccess,
 		BytesWritten: 4 << 30, DurationMS: 90000, WriteMS: 80000,
 		Log: []string{"rackboot-agent: network up", "\ufffd]0;pwned\ufffd title", "image written"},
 	}}
@@ -363,11 +364,51 @@ func TestFailuresUntilMax(t *testing.T) {
 	}
 }
 
+// TestForgedDone is defect 1's last step: a success report that is not
+// consistent with the install — before any image progress, or with a byte
+// count other than the image's — is refused and changes nothing.
+func TestForgedDone(t *testing.T) {
+	e := newEnv(t, nil)
+	e.srv.Planner = profiles.Planner{ImageSizes: func(string, string) (int64, int64, error) { return 1 << 20, 4 << 20, nil }}
+	_, tok := e.boot(macN01, "efi")
+	var p agentapi.PlanResponse
+	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+	e.must(http.StatusOK, code, body)
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatal(err)
+	}
+	forged := agentapi.Done{SHA256: p.Plan.Image.SHA256, Bytes: 1}
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, forged)
+	if code != http.StatusConflict || !strings.Contains(body, "never reported writing") {
+		t.Errorf("done before any image progress: %d %s, want 409", code, body)
+	}
+	if v := e.host(macN01); v.State != registry.StateInstalling {
+		t.Errorf("host after a refused report = %s, want still installing", v.State)
+	}
+	e.writing(macN01, tok, 1<<20)
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, forged)
+	if code != http.StatusConflict || !strings.Contains(body, "the image is 4194304 bytes") {
+		t.Errorf("done with 1 byte: %d %s, want 409", code, body)
+	}
+	forged.Bytes = 0
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, forged)
+	if code != http.StatusConflict {
+		t.Errorf("done with 0 bytes: %d %s, want 409", code, body)
+	}
+	if v := e.host(macN01); v.State != registry.StateInstalling {
+		t.Errorf("host after refused reports = %s, want still installing", v.State)
+	}
+	forged.Bytes = 4 << 20 // the machine's own agent's report
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, forged)
+	e.must(http.StatusOK, code, body)
+}
+
 func TestDigestMismatch(t *testing.T) {
 	e := newEnv(t, nil)
 	_, tok := e.boot(macN01, "efi")
 	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
 	e.must(http.StatusOK, code, body)
+	e.writing(macN01, tok, 1<<20)
 	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{SHA256: strings.Repeat("ab", 32)})
 	e.must(http.StatusConflict, code, body)
 	if v := e.host(macN01); v.State != registry.StatePending || !strings.Contains(v.LastError, "report") {

@@ -74,6 +74,15 @@ func (s *Server) agent(h func(http.ResponseWriter, *http.Request, agentRequest))
 			return
 		}
 		log = log.With("mac", mac.String())
+		if s.VerifyAgent != nil {
+			if err := s.VerifyAgent(r, mac); err != nil {
+				// Before the token is looked at: a stranger learns
+				// nothing, not even whether a token would pass.
+				log.Warn("agent request not from the machine it names", "err", err)
+				writeError(w, http.StatusForbidden, "this request did not come from the machine it names (see the appliance's log)")
+				return
+			}
+		}
 		rec, err := s.Registry.Authenticate(r.Context(), mac, tok)
 		if errors.Is(err, registry.ErrUnauthorized) {
 			log.Warn("agent request refused", "err", err)

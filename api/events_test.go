@@ -135,6 +135,7 @@ func TestLogFollow(t *testing.T) {
 	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
 	e.must(http.StatusOK, code, body)
 	post("partitioning", "writing")
+	e.writing(macN01, tok, 1<<20)
 	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{})
 	e.must(http.StatusConflict, code, body) // no digest: the plan has one; the attempt fails
 	var got []string

@@ -228,7 +228,16 @@ func (e *env) install(mac string) agentapi.PlanResponse {
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
 		e.t.Fatal(err)
 	}
+	e.writing(mac, tok, 1<<30)
 	code, body = e.agent(http.MethodPost, "/api/agent/done", mac, tok, agentapi.Done{SHA256: p.Plan.Image.SHA256, Bytes: 1 << 30, DurationMS: 9000})
 	e.must(http.StatusOK, code, body)
 	return p
+}
+
+// writing is mac's agent reporting that it wrote n bytes of the image: a
+// success report needs it.
+func (e *env) writing(mac, tok string, n int64) {
+	e.t.Helper()
+	code, body := e.agent(http.MethodPost, "/api/agent/progress", mac, tok, agentapi.Progress{Phase: agentapi.PhaseImage, Done: n, Total: n})
+	e.must(http.StatusNoContent, code, body)
 }

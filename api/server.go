@@ -50,6 +50,11 @@ type Server struct {
 	// edit at GET /api/profiles; ProfilesDir names their directory there.
 	Profiles    ProfilesSource
 	ProfilesDir string
+	// VerifyAgent, if set, decides whether an agent request may speak for
+	// the machine its MAC header names (the appliance checks the
+	// requester's link-layer address, docs/DESIGN.md §7); a refused request
+	// gets 403 before its token is looked at. Nil believes every request.
+	VerifyAgent func(r *http.Request, mac net.HardwareAddr) error
 	// Log receives a line per request that changes something or fails.
 	// Nil discards.
 	Log *slog.Logger

@@ -39,6 +39,10 @@ const (
 	// OutcomeStateError: the Lifecycle could not tell the machine's state;
 	// the script boots nothing. Only the Handler produces it.
 	OutcomeStateError = "state-error"
+	// OutcomeUnverified: the request did not come from the machine it
+	// names (Handler.Verify); the script boots nothing. Only the Handler
+	// produces it.
+	OutcomeUnverified = "unverified"
 )
 
 // Decision is what a machine boots.

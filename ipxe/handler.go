@@ -39,6 +39,13 @@ type Handler struct {
 	// Follow). Nil boots what the profiles say, without a token. A HEAD
 	// request never consults it: only a GET may change a machine's state.
 	Lifecycle Lifecycle
+	// Verify, if set, decides whether a script request may speak for the
+	// machine it names: the appliance checks the requester's link-layer
+	// address against the MAC (docs/DESIGN.md §7). A request it refuses
+	// gets a script that boots nothing, never consults the Lifecycle (no
+	// token, no state change) and is logged with the error. Nil believes
+	// every request.
+	Verify func(r *http.Request, mac net.HardwareAddr) error
 	// OnScript, if set, is called once per per-machine script served, with
 	// the machine's MAC and the Outcome constant, for metrics and state.
 	// It runs on the request's goroutine and must not block.
@@ -96,7 +103,13 @@ func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, log *reque
 	}
 	d := Decide(f, h.Hosts, h.Discovery)
 	log.facts, log.host = &f, d.Host
-	if h.Lifecycle != nil && r.Method == http.MethodGet {
+	if h.Verify != nil {
+		if err := h.Verify(r, f.MAC); err != nil {
+			log.log(slog.LevelWarn, "script request not from the machine it names: no token, no state change", "outcome", OutcomeUnverified, "err", err)
+			d = Decision{Outcome: OutcomeUnverified} // not even the hostname for a stranger
+		}
+	}
+	if h.Lifecycle != nil && r.Method == http.MethodGet && d.Outcome != OutcomeUnverified {
 		s, err := h.Lifecycle.Boot(r.Context(), f, d.Host)
 		if err != nil {
 			// Neither the installer (it could wipe an installed

@@ -3,6 +3,7 @@ package ipxe
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -192,5 +193,40 @@ func TestHandlerLifecycle(t *testing.T) {
 				t.Errorf("Lifecycle calls (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestHandlerVerify: a request that Verify refuses (another machine's
+// link-layer address) never reaches the Lifecycle, gets a script without a
+// token or hostname, and its reason goes to the log only.
+func TestHandlerVerify(t *testing.T) {
+	lc := &fakeLifecycle{step: Step{Kind: StepInstall, Token: testToken}}
+	var verified []string
+	h := &Handler{Hosts: fleet(nil), Lifecycle: lc, Verify: func(_ *http.Request, mac net.HardwareAddr) error {
+		verified = append(verified, mac.String())
+		return errors.New("came from link-layer address 02:00:00:00:00:66")
+	}}
+	srv, logs, calls := serve(t, h)
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		resp, body := get(t, method, srv.URL+"/ipxe?mac=52-54-00-00-01-01&arch=x86_64&platform=efi", nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", method, resp.StatusCode, body)
+		}
+		if method == http.MethodGet && (!strings.Contains(body, "did not come from the link-layer address") ||
+			strings.Contains(body, testToken) || strings.Contains(body, "r1-n01") || strings.Contains(body, "02:00:00:00:00:66")) {
+			t.Errorf("script of a refused request:\n%s", body)
+		}
+	}
+	if len(lc.calls) != 0 {
+		t.Errorf("the Lifecycle was consulted for a refused request: %v", lc.calls)
+	}
+	if diff := cmp.Diff([]string{"52:54:00:00:01:01", "52:54:00:00:01:01"}, verified); diff != "" {
+		t.Errorf("Verify calls (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]scriptCall{{macKnown.String(), OutcomeUnverified}, {macKnown.String(), OutcomeUnverified}}, calls()); diff != "" {
+		t.Errorf("OnScript (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(logs.String(), "02:00:00:00:00:66") {
+		t.Errorf("the reason must reach the log:\n%s", logs)
 	}
 }

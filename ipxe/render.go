@@ -81,6 +81,12 @@ func Render(base string, f Facts, d Decision) (string, error) {
 			"echo rackboot: the rackboot log says why",
 		}
 		lines = append(lines, giveUp(failurePause)...)
+	case OutcomeUnverified:
+		lines = []string{
+			"echo rackboot: this request for " + who + " did not come from the link-layer address of that machine, so nothing is booted",
+			"echo rackboot: the rackboot log says which address it came from",
+		}
+		lines = append(lines, giveUp(failurePause)...)
 	case OutcomeUnknown:
 		lines = []string{
 			"echo rackboot: " + who + " is unknown to rackboot, nothing to boot",

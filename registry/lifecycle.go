@@ -148,6 +148,7 @@ type startIn struct {
 	version       Version
 	imageSHA256   string
 	profileDigest string
+	rawSize       int64
 	now           time.Time
 }
 
@@ -174,7 +175,7 @@ func start(h HostRecord, in startIn, l limits) (HostRecord, *Attempt, error) {
 	a := Attempt{
 		ID: h.LastID, Number: h.Attempt, MAC: h.MAC, Hostname: h.Hostname,
 		Version: in.version, ImageSHA256: strings.ToLower(in.imageSHA256), ProfileDigest: in.profileDigest,
-		Reason: why, Started: in.now,
+		ImageRawSize: in.rawSize, Reason: why, Started: in.now,
 	}
 	cur := a
 	h.Current = &cur
@@ -196,17 +197,46 @@ type doneIn struct {
 	now     time.Time
 }
 
+// writing marks the running attempt as seen writing its image, once.
+func writing(h HostRecord, now time.Time) HostRecord {
+	if h.State != StateInstalling || h.Current == nil || !h.Current.Writing.IsZero() {
+		return h
+	}
+	c := *h.Current
+	c.Writing = now
+	h.Current = &c
+	h.UpdatedAt = now
+	return h
+}
+
 // done is an agent reporting success. A digest other than the plan's
 // fails the attempt instead (ok is false): the record changes either way.
+// A report inconsistent with what the agent reported while writing — no
+// image progress was ever seen, or a byte count other than the image's —
+// is refused (ErrReport) and changes nothing: the machine's own agent does
+// not send one, so it is a forgery or a fault, and the attempt goes on
+// until its agent reports for real or the machine boots again.
 func done(h HostRecord, in doneIn, l limits) (next HostRecord, a *Attempt, ok bool, err error) {
 	if h.State != StateInstalling || h.Current == nil {
 		return h, nil, false, fmt.Errorf("%w: %s", ErrState, h.State)
+	}
+	cur := h.Current
+	if cur.ImageSHA256 != "" && cur.Writing.IsZero() {
+		return h, nil, false, fmt.Errorf("%w: success reported, but the agent never reported writing the image", ErrReport)
 	}
 	want, got := h.Current.ImageSHA256, strings.ToLower(in.sha256)
 	if want != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
 		msg := fmt.Sprintf("the agent reported image sha256 %q, the plan's is %s", got, want)
 		next, a = failCurrent(h, in.now, string(agentapi.PhaseReport), msg, l)
 		return next, a, false, nil
+	}
+	if cur.ImageSHA256 != "" {
+		switch {
+		case cur.ImageRawSize > 0 && in.bytes != cur.ImageRawSize:
+			return h, nil, false, fmt.Errorf("%w: success reported with %d bytes written, the image is %d bytes", ErrReport, in.bytes, cur.ImageRawSize)
+		case in.bytes <= 0:
+			return h, nil, false, fmt.Errorf("%w: success reported with %d bytes written", ErrReport, in.bytes)
+		}
 	}
 	c := *h.Current
 	c.Finished, c.Result = in.now, ResultSuccess

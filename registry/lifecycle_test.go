@@ -47,6 +47,15 @@ func installing(n int) HostRecord {
 	return h
 }
 
+// writingImage is h after its agent reported writing an image of size
+// bytes (0: size unknown).
+func writingImage(h HostRecord, size int64) HostRecord {
+	c := *h.Current
+	c.Writing, c.ImageRawSize = t0.Add(time.Minute), size
+	h.Current = &c
+	return h
+}
+
 func installed() HostRecord {
 	h := pending()
 	h.State, h.Version, h.Attempt, h.LastID, h.Reason = StateInstalled, v10, 1, 1, "installed demo-1.0 (attempt 1)"
@@ -233,33 +242,37 @@ func TestDone(t *testing.T) {
 		ok      bool
 		err     error
 	}{
-		{"installing: installed with the attempt's version", with(installing(2), func(h *HostRecord) { h.PendingVersion, h.Version = "demo-1.1", v10 }),
+		{"installing: installed with the attempt's version", with(writingImage(installing(2), 4096), func(h *HostRecord) { h.PendingVersion, h.Version = "demo-1.1", v10 }),
 			doneIn{sha256: strings.ToUpper(sha), bytes: 4096, writeMS: 1500, now: now},
 			with(installing(2), func(h *HostRecord) {
 				h.State, h.Since, h.UpdatedAt, h.Version = StateInstalled, now, now, v11
 				h.Current, h.Token, h.Reason = nil, nil, "installed demo-1.1 (attempt 2)"
 			}),
-			ended(installing(2).Current, func(a *Attempt) {
+			ended(writingImage(installing(2), 4096).Current, func(a *Attempt) {
 				a.Finished, a.Result, a.BytesWritten, a.WriteMS, a.DurationMS = now, ResultSuccess, 4096, 1500, time.Hour.Milliseconds()
 			}), true, nil},
-		{"digest differs: the attempt fails", installing(1), doneIn{sha256: "00", now: now},
+		{"digest differs: the attempt fails", writingImage(installing(1), 0), doneIn{sha256: "00", now: now},
 			with(installing(1), func(h *HostRecord) {
 				h.State, h.Since, h.UpdatedAt, h.Current, h.Token, h.LastError = StatePending, now, now, nil, nil, mismatch
 				h.Reason = "attempt 1 of 3 failed, retrying at the next PXE boot: " + mismatch
 			}),
-			ended(installing(1).Current, func(a *Attempt) {
+			ended(writingImage(installing(1), 0).Current, func(a *Attempt) {
 				a.Finished, a.Result, a.Phase, a.DurationMS = now, ResultFailed, "report", time.Hour.Milliseconds()
 				a.Error = strings.TrimPrefix(mismatch, "report: ")
 			}), false, nil},
-		{"digest differs on the last attempt: failed", installing(3), doneIn{sha256: "00", now: now},
+		{"digest differs on the last attempt: failed", writingImage(installing(3), 0), doneIn{sha256: "00", now: now},
 			with(installing(3), func(h *HostRecord) {
 				h.State, h.Since, h.UpdatedAt, h.Current, h.Token, h.LastError = StateFailed, now, now, nil, nil, mismatch
 				h.Reason = "install failed 3 times in a row, last: " + mismatch
 			}),
-			ended(installing(3).Current, func(a *Attempt) {
+			ended(writingImage(installing(3), 0).Current, func(a *Attempt) {
 				a.Finished, a.Result, a.Phase, a.DurationMS = now, ResultFailed, "report", time.Hour.Milliseconds()
 				a.Error = strings.TrimPrefix(mismatch, "report: ")
 			}), false, nil},
+		// Forged or faulty reports: refused, nothing changes (issue 13).
+		{"no image progress seen: refused", installing(1), doneIn{sha256: sha, bytes: 4096, now: now}, installing(1), nil, false, ErrReport},
+		{"bytes other than the image's: refused", writingImage(installing(1), 4096), doneIn{sha256: sha, bytes: 1, now: now}, writingImage(installing(1), 4096), nil, false, ErrReport},
+		{"no bytes, size unknown: refused", writingImage(installing(1), 0), doneIn{sha256: sha, now: now}, writingImage(installing(1), 0), nil, false, ErrReport},
 		{"pending", pendingToken(), doneIn{sha256: sha, now: now}, pendingToken(), nil, false, ErrState},
 		{"installed", installed(), doneIn{sha256: sha, now: now}, installed(), nil, false, ErrState},
 		{"failed", failed(), doneIn{sha256: sha, now: now}, failed(), nil, false, ErrState},

@@ -130,6 +130,14 @@ type Attempt struct {
 	// ProfileDigest identifies the resolved profile (the plan) the agent
 	// was given.
 	ProfileDigest string `json:"profile_digest,omitempty"`
+	// ImageRawSize is the image's decompressed size from the plan, when
+	// the appliance measured it: a success report must say the agent
+	// wrote exactly that many bytes.
+	ImageRawSize int64 `json:"image_raw_size,omitempty"`
+	// Writing is when the appliance first heard the agent report writing
+	// the image (image progress with bytes done): a success report for
+	// an attempt with an image and no such report is refused.
+	Writing time.Time `json:"writing,omitzero"`
 	// Reason says why the attempt ran: a first install or a reinstall
 	// request's reason.
 	Reason   string    `json:"reason,omitempty"`

@@ -178,6 +178,8 @@ type Install struct {
 	Version       Version
 	ImageSHA256   string
 	ProfileDigest string
+	// ImageRawSize is the image's decompressed size, 0 when unknown.
+	ImageRawSize int64
 }
 
 // Start records that the agent of mac fetched its plan: the host is
@@ -190,7 +192,7 @@ func (r *Registry) Start(ctx context.Context, mac net.HardwareAddr, token string
 		if err := authorize(*h, exists, token, now); err != nil {
 			return nil, err
 		}
-		next, a, err := start(*h, startIn{version: p.Version, imageSHA256: p.ImageSHA256, profileDigest: p.ProfileDigest, now: now}, r.limits())
+		next, a, err := start(*h, startIn{version: p.Version, imageSHA256: p.ImageSHA256, profileDigest: p.ProfileDigest, rawSize: p.ImageRawSize, now: now}, r.limits())
 		*h, started = next, a
 		return a, err
 	})
@@ -241,6 +243,21 @@ func (r *Registry) Done(ctx context.Context, mac net.HardwareAddr, token string,
 	r.changed("done", h, ended)
 	r.log().Info("install done", "mac", h.MAC, "attempt", ended.Number, "version", ended.Version.Name, "bytes", rep.Bytes)
 	return h, nil
+}
+
+// Writing records that the agent of mac reported writing its image (image
+// progress with bytes done), once per attempt: the first such report is
+// written, later ones are not. A success report needs it (see Done).
+func (r *Registry) Writing(ctx context.Context, mac net.HardwareAddr, token string) error {
+	now := r.now()
+	_, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
+		if err := authorize(*h, exists, token, now); err != nil {
+			return nil, err
+		}
+		*h = writing(*h, now)
+		return nil, nil
+	})
+	return err
 }
 
 // Fail records the agent's failure: the host is pending for another

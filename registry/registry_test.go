@@ -56,6 +56,14 @@ func TestRegistryInstallFlow(t *testing.T) {
 	if _, _, err := r.AppendLog(ctx, hwA, d.Token, []string{"writing"}); err != nil {
 		t.Fatal(err)
 	}
+	// Success before the agent was seen writing is refused, and changes
+	// nothing: the attempt goes on.
+	if _, err := r.Done(ctx, hwA, d.Token, registry.Report{SHA256: digest, Bytes: 1 << 20}); !errors.Is(err, registry.ErrReport) {
+		t.Fatalf("Done before any image progress: %v, want ErrReport", err)
+	}
+	if err := r.Writing(ctx, hwA, d.Token); err != nil {
+		t.Fatal(err)
+	}
 	*clock = clock.Add(time.Minute)
 	h, err := r.Done(ctx, hwA, d.Token, registry.Report{SHA256: digest, Bytes: 1 << 20})
 	if err != nil || h.State != registry.StateInstalled || h.Version.Number != 11 {
@@ -129,6 +137,9 @@ func TestRegistryDigestMismatch(t *testing.T) {
 	r, _, _ := newRegistry(t)
 	d, _ := r.Boot(ctx, hwA, "r1-n01", true, false)
 	if _, err := r.Start(ctx, hwA, d.Token, registry.Install{ImageSHA256: digest}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Writing(ctx, hwA, d.Token); err != nil {
 		t.Fatal(err)
 	}
 	h, err := r.Done(ctx, hwA, d.Token, registry.Report{SHA256: "00"})

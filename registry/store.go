@@ -19,6 +19,10 @@ var (
 	// ErrDigest: the agent reported an image digest other than the plan's;
 	// the attempt is recorded as failed.
 	ErrDigest = errors.New("registry: image digest differs from the plan")
+	// ErrReport: a success report inconsistent with what the agent
+	// reported while writing (no image progress seen, a byte count other
+	// than the image's); it is refused and changes nothing.
+	ErrReport = errors.New("registry: report inconsistent with the install")
 )
 
 // MaxLogBytes bounds the agent log kept per attempt, counted in stored

@@ -98,6 +98,15 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 		d = agentapi.Done{SHA256: res.Image.SHA256, Bytes: res.Image.Written, DurationMS: res.Image.Duration.Milliseconds()}
 	}
 	a.log.Info("install done, reporting", "phase", agentapi.PhaseReport, "bytes", d.Bytes, "sha256", d.SHA256)
+	if res.Image != nil {
+		// The appliance takes success only from an agent it heard
+		// writing (registry.Done); the periodic reports may all have
+		// missed a short write, so the final count goes first.
+		final := agentapi.Progress{Phase: agentapi.PhaseImage, Done: d.Bytes, Total: d.Bytes}
+		if err := a.reportRetry.do(ctx, a.log, "report the image written", func(ctx context.Context) error { return a.api.progress(ctx, final) }); err != nil {
+			return outcome{}, fmt.Errorf("reporting the image written: %w", err)
+		}
+	}
 	a.flushLog(ctx)
 	a.con.close() // the token is spent once done is accepted
 	var r agentapi.Result

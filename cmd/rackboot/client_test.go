@@ -207,6 +207,9 @@ func (e *adminEnv) done(mac string, took time.Duration, written int64) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if err := e.reg.Writing(context.Background(), mustMAC(mac), e.tokens[mac]); err != nil {
+		e.t.Fatal(err)
+	}
 	_, err = e.reg.Done(context.Background(), mustMAC(mac), e.tokens[mac], registry.Report{SHA256: h.Current.ImageSHA256, Bytes: written, WriteMS: took.Milliseconds()})
 	if err != nil {
 		e.t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -56,6 +57,13 @@ type serveConfig struct {
 	// DiscoveredTTL is how long a discovered record not seen again is
 	// kept (registry.Registry.DiscoveredTTL).
 	DiscoveredTTL time.Duration `yaml:"discovered-ttl"`
+	// TrustRouted lists source prefixes (CIDR) whose requests are believed
+	// by the MAC they name without a link-layer check: routed segments
+	// behind a DHCP relay, where the appliance cannot see link-layer
+	// addresses, and 127.0.0.0/8 for tools on the appliance itself.
+	// Requests from anywhere else must come from the machine they name
+	// (see neigh.go and docs/DESIGN.md §7).
+	TrustRouted []string `yaml:"trust-routed"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -132,6 +140,7 @@ func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.Flag
 	fs.IntVar(&c.TFTPMaxPerClient, "tftp-max-per-client", c.TFTPMaxPerClient, "most concurrent TFTP `transfers` of one client address (0: no cap)")
 	fs.IntVar(&c.MaxDiscovered, "max-discovered", c.MaxDiscovered, "most discovered `records` kept (with --discovery); at the cap a new unknown MAC evicts the least recently seen")
 	fs.DurationVar(&c.DiscoveredTTL, "discovered-ttl", c.DiscoveredTTL, "forget a discovered record not seen for this `duration`")
+	fs.Var(&listFlag{list: &c.TrustRouted}, "trust-routed", "source `prefix` (CIDR) whose /ipxe and agent requests are believed by the MAC they name without a link-layer check: a routed segment behind a DHCP relay, or 127.0.0.0/8 for local tools (repeatable)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: auto (text on a terminal, JSON otherwise), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	return fs
@@ -190,6 +199,9 @@ func (c *serveConfig) check() error {
 	if c.DiscoveredTTL < time.Minute {
 		return fmt.Errorf("discovered-ttl %s: want at least 1m", c.DiscoveredTTL)
 	}
+	if _, err := c.trustedPrefixes(); err != nil {
+		return err
+	}
 	if c.MaxAttempts < 1 {
 		return fmt.Errorf("max-attempts %d: want at least 1", c.MaxAttempts)
 	}
@@ -204,4 +216,19 @@ func (c *serveConfig) check() error {
 		return fmt.Errorf("log-format %q: want auto, text or json", c.LogFormat)
 	}
 	return nil
+}
+
+// trustedPrefixes parses TrustRouted.
+func (c *serveConfig) trustedPrefixes() ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for _, s := range c.TrustRouted {
+		for _, f := range strings.Split(s, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(f))
+			if err != nil {
+				return nil, fmt.Errorf("trust-routed %q: want a prefix such as 10.20.0.0/16 or 127.0.0.0/8", f)
+			}
+			ps = append(ps, p.Masked())
+		}
+	}
+	return ps, nil
 }

@@ -52,7 +52,7 @@ func TestDiscoveryFlood(t *testing.T) {
 	reg := &registry.Registry{Store: store, OnForget: m.DiscoveredForgotten, Log: slog.New(slog.DiscardHandler)}
 	cfg := defaultServeConfig()
 	cfg.Discovery, cfg.Advertise, cfg.Artifacts = true, "127.0.0.1", dir
-	ts := httptest.NewServer(httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, m, slog.New(slog.DiscardHandler)))
+	ts := httptest.NewServer(httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, trustLoopback(), m, slog.New(slog.DiscardHandler)))
 	defer ts.Close()
 
 	start := time.Now()

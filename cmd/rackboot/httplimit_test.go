@@ -245,6 +245,14 @@ func TestStalledDownload(t *testing.T) {
 	defer c.Close()
 	start := time.Now()
 	fmt.Fprintf(c, "GET /artifacts/image.raw HTTP/1.1\r\nHost: rackboot\r\n\r\n")
+	// The server may not have accepted the connection yet: a slot still
+	// free then says nothing.
+	for hl.Open() == 0 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the server never accepted the connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	for hl.Open() != 0 {
 		if time.Since(start) > 30*time.Second {
 			t.Fatalf("the stalled connection still holds its slot after %v", time.Since(start))

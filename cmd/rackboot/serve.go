@@ -109,6 +109,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err := fl.Reload(); err != nil {
 		return fmt.Errorf("profiles %s:\n%w", cfg.Profiles, err)
 	}
+	trusted, err := cfg.trustedPrefixes()
+	if err != nil {
+		return err
+	}
+	links := &linkCheck{trusted: trusted}
 	ifaces, err := bootInterfaces(cfg.Interfaces, cfg.Advertise)
 	if err != nil {
 		return err
@@ -166,7 +171,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	closers = append(closers, tconn)
 	// Static: nbp is the copy staged above, written before serving starts.
-	ts := &tftp.Server{Root: nbp, Static: true, Log: log, Identify: identify, MaxPerClient: tftpMaxPerClient(cfg.TFTPMaxPerClient),
+	ts := &tftp.Server{Root: nbp, Static: true, Log: log, Identify: links.macOf, MaxPerClient: tftpMaxPerClient(cfg.TFTPMaxPerClient),
 		OnTransfer: func(t tftp.Transfer) { m.TFTPTransfer(t.Outcome.String(), t.Bytes) }}
 	runs = append(runs, func(ctx context.Context) error { return ts.Serve(ctx, tconn) })
 
@@ -178,7 +183,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if maxConns == 0 {
 		maxConns = defaultHTTPMaxConns()
 	}
-	hs, hl := newHTTPServer(hln, httpRoutes(cfg, nbp, fl, reg, events, adminToken, profiles.Planner{ImageSizes: sizes.Image}, m, log), maxConns, log)
+	hs, hl := newHTTPServer(hln, httpRoutes(cfg, nbp, fl, reg, events, adminToken, profiles.Planner{ImageSizes: sizes.Image}, links, m, log), maxConns, log)
 	// Server-sent event streams would otherwise hold Shutdown until its
 	// timeout.
 	hs.RegisterOnShutdown(events.Close)
@@ -210,7 +215,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		"tftp_port", cfg.TFTPPort, "dhcp_port", cfg.DHCPPort, "pxe_port", cfg.PXEPort,
 		"ipxe_dir", cfg.IPXEDir, "artifacts", cfg.Artifacts, "discovery", cfg.Discovery,
 		"http_max_conns", maxConns, "tftp_max_per_client", cfg.TFTPMaxPerClient,
-		"max_discovered", cfg.MaxDiscovered, "discovered_ttl", cfg.DiscoveredTTL.String())
+		"max_discovered", cfg.MaxDiscovered, "trust_routed", cfg.TrustRouted, "discovered_ttl", cfg.DiscoveredTTL.String())
 	err = g.Wait()
 	log.Info("rackboot stopped")
 	return err
@@ -281,22 +286,22 @@ func reloadOnHangup(ctx context.Context, w *profiles.Watcher) error {
 	}
 }
 
-func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, m *metrics.Metrics, log *slog.Logger) http.Handler {
+func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, links *linkCheck, m *metrics.Metrics, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	scripts := m.Instrument("ipxe", &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, Hosts: fl, Discovery: cfg.Discovery, Log: log,
-		Lifecycle: lifecycle{Registry: reg, Discovery: cfg.Discovery}, OnScript: m.IPXEScript})
+		Lifecycle: lifecycle{Registry: reg, Discovery: cfg.Discovery}, Verify: links.verifyRequest, OnScript: m.IPXEScript})
 	var base string
 	if cfg.Advertise != "" {
 		base = "http://" + net.JoinHostPort(cfg.Advertise, strconv.Itoa(cfg.HTTPPort))
 	}
-	mux.Handle("/api/", m.Instrument("api", &api.Server{Registry: reg, Fleet: fl, Planner: pl, AdminToken: adminToken, Events: events, BaseURL: base, Log: log,
+	mux.Handle("/api/", m.Instrument("api", &api.Server{Registry: reg, Fleet: fl, Planner: pl, AdminToken: adminToken, Events: events, BaseURL: base, VerifyAgent: links.verifyRequest, Log: log,
 		Profiles: fl.Watcher, ProfilesDir: cfg.Profiles}))
 	mux.Handle("/boot.ipxe", scripts)
 	mux.Handle("/ipxe", scripts)
-	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: identify,
+	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: links.macOf,
 		OnServe: func(s artifacts.Served) { m.HTTPRequest("artifacts", s.Status, s.Bytes) }})
 	// UEFI HTTP boot clients are given an http:// URL of the iPXE binary.
-	mux.Handle("/nbp/", &artifacts.Handler{Dir: nbp, Prefix: "/nbp/", Log: log, Identify: identify,
+	mux.Handle("/nbp/", &artifacts.Handler{Dir: nbp, Prefix: "/nbp/", Log: log, Identify: links.macOf,
 		OnServe: func(s artifacts.Served) { m.HTTPRequest("nbp", s.Status, s.Bytes) }})
 	// Unauthenticated, as Prometheus scrapes: counts, no secrets.
 	mux.Handle("GET /metrics", m.Handler())
