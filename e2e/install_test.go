@@ -142,6 +142,9 @@ func TestInstall(t *testing.T) {
 					t.Errorf("closing %s: %v", vm.Name(), err)
 				}
 			})
+			if m.fw == lab.BIOS {
+				checkStranger(t, ctx, tb, admin, vm, m.mac)
+			}
 			line, err := vm.WaitFor(ctx, "rackboot-agent: install done", installTimeout)
 			if err != nil {
 				t.Fatalf("%v\nlast console lines (%s):\n%s\nlast rackboot log lines:\n%s",
