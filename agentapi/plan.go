@@ -54,6 +54,17 @@ type Plan struct {
 	// ConfigDriveLabel for NoCloud, OpenStackDriveLabel for the OpenStack
 	// layout, whose files are in directories.
 	ConfigDrive []File `json:"config_drive,omitempty"`
+
+	// WipeData lets this one install destroy preserved partitions of the
+	// disk that the plan does not keep as they are: those an earlier
+	// install created with preserve: true (the agent marks them on the
+	// disk) that the layout drops, renames or no longer preserves, and
+	// those it preserves with another size, type, place or file system.
+	// Without it the agent refuses such a plan before writing anything.
+	// Partitions the plan still keeps as they are stay kept. The
+	// appliance sets it only for the first attempt after `rackboot
+	// reinstall --wipe-data`; profiles cannot.
+	WipeData bool `json:"wipe_data,omitempty"`
 }
 
 // DiskRule selects the target disk. Every non-zero field must hold for a
@@ -115,9 +126,11 @@ type Partition struct {
 	Label string `json:"label,omitempty"`
 	// Preserve keeps an existing partition of the same name and size
 	// byte-for-byte: it stays where it is, with its GUID, and nothing is
-	// written to it. When the new layout would move, resize or overlap it,
-	// the install stops before writing anything. A preserved partition has
-	// no Content.
+	// written to it. When the new layout would move, resize, overlap or
+	// reformat it, the install stops before writing anything. The agent
+	// marks the partition on the disk (a GPT attribute bit), so a later
+	// plan that drops, renames or unpreserves it is refused too, unless
+	// it has WipeData. A preserved partition has no Content.
 	Preserve bool `json:"preserve,omitempty"`
 }
 

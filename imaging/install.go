@@ -152,12 +152,14 @@ func (in *Installer) Install(ctx context.Context, plan *agentapi.Plan, t Target)
 	}
 	existing, err := readGPT(d.Backend, d.Size, ss)
 	if err != nil {
-		if hasPreserved(plan) {
-			return nil, fmt.Errorf("%w: %v", ErrLayoutChanged, err)
+		// Either copy may have listed preserved partitions.
+		if hasPreserved(plan) || !plan.WipeData {
+			return nil, fmt.Errorf("%w: %v; the installer cannot tell which partitions it must preserve. "+
+				"To replace the table and everything on the disk: rackboot reinstall --wipe-data --reason WHY HOST", ErrLayoutChanged, err)
 		}
-		log.Warn("replacing damaged partition table", "err", err)
+		log.Warn("replacing damaged partition table: the reinstall allows wiping data", "err", err)
 	}
-	if j.keep, err = keptPartitions(plan.Partitions, existing, j.g); err != nil {
+	if err := j.protect(existing); err != nil {
 		return nil, err
 	}
 	if plan.WholeDisk() {
@@ -209,7 +211,10 @@ type job struct {
 	ss   int
 	g    geometry
 	keep map[string]*gpt.Partition
-	log  *slog.Logger
+	// givenUp names the preserved partitions the plan's WipeData lets
+	// this install destroy.
+	givenUp map[string]bool
+	log     *slog.Logger
 
 	image *StreamResult
 }
@@ -217,7 +222,9 @@ type job struct {
 // partitioned installs a plan whose image (if any) goes into a partition:
 // the whole layout is known up front.
 func (j *job) partitioned(ctx context.Context) error {
-	slots, err := place(j.plan.Partitions, j.g, j.g.first, 1, j.keep)
+	slots, err := j.place(func(keep map[string]*gpt.Partition) ([]slot, error) {
+		return place(j.plan.Partitions, j.g, j.g.first, 1, keep)
+	})
 	if err != nil {
 		return err
 	}

@@ -315,8 +315,9 @@ func TestInstallPreserve(t *testing.T) {
 		before := sha256File(t, p)
 		big := plan(osImage(t, 512, 32*mib, 3), agentapi.Rest)
 		big.Image.RawSize = 32 * mib
-		if _, err := testInstaller(t).Install(ctx, big, Target{Path: p}); !errors.Is(err, ErrImageTooLarge) {
-			t.Fatalf("Install() = %v, want ErrImageTooLarge", err)
+		var pe *PreservedError
+		if _, err := testInstaller(t).Install(ctx, big, Target{Path: p}); !errors.As(err, &pe) || pe.Name != "data" {
+			t.Fatalf("Install() = %v, want a PreservedError for data", err)
 		}
 		if sha256File(t, p) != before {
 			t.Error("disk changed by a refused install")
@@ -359,7 +360,9 @@ func TestInstallBadChecksum(t *testing.T) {
 	ts, _ := serveFile(t, file)
 	bad := sha256Hex(append(file, 0))
 	var reported error
-	plan := &agentapi.Plan{Image: &agentapi.Image{URL: ts.URL, SHA256: bad}}
+	// WipeData: the image drops the preserved partition, which the
+	// failed install must leave anyway.
+	plan := &agentapi.Plan{Image: &agentapi.Image{URL: ts.URL, SHA256: bad}, WipeData: true}
 	_, err := testInstaller(t).Install(ctx, plan, Target{Path: p})
 	reported = err
 	if !errors.Is(reported, ErrChecksum) {
@@ -373,7 +376,7 @@ func TestInstallBadChecksum(t *testing.T) {
 		t.Error("the bad image's head reached the disk")
 	}
 
-	plan = &agentapi.Plan{Image: &agentapi.Image{URL: ts.URL, SHA256: bad}, Partitions: []agentapi.Partition{{Name: "root", Type: "linux", Size: agentapi.Rest, Content: agentapi.ContentImage}}}
+	plan = &agentapi.Plan{Image: &agentapi.Image{URL: ts.URL, SHA256: bad}, Partitions: []agentapi.Partition{{Name: "root", Type: "linux", Size: agentapi.Rest, Content: agentapi.ContentImage}}, WipeData: true}
 	if _, err := testInstaller(t).Install(ctx, plan, Target{Path: p}); !errors.Is(err, ErrChecksum) {
 		t.Fatalf("Install() into a partition = %v, want ErrChecksum", err)
 	}

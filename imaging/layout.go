@@ -70,9 +70,10 @@ func (s slot) bytes(g geometry) int64  { return int64(s.end-s.start+1) * g.secto
 // to 1 MiB), numbering them from firstIndex. Partitions in keep (preserved
 // partitions found on the disk, by name) stay exactly where they are, and
 // the others flow around them: a partition before a kept one must end
-// before it, and a rest partition fills the space up to it. Errors wrap
-// ErrLayoutChanged when a kept partition is in the way and ErrDiskTooSmall
-// when the disk is.
+// before it, and a rest partition fills the space up to it. A kept
+// partition in the way is a *keptConflict, which wraps ErrLayoutChanged;
+// errors wrap ErrDiskTooSmall when the disk is too small. Partitions the
+// plan preserves get PreservedAttribute.
 func place(parts []agentapi.Partition, g geometry, from uint64, firstIndex int, keep map[string]*gpt.Partition) ([]slot, error) {
 	a := g.align()
 	next := max(from, g.first) // first free sector
@@ -92,14 +93,12 @@ func place(parts []agentapi.Partition, g geometry, from uint64, firstIndex int, 
 		}
 		if k := keep[p.Name]; k != nil {
 			if k.Start < next {
-				return nil, fmt.Errorf("%w: %q starts at sector %d, but %s now reach sector %d",
-					ErrLayoutChanged, p.Name, k.Start, prev, next-1)
+				return nil, &keptConflict{p.Name, fmt.Sprintf("would be overwritten: it starts at sector %d, and %s would now reach sector %d", k.Start, prev, next-1)}
 			}
 			if k.End > g.last {
-				return nil, fmt.Errorf("%w: %q ends at sector %d, past the last usable sector %d",
-					ErrLayoutChanged, p.Name, k.End, g.last)
+				return nil, &keptConflict{p.Name, fmt.Sprintf("ends at sector %d, past the last usable sector %d", k.End, g.last)}
 			}
-			s.start, s.end, s.guid, s.attributes, s.kept = k.Start, k.End, k.GUID, k.Attributes, true
+			s.start, s.end, s.guid, s.attributes, s.kept = k.Start, k.End, k.GUID, k.Attributes|PreservedAttribute, true
 			slots = append(slots, s)
 			next, prev = k.End+1, fmt.Sprintf("%q", p.Name)
 			continue
@@ -131,6 +130,9 @@ func place(parts []agentapi.Partition, g geometry, from uint64, firstIndex int, 
 			}
 		} else {
 			s.end = s.start + g.sectorsFor(p.Size) - 1
+		}
+		if p.Preserve {
+			s.attributes = PreservedAttribute
 		}
 		if s.end > bound {
 			return nil, tooSmall(g, p, boundName)
@@ -174,8 +176,7 @@ func placeAppended(parts []agentapi.Partition, g geometry, from uint64, firstInd
 
 func tooSmall(g geometry, p agentapi.Partition, keptName string) error {
 	if keptName != "" {
-		return fmt.Errorf("%w: %q (%v) and the partitions after it no longer fit before preserved %q",
-			ErrLayoutChanged, p.Name, p.Size, keptName)
+		return &keptConflict{keptName, fmt.Sprintf("is in the way of the new layout: %q (%v) and the partitions after it no longer fit before it", p.Name, p.Size)}
 	}
 	return fmt.Errorf("%w: %q (%v) and the partitions after it do not fit on %s",
 		ErrDiskTooSmall, p.Name, p.Size, agentapi.HumanBytes(int64(g.sectors)*g.sectorSize))
@@ -202,7 +203,8 @@ func gptPartitions(slots []slot) []*gpt.Partition {
 // keptPartitions finds, for every preserved plan partition, the existing
 // partition of the same name on the disk. A preserved partition that does
 // not exist yet is simply created. One that exists with another size or
-// type, or under a name used twice, cannot be kept safely.
+// type, or under a name used twice, cannot be kept safely: the error is
+// a *keptConflict, which wraps ErrLayoutChanged.
 func keptPartitions(parts []agentapi.Partition, existing *gpt.Table, g geometry) (map[string]*gpt.Partition, error) {
 	keep := make(map[string]*gpt.Partition)
 	if existing == nil {
@@ -222,7 +224,7 @@ func keptPartitions(parts []agentapi.Partition, existing *gpt.Table, g geometry)
 		case len(found) == 0:
 			continue
 		case len(found) > 1:
-			return nil, fmt.Errorf("%w: %d partitions on the disk are named %q", ErrLayoutChanged, len(found), p.Name)
+			return nil, &keptConflict{p.Name, fmt.Sprintf("is ambiguous: %d partitions on the disk have that name", len(found))}
 		}
 		e := found[0]
 		typ, err := gptType(p.Type)
@@ -230,11 +232,11 @@ func keptPartitions(parts []agentapi.Partition, existing *gpt.Table, g geometry)
 			return nil, fmt.Errorf("%w: %v", ErrInvalidPlan, err)
 		}
 		if e.Type != typ {
-			return nil, fmt.Errorf("%w: %q has type %s on the disk, the plan says %s", ErrLayoutChanged, p.Name, e.Type, typ)
+			return nil, &keptConflict{p.Name, fmt.Sprintf("has type %s on the disk, the layout now says %s (%s)", e.Type, p.Type, typ)}
 		}
 		have := (e.End - e.Start + 1) * uint64(g.sectorSize)
 		if p.Size != agentapi.Rest && g.sectorsFor(p.Size) != e.End-e.Start+1 {
-			return nil, fmt.Errorf("%w: %q is %s on the disk, the plan says %v", ErrLayoutChanged, p.Name, agentapi.HumanBytes(int64(have)), p.Size)
+			return nil, &keptConflict{p.Name, fmt.Sprintf("would be resized from %s to %v", agentapi.HumanBytes(int64(have)), p.Size)}
 		}
 		keep[p.Name] = e
 	}

@@ -154,8 +154,11 @@ func TestPlace(t *testing.T) {
 				if !s.kept && s.start%tt.g.align() != 0 {
 					t.Errorf("%s starts at %d, not 1 MiB aligned", s.Name, s.start)
 				}
-				if s.kept && (s.guid != tt.keep[s.Name].GUID || s.attributes != tt.keep[s.Name].Attributes) {
-					t.Errorf("%s lost its GUID or attributes", s.Name)
+				if s.kept && (s.guid != tt.keep[s.Name].GUID || s.attributes != tt.keep[s.Name].Attributes|PreservedAttribute) {
+					t.Errorf("%s lost its GUID or attributes, or was not marked preserved: %#x", s.Name, s.attributes)
+				}
+				if !s.kept && (s.attributes&PreservedAttribute != 0) != s.Preserve {
+					t.Errorf("%s: attributes %#x, preserve %v", s.Name, s.attributes, s.Preserve)
 				}
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {

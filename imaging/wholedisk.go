@@ -15,6 +15,29 @@ import (
 // plan's partitions behind the image's own.
 func (j *job) wholeDisk(ctx context.Context) error {
 	ss := int64(j.ss)
+	// A kept partition that the image, as large as the plan says, would
+	// reach is in the way.
+	for name, k := range j.keep {
+		if n := j.plan.Image.RawSize; n > int64(k.Start)*ss {
+			change := fmt.Sprintf("would be overwritten by the image: it starts at %s, the image is %s",
+				agentapi.HumanBytes(int64(k.Start)*ss), agentapi.HumanBytes(n))
+			if err := j.giveUp(&gpt.Table{Partitions: []*gpt.Partition{k}}, name, change); err != nil {
+				return err
+			}
+			delete(j.keep, name)
+		}
+	}
+	// Check now, with what is known of the image, that the partitions
+	// to append will fit; after the image they are checked exactly.
+	from := (uint64(j.plan.Image.RawSize) + uint64(ss) - 1) / uint64(ss)
+	if slots, err := j.place(func(keep map[string]*gpt.Partition) ([]slot, error) {
+		slots, _, err := placeAppended(j.plan.Partitions, j.g, from, 1, keep)
+		return slots, err
+	}); err != nil {
+		return err
+	} else if err := j.checkSlots(slots); err != nil {
+		return err
+	}
 	// The image may not reach a preserved partition, nor, when partitions
 	// are to be appended, the backup GPT at the end.
 	limit := j.d.Size
@@ -26,14 +49,6 @@ func (j *job) wholeDisk(ctx context.Context) error {
 	}
 	if n := j.plan.Image.RawSize; n > limit {
 		return fmt.Errorf("%w: %s, room for %s", ErrImageTooLarge, agentapi.HumanBytes(n), agentapi.HumanBytes(limit))
-	}
-	// Check now, with what is known of the image, that the partitions
-	// to append will fit; after the image they are checked exactly.
-	from := (uint64(j.plan.Image.RawSize) + uint64(ss) - 1) / uint64(ss)
-	if slots, _, err := placeAppended(j.plan.Partitions, j.g, from, 1, j.keep); err != nil {
-		return err
-	} else if err := j.checkSlots(slots); err != nil {
-		return err
 	}
 
 	head := newHeldHead(j.df, j.d.Size, alignBytes)
@@ -91,7 +106,13 @@ func (j *job) wholeDisk(ctx context.Context) error {
 		from = max(from, p.End+1)
 		last = max(last, p.Index)
 	}
-	slots, grow, err := placeAppended(j.plan.Partitions, g, from, last+1, j.keep)
+	var grow bool
+	slots, err := j.place(func(keep map[string]*gpt.Partition) ([]slot, error) {
+		var slots []slot
+		var err error
+		slots, grow, err = placeAppended(j.plan.Partitions, g, from, last+1, keep)
+		return slots, err
+	})
 	if err != nil {
 		return err
 	}
