@@ -176,7 +176,7 @@ func placeAppended(parts []agentapi.Partition, g geometry, from uint64, firstInd
 
 func tooSmall(g geometry, p agentapi.Partition, keptName string) error {
 	if keptName != "" {
-		return &keptConflict{keptName, fmt.Sprintf("is in the way of the new layout: %q (%v) and the partitions after it no longer fit before it", p.Name, p.Size)}
+		return &keptConflict{keptName, fmt.Sprintf("would have to move: %q (%v) and the partitions after it no longer fit before it", p.Name, p.Size)}
 	}
 	return fmt.Errorf("%w: %q (%v) and the partitions after it do not fit on %s",
 		ErrDiskTooSmall, p.Name, p.Size, agentapi.HumanBytes(int64(g.sectors)*g.sectorSize))
