@@ -170,12 +170,17 @@ func start(h HostRecord, in startIn, l limits) (HostRecord, *Attempt, error) {
 			why += ": " + h.Reinstall.Reason
 		}
 	}
+	wipe := h.WipeData()
 	h.Attempt++
 	h.LastID++
 	a := Attempt{
 		ID: h.LastID, Number: h.Attempt, MAC: h.MAC, Hostname: h.Hostname,
 		Version: in.version, ImageSHA256: strings.ToLower(in.imageSHA256), ProfileDigest: in.profileDigest,
 		ImageRawSize: in.rawSize, Reason: why, Started: in.now,
+	}
+	if wipe {
+		req := *h.Reinstall
+		a.WipeData = &req
 	}
 	cur := a
 	h.Current = &cur
@@ -308,6 +313,7 @@ type reinstallIn struct {
 	version  string // override of the profile's version, or ""
 	by       string
 	hostname string
+	wipeData bool // the next attempt may destroy preserved partitions
 	now      time.Time
 }
 
@@ -331,7 +337,7 @@ func reinstall(h HostRecord, exists bool, in reinstallIn) (HostRecord, *Attempt)
 	h.State, h.Since, h.UpdatedAt = StatePending, in.now, in.now
 	h.Attempt, h.Current, h.Token, h.LastError = 0, nil, nil, ""
 	h.PendingVersion = in.version
-	h.Reinstall = &Reinstall{At: in.now, By: in.by, Reason: in.reason, Version: in.version}
+	h.Reinstall = &Reinstall{At: in.now, By: in.by, Reason: in.reason, Version: in.version, WipeData: in.wipeData}
 	h.Reason = "reinstall requested"
 	if in.reason != "" {
 		h.Reason += ": " + in.reason

@@ -200,6 +200,17 @@ func TestStart(t *testing.T) {
 		h.LastID = 7
 		h.Reinstall = &Reinstall{At: t0, By: "admin", Reason: "CVE-2026-0001"}
 	})
+	wipeReq := &Reinstall{At: t0, By: "admin", Reason: "CVE-2026-0001", WipeData: true}
+	wiping := with(reinstalled, func(h *HostRecord) { h.Reinstall = wipeReq })
+	wipingAgain := with(wiping, func(h *HostRecord) {
+		h.Attempt, h.LastID = 1, 8
+		h.Token = &Token{SHA256: h.Token.SHA256, Attempt: 2, Expires: h.Token.Expires}
+	})
+	withWipe := func(a *Attempt) *Attempt {
+		r := *wipeReq
+		a.WipeData = &r
+		return a
+	}
 	tests := []struct {
 		name    string
 		h       HostRecord
@@ -210,6 +221,10 @@ func TestStart(t *testing.T) {
 		{"pending: installing, attempt 1 begins", pendingToken(), started(pendingToken(), attempt(1, 1, "first install")), attempt(1, 1, "first install"), nil},
 		{"pending after a reinstall: the attempt says why", reinstalled,
 			started(reinstalled, attempt(8, 1, "reinstall: CVE-2026-0001")), attempt(8, 1, "reinstall: CVE-2026-0001"), nil},
+		{"pending after a reinstall --wipe-data: the attempt carries the permission", wiping,
+			started(wiping, withWipe(attempt(8, 1, "reinstall: CVE-2026-0001"))), withWipe(attempt(8, 1, "reinstall: CVE-2026-0001")), nil},
+		{"the second attempt after a reinstall --wipe-data: protected again", wipingAgain,
+			started(wipingAgain, attempt(9, 2, "reinstall: CVE-2026-0001")), attempt(9, 2, "reinstall: CVE-2026-0001"), nil},
 		{"installing: a second fetch changes nothing", installing(2), installing(2), nil, nil},
 		{"installed", installed(), installed(), nil, ErrState},
 		{"failed", failed(), failed(), nil, ErrState},
@@ -375,6 +390,9 @@ func TestReinstall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, a := reinstall(tt.h, tt.exists, in)
+			if got.WipeData() {
+				t.Error("a reinstall without wipe data allows wiping")
+			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("record (-want +got):\n%s", diff)
 			}
@@ -438,5 +456,35 @@ func TestDeriveToken(t *testing.T) {
 	}
 	if _, err := newKey(strings.NewReader("short")); err == nil {
 		t.Error("newKey with too little randomness succeeded")
+	}
+}
+
+// TestReinstallWipeData: the request's permission is recorded with it and
+// holds for the first attempt only.
+func TestReinstallWipeData(t *testing.T) {
+	in := reinstallIn{reason: "disk layout redone", by: "alice via admin API from 192.0.2.9", wipeData: true, now: now}
+	h, _ := reinstall(installed(), true, in)
+	want := &Reinstall{At: now, By: in.by, Reason: in.reason, WipeData: true}
+	if diff := cmp.Diff(want, h.Reinstall); diff != "" {
+		t.Errorf("request (-want +got):\n%s", diff)
+	}
+	if !h.WipeData() {
+		t.Fatal("pending after reinstall --wipe-data: WipeData() false")
+	}
+	h.Token = &Token{SHA256: "x", Attempt: 1, Expires: now.Add(time.Hour)}
+	h, a, err := start(h, startIn{version: v11, now: now}, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, a.WipeData); diff != "" || !h.WipeData() {
+		t.Errorf("attempt 1: WipeData() %v, recorded request (-want +got):\n%s", h.WipeData(), diff)
+	}
+	h, _ = failCurrent(h, now, "disk", "no disk", lim)
+	if h.State != StatePending || h.WipeData() {
+		t.Errorf("after attempt 1 failed: %s, WipeData() %v; want pending, false", h.State, h.WipeData())
+	}
+	h, _ = reinstall(h, true, reinstallIn{reason: "again", now: now})
+	if h.WipeData() {
+		t.Error("a later reinstall without --wipe-data allows wiping")
 	}
 }

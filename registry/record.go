@@ -102,6 +102,24 @@ type Reinstall struct {
 	Reason string    `json:"reason,omitempty"`
 	// Version overrides the profile's version, or "".
 	Version string `json:"version,omitempty"`
+	// WipeData lets the first attempt after the request destroy
+	// partitions earlier installs preserved that the layout no longer
+	// keeps as they are (`rackboot reinstall --wipe-data`); the attempts
+	// after it are protected again. See HostRecord.WipeData.
+	WipeData bool `json:"wipe_data,omitempty"`
+}
+
+// WipeData reports whether the install of h's agent may destroy
+// preserved partitions (agentapi.Plan.WipeData): the running attempt was
+// started with that permission, or the host is pending for the first
+// attempt after a reinstall request that gave it. A reinstall resets the
+// attempt count, so the permission ends with that one attempt, however it
+// ends.
+func (h HostRecord) WipeData() bool {
+	if h.Current != nil {
+		return h.Current.WipeData != nil
+	}
+	return h.State == StatePending && h.Attempt == 0 && h.Reinstall != nil && h.Reinstall.WipeData
 }
 
 // Token is what the registry keeps of an install token. The token itself
@@ -152,6 +170,10 @@ type Attempt struct {
 	WriteMS    int64  `json:"write_ms,omitempty"`
 	Phase      string `json:"phase,omitempty"` // the phase that failed
 	Error      string `json:"error,omitempty"`
+	// WipeData is the reinstall request (who, when, why) that let this
+	// attempt destroy preserved partitions the layout no longer keeps;
+	// nil for every attempt without that permission.
+	WipeData *Reinstall `json:"wipe_data,omitempty"`
 	// Log is the agent's log, filled only by callers that ask for it:
 	// stores keep logs apart (Store.AppendLog) and ignore this field.
 	Log []string `json:"log,omitempty"`

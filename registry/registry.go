@@ -316,6 +316,9 @@ type ReinstallRequest struct {
 	By string
 	// Hostname is the host's name in the profiles, or "".
 	Hostname string
+	// WipeData lets the first attempt destroy preserved partitions
+	// (Reinstall.WipeData).
+	WipeData bool
 }
 
 // Reinstall makes mac pending again, whatever its state, recording who
@@ -326,7 +329,7 @@ func (r *Registry) Reinstall(ctx context.Context, mac net.HardwareAddr, req Rein
 	wasDiscovered := false
 	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
 		wasDiscovered = exists && h.State == StateDiscovered
-		next, a := reinstall(*h, exists, reinstallIn{reason: req.Reason, version: req.Version, by: req.By, hostname: req.Hostname, now: now})
+		next, a := reinstall(*h, exists, reinstallIn{reason: req.Reason, version: req.Version, by: req.By, hostname: req.Hostname, wipeData: req.WipeData, now: now})
 		*h, ended = next, a
 		return a, nil
 	})
@@ -338,7 +341,7 @@ func (r *Registry) Reinstall(ctx context.Context, mac net.HardwareAddr, req Rein
 		r.changed("superseded", h, ended)
 	}
 	r.changed("reinstall", h, nil)
-	r.log().Info("reinstall requested", "mac", h.MAC, "version", req.Version, "reason", req.Reason, "by", req.By)
+	r.log().Info("reinstall requested", "mac", h.MAC, "version", req.Version, "reason", req.Reason, "by", req.By, "wipe_data", req.WipeData)
 	return h, nil
 }
 

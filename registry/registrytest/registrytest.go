@@ -59,9 +59,10 @@ func sample(mac string) registry.HostRecord {
 		Version: registry.Version{Name: "demo-1.0", Number: 10}, Attempt: 2, LastID: 5,
 		PendingVersion: "demo-1.1", Reason: "installing demo-1.1, attempt 2 of 3", LastError: "write: EIO",
 		UpdatedAt: t0, LastBoot: t0,
-		Reinstall: &registry.Reinstall{At: t0, By: "admin", Reason: "CVE-2026-0001", Version: "demo-1.1"},
-		Current:   &registry.Attempt{ID: 5, Number: 2, MAC: mac, Version: registry.Version{Name: "demo-1.1", Number: 11}, Started: t0},
-		Token:     &registry.Token{SHA256: strings.Repeat("ab", 32), Attempt: 2, Expires: t0.Add(time.Hour)},
+		Reinstall: &registry.Reinstall{At: t0, By: "admin", Reason: "CVE-2026-0001", Version: "demo-1.1", WipeData: true},
+		Current: &registry.Attempt{ID: 5, Number: 2, MAC: mac, Version: registry.Version{Name: "demo-1.1", Number: 11}, Started: t0,
+			WipeData: &registry.Reinstall{At: t0, By: "admin", Reason: "CVE-2026-0001", WipeData: true}},
+		Token: &registry.Token{SHA256: strings.Repeat("ab", 32), Attempt: 2, Expires: t0.Add(time.Hour)},
 	}
 }
 
