@@ -77,6 +77,9 @@ func (s *Server) buildPlan(r *http.Request, a agentRequest) (*profiles.Host, *pr
 	if err != nil {
 		return nil, nil, agentapi.Plan{}, err
 	}
+	// The permission of `rackboot reinstall --wipe-data`, for this
+	// attempt only: never from the profiles.
+	p.WipeData = a.host.WipeData()
 	return host, v, p, nil
 }
 

@@ -496,3 +496,58 @@ func configFile(p agentapi.Plan, name string) string {
 	}
 	return ""
 }
+
+// TestReinstallWipeData: `reinstall --wipe-data` puts WipeData into the
+// plan of the first attempt after it, the one a second fetch of that
+// attempt gets too, and no other; the history records who allowed it,
+// when and why.
+func TestReinstallWipeData(t *testing.T) {
+	e := newEnv(t, nil)
+	if p := e.install(macN01); p.Plan.WipeData {
+		t.Fatal("a first install's plan allows wiping data")
+	}
+	if code := e.admin(http.MethodPost, "/api/reinstall", ReinstallRequest{MACs: []string{macN01}, WipeData: true}, nil); code != http.StatusBadRequest {
+		t.Errorf("wipe_data without a reason: %d, want 400", code)
+	}
+	req := ReinstallRequest{MACs: []string{macN01}, Reason: "layout redone", By: "alice", WipeData: true}
+	if code := e.admin(http.MethodPost, "/api/reinstall", req, nil); code != http.StatusOK {
+		t.Fatalf("reinstall --wipe-data: %d", code)
+	}
+	if v := e.host(macN01); v.Reinstall == nil || !v.Reinstall.WipeData {
+		t.Errorf("host after reinstall --wipe-data: request %+v", v.Reinstall)
+	}
+
+	plan := func(tok string) agentapi.PlanResponse {
+		t.Helper()
+		code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+		e.must(http.StatusOK, code, body)
+		var p agentapi.PlanResponse
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	_, tok := e.boot(macN01, "efi")
+	if p := plan(tok); !p.Plan.WipeData || p.Attempt != 1 {
+		t.Errorf("attempt %d after reinstall --wipe-data: WipeData %v, want attempt 1 with it", p.Attempt, p.Plan.WipeData)
+	}
+	if p := plan(tok); !p.Plan.WipeData {
+		t.Error("the same attempt's second fetch lost WipeData")
+	}
+	code, body := e.agent(http.MethodPost, "/api/agent/failed", macN01, tok, agentapi.Failed{Phase: agentapi.PhaseImage, Error: "connection reset"})
+	e.must(http.StatusOK, code, body)
+	_, tok = e.boot(macN01, "efi")
+	if p := plan(tok); p.Plan.WipeData || p.Attempt != 2 {
+		t.Errorf("attempt %d: WipeData %v, want attempt 2 without it", p.Attempt, p.Plan.WipeData)
+	}
+	hist := e.history(macN01)
+	if len(hist) != 3 {
+		t.Fatalf("history: %+v", hist)
+	}
+	if w := hist[1].WipeData; w == nil || w.By != "alice via admin API from 127.0.0.1" || w.Reason != "layout redone" || w.At.IsZero() || !w.WipeData {
+		t.Errorf("the wiping attempt records %+v, want who, when and why", w)
+	}
+	if hist[0].WipeData != nil || hist[2].WipeData != nil {
+		t.Errorf("attempts without the permission record it: %+v, %+v", hist[0].WipeData, hist[2].WipeData)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
@@ -30,6 +31,12 @@ type ReinstallRequest struct {
 	By string `json:"by,omitempty"`
 	// DryRun answers which hosts would be reinstalled, changing nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// WipeData lets the first install attempt of each host destroy the
+	// partitions earlier installs preserved that its layout no longer
+	// keeps as they are (agentapi.Plan.WipeData); without it the agent
+	// refuses such a layout. It needs a Reason, recorded with the
+	// request and the attempt.
+	WipeData bool `json:"wipe_data,omitempty"`
 }
 
 // ReinstallResponse lists what a reinstall request did.
@@ -94,7 +101,7 @@ func (s *Server) reinstall(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if !req.DryRun {
-			_, err := s.Registry.Reinstall(r.Context(), hw, registry.ReinstallRequest{Reason: req.Reason, Version: req.Version, By: by, Hostname: host.Hostname})
+			_, err := s.Registry.Reinstall(r.Context(), hw, registry.ReinstallRequest{Reason: req.Reason, Version: req.Version, By: by, Hostname: host.Hostname, WipeData: req.WipeData})
 			if err != nil {
 				// Earlier hosts are already pending: say which.
 				s.log().Error("reinstall failed", "mac", mac, "err", err)
@@ -105,7 +112,7 @@ func (s *Server) reinstall(w http.ResponseWriter, r *http.Request) {
 		resp.Reinstalled = append(resp.Reinstalled, mac)
 	}
 	s.log().Info("reinstall request", "ip", remoteIP(r), "hosts", len(resp.Reinstalled), "skipped", len(resp.Skipped),
-		"version", req.Version, "reason", req.Reason, "dry_run", req.DryRun)
+		"version", req.Version, "reason", req.Reason, "dry_run", req.DryRun, "wipe_data", req.WipeData)
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -113,6 +120,9 @@ func (s *Server) reinstall(w http.ResponseWriter, r *http.Request) {
 func (s *Server) reinstallTargets(req ReinstallRequest) ([]string, error) {
 	if len(req.MACs) == 0 && req.Selector == nil && req.VersionBelow == nil {
 		return nil, errors.New("name hosts: macs, selector or version_below")
+	}
+	if req.WipeData && strings.TrimSpace(req.Reason) == "" {
+		return nil, errors.New("wipe_data destroys preserved data: give a reason, recorded with the request")
 	}
 	if req.Version != "" {
 		if _, ok := s.Fleet.Version(req.Version); !ok {
