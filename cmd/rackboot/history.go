@@ -94,6 +94,10 @@ func (c *cli) historyText(h api.HostView, hist []registry.Attempt) string {
 		if a.DurationMS > 0 {
 			took = humanDuration(time.Duration(a.DurationMS) * time.Millisecond)
 		}
+		why := orDash(a.Reason)
+		if a.WipeData != nil {
+			why += " (wipe data)"
+		}
 		failure := a.Error
 		if a.Phase != "" && failure != "" {
 			failure = a.Phase + ": " + failure
@@ -102,7 +106,7 @@ func (c *cli) historyText(h api.HostView, hist []registry.Attempt) string {
 			strconv.Itoa(a.ID), strconv.Itoa(a.Number), versionString(a.Version),
 			shortDigest(a.ImageSHA256), shortDigest(a.ProfileDigest),
 			stamp(a.Started, c.loc), finished, result, written, took,
-			orDash(a.Reason), orDash(failure),
+			why, orDash(failure),
 		})
 	}
 	table(&b, "", rows)

@@ -20,19 +20,26 @@ func runReinstall(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func (c *cli) reinstall(ctx context.Context, args []string) int {
 	fs, cf := c.flagSet("reinstall", "rackboot reinstall MAC|HOSTNAME... | --selector KEY=VALUE | --version-below N\n"+
-		"         [--reason TEXT] [--version NAME] [--dry-run] [--json]")
+		"         [--reason TEXT] [--version NAME] [--wipe-data --reason TEXT] [--dry-run] [--json]")
 	var selectors []string
 	fs.Var(&listFlag{list: &selectors}, "selector", "hosts with label `KEY=VALUE` (repeatable or comma-separated; all must hold)")
 	below := fs.String("version-below", "", "hosts whose installed version `number` is below N; with --selector, both must hold")
 	reason := fs.String("reason", "", "why, recorded with the request and each attempt it causes (e.g. a CVE)")
 	version := fs.String("version", "", "install catalog version `name` instead of the profile's (a canary)")
+	wipe := fs.Bool("wipe-data", false, "let the next install attempt destroy partitions earlier installs preserved\n"+
+		"that the layout no longer keeps as they are (dropped, renamed, resized, no longer preserve: true);\n"+
+		"without it the installer refuses such a layout. One attempt only; needs --reason")
 	dryRun := fs.Bool("dry-run", false, "show which machines would be marked pending; change nothing")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	pos, ok := parseArgs(fs, args)
 	if !ok {
 		return 2
 	}
-	req := api.ReinstallRequest{Reason: *reason, Version: *version, By: c.user, DryRun: *dryRun}
+	if *wipe && strings.TrimSpace(*reason) == "" {
+		fmt.Fprintln(c.stderr, "rackboot reinstall: --wipe-data destroys preserved data: say why with --reason")
+		return 2
+	}
+	req := api.ReinstallRequest{Reason: *reason, Version: *version, By: c.user, DryRun: *dryRun, WipeData: *wipe}
 	for _, s := range selectors {
 		for kv := range strings.SplitSeq(s, ",") {
 			k, v, ok := strings.Cut(kv, "=")
@@ -116,6 +123,9 @@ func reinstallText(req api.ReinstallRequest, resp api.ReinstallResponse, hosts m
 		fmt.Fprintf(&b, "dry run: would mark %s pending (nothing changed)\n", machines)
 	default:
 		fmt.Fprintf(&b, "marked %s pending: each installs again at its next PXE boot\n", machines)
+	}
+	if n > 0 && req.WipeData {
+		b.WriteString("wipe data: that install may destroy the preserved partitions its layout no longer keeps as they are\n")
 	}
 	if n > 0 {
 		rows := [][]string{{"MAC", "HOSTNAME", "RUNS", "INSTALLS"}}

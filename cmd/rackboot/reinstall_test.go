@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/registry"
 )
 
@@ -104,5 +106,41 @@ func TestReinstallErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReinstallWipeData: --wipe-data needs --reason, reaches the record,
+// and says what it allows.
+func TestReinstallWipeData(t *testing.T) {
+	e := newAdminEnv(t)
+	e.fleet()
+	c, _, stderr := e.cli()
+	if code := runCmd(c, (*cli).reinstall, "r1-n01", "--wipe-data"); code != 2 || !strings.Contains(stderr.String(), "--reason") {
+		t.Errorf("--wipe-data without --reason: exit %d, %q; want 2 asking for a reason", code, stderr)
+	}
+	if s := e.states(macN01); s[0] != registry.StateInstalled {
+		t.Fatalf("a refused request changed the host: %s", s[0])
+	}
+	c, stdout, stderr := e.cli()
+	if code := runCmd(c, (*cli).reinstall, "r1-n01", "--wipe-data", "--reason", "layout redone"); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	golden(t, "reinstall-wipe-data", stdout.String())
+	h, err := e.reg.Store.Host(context.Background(), macN01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.Reinstall; r == nil || !r.WipeData || r.Reason != "layout redone" || !h.WipeData() {
+		t.Errorf("reinstall record: %+v", r)
+	}
+}
+
+// TestHistoryWipeData: an attempt allowed to wipe data says so.
+func TestHistoryWipeData(t *testing.T) {
+	c, _, _ := testCLI(nil)
+	hist := []registry.Attempt{{ID: 1, Number: 1, Reason: "reinstall: layout redone", Result: registry.ResultSuccess,
+		WipeData: &registry.Reinstall{By: "alice", Reason: "layout redone", WipeData: true}}}
+	if got := c.historyText(api.HostView{}, hist); !strings.Contains(got, "reinstall: layout redone (wipe data)") {
+		t.Errorf("history:\n%s", got)
 	}
 }
