@@ -139,7 +139,7 @@ func (a *agent) fetchAndInstall(ctx context.Context) (*imaging.Result, error) {
 		return nil, fmt.Errorf("fetching the plan: %w", err)
 	}
 	log := a.log.With("attempt", p.Attempt)
-	log.Info("plan received", "phase", agentapi.PhasePlan, "host", p.Host, "version", p.Version.Name, "partitions", len(p.Plan.Partitions))
+	log.Info("plan received", "phase", agentapi.PhasePlan, "host", p.Host, "version", p.Version.Name, "partitions", len(p.Plan.Partitions), "wipe_data", p.Plan.WipeData)
 	if img := p.Plan.Image; img != nil {
 		log.Info("image to install", "url", img.URL, "format", img.Format, "sha256", img.SHA256)
 	}
