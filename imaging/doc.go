@@ -2,7 +2,10 @@
 // the target disk by rule, refuse it when it is too small or in use, write a
 // GPT, stream a verified OS image onto it, create the FAT32 ESP and the
 // cloud-init NoCloud config drive (label CIDATA), and keep partitions marked
-// preserve byte-for-byte across reinstalls.
+// preserve byte-for-byte across reinstalls. It marks those partitions on
+// the disk (PreservedAttribute, a GPT attribute bit) and refuses, before
+// writing anything, a later plan that would lose one, unless the plan has
+// WipeData (docs/DESIGN.md, section 6, "Preserved partitions").
 //
 // Everything works on image files as well as block devices, so the package is
 // tested without root on files in a temporary directory. The agent receives a
