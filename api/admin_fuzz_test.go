@@ -44,6 +44,8 @@ func FuzzAdmin(f *testing.F) {
 		{"%zz", `{"macs":null} {}`},
 		{"limit=3&after=52:54:00:77:00:02&state=pending", `{}`},
 		{"limit=0&after=5254", `{}`},
+		{"state=installed", `{"macs":["52:54:00:77:00:01"],"wipe_data":true,"reason":" \u0000"}`},
+		{"state=pending", `{"selector":{"rack":"r1"},"wipe_data":true,"reason":"new layout","dry_run":true}`},
 	} {
 		f.Add(s.query, []byte(s.body))
 	}

@@ -103,7 +103,7 @@ func TestWipeData(t *testing.T) {
 	l := m.wait(t, ctx, vm, `rackboot-agent: INSTALL FAILED`, installTimeout)
 	m.log(m.at(vm, l), "install failed")
 	m.waitOff(t, vm)
-	if _, ok, _ := vm.Find(`preserved partition \\?"data\\?"`); !ok {
+	if _, ok, _ := vm.Find(`cannot preserve partition \\?"data\\?"`); !ok {
 		t.Errorf("the console does not name the preserved partition:\n%s", vm.Tail(30))
 	}
 	if got := fileSHA256(t, m.disk); got != before {

@@ -45,6 +45,10 @@ type PreservedError struct {
 	Filesystem string
 	// Change says what the plan would do to it.
 	Change string
+	// imageWritten: found only after a whole-disk image of unknown size
+	// was streamed (up to the partition, never into it); the disk keeps
+	// its old partition table.
+	imageWritten bool
 }
 
 func (e *PreservedError) Error() string {
@@ -52,9 +56,13 @@ func (e *PreservedError) Error() string {
 	if fs == "" {
 		fs = "no file system the installer recognises"
 	}
-	return fmt.Sprintf("%v %q (%s, %s): it %s. Nothing was written. "+
+	written := "Nothing was written"
+	if e.imageWritten {
+		written = "The partition is intact: the image was written before it, the partition table was not"
+	}
+	return fmt.Sprintf("%v %q (%s, %s): it %s. %s. "+
 		"Put it back in the host's layout as it was, or let one install destroy it: rackboot reinstall --wipe-data --reason WHY HOST",
-		ErrLayoutChanged, e.Name, agentapi.HumanBytes(e.Size), fs, e.Change)
+		ErrLayoutChanged, e.Name, agentapi.HumanBytes(e.Size), fs, e.Change, written)
 }
 
 func (e *PreservedError) Unwrap() error { return ErrLayoutChanged }
@@ -167,7 +175,7 @@ func (j *job) fate(name string) string {
 // giveUp refuses the install for the existing partition name, or, with
 // the plan's WipeData, logs that it is given up.
 func (j *job) giveUp(existing *gpt.Table, name, change string) error {
-	e := &PreservedError{Name: name, Change: change}
+	e := &PreservedError{Name: name, Change: change, imageWritten: j.image != nil}
 	for _, p := range existing.Partitions {
 		if p.Name == name && p.Type != gpt.Unused {
 			e.Size = int64(p.End-p.Start+1) * j.g.sectorSize

@@ -347,3 +347,36 @@ func openRead(t *testing.T, p string) *os.File {
 	t.Cleanup(func() { f.Close() })
 	return f
 }
+
+// TestInstallGuardsPreservedAfterImage: a whole-disk image of unknown size
+// turns out to leave no room for the partitions before the preserved
+// one. The image never reaches the partition, the old table stays, and
+// the error says so rather than "nothing was written".
+func TestInstallGuardsPreservedAfterImage(t *testing.T) {
+	ctx := context.Background()
+	plan := func(size int64, parts ...agentapi.Partition) *agentapi.Plan {
+		img := osImage(t, 512, size, 1)
+		ts, _ := serveFile(t, img)
+		return &agentapi.Plan{Image: &agentapi.Image{URL: ts.URL, SHA256: sha256Hex(img), RawSize: size}, Partitions: parts}
+	}
+	data := agentapi.Partition{Name: "data", Type: "linux", Size: 16 * mib, Preserve: true}
+	p := newDisk(t, 64*mib)
+	if _, err := testInstaller(t).Install(ctx, plan(16*mib, data), Target{Path: p}); err != nil {
+		t.Fatal(err)
+	}
+	kept := partitionByName(t, p, 512, "data")
+	want := fillRandom(t, p, kept)
+
+	next := plan(32*mib, agentapi.Partition{Name: "extra", Type: "linux", Size: 20 * mib}, data)
+	next.Image.RawSize = 0 // an image on another server
+	_, err := testInstaller(t).Install(ctx, next, Target{Path: p})
+	var pe *PreservedError
+	if !errors.As(err, &pe) || pe.Name != "data" || !strings.Contains(err.Error(), "the image was written before it") {
+		t.Fatalf("Install() = %v, want a PreservedError for data saying the image was written", err)
+	}
+	t.Logf("refused: %v", err)
+	if again := partitionByName(t, p, 512, "data"); again.GUID != kept.GUID ||
+		!bytes.Equal(readRange(t, p, again.GetStart(), again.GetSize()), want) {
+		t.Error("the preserved partition changed")
+	}
+}

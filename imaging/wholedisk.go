@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
@@ -17,8 +19,8 @@ func (j *job) wholeDisk(ctx context.Context) error {
 	ss := int64(j.ss)
 	// A kept partition that the image, as large as the plan says, would
 	// reach is in the way.
-	for name, k := range j.keep {
-		if n := j.plan.Image.RawSize; n > int64(k.Start)*ss {
+	for _, name := range slices.Sorted(maps.Keys(j.keep)) {
+		if k, n := j.keep[name], j.plan.Image.RawSize; n > int64(k.Start)*ss {
 			change := fmt.Sprintf("would be overwritten by the image: it starts at %s, the image is %s",
 				agentapi.HumanBytes(int64(k.Start)*ss), agentapi.HumanBytes(n))
 			if err := j.giveUp(&gpt.Table{Partitions: []*gpt.Partition{k}}, name, change); err != nil {
