@@ -154,8 +154,8 @@ func (in *Installer) Install(ctx context.Context, plan *agentapi.Plan, t Target)
 	if err != nil {
 		// Either copy may have listed preserved partitions.
 		if hasPreserved(plan) || !plan.WipeData {
-			return nil, fmt.Errorf("%w: %v; the installer cannot tell which partitions it must preserve. "+
-				"To replace the table and everything on the disk: rackboot reinstall --wipe-data --reason WHY HOST", ErrLayoutChanged, err)
+			return nil, fmt.Errorf("%w: %v; the installer cannot tell which partitions it must preserve; "+
+				"to replace the table and everything on the disk: rackboot reinstall --wipe-data --reason WHY HOST", ErrLayoutChanged, err)
 		}
 		log.Warn("replacing damaged partition table: the reinstall allows wiping data", "err", err)
 	}

@@ -56,12 +56,12 @@ func (e *PreservedError) Error() string {
 	if fs == "" {
 		fs = "no file system the installer recognises"
 	}
-	written := "Nothing was written"
+	written := "nothing was written"
 	if e.imageWritten {
-		written = "The partition is intact: the image was written before it, the partition table was not"
+		written = "the partition is intact: the image was written before it, the partition table was not"
 	}
-	return fmt.Sprintf("%v %q (%s, %s): it %s. %s. "+
-		"Put it back in the host's layout as it was, or let one install destroy it: rackboot reinstall --wipe-data --reason WHY HOST",
+	return fmt.Sprintf("%v %q (%s, %s): it %s; %s; "+
+		"put it back in the host's layout as it was, or let one install destroy it: rackboot reinstall --wipe-data --reason WHY HOST",
 		ErrLayoutChanged, e.Name, agentapi.HumanBytes(e.Size), fs, e.Change, written)
 }
 
@@ -84,7 +84,7 @@ func (c *keptConflict) Unwrap() error { return ErrLayoutChanged }
 // disk the install keeps (j.keep) and refuses one that would destroy a
 // preserved partition: a partition marked PreservedAttribute that the
 // plan drops, renames or no longer preserves, or a partition the plan
-// preserves with another type, size or file system. With the plan's
+// preserves with another type, size or (recognised) file system. With the plan's
 // WipeData it gives such partitions up instead, with a warning each.
 // Partitions kept where the layout no longer leaves room for them are
 // found by place (j.place).
@@ -115,7 +115,15 @@ func (j *job) protect(existing *gpt.Table) error {
 		if k == nil || p.Filesystem == "" {
 			continue
 		}
-		if have := j.probe(k); have != p.Filesystem {
+		switch have := j.probe(k); have {
+		case p.Filesystem:
+		case "":
+			// Encrypted, or never formatted (an attempt that failed
+			// between the partition table and mkfs): nothing tells
+			// which, so it is kept as it is, as always.
+			j.log.Warn("preserved partition holds no file system the installer recognises: kept as it is, not formatted",
+				"partition", p.Name, "filesystem", p.Filesystem)
+		default:
 			if err := j.giveUp(existing, p.Name, fmt.Sprintf("would have to become %s, which means formatting it", p.Filesystem)); err != nil {
 				return err
 			}

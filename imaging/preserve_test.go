@@ -380,3 +380,25 @@ func TestInstallGuardsPreservedAfterImage(t *testing.T) {
 		t.Error("the preserved partition changed")
 	}
 }
+
+// TestInstallKeepsUnrecognisedPreserved: a preserved partition in which
+// the installer recognises no file system (encrypted, or left unformatted
+// by a failed attempt) is kept as it is when the layout names a file
+// system: it may hold data, so it is never formatted.
+func TestInstallKeepsUnrecognisedPreserved(t *testing.T) {
+	ctx := context.Background()
+	layout := []agentapi.Partition{{Name: "data", Type: "linux", Size: 16 * mib, Preserve: true}}
+	p := newDisk(t, 32*mib)
+	if _, err := testInstaller(t).Install(ctx, &agentapi.Plan{Partitions: layout}, Target{Path: p}); err != nil {
+		t.Fatal(err)
+	}
+	data := partitionByName(t, p, 512, "data")
+	want := fillRandom(t, p, data)
+	layout[0].Filesystem = agentapi.FilesystemExt4
+	if _, err := testInstaller(t).Install(ctx, &agentapi.Plan{Partitions: layout}, Target{Path: p}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readRange(t, p, data.GetStart(), data.GetSize()), want) {
+		t.Error("a preserved partition without a recognised file system was formatted")
+	}
+}
