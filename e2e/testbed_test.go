@@ -74,6 +74,10 @@ type testbedConfig struct {
 	files map[string]string
 	// serve are more flags for rackboot serve, after the testbed's own.
 	serve []string
+	// nofile, when positive, is rackboot's open-file limit (RLIMIT_NOFILE,
+	// soft and hard, set with prlimit(1)): a hard limit, since Go raises
+	// the soft one to it at start.
+	nofile uint64
 }
 
 // newTestbed builds rackboot and the artifacts, creates the lab and starts
@@ -140,7 +144,7 @@ func startTestbed(t *testing.T, ctx context.Context, cfg testbedConfig) *testbed
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := n.Command(n.Srv, bin, "serve",
+	name, args := bin, []string{"serve",
 		"--profiles", profDir,
 		"--data", tb.data,
 		"--artifacts", artDir,
@@ -152,8 +156,12 @@ func startTestbed(t *testing.T, ctx context.Context, cfg testbedConfig) *testbed
 		"--ipv6-ra",
 		"--log-format", "json",
 		// Debug shows DHCP packets seen and not answered.
-		"--log-level", "debug")
-	cmd.Args = append(cmd.Args, cfg.serve...)
+		"--log-level", "debug"}
+	args = append(args, cfg.serve...)
+	if cfg.nofile > 0 { // prlimit sets the limit, then execs rackboot: same pid
+		name, args = "prlimit", append([]string{fmt.Sprintf("--nofile=%d:%d", cfg.nofile, cfg.nofile), bin}, args...)
+	}
+	cmd := n.Command(n.Srv, name, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if tb.rackboot, err = n.Start(cmd); err != nil {
 		t.Fatal(err)

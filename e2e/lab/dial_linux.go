@@ -48,21 +48,64 @@ func dialIn(ns string) func(ctx context.Context, network, addr string) (net.Conn
 }
 
 func dialInLocked(ctx context.Context, ns, network, addr string) (c net.Conn, restored bool, err error) {
+	restored, err = inNamespace(ns, func() (err error) {
+		var d net.Dialer
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, restored, err
+}
+
+// DialContext returns a dial function whose sockets are made inside
+// namespace ns, for tests that hold many raw connections (a flood) rather
+// than make HTTP requests.
+func (n *Net) DialContext(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return dialIn(ns)
+}
+
+// ListenPacket opens a UDP socket inside namespace ns, bound to addr
+// ("ip:port", port 0 for any), the way DialContext opens TCP ones.
+func (n *Net) ListenPacket(ns, network, addr string) (net.PacketConn, error) {
+	type result struct {
+		c   net.PacketConn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		var c net.PacketConn
+		restored, err := inNamespace(ns, func() (err error) {
+			c, err = net.ListenPacket(network, addr)
+			return err
+		})
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
+}
+
+// inNamespace runs fn on the calling goroutine's thread, which must be
+// locked, inside namespace ns, and moves the thread back. It reports
+// whether the thread is back in its own namespace: when not, the caller
+// must leave it locked so that the thread ends with its goroutine.
+func inNamespace(ns string, fn func() error) (restored bool, err error) {
 	self, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
-		return nil, true, fmt.Errorf("lab: %w", err)
+		return true, fmt.Errorf("lab: %w", err)
 	}
 	defer self.Close()
 	target, err := os.Open(filepath.Join("/run/netns", ns))
 	if err != nil {
-		return nil, true, fmt.Errorf("lab: namespace %s: %w", ns, err)
+		return true, fmt.Errorf("lab: namespace %s: %w", ns, err)
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, true, fmt.Errorf("lab: entering namespace %s: %w", ns, err)
+		return true, fmt.Errorf("lab: entering namespace %s: %w", ns, err)
 	}
-	var d net.Dialer
-	c, err = d.DialContext(ctx, network, addr)
+	err = fn()
 	restored = unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil
-	return c, restored, err
+	return restored, err
 }

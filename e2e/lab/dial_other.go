@@ -15,3 +15,15 @@ func (n *Net) HTTPClient(ns string) *http.Client {
 		return nil, errors.New("lab: network namespaces need Linux")
 	}}}
 }
+
+// DialContext needs Linux network namespaces; elsewhere every dial fails.
+func (n *Net) DialContext(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("lab: network namespaces need Linux")
+	}
+}
+
+// ListenPacket needs Linux network namespaces; elsewhere it fails.
+func (n *Net) ListenPacket(ns, network, addr string) (net.PacketConn, error) {
+	return nil, errors.New("lab: network namespaces need Linux")
+}

@@ -1,0 +1,344 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rackboot/rackboot/e2e/lab"
+)
+
+// The attack of TestUnderAttack (issue 13's acceptance): from the client
+// namespace's one address, 2,000 idle HTTP connections and 300 TFTP
+// requests that are never acknowledged.
+const (
+	floodSilent  = 1200 // connect, send nothing
+	floodPartial = 600  // half a request header
+	floodUnread  = 200  // a whole request for the OS image, answer never read
+	floodTFTP    = 300
+	// floodNBP is what the TFTP flood asks for: the boot program the
+	// UEFI machine itself fetches over TFTP (lab.IPXEDir).
+	floodNBP = "snponly.efi"
+	// rackbootNofile is the daemon's open-file limit in the test: a
+	// common default (systemd's soft limit, ulimit -n), which the 2,300
+	// sockets of the attack alone would exhaust.
+	rackbootNofile = 1024
+	// attackInstallTimeout bounds each install under attack: twice the
+	// quiet one.
+	attackInstallTimeout = 2 * installTimeout
+)
+
+// TestUnderAttack installs a BIOS and a UEFI machine while one address
+// floods rackboot: 2,000 idle TCP connections to its HTTP port (silent,
+// half a header, a large download never read) and 300 TFTP read requests
+// for the UEFI machine's own boot program that are never acknowledged,
+// both renewed whenever the server drops them. rackboot runs with an
+// open-file limit of 1,024, which the attack would exhaust if the server
+// kept what it is sent. Both machines must boot over PXE (the UEFI one
+// through TFTP) and install, and the attack must have been running all
+// along: the test logs what each side counted.
+func TestUnderAttack(t *testing.T) {
+	requireLab(t)
+	ctx := testContext(t)
+	raiseNofile(t, floodSilent+floodPartial+floodUnread+floodTFTP+1024)
+	work := t.TempDir()
+	img := buildTestOS(t, work)
+	initrd := buildAgentInitrd(t, ctx, work)
+	tb := startTestbed(t, ctx, testbedConfig{
+		fleet:  installFleet(img.sha256),
+		files:  map[string]string{"testos-1.img.zst": img.zst, "agent.cpio.gz": initrd},
+		nofile: rackbootNofile,
+	})
+	pid := tb.rackboot.Pid()
+	limit, err := nofileLimit(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d:%d", rackbootNofile, rackbootNofile); limit != want {
+		t.Fatalf("rackboot's open-file limit is %s, want %s", limit, want)
+	}
+	serving := findEntry(tb.entries(t), "rackboot serving")
+	t.Logf("rackboot (pid %d): open files limit %s, http_max_conns %s, tftp_max_per_client %s",
+		pid, limit, serving.Str("http_max_conns"), serving.Str("tftp_max_per_client"))
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	fds := &fdWatch{pid: pid}
+	go fds.run(watchCtx)
+	time.Sleep(500 * time.Millisecond)
+	idleFDs := fds.last.Load()
+
+	attackCtx, stopAttack := context.WithCancel(ctx)
+	defer stopAttack()
+	hf := &httpFlood{
+		dial: tb.net.DialContext(tb.net.Cli),
+		addr: net.JoinHostPort(lab.ServerIP, httpPort),
+		path: "/artifacts/testos-1.img.zst",
+		n:    [connKinds]int{connSilent: floodSilent, connPartial: floodPartial, connUnread: floodUnread},
+		wait: 2 * time.Second,
+	}
+	tf := &tftpFlood{
+		listen: func() (net.PacketConn, error) { return tb.net.ListenPacket(tb.net.Cli, "udp4", lab.ClientIP+":0") },
+		server: &net.UDPAddr{IP: net.ParseIP(lab.ServerIP), Port: 69},
+		file:   floodNBP,
+		n:      floodTFTP,
+		resend: 3 * time.Second,
+	}
+	attackStart := time.Now()
+	if err := tf.start(attackCtx); err != nil {
+		t.Fatalf("TFTP flood: %v", err)
+	}
+	hf.start(attackCtx)
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			stopAttack()
+			hf.done()
+			tf.done()
+		}
+	}
+	defer stop()
+
+	// The flood at full strength: every connection opened once.
+	ramp := time.Now().Add(2 * time.Minute)
+	for {
+		c := hf.counts()
+		if n := c.allOpened(); n >= int64(hf.total()) {
+			t.Logf("attack up after %.1f s: %d connections opened (%s); TFTP: %s",
+				time.Since(attackStart).Seconds(), n, c, tf)
+			break
+		}
+		if time.Now().After(ramp) {
+			t.Fatalf("the HTTP flood opened only %d connections in 2 minutes: %s", c.allOpened(), c)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// A plain request made now waits where a machine's would.
+	probeStart := time.Now()
+	if err := probe(ctx, tb.net.DialContext(tb.net.Cli), "http://"+hf.addr+"/healthz"); err != nil {
+		t.Errorf("GET /healthz during the attack: %v (after %.1f s)", err, time.Since(probeStart).Seconds())
+	} else {
+		t.Logf("GET /healthz during the attack answered in %.2f s", time.Since(probeStart).Seconds())
+	}
+
+	machines := []struct {
+		name string
+		fw   lab.Firmware
+		mac  string
+	}{
+		{name: "bios", fw: lab.BIOS, mac: installBIOSMAC},
+		{name: "uefi", fw: lab.UEFI, mac: installUEFIMAC},
+	}
+	vms := make([]*lab.VM, len(machines))
+	for i, m := range machines {
+		hw, _ := net.ParseMAC(m.mac)
+		vm, err := tb.net.StartVM(ctx, lab.VMConfig{Name: "attack-" + m.name, Dir: tb.dir, Firmware: m.fw, MAC: hw, DiskSize: diskSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { vm.Close() })
+		vms[i] = vm
+	}
+	type result struct {
+		line   lab.Line
+		err    error
+		during httpCounts // the HTTP flood when the install was done
+		tftp   string
+	}
+	results := make([]result, len(vms))
+	done := make(chan int)
+	for i, vm := range vms {
+		go func() {
+			line, err := vm.WaitFor(ctx, "rackboot-agent: install done", attackInstallTimeout)
+			results[i] = result{line: line, err: err, during: hf.counts(), tftp: tf.String()}
+			done <- i
+		}()
+	}
+	for range vms {
+		<-done
+	}
+	attackFor := time.Since(attackStart)
+	held := hf.counts()
+	stop()
+	stopWatch()
+
+	for i, m := range machines {
+		r, vm := results[i], vms[i]
+		if r.err != nil {
+			t.Errorf("%s did not install under attack: %v\nlast console lines (%s):\n%s", m.name, r.err, vm.SerialLog(), vm.Tail(40))
+			continue
+		}
+		t.Logf("%s: %s; the HTTP flood then: %s; TFTP flood: %s", m.name, r.line, r.during, r.tftp)
+		if r.during.held < int64(hf.total())/2 {
+			t.Errorf("%s: the attacker held only %d connections when the install was done", m.name, r.during.held)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("last rackboot log lines:\n%s", readTail(tb.serverLog, 40))
+	}
+	for _, vm := range vms {
+		select { // the agent reboots; -no-reboot makes that QEMU's exit
+		case <-vm.Done():
+		case <-time.After(60 * time.Second):
+			t.Errorf("%s still running 60 s after its install", vm.Name())
+		}
+	}
+
+	admin := tb.adminAPI(t)
+	for _, m := range machines {
+		checkRecord(t, admin, m.mac, img)
+	}
+	entries := tb.entries(t)
+	uefiIP := tb.lease(t, installUEFIMAC)
+	for _, x := range []expectation{
+		tftpDone(floodNBP, installUEFIMAC, uefiIP),
+		artifactServed(lab.KernelName, installBIOSMAC),
+		artifactServed(lab.KernelName, installUEFIMAC),
+	} {
+		if !logged(entries, x.match) {
+			t.Errorf("rackboot logged no %s", x.name)
+		}
+	}
+	shed := 0
+	for _, e := range entries {
+		if strings.HasPrefix(e.Msg, "http connection cap reached") {
+			if n, _ := strconv.Atoi(e.Str("shed")); n > shed {
+				shed = n
+			}
+		}
+	}
+	if shed == 0 {
+		t.Errorf("rackboot never logged shedding idle connections: the flood did not reach its cap")
+	}
+
+	mt := scrape(t, admin)
+	limited := mt[`rackboot_tftp_transfers_total{outcome="limited"}`]
+	t.Logf("attack ran %.0f s. HTTP flood at the end: %s", attackFor.Seconds(), held)
+	t.Logf("TFTP flood: %s", tf)
+	t.Logf("rackboot: descriptors %d before the attack, peak %d during it (limit %s); idle connections shed >= %d (logged every 1,000); "+
+		"TFTP transfers by outcome: limited %.0f, busy %.0f, failed %.0f, ok %.0f; process_max_fds %.0f",
+		idleFDs, fds.peak.Load(), limit, shed, limited, mt[`rackboot_tftp_transfers_total{outcome="busy"}`],
+		mt[`rackboot_tftp_transfers_total{outcome="failed"}`], mt[`rackboot_tftp_transfers_total{outcome="ok"}`], mt["process_max_fds"])
+
+	if sum := held.allOpened(); sum < int64(hf.total()) {
+		t.Errorf("the HTTP flood opened %d connections, want at least %d", sum, hf.total())
+	}
+	if tf.sent.Load() < floodTFTP {
+		t.Errorf("the TFTP flood sent %d requests, want at least %d", tf.sent.Load(), floodTFTP)
+	}
+	if tf.limited.Load() == 0 || limited == 0 {
+		t.Errorf("no TFTP request refused for its address (flood counted %d, rackboot %.0f): the per-client cap did not act", tf.limited.Load(), limited)
+	}
+	if tf.admitted.Load() == 0 {
+		t.Errorf("the TFTP flood was never admitted: it held no transfer")
+	}
+	if tf.busy.Load() > 0 {
+		t.Errorf("the TFTP flood got %d 'server busy' refusals: one address reached the global cap", tf.busy.Load())
+	}
+	if p := fds.peak.Load(); p >= rackbootNofile {
+		t.Errorf("rackboot held %d descriptors, its whole limit", p)
+	}
+	select {
+	case <-tb.rackboot.Done():
+		t.Errorf("rackboot exited during the attack: %v", tb.rackboot.Err())
+	default:
+	}
+}
+
+// n is how many connections the flood opened, all kinds.
+func n(c httpCounts) int64 {
+	return c.opened[connSilent] + c.opened[connPartial] + c.opened[connUnread]
+}
+
+// raiseNofile makes sure this process may open want descriptors (the
+// flood's sockets live in the test process).
+func raiseNofile(t *testing.T, want uint64) {
+	t.Helper()
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Cur >= want {
+		return
+	}
+	rl.Cur = want
+	rl.Max = max(rl.Max, want) // root may raise the hard limit too
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatalf("raising the open-file limit to %d: %v", want, err)
+	}
+}
+
+// probe makes one GET with a fresh connection from the client namespace
+// and reads the answer, within two minutes.
+func probe(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), url string) error {
+	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return nil
+}
+
+// scrape reads rackboot's /metrics: each sample by its series (name and
+// labels as written), for the few the test quotes.
+func scrape(t *testing.T, admin adminAPI) map[string]float64 {
+	t.Helper()
+	resp, err := admin.hc.Get("http://" + lab.ServerIP + ":" + httpPort + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// findEntry returns the first log entry with message msg.
+func findEntry(entries []lab.LogEntry, msg string) lab.LogEntry {
+	for _, e := range entries {
+		if e.Msg == msg {
+			return e
+		}
+	}
+	return lab.LogEntry{}
+}
