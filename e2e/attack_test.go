@@ -204,10 +204,13 @@ func TestUnderAttack(t *testing.T) {
 	}
 	var timelines []lab.Timeline
 	for i, m := range machines {
-		ms := installMilestones(m.mac)
-		if m.fw == lab.UEFI { // EDK2 fetches iPXE over TFTP; the BIOS ROM is iPXE
-			ms = append(ms[:1], append([]lab.Milestone{{Name: "tftp", Server: tftpDone(floodNBP, m.mac, uefiIP).match}}, ms[1:]...)...)
-		}
+		// EDK2 fetches iPXE over TFTP (the BIOS machine's ROM is iPXE:
+		// no TFTP); both then fetch the script over HTTP.
+		ms := append([]lab.Milestone{
+			installMilestones(m.mac)[0],
+			{Name: "tftp", Server: tftpDone(floodNBP, m.mac, tb.lease(t, m.mac)).match},
+			{Name: "script", Server: scriptServed(m.mac).match},
+		}, installMilestones(m.mac)[1:]...)
 		tl, err := lab.NewTimeline(vms[i], since(entries, vms[i].Started()), ms)
 		if err != nil {
 			t.Fatal(err)

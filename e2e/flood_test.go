@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -372,7 +373,9 @@ func (f *tftpFlood) run(ctx context.Context, c net.PacketConn, rrq []byte) {
 				if f.others == nil {
 					f.others = map[string]int{}
 				}
-				f.others[strings.TrimRight(string(buf[4:n]), "\x00")]++
+				// The address and port a text may carry would make
+				// each one different.
+				f.others[addrPort.ReplaceAllString(strings.TrimRight(string(buf[4:n]), "\x00"), "ADDR")]++
 				f.mu.Unlock()
 			}
 		}
@@ -386,6 +389,9 @@ func (f *tftpFlood) String() string {
 	return fmt.Sprintf("%d sockets, %d requests sent, %d admitted (%d DATA packets received, none acknowledged), refused: %d too many from this address, %d server busy; %d other errors %s",
 		f.sockets.Load(), f.sent.Load(), f.admitted.Load(), f.data.Load(), f.limited.Load(), f.busy.Load(), f.other.Load(), others)
 }
+
+// addrPort is an IPv4 address and port in an error text.
+var addrPort = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
 
 // fdWatch samples how many descriptors a process holds.
 type fdWatch struct {
