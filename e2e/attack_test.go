@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,8 +118,15 @@ func TestUnderAttack(t *testing.T) {
 	if quiet {
 		t.Log("RACKBOOT_E2E_ATTACK=off: no attack, the installs alone")
 	} else {
-		startAttack(t, ctx, attackCtx, hf, tf)
+		startAttack(t, attackCtx, hf, tf)
 	}
+	// A request on a new connection every 5 s from another address (the
+	// site namespace's, as a machine has its own): how long a newcomer
+	// waits while the attack runs.
+	pr := &prober{dial: tb.net.DialContext(tb.net.Site), url: "http://" + hf.addr + "/healthz", every: 5 * time.Second}
+	probing := make(chan struct{})
+	go func() { defer close(probing); pr.run(attackCtx) }()
+	cpu0, self0 := cpuTime(t, pid), selfCPU(t)
 
 	machines := []struct {
 		name string
@@ -159,7 +167,14 @@ func TestUnderAttack(t *testing.T) {
 	attackFor := time.Since(attackStart)
 	held := hf.counts()
 	stop()
+	<-probing
 	stopWatch()
+	cpu, self := cpuTime(t, pid)-cpu0, selfCPU(t)-self0
+	t.Logf("GET /healthz on a new connection from %s every %v while the machines installed: %s", lab.SiteIP, pr.every, pr)
+	t.Logf("CPU over those %.0f s: rackboot %.1f s, the test process (the floods, when on) %.1f s", attackFor.Seconds(), cpu.Seconds(), self.Seconds())
+	if pr.failures() > 0 {
+		t.Errorf("%d of the /healthz requests failed", pr.failures())
+	}
 
 	for i, m := range machines {
 		r, vm := results[i], vms[i]
@@ -274,9 +289,8 @@ func TestUnderAttack(t *testing.T) {
 const tftpGiveUp = 5600 * time.Millisecond
 
 // startAttack starts both floods and returns once every HTTP connection
-// has been opened once; then it times a plain request, which waits where
-// a machine's would.
-func startAttack(t *testing.T, ctx, attackCtx context.Context, hf *httpFlood, tf *tftpFlood) {
+// has been opened once.
+func startAttack(t *testing.T, attackCtx context.Context, hf *httpFlood, tf *tftpFlood) {
 	t.Helper()
 	start := time.Now()
 	if err := tf.start(attackCtx); err != nil {
@@ -295,12 +309,6 @@ func startAttack(t *testing.T, ctx, attackCtx context.Context, hf *httpFlood, tf
 			t.Fatalf("the HTTP flood opened only %d connections in 2 minutes: %s", c.allOpened(), c)
 		}
 		time.Sleep(200 * time.Millisecond)
-	}
-	probeStart := time.Now()
-	if err := probe(ctx, hf.dial, "http://"+hf.addr+"/healthz"); err != nil {
-		t.Errorf("GET /healthz during the attack: %v (after %.1f s)", err, time.Since(probeStart).Seconds())
-	} else {
-		t.Logf("GET /healthz during the attack answered in %.2f s", time.Since(probeStart).Seconds())
 	}
 }
 
@@ -322,8 +330,88 @@ func raiseNofile(t *testing.T, want uint64) {
 	}
 }
 
-// probe makes one GET with a fresh connection from the client namespace
-// and reads the answer, within two minutes.
+// prober times a GET on a new connection every interval until its
+// context ends.
+type prober struct {
+	dial  func(context.Context, string, string) (net.Conn, error)
+	url   string
+	every time.Duration
+
+	mu   sync.Mutex
+	took []time.Duration // of the requests answered
+	errs []string
+}
+
+func (p *prober) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := probe(ctx, p.dial, p.url)
+		p.mu.Lock()
+		switch {
+		case err == nil:
+			p.took = append(p.took, time.Since(start))
+		case ctx.Err() == nil:
+			p.errs = append(p.errs, fmt.Sprintf("%v after %.1f s", err, time.Since(start).Seconds()))
+		}
+		p.mu.Unlock()
+		sleep(ctx, p.every)
+	}
+}
+
+func (p *prober) failures() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.errs)
+}
+
+func (p *prober) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	took := slices.Clone(p.took)
+	slices.Sort(took)
+	s := fmt.Sprintf("%d answered", len(took))
+	if len(took) > 0 {
+		s += fmt.Sprintf(" in %.2f s (min) / %.2f s (median) / %.2f s (max)",
+			took[0].Seconds(), took[len(took)/2].Seconds(), took[len(took)-1].Seconds())
+	}
+	if len(p.errs) > 0 {
+		s += fmt.Sprintf(", %d failed: %v", len(p.errs), p.errs)
+	}
+	return s
+}
+
+// cpuTime is the CPU time (user and system) process pid has used, from
+// /proc/PID/stat in clock ticks of 1/100 s (USER_HZ on Linux).
+func cpuTime(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name, field 2, is in parentheses and may hold spaces:
+	// count the fields after its closing one (utime and stime are 14
+	// and 15, so the 12th and 13th after it).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// selfCPU is the CPU time this test process has used.
+func selfCPU(t *testing.T) time.Duration {
+	t.Helper()
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// probe makes one GET with a new connection and reads the answer, within
+// two minutes.
 func probe(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), url string) error {
 	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
