@@ -62,9 +62,17 @@ func TestUnderAttack(t *testing.T) {
 	work := t.TempDir()
 	img := buildTestOS(t, work)
 	initrd := buildAgentInitrd(t, ctx, work)
+	// RACKBOOT_E2E_ATTACK_SERVE adds flags to rackboot serve, for control
+	// runs with a defence turned off ("--http-max-conns 100000
+	// --tftp-max-per-client 0"); such a run is expected to fail.
+	serveFlags := strings.Fields(os.Getenv("RACKBOOT_E2E_ATTACK_SERVE"))
+	if len(serveFlags) > 0 {
+		t.Logf("RACKBOOT_E2E_ATTACK_SERVE: rackboot serve %s", strings.Join(serveFlags, " "))
+	}
 	tb := startTestbed(t, ctx, testbedConfig{
 		fleet:  installFleet(img.sha256),
 		files:  map[string]string{"testos-1.img.zst": img.zst, "agent.cpio.gz": initrd},
+		serve:  serveFlags,
 		nofile: rackbootNofile,
 	})
 	pid := tb.rackboot.Pid()
