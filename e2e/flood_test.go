@@ -51,7 +51,8 @@ func (k connKind) String() string {
 }
 
 // httpFlood holds idle TCP connections to one HTTP server from one
-// address. The zero value is not usable; set every field before run.
+// address. The zero value is not usable: set the fields above par before
+// start.
 type httpFlood struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	addr string         // the server, host:port
@@ -66,7 +67,6 @@ type httpFlood struct {
 	renew time.Duration
 	par   chan struct{}  // bounds the dials in flight (each takes an OS thread)
 	wg    sync.WaitGroup // the connections' goroutines
-	up    [connKinds]atomic.Int64
 
 	// Counts, from the attacker's side. opened counts every connection
 	// established; closed those the server closed (seen as EOF or reset
@@ -75,6 +75,7 @@ type httpFlood struct {
 	// connect. held is what the attacker holds right now, and peak its
 	// maximum.
 	opened, closed, renewed, failed [connKinds]atomic.Int64
+	up                              [connKinds]atomic.Int64 // held now, by kind
 	held, peak                      atomic.Int64
 }
 
