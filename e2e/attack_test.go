@@ -134,6 +134,22 @@ func TestUnderAttack(t *testing.T) {
 	pr := &prober{dial: tb.net.DialContext(tb.net.Site), url: "http://" + hf.addr + "/healthz", every: 5 * time.Second}
 	probing := make(chan struct{})
 	go func() { defer close(probing); pr.run(attackCtx) }()
+	// How many connections the flood holds, once a second: a close is
+	// followed by a pause, so the count moves; its mean says whether the
+	// flood kept up.
+	var heldSum, heldN, heldMin int64 = 0, 0, -1
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for attackCtx.Err() == nil {
+			h := hf.held.Load()
+			heldSum, heldN = heldSum+h, heldN+1
+			if heldMin < 0 || h < heldMin {
+				heldMin = h
+			}
+			sleep(attackCtx, time.Second)
+		}
+	}()
 	cpu0, self0 := cpuTime(t, pid), selfCPU(t)
 
 	machines := []struct {
@@ -176,6 +192,7 @@ func TestUnderAttack(t *testing.T) {
 	held := hf.counts()
 	stop()
 	<-probing
+	<-sampled
 	stopWatch()
 	cpu, self := cpuTime(t, pid)-cpu0, selfCPU(t)-self0
 	t.Logf("GET /healthz on a new connection from %s every %v while the machines installed: %s", lab.SiteIP, pr.every, pr)
@@ -195,9 +212,6 @@ func TestUnderAttack(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: %s; the HTTP flood then: %s; TFTP flood: %s", m.name, r.line, r.during, r.tftp)
-		if r.during.held < int64(hf.total())/2 {
-			t.Errorf("%s: the attacker held only %d connections when the install was done", m.name, r.during.held)
-		}
 	}
 	if t.Failed() {
 		t.Fatalf("last rackboot log lines:\n%s", readTail(tb.serverLog, 40))
@@ -267,6 +281,13 @@ func TestUnderAttack(t *testing.T) {
 		idleFDs, fds.peak.Load(), limit, shed, limited, mt[`rackboot_tftp_transfers_total{outcome="busy"}`],
 		failed, mt[`rackboot_tftp_transfers_total{outcome="ok"}`], mt["process_max_fds"])
 
+	if heldN > 0 {
+		mean := heldSum / heldN
+		t.Logf("connections the flood held, sampled every second: mean %d, min %d", mean, heldMin)
+		if mean < int64(hf.total())/2 {
+			t.Errorf("the flood held %d connections on average, want at least %d", mean, hf.total()/2)
+		}
+	}
 	if sum := held.allOpened(); sum < int64(hf.total()) {
 		t.Errorf("the HTTP flood opened %d connections, want at least %d", sum, hf.total())
 	}
