@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	pintftp "github.com/pin/tftp/v3"
 )
@@ -69,6 +72,18 @@ func (h hook) OnFailure(st pintftp.TransferStats, err error) {
 	switch {
 	case errors.As(err, &we):
 		// A refusal by our own handler, already reported.
+	case outOfFiles(err):
+		// The library could not open the transfer's socket: the process
+		// is out of file descriptors, and every client is refused until
+		// some close. Worth an operator's eye, unlike the case below; at
+		// most one line a second, with the count since the last.
+		n := h.s.noFiles.Add(1)
+		now, last := time.Now().UnixNano(), h.s.noFilesAt.Load()
+		if now-last >= int64(time.Second) && h.s.noFilesAt.CompareAndSwap(last, now) {
+			h.s.noFiles.Add(-n)
+			h.log.Error("tftp cannot open transfer sockets: out of file descriptors (raise LimitNOFILE, or lower --http-max-conns)",
+				"requests_refused", n, "err", err)
+		}
 	case st.RemoteAddr == nil:
 		// The library's read loop got a packet on the server port that is
 		// not a valid RRQ or WRQ: garbage, or a late ACK/ERROR from a client
@@ -108,4 +123,10 @@ func (h hook) record(st pintftp.TransferStats, ok bool) bool {
 		return true
 	}
 	return false
+}
+
+// outOfFiles reports whether err is the process or the system running out
+// of file descriptors. The library may wrap the cause in text only.
+func outOfFiles(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || strings.Contains(err.Error(), "too many open files")
 }

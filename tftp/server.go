@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pintftp "github.com/pin/tftp/v3"
@@ -137,6 +138,12 @@ type Server struct {
 	OnTransfer func(Transfer)
 
 	counters counters
+
+	// noFiles counts requests refused for want of a file descriptor since
+	// the last log line about them, written at most once a second
+	// (noFilesAt, Unix nanoseconds).
+	noFiles   atomic.Int64
+	noFilesAt atomic.Int64
 
 	mu      sync.Mutex
 	running map[netip.AddrPort][]*running // transfers inside ReadFrom, for the hook
