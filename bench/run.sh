@@ -121,7 +121,8 @@ prepare() {
 # with a fresh data directory, logging warnings only (the peers log nothing
 # per request either). A P2 storm's clients all send from the client
 # namespace's one address, where a rack's machines each have their own: so
-# the per-address TFTP cap (8 by default) is off, as the peers have none.
+# the per-address TFTP and HTTP caps (8 transfers, 64 connections by
+# default) are off, as the peers have none.
 # For the same reason the load generators' address is trusted to speak for
 # the machines it names (--trust-routed): the link-layer check would refuse
 # every simulated machine but the one whose MAC the client veth has.
@@ -130,7 +131,7 @@ start_rackboot() {
   rm -rf "$WORK/rb-data"
   bench_start rackboot "$cpus" "$BIN/rackboot" serve --profiles "$WORK/profiles" --data "$WORK/rb-data" \
     --artifacts "$WORK/artifacts" --ipxe-dir "$WORK/ipxe" --interface "$BR" \
-    --http-port "$HTTP_PORT" --tftp-port 69 --dhcp-port 67 --tftp-max-per-client 0 --trust-routed "$CLI_IP/32" --log-level warn --log-format json "$@"
+    --http-port "$HTTP_PORT" --tftp-port 69 --dhcp-port 67 --tftp-max-per-client 0 --http-max-per-client 0 --trust-routed "$CLI_IP/32" --log-level warn --log-format json "$@"
   bench_wait_port udp 67 rackboot
   bench_wait_port udp 69 rackboot
   bench_wait_port tcp "$HTTP_PORT" rackboot

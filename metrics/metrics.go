@@ -198,6 +198,27 @@ func (m *Metrics) InstallEnded(result string, took time.Duration, written int64)
 	}
 }
 
+// HTTPConnections exports the HTTP connection limiter's counts: open
+// connections, idle ones closed to make room at the cap (shed), and new
+// ones closed at once because their address held its share (refused).
+// Call it once, before serving.
+func (m *Metrics) HTTPConnections(open func() int, shed, refused func() uint64) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "http_connections_open",
+			Help: "HTTP connections holding a slot of --http-max-conns.",
+		}, func() float64 { return float64(open()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_connections_shed_total",
+			Help: "Idle HTTP connections closed at the connection cap to make room for new ones.",
+		}, func() float64 { return float64(shed()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_connections_refused_total",
+			Help: "New HTTP connections closed at once because their client address held --http-max-per-client.",
+		}, func() float64 { return float64(refused()) }),
+	)
+}
+
 // ProfilesLoaded records that the profiles directory is served as it is.
 // Call it from profiles.Watcher.OnReload.
 func (m *Metrics) ProfilesLoaded() { m.profilesInvalid.Set(0) }

@@ -47,6 +47,9 @@ type serveConfig struct {
 	// from the open-file limit (see autoMaxConns). At the cap the
 	// longest-idle connection is closed for a new one.
 	HTTPMaxConns int `yaml:"http-max-conns"`
+	// HTTPMaxPerClient caps the HTTP connections one client address may
+	// hold (connLimit); 0: no cap.
+	HTTPMaxPerClient int `yaml:"http-max-per-client"`
 	// TFTPMaxPerClient caps the concurrent TFTP transfers of one client
 	// address (tftp.Server.MaxPerClient); 0: no cap.
 	TFTPMaxPerClient int `yaml:"tftp-max-per-client"`
@@ -89,6 +92,7 @@ func defaultServeConfig() serveConfig {
 		// Each PXE client has its own address and runs one transfer at a
 		// time (tftp.DefaultMaxPerClient explains the margin).
 		TFTPMaxPerClient: tftp.DefaultMaxPerClient,
+		HTTPMaxPerClient: defaultHTTPMaxPerClient,
 		MaxDiscovered:    registry.DefaultMaxDiscovered,
 		DiscoveredTTL:    registry.DefaultDiscoveredTTL,
 	}
@@ -137,6 +141,7 @@ func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.Flag
 	fs.BoolVar(&c.IPv6RA, "ipv6-ra", c.IPv6RA, "answer IPv6 router solicitations with a null advertisement (ends iPXE's ~16 s IPv6 wait)")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "install `attempts` in a row before a machine is marked failed")
 	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", c.HTTPMaxConns, "most open HTTP `connections`; at the cap the longest-idle one is closed (0: from the open-file limit, at most 4096)")
+	fs.IntVar(&c.HTTPMaxPerClient, "http-max-per-client", c.HTTPMaxPerClient, "most open HTTP `connections` of one client address; more are closed at once (0: no cap)")
 	fs.IntVar(&c.TFTPMaxPerClient, "tftp-max-per-client", c.TFTPMaxPerClient, "most concurrent TFTP `transfers` of one client address (0: no cap)")
 	fs.IntVar(&c.MaxDiscovered, "max-discovered", c.MaxDiscovered, "most discovered `records` kept (with --discovery); at the cap a new unknown MAC evicts the least recently seen")
 	fs.DurationVar(&c.DiscoveredTTL, "discovered-ttl", c.DiscoveredTTL, "forget a discovered record not seen for this `duration`")
@@ -189,6 +194,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.HTTPMaxConns < 0 {
 		return fmt.Errorf("http-max-conns %d: want 0 (automatic) or more", c.HTTPMaxConns)
+	}
+	if c.HTTPMaxPerClient < 0 {
+		return fmt.Errorf("http-max-per-client %d: want 0 (no cap) or more", c.HTTPMaxPerClient)
 	}
 	if c.TFTPMaxPerClient < 0 {
 		return fmt.Errorf("tftp-max-per-client %d: want 0 (no cap) or more", c.TFTPMaxPerClient)

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,9 +44,11 @@ const (
 // socket and a file being served), and the rest of the daemon (TFTP's 256
 // transfers, DHCP, the registry, staged files) keeps fdReserve for itself.
 const (
-	defaultMaxConns = 4096
-	minMaxConns     = 64
-	fdReserve       = 512
+	// defaultHTTPMaxPerClient is --http-max-per-client's default.
+	defaultHTTPMaxPerClient = 64
+	defaultMaxConns         = 4096
+	minMaxConns             = 64
+	fdReserve               = 512
 )
 
 // autoMaxConns is the connection cap for an open-file limit of nofile
@@ -68,8 +71,8 @@ func defaultHTTPMaxConns() int {
 // timeouts above, and at most maxConns open connections (a connLimit,
 // which also becomes the server's ConnState hook). It returns the server
 // and the listener to Serve it on.
-func newHTTPServer(ln net.Listener, h http.Handler, maxConns int, log *slog.Logger) (*http.Server, *connLimit) {
-	cl := newConnLimit(ln, maxConns, log)
+func newHTTPServer(ln net.Listener, h http.Handler, maxConns, perClient int, log *slog.Logger) (*http.Server, *connLimit) {
+	cl := newConnLimit(ln, maxConns, perClient, log)
 	return &http.Server{
 		Handler:           limitURI(h),
 		ReadHeaderTimeout: httpReadHeaderTimeout,
@@ -109,22 +112,37 @@ func limitURI(h http.Handler) http.Handler {
 // Only when every connection is busy with a request does the newcomer wait
 // in the kernel's accept queue, and a request ends within the write
 // timeout or the stall timeout of a download.
+//
+// Shedding idle connections does not help against connections that are
+// never idle in that sense: a flood of half-sent headers and of downloads
+// never read holds busy slots until their timeouts, and every newcomer
+// waits behind them. So one client address may hold at most perClient
+// connections: beyond that a new connection from it is closed as soon as
+// it is accepted, and the cap is never reached by one address alone. A
+// machine keeps one or two connections (iPXE's, then its agent's), an
+// admin a few: the default, defaultHTTPMaxPerClient, leaves room for many
+// machines behind one address (a NAT) without letting one address take
+// the appliance.
 type connLimit struct {
 	net.Listener
-	max int
-	log *slog.Logger
+	max       int
+	perClient int // 0: no per-address cap
+	log       *slog.Logger
 
-	mu    sync.Mutex
-	open  int // connections counted against max
-	conns map[net.Conn]*connEntry
-	wake  chan struct{} // a slot freed or a connection went idle
-	done  chan struct{} // the listener is closed
-	close sync.Once
+	mu     sync.Mutex
+	open   int // connections counted against max
+	conns  map[net.Conn]*connEntry
+	byAddr map[netip.Addr]int // connections accepted and not yet closed, per client address
+	wake   chan struct{}      // a slot freed or a connection went idle
+	done   chan struct{}      // the listener is closed
+	close  sync.Once
 
-	shed atomic.Uint64 // idle connections closed to make room
+	shed    atomic.Uint64 // idle connections closed to make room
+	refused atomic.Uint64 // connections closed at once: their address had perClient
 }
 
 type connEntry struct {
+	addr  netip.Addr
 	state http.ConnState
 	since time.Time // when it entered state
 	shed  bool      // closed by the limiter; its slot already given on
@@ -135,9 +153,9 @@ type connEntry struct {
 // the request is in the socket before the connection is even accepted.
 const newGrace = time.Second
 
-func newConnLimit(ln net.Listener, max int, log *slog.Logger) *connLimit {
-	return &connLimit{Listener: ln, max: max, log: log, conns: make(map[net.Conn]*connEntry),
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newConnLimit(ln net.Listener, max, perClient int, log *slog.Logger) *connLimit {
+	return &connLimit{Listener: ln, max: max, perClient: perClient, log: log, conns: make(map[net.Conn]*connEntry),
+		byAddr: make(map[netip.Addr]int), wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // Accept accepts a connection, then gives it a slot, shedding an idle
@@ -147,37 +165,80 @@ func newConnLimit(ln net.Listener, max int, log *slog.Logger) *connLimit {
 // connection returned is the listener's own (*net.TCPConn), so responses
 // keep sendfile(2).
 func (l *connLimit) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
 	for {
-		wait := l.reserve(c)
-		if wait == 0 {
-			return c, nil
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-l.wake:
-		case <-t.C:
-		case <-l.done:
-			t.Stop()
+		addr := peerAddr(c)
+		if !l.admit(addr) {
 			c.Close()
-			return nil, net.ErrClosed
+			continue
 		}
-		t.Stop()
+		for {
+			wait := l.reserve(c, addr)
+			if wait == 0 {
+				return c, nil
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-l.wake:
+			case <-t.C:
+			case <-l.done:
+				t.Stop()
+				c.Close()
+				l.mu.Lock()
+				l.release(addr)
+				l.mu.Unlock()
+				return nil, net.ErrClosed
+			}
+			t.Stop()
+		}
 	}
+}
+
+// admit counts a connection accepted from addr, or refuses it when addr
+// already has perClient.
+func (l *connLimit) admit(addr netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perClient > 0 && l.byAddr[addr] >= l.perClient {
+		if n := l.refused.Add(1); n == 1 || n%1000 == 0 {
+			l.log.Warn("http connections refused: too many from one address",
+				"ip", addr.String(), "max_per_client", l.perClient, "refused", n)
+		}
+		return false
+	}
+	l.byAddr[addr]++
+	return true
+}
+
+// release forgets a connection of addr counted by admit. l.mu is held.
+func (l *connLimit) release(addr netip.Addr) {
+	if n := l.byAddr[addr]; n > 1 {
+		l.byAddr[addr] = n - 1
+	} else {
+		delete(l.byAddr, addr)
+	}
+}
+
+// peerAddr is c's client address, without port or zone, IPv4 unmapped.
+func peerAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap().WithZone("")
+	}
+	return netip.Addr{}
 }
 
 // reserve gives c a slot and returns 0, or returns how long to wait before
 // trying again (woken earlier when a slot frees or a connection idles).
-func (l *connLimit) reserve(c net.Conn) time.Duration {
+func (l *connLimit) reserve(c net.Conn, addr netip.Addr) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
 	if l.open < l.max {
 		l.open++
-		l.conns[c] = &connEntry{state: http.StateNew, since: now}
+		l.conns[c] = &connEntry{addr: addr, state: http.StateNew, since: now}
 		return 0
 	}
 	var victim net.Conn
@@ -207,7 +268,7 @@ func (l *connLimit) reserve(c net.Conn) time.Duration {
 	// the victim's StateClosed, when the server sees it, frees nothing.
 	ve.shed = true
 	victim.Close()
-	l.conns[c] = &connEntry{state: http.StateNew, since: now}
+	l.conns[c] = &connEntry{addr: addr, state: http.StateNew, since: now}
 	if n := l.shed.Add(1); n == 1 || n%1000 == 0 {
 		l.log.Warn("http connection cap reached: closing the longest-idle connections for new ones",
 			"max_conns", l.max, "shed", n)
@@ -227,6 +288,7 @@ func (l *connLimit) connState(c net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateClosed, http.StateHijacked:
 		delete(l.conns, c)
+		l.release(e.addr)
 		if !e.shed {
 			l.open--
 		}
@@ -250,6 +312,10 @@ func (l *connLimit) Close() error {
 
 // Shed is how many idle connections were closed to make room.
 func (l *connLimit) Shed() uint64 { return l.shed.Load() }
+
+// Refused is how many connections were closed at once because their
+// address had perClient open.
+func (l *connLimit) Refused() uint64 { return l.refused.Load() }
 
 // Open is how many connections hold a slot.
 func (l *connLimit) Open() int {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -31,9 +32,9 @@ var (
 )
 
 // limitedServer runs the daemon's HTTP server (newHTTPServer) on loopback
-// with maxConns, serving a stand-in /ipxe and the artifacts handler over
-// dir with a stall timeout of stall.
-func limitedServer(t *testing.T, maxConns int, dir string, stall time.Duration) (string, *connLimit) {
+// with maxConns and perClient, serving a stand-in /ipxe and the artifacts
+// handler over dir with a stall timeout of stall.
+func limitedServer(t *testing.T, maxConns, perClient int, dir string, stall time.Duration) (string, *connLimit) {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ipxe", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "#!ipxe\nexit 1\n") })
@@ -48,7 +49,7 @@ func limitedServer(t *testing.T, maxConns int, dir string, stall time.Duration) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs, hl := newHTTPServer(ln, mux, maxConns, slog.New(slog.DiscardHandler))
+	hs, hl := newHTTPServer(ln, mux, maxConns, perClient, slog.New(slog.DiscardHandler))
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(hl) }()
 	t.Cleanup(func() {
@@ -104,7 +105,7 @@ func TestIdleFlood(t *testing.T) {
 	if flood < 2*maxConns {
 		t.Skipf("open-file limit %d leaves room for %d connections; want %d", rl.Cur, flood, 2*maxConns)
 	}
-	addr, hl := limitedServer(t, maxConns, t.TempDir(), time.Second)
+	addr, hl := limitedServer(t, maxConns, 0, t.TempDir(), time.Second)
 
 	conns := make([]net.Conn, 0, flood)
 	t.Cleanup(func() {
@@ -152,7 +153,7 @@ func TestIdleFlood(t *testing.T) {
 // ago (its request may be on its way); the newcomer waits for one of them
 // to become sheddable.
 func TestShedOnlyIdle(t *testing.T) {
-	addr, hl := limitedServer(t, 1, t.TempDir(), time.Second)
+	addr, hl := limitedServer(t, 1, 0, t.TempDir(), time.Second)
 	newcomer := func() time.Duration {
 		t.Helper()
 		start := time.Now()
@@ -227,7 +228,7 @@ func TestStalledDownload(t *testing.T) {
 	}
 	f.Close()
 	const stall = 500 * time.Millisecond
-	addr, hl := limitedServer(t, 16, dir, stall)
+	addr, hl := limitedServer(t, 16, 0, dir, stall)
 
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -279,5 +280,56 @@ func TestAutoMaxConns(t *testing.T) {
 		if got := autoMaxConns(tt.nofile); got != tt.want {
 			t.Errorf("autoMaxConns(%d) = %d, want %d", tt.nofile, got, tt.want)
 		}
+	}
+}
+
+// TestPerClientConns: connections that are never idle (half-sent headers)
+// cannot be shed, so before the per-address cap one address holding them
+// made every newcomer wait in the accept queue (seen in e2e
+// TestUnderAttack: 5-30 s per new connection). Now an address beyond its
+// share has its new connections closed at once, the cap is never reached
+// by it, and another address is served at once.
+func TestPerClientConns(t *testing.T) {
+	const maxConns, perClient, flood = 64, 8, 200
+	addr, hl := limitedServer(t, maxConns, perClient, t.TempDir(), time.Second)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range flood {
+		c, err := net.Dial("tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /ipxe HTTP/1.1\r\nHost: rackboot\r\n") // never ends its header
+		conns = append(conns, c)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for hl.Refused() < flood-perClient && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if hl.Refused() != flood-perClient || hl.Open() != perClient {
+		t.Fatalf("after %d connections from one address: %d open, %d refused; want %d, %d", flood, hl.Open(), hl.Refused(), perClient, flood-perClient)
+	}
+	held := hl.Open()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	start := time.Now()
+	c, err := d.Dial("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET /ipxe HTTP/1.1\r\nHost: rackboot\r\nConnection: close\r\n\r\n")
+	b, err := io.ReadAll(c)
+	if err != nil || !strings.Contains(string(b), "200 OK") {
+		t.Fatalf("another address: %v\n%s", err, b)
+	}
+	t.Logf("%d half-sent requests from one address: %d held, %d refused; another address answered in %v",
+		flood, held, hl.Refused(), time.Since(start).Round(time.Microsecond))
+	if hl.Shed() != 0 {
+		t.Errorf("%d connections shed: the cap was reached", hl.Shed())
 	}
 }

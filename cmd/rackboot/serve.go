@@ -183,7 +183,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if maxConns == 0 {
 		maxConns = defaultHTTPMaxConns()
 	}
-	hs, hl := newHTTPServer(hln, httpRoutes(cfg, nbp, fl, reg, events, adminToken, profiles.Planner{ImageSizes: sizes.Image}, links, m, log), maxConns, log)
+	hs, hl := newHTTPServer(hln, httpRoutes(cfg, nbp, fl, reg, events, adminToken, profiles.Planner{ImageSizes: sizes.Image}, links, m, log), maxConns, cfg.HTTPMaxPerClient, log)
+	m.HTTPConnections(hl.Open, hl.Shed, hl.Refused)
 	// Server-sent event streams would otherwise hold Shutdown until its
 	// timeout.
 	hs.RegisterOnShutdown(events.Close)
@@ -214,7 +215,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	log.Info("rackboot serving", "profiles", cfg.Profiles, "http_port", cfg.HTTPPort,
 		"tftp_port", cfg.TFTPPort, "dhcp_port", cfg.DHCPPort, "pxe_port", cfg.PXEPort,
 		"ipxe_dir", cfg.IPXEDir, "artifacts", cfg.Artifacts, "discovery", cfg.Discovery,
-		"http_max_conns", maxConns, "tftp_max_per_client", cfg.TFTPMaxPerClient,
+		"http_max_conns", maxConns, "http_max_per_client", cfg.HTTPMaxPerClient, "tftp_max_per_client", cfg.TFTPMaxPerClient,
 		"max_discovered", cfg.MaxDiscovered, "trust_routed", cfg.TrustRouted, "discovered_ttl", cfg.DiscoveredTTL.String())
 	err = g.Wait()
 	log.Info("rackboot stopped")
