@@ -29,31 +29,11 @@ func (n *Net) HTTPClient(ns string) *http.Client {
 // serially on that goroutine (no Happy Eyeballs goroutines, no resolver).
 func dialIn(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			c, restored, err := dialInLocked(ctx, ns, network, addr)
-			if restored {
-				runtime.UnlockOSThread()
-			} // else the thread stays locked and ends with the goroutine: it must not be reused in ns
-			ch <- result{c, err}
-		}()
-		r := <-ch
-		return r.c, r.err
+		return onThreadIn(ns, func() (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		})
 	}
-}
-
-func dialInLocked(ctx context.Context, ns, network, addr string) (c net.Conn, restored bool, err error) {
-	restored, err = inNamespace(ns, func() (err error) {
-		var d net.Dialer
-		c, err = d.DialContext(ctx, network, addr)
-		return err
-	})
-	return c, restored, err
 }
 
 // DialContext returns a dial function whose sockets are made inside
@@ -66,25 +46,33 @@ func (n *Net) DialContext(ns string) func(ctx context.Context, network, addr str
 // ListenPacket opens a UDP socket inside namespace ns, bound to addr
 // ("ip:port", port 0 for any), the way DialContext opens TCP ones.
 func (n *Net) ListenPacket(ns, network, addr string) (net.PacketConn, error) {
+	return onThreadIn(ns, func() (net.PacketConn, error) { return net.ListenPacket(network, addr) })
+}
+
+// onThreadIn runs fn, which makes a socket, on a new goroutine locked to
+// an OS thread that is inside namespace ns while fn runs. The thread is
+// unlocked once back in its own namespace; if it cannot go back it stays
+// locked and ends with its goroutine, never reused elsewhere.
+func onThreadIn[T any](ns string, fn func() (T, error)) (T, error) {
 	type result struct {
-		c   net.PacketConn
+		v   T
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		var c net.PacketConn
+		var v T
 		restored, err := inNamespace(ns, func() (err error) {
-			c, err = net.ListenPacket(network, addr)
+			v, err = fn()
 			return err
 		})
 		if restored {
 			runtime.UnlockOSThread()
 		}
-		ch <- result{c, err}
+		ch <- result{v, err}
 	}()
 	r := <-ch
-	return r.c, r.err
+	return r.v, r.err
 }
 
 // inNamespace runs fn on the calling goroutine's thread, which must be
