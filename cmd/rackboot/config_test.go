@@ -24,8 +24,10 @@ func TestServeConfig(t *testing.T) {
 	}{
 		{"defaults", nil, func(*serveConfig) {}},
 		{"flags", []string{"--interface", "br0", "--interface", "br1", "--dhcp-port", "6767", "--efi-file", "ipxe.efi",
-			"--http-max-conns", "10000", "--tftp-max-per-client", "0", "--max-discovered", "64", "--discovered-ttl", "90m"}, func(c *serveConfig) {
-			c.HTTPMaxConns, c.TFTPMaxPerClient = 10000, 0
+			"--http-max-conns", "10000", "--http-max-per-client", "0", "--tftp-max-per-client", "0", "--max-discovered", "64", "--discovered-ttl", "90m",
+			"--trust-routed", "10.20.0.0/16,127.0.0.0/8", "--trust-routed", "192.0.2.0/24"}, func(c *serveConfig) {
+			c.HTTPMaxConns, c.HTTPMaxPerClient, c.TFTPMaxPerClient = 10000, 0, 0
+			c.TrustRouted = []string{"10.20.0.0/16,127.0.0.0/8", "192.0.2.0/24"}
 			c.MaxDiscovered, c.DiscoveredTTL = 64, 90*time.Minute
 			c.Interfaces = []string{"br0", "br1"}
 			c.DHCPPort = 6767
@@ -78,6 +80,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, "log-format"},
 		{"negative connection cap", []string{"--http-max-conns", "-1"}, "http-max-conns -1"},
 		{"negative tftp cap", []string{"--tftp-max-per-client", "-1"}, "tftp-max-per-client -1"},
+		{"negative http per-client cap", []string{"--http-max-per-client", "-1"}, "http-max-per-client -1"},
+		{"bad trusted prefix", []string{"--trust-routed", "10.20.0.0"}, `trust-routed "10.20.0.0": want a prefix`},
 		{"no discovered records", []string{"--max-discovered", "0"}, "max-discovered 0"},
 		{"short discovered ttl", []string{"--discovered-ttl", "1s"}, "discovered-ttl 1s"},
 		{"stray argument", []string{"extra"}, "unexpected argument"},
