@@ -96,7 +96,7 @@ func FuzzParseFacts(f *testing.F) {
 		}
 		for _, discovery := range []bool{false, true} {
 			d := Decide(facts, hosts, discovery)
-			s, err := Render(testBase, facts, d)
+			s, err := Render(testApp, facts, d)
 			if err != nil {
 				t.Fatalf("Render refused facts ParseFacts accepted (%+v): %v", facts, err)
 			}

@@ -32,6 +32,13 @@ type Handler struct {
 	// Port is the port of the URLs scripts point at. Zero means the port
 	// in Advertise, else the local port of the connection.
 	Port int
+	// APIPort is the HTTPS port of the agent API on the same host: the
+	// installer is handed https://HOST:APIPORT as rackboot.server=. Zero
+	// hands it the scripts' own plain HTTP URL.
+	APIPort int
+	// CA is the path, on the scripts' URL, of the archive carrying the CA
+	// the agent verifies the API against (Appliance.CA). Empty: none.
+	CA string
 	// Log receives one line per request. Nil discards.
 	Log *slog.Logger
 	// Lifecycle, if set, makes the per-machine script follow the machine's
@@ -121,7 +128,7 @@ func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request, log *reque
 			d = Follow(d, s)
 		}
 	}
-	s, err := h.scripts.render(base, f, d)
+	s, err := h.scripts.render(h.appliance(base), f, d)
 	if err != nil {
 		d.Outcome = OutcomeRefused
 		s = refusal(f)
@@ -223,6 +230,19 @@ func (h *Handler) base(r *http.Request) (string, error) {
 		return "", err
 	}
 	return base, nil
+}
+
+// appliance completes base, the plain URL machines reach the appliance at,
+// with the agent API's HTTPS URL on the same host and the CA archive.
+// Render validates the result.
+func (h *Handler) appliance(base string) Appliance {
+	a := Appliance{Base: base, CA: h.CA}
+	if h.APIPort != 0 {
+		if u, err := url.Parse(base); err == nil {
+			a.API = "https://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(h.APIPort))
+		}
+	}
+	return a
 }
 
 func (h *Handler) log() *slog.Logger {

@@ -89,7 +89,7 @@ func TestHandlerScripts(t *testing.T) {
 	srv, logs, calls := serve(t, &Handler{Hosts: fleet(nil)})
 	base := srv.URL // http://127.0.0.1:PORT: the connection's local address
 	mustRender := func(f Facts, hosts Hosts, discovery bool) string {
-		s, err := Render(base, f, Decide(f, hosts, discovery))
+		s, err := Render(Appliance{Base: base}, f, Decide(f, hosts, discovery))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,5 +288,26 @@ func TestHandlerBase(t *testing.T) {
 				t.Errorf("boot.ipxe mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestHandlerAPIOverHTTPS: with APIPort and CA set, the script loads over
+// the connection's plain URL while the installer is pointed at the agent
+// API over HTTPS on the same host and loads the CA archive.
+func TestHandlerAPIOverHTTPS(t *testing.T) {
+	srv, _, _ := serve(t, &Handler{Hosts: fleet(nil), APIPort: 8443, CA: "/nbp/rackboot-ca.cpio"})
+	f := Facts{MAC: macKnown, Arch: "x86_64", Platform: "efi"}
+	want, err := Render(Appliance{Base: srv.URL, API: "https://127.0.0.1:8443", CA: "/nbp/rackboot-ca.cpio"}, f, Decide(f, fleet(nil), false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, got := get(t, http.MethodGet, srv.URL+"/ipxe?mac=52-54-00-00-01-01&arch=x86_64&platform=efi&uuid=", nil)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("script (-want +got):\n%s", d)
+	}
+	for _, s := range []string{"rackboot.server=https://127.0.0.1:8443 ", "initrd --name rackboot-ca.cpio " + srv.URL + "/nbp/rackboot-ca.cpio "} {
+		if !strings.Contains(got, s) {
+			t.Errorf("script lacks %q:\n%s", s, got)
+		}
 	}
 }

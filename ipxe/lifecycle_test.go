@@ -55,7 +55,7 @@ func TestLifecycleGolden(t *testing.T) {
 			if d.Outcome != tt.want {
 				t.Fatalf("outcome = %q, want %q", d.Outcome, tt.want)
 			}
-			got, err := Render(testBase, tt.facts, d)
+			got, err := Render(testApp, tt.facts, d)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,7 +63,7 @@ func TestLifecycleGolden(t *testing.T) {
 		})
 	}
 	t.Run("state-error", func(t *testing.T) {
-		got, err := Render(testBase, efi, Decision{Outcome: OutcomeStateError, Host: fleet(nil).hosts[macKnown.String()]})
+		got, err := Render(testApp, efi, Decision{Outcome: OutcomeStateError, Host: fleet(nil).hosts[macKnown.String()]})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +126,7 @@ func TestRenderRefusesBadToken(t *testing.T) {
 	f := Facts{MAC: macKnown, Platform: "efi"}
 	for _, tok := range []string{"short", testToken + "\nshell", "a_b-c.d" + testToken, "${x}" + testToken, strings.Repeat("a", 129)} {
 		d := Decision{Outcome: OutcomeInstaller, Installer: agentInstaller(), Token: tok}
-		if got, err := Render(testBase, f, d); err == nil {
+		if got, err := Render(testApp, f, d); err == nil {
 			t.Errorf("Render accepted token %q:\n%s", tok, got)
 		}
 	}
@@ -168,9 +168,9 @@ func TestHandlerLifecycle(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
-			want, err := Render(srv.URL, f, Follow(Decide(f, fleet(nil), false), tt.lc.step))
+			want, err := Render(Appliance{Base: srv.URL}, f, Follow(Decide(f, fleet(nil), false), tt.lc.step))
 			if tt.lc.err != nil {
-				want, err = Render(srv.URL, f, Decision{Outcome: OutcomeStateError, Host: fleet(nil).hosts[macKnown.String()]})
+				want, err = Render(Appliance{Base: srv.URL}, f, Decision{Outcome: OutcomeStateError, Host: fleet(nil).hosts[macKnown.String()]})
 			}
 			if err != nil {
 				t.Fatal(err)

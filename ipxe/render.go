@@ -2,6 +2,7 @@ package ipxe
 
 import (
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/rackboot/rackboot/agentapi"
@@ -26,22 +27,42 @@ const (
 	failurePause = "10"
 )
 
+// caInitrdName is the name iPXE gives the CA archive (Appliance.CA), for
+// the kernel's second initrd= argument (see initrdName).
+const caInitrdName = "rackboot-ca.cpio"
+
+// Appliance is where a script points the machine.
+type Appliance struct {
+	// Base is the plain HTTP URL iPXE reaches the appliance at, such as
+	// "http://192.0.2.1:8080": it prefixes artifact URLs. Plain because
+	// Debian's iPXE has no HTTPS (docs/DESIGN.md, fact 19).
+	Base string
+	// API is the agent API's origin, handed to the installer as
+	// rackboot.server=, such as "https://192.0.2.1:8443". Empty means
+	// Base.
+	API string
+	// CA is the path under Base of a newc archive holding the CA the
+	// agent verifies API against (/etc/rackboot/ca.pem), such as
+	// "/nbp/rackboot-ca.cpio". An installer with an initrd loads it as a
+	// second one, which the kernel unpacks over the first: a replaced
+	// certificate needs no initrd rebuild. Empty loads none.
+	CA string
+}
+
 // Render returns the per-machine script for the machine f, booting what d
-// decided. base is the URL the machine reaches the appliance at, such as
-// "http://192.0.2.1:8080": it prefixes artifact URLs and is handed to the
-// installer as rackboot.server=.
+// decided, pointing it at a.
 //
 // Every value that reaches the script is validated first and the finished
 // script is checked (see checkScript), so a hostile profile value yields an
 // error, never a script. The script's exits return a failure status so the
 // firmware tries its next boot device (a success would make UEFI's boot
 // manager stop and show its menu, UEFI 2.10 section 3.1.1).
-func Render(base string, f Facts, d Decision) (string, error) {
+func Render(a Appliance, f Facts, d Decision) (string, error) {
 	if err := f.check(); err != nil {
 		return "", fmt.Errorf("ipxe: %w", err)
 	}
-	if err := checkBase(base); err != nil {
-		return "", fmt.Errorf("ipxe: server URL: %w", err)
+	if err := a.check(); err != nil {
+		return "", fmt.Errorf("ipxe: %w", err)
 	}
 	who, err := describe(f, d.Host)
 	if err != nil {
@@ -61,7 +82,7 @@ func Render(base string, f Facts, d Decision) (string, error) {
 		if d.Token != "" && !validToken(d.Token) {
 			return "", fmt.Errorf("ipxe: install token of %s: want 16 to 128 letters and digits", mac)
 		}
-		boot, err := installerLines(base, f, d.Installer, d.Token)
+		boot, err := installerLines(a, f, d.Installer, d.Token)
 		if err != nil {
 			return "", fmt.Errorf("ipxe: installer of %s: %w", mac, err)
 		}
@@ -119,8 +140,8 @@ func Render(base string, f Facts, d Decision) (string, error) {
 // installerLines loads and boots in, jumping to a message naming the step
 // that failed. iPXE prints its own error (e.g. "Connection timed out") before
 // the jump.
-func installerLines(base string, f Facts, in *profiles.Installer, token string) ([]string, error) {
-	kernel, err := location(base, in.Kernel, f)
+func installerLines(a Appliance, f Facts, in *profiles.Installer, token string) ([]string, error) {
+	kernel, err := location(a.Base, in.Kernel, f)
 	if err != nil {
 		return nil, fmt.Errorf("kernel: %w", err)
 	}
@@ -130,18 +151,26 @@ func installerLines(base string, f Facts, in *profiles.Installer, token string) 
 	}
 	var initrd string
 	if in.Initrd != "" {
-		if initrd, err = location(base, in.Initrd, f); err != nil {
+		if initrd, err = location(a.Base, in.Initrd, f); err != nil {
 			return nil, fmt.Errorf("initrd: %w", err)
 		}
+	}
+	// The CA archive only makes sense beside an initramfs it extends.
+	var ca string
+	if initrd != "" && a.CA != "" {
+		ca = a.Base + a.CA
 	}
 
 	k := []string{"kernel", kernel}
 	if initrd != "" {
 		k = append(k, "initrd="+initrdName)
 	}
+	if ca != "" {
+		k = append(k, "initrd="+caInitrdName)
+	}
 	// rackboot's own arguments go before the profile's: everything after a
 	// "--" in the profile's cmdline is handed to init, not to the kernel.
-	k = append(k, agentapi.ParamServer+"="+base, agentapi.ParamMAC+"="+f.MAC.String())
+	k = append(k, agentapi.ParamServer+"="+a.api(), agentapi.ParamMAC+"="+f.MAC.String())
 	if token != "" {
 		k = append(k, agentapi.ParamToken+"="+token)
 	}
@@ -150,6 +179,9 @@ func installerLines(base string, f Facts, in *profiles.Installer, token string) 
 	lines := []string{strings.Join(k, " ")}
 	if initrd != "" {
 		lines = append(lines, "initrd --name "+initrdName+" "+initrd+" || goto initrd_failed")
+	}
+	if ca != "" {
+		lines = append(lines, "initrd --name "+caInitrdName+" "+ca+" || goto ca_failed")
 	}
 	lines = append(lines,
 		"boot || goto boot_failed",
@@ -161,6 +193,13 @@ func installerLines(base string, f Facts, in *profiles.Installer, token string) 
 		lines = append(lines,
 			":initrd_failed",
 			"echo rackboot: could not load the initrd "+initrd,
+			"goto failed",
+		)
+	}
+	if ca != "" {
+		lines = append(lines,
+			":ca_failed",
+			"echo rackboot: could not load the CA of the appliance "+ca,
 			"goto failed",
 		)
 	}
@@ -265,4 +304,28 @@ func refusal(f Facts) string {
 	}
 	lines = append(lines, giveUp(failurePause)...)
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// api is the URL handed to the installer as rackboot.server=.
+func (a Appliance) api() string {
+	if a.API == "" {
+		return a.Base
+	}
+	return a.API
+}
+
+// check validates the URLs and the CA path before they reach a script.
+func (a Appliance) check() error {
+	if err := checkBase(a.Base); err != nil {
+		return fmt.Errorf("server URL: %w", err)
+	}
+	if a.API != "" {
+		if err := checkBase(a.API); err != nil {
+			return fmt.Errorf("API URL: %w", err)
+		}
+	}
+	if a.CA != "" && (!safeWord(a.CA) || !strings.HasPrefix(a.CA, "/") || path.Clean(a.CA) != a.CA || strings.ContainsAny(a.CA, "?%")) {
+		return fmt.Errorf("CA archive path %q: want a clean absolute path", a.CA)
+	}
+	return nil
 }

@@ -54,7 +54,13 @@ func FuzzRender(f *testing.F) {
 		if outcome&0x80 != 0 {
 			d.Host = nil
 		}
-		s, err := Render(base, facts, d)
+		// The API URL and the CA path take fuzzed values too, without
+		// changing the corpus's signature.
+		a := Appliance{Base: base, API: strings.Replace(base, "http:", "https:", 1)}
+		if outcome&0x40 != 0 {
+			a.CA = "/" + initrd
+		}
+		s, err := Render(a, facts, d)
 		if err != nil {
 			s = refusal(facts)
 		}

@@ -76,7 +76,7 @@ func TestRenderGolden(t *testing.T) {
 			if d.Outcome != tt.want {
 				t.Fatalf("Decide outcome = %q, want %q", d.Outcome, tt.want)
 			}
-			got, err := Render(testBase, tt.facts, d)
+			got, err := Render(testApp, tt.facts, d)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,7 +281,7 @@ func TestRenderRefusesHostileValues(t *testing.T) {
 			t.Run(field+"/"+v, func(t *testing.T) {
 				h := host(v)
 				d := Decision{Outcome: OutcomeInstaller, Host: h, Installer: h.Installer}
-				got, err := Render(testBase, f, d)
+				got, err := Render(testApp, f, d)
 				if err == nil {
 					t.Fatalf("Render accepted %s %q:\n%s", field, v, got)
 				}
@@ -295,7 +295,7 @@ func TestRenderRefusesHostileValues(t *testing.T) {
 		t.Run("cmdline setting "+a, func(t *testing.T) {
 			h := fields["cmdline"](a)
 			d := Decision{Outcome: OutcomeInstaller, Host: h, Installer: h.Installer}
-			if got, err := Render(testBase, f, d); err == nil {
+			if got, err := Render(testApp, f, d); err == nil {
 				t.Fatalf("Render accepted a rackboot.* argument:\n%s", got)
 			}
 		})
@@ -305,7 +305,7 @@ func TestRenderRefusesHostileValues(t *testing.T) {
 		t.Run("cmdline setting "+a, func(t *testing.T) {
 			h := fields["cmdline"](a)
 			d := Decision{Outcome: OutcomeInstaller, Host: h, Installer: h.Installer}
-			got, err := Render(testBase, f, d)
+			got, err := Render(testApp, f, d)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -332,14 +332,26 @@ func TestRenderRefusesHostileFacts(t *testing.T) {
 		{MAC: macKnown, Platform: "efi ${x}"},
 		{MAC: macKnown, UUID: "8b3d5c2e-0d4a-4c1e-9f6b-2a1c3e4d5f6;"},
 	} {
-		if got, err := Render(testBase, f, d); err == nil {
+		if got, err := Render(testApp, f, d); err == nil {
 			t.Errorf("Render(%+v) accepted:\n%s", f, got)
 		}
 	}
-	if got, err := Render("http://${x}", Facts{MAC: macKnown}, d); err == nil {
+	if got, err := Render(Appliance{Base: "http://${x}"}, Facts{MAC: macKnown}, d); err == nil {
 		t.Errorf("Render with a hostile base accepted:\n%s", got)
 	}
-	if got, err := Render(testBase, Facts{MAC: macKnown}, Decision{Outcome: "x\nshell"}); err == nil {
+	for _, a := range []Appliance{
+		{Base: testBase, API: "https://h/${x}"},
+		{Base: testBase, API: "https://h:1/path"},
+		{Base: testBase, CA: "nbp/ca.cpio"},
+		{Base: testBase, CA: "/nbp/../x"},
+		{Base: testBase, CA: "/nbp/ca.cpio?x"},
+		{Base: testBase, CA: "/nbp/ca ${x}"},
+	} {
+		if got, err := Render(a, Facts{MAC: macKnown}, d); err == nil {
+			t.Errorf("Render with %+v accepted:\n%s", a, got)
+		}
+	}
+	if got, err := Render(testApp, Facts{MAC: macKnown}, Decision{Outcome: "x\nshell"}); err == nil {
 		t.Errorf("Render of an unknown outcome accepted:\n%s", got)
 	}
 }

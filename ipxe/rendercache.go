@@ -26,7 +26,7 @@ type renderCache struct {
 }
 
 type renderKey struct {
-	base                    string
+	app                     Appliance
 	mac                     string
 	arch, platform, uuid    string
 	outcome, token, message string
@@ -34,9 +34,9 @@ type renderKey struct {
 	installer               weak.Pointer[profiles.Installer]
 }
 
-func keyOf(base string, f Facts, d Decision) renderKey {
+func keyOf(a Appliance, f Facts, d Decision) renderKey {
 	return renderKey{
-		base: base, mac: string(f.MAC), arch: f.Arch, platform: f.Platform, uuid: f.UUID,
+		app: a, mac: string(f.MAC), arch: f.Arch, platform: f.Platform, uuid: f.UUID,
 		outcome: d.Outcome, token: d.Token, message: d.Message,
 		host: weak.Make(d.Host), installer: weak.Make(d.Installer),
 	}
@@ -44,15 +44,15 @@ func keyOf(base string, f Facts, d Decision) renderKey {
 
 // render is Render, from the cache when it rendered the same before.
 // Errors are not cached: they are logged each time.
-func (c *renderCache) render(base string, f Facts, d Decision) (string, error) {
-	k := keyOf(base, f, d)
+func (c *renderCache) render(a Appliance, f Facts, d Decision) (string, error) {
+	k := keyOf(a, f, d)
 	c.mu.RLock()
 	s, ok := c.m[k]
 	c.mu.RUnlock()
 	if ok {
 		return s, nil
 	}
-	s, err := Render(base, f, d)
+	s, err := Render(a, f, d)
 	if err != nil {
 		return "", err
 	}

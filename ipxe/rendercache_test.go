@@ -16,11 +16,11 @@ func TestRenderCache(t *testing.T) {
 	d.Token = strings.Repeat("a1", 32)
 	render := func(d Decision) string {
 		t.Helper()
-		got, err := c.render(testBase, f, d)
+		got, err := c.render(testApp, f, d)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := Render(testBase, f, d)
+		want, err := Render(testApp, f, d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func TestRenderCache(t *testing.T) {
 	}
 	bios := f
 	bios.Platform = "pcbios"
-	if s, _ := c.render(testBase, bios, d); s == first {
+	if s, _ := c.render(testApp, bios, d); s == first {
 		t.Error("another platform: the same script")
 	}
 	// A reloaded profile is another object, even with equal contents: a
@@ -53,7 +53,7 @@ func TestRenderCache(t *testing.T) {
 	if s := render(renamed); !strings.Contains(s, "renamed-n01") {
 		t.Errorf("renamed host: script without its new name:\n%s", s)
 	}
-	if _, err := c.render(testBase, f, Decision{Outcome: "bogus"}); err == nil {
+	if _, err := c.render(testApp, f, Decision{Outcome: "bogus"}); err == nil {
 		t.Error("a refused render succeeded")
 	}
 	n := len(c.m)
