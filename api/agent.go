@@ -110,8 +110,12 @@ func (s *Server) base(r *http.Request) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("appliance URL unknown: local address %s: %w", a, err)
 	}
+	port := ap.Port()
+	if s.ArtifactsPort != 0 {
+		port = uint16(s.ArtifactsPort)
+	}
 	// A dual-stack listener reports IPv4 as ::ffff:a.b.c.d.
-	return "http://" + netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()).String(), nil
+	return "http://" + netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), port).String(), nil
 }
 
 // ProgressEvent is the payload of a "progress" event and a host's latest

@@ -46,6 +46,11 @@ type Server struct {
 	// means "http://" and the local address of the agent's connection: the
 	// address the agent already reached.
 	BaseURL string
+	// ArtifactsPort is the port of that URL when BaseURL is empty: the
+	// plain HTTP port artifacts are served on while the agent API is
+	// reached over HTTPS (docs/DESIGN.md, section 7). Zero means the port
+	// of the agent's connection.
+	ArtifactsPort int
 	// Profiles, if set, reports the served profiles and the last refused
 	// edit at GET /api/profiles; ProfilesDir names their directory there.
 	Profiles    ProfilesSource

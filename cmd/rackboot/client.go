@@ -8,6 +8,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,13 +27,14 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rackboot/rackboot/api"
+	"github.com/rackboot/rackboot/pki"
 	"github.com/rackboot/rackboot/profiles"
 )
 
 // Defaults of the admin commands: the daemon's own defaults, so that on the
 // appliance itself no flag is needed.
 const (
-	defaultServer  = "http://127.0.0.1:8080"
+	defaultServer  = "https://127.0.0.1:8443"
 	defaultDataDir = "/var/lib/rackboot"
 )
 
@@ -90,6 +93,7 @@ func (c *cli) flagSet(name, usage string) (*flag.FlagSet, *clientFlags) {
 	cf := &clientFlags{}
 	fs.StringVar(&cf.server, "server", "", "`URL` of the rackboot daemon (default $RACKBOOT_SERVER, else "+defaultServer+")")
 	fs.StringVar(&cf.data, "data", "", "rackboot's data `dir`ectory, holding admin.token (default: $RACKBOOT_TOKEN if set, else "+defaultDataDir+")")
+	fs.StringVar(&cf.ca, "ca", "", "PEM `file` of the CA the daemon's certificate is checked against (default $RACKBOOT_CA, else DATA/tls/ca.pem)")
 	return fs, cf
 }
 
@@ -117,6 +121,7 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, bool) {
 type clientFlags struct {
 	server string
 	data   string
+	ca     string
 }
 
 // client builds the admin client the flags and the environment name.
@@ -135,6 +140,10 @@ func (c *cli) client(f *clientFlags) (*adminClient, error) {
 		return nil, err
 	}
 	cl := &adminClient{base: base}
+	pool, err := c.trust(f)
+	if err != nil {
+		return nil, err
+	}
 	if tok := strings.TrimSpace(c.getenv("RACKBOOT_TOKEN")); tok != "" && f.data == "" {
 		cl.token, cl.tokenFrom = tok, "$RACKBOOT_TOKEN"
 	} else {
@@ -152,21 +161,62 @@ func (c *cli) client(f *clientFlags) (*adminClient, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.ResponseHeaderTimeout = headerTimeout
+	// The appliance's CA is the only root: a public CA has no say over
+	// who is the appliance.
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool.CertPool, MinVersion: tls.VersionTLS12}
+	cl.caFrom = pool.from
 	cl.http = &http.Client{Transport: tr, Timeout: requestTimeout}
 	cl.stream = &http.Client{Transport: tr}
 	return cl, nil
 }
 
-// serverURL checks a --server value; a bare host:port means http.
+// serverURL checks a --server value; a bare host:port means https. Plain
+// http is refused: the daemon serves the API over HTTPS only, and the
+// admin token must not cross the network in clear on the way to learning
+// that (docs/DESIGN.md, section 7, "TLS").
 func serverURL(s string) (string, error) {
 	if !strings.Contains(s, "://") {
-		s = "http://" + s
+		s = "https://" + s
 	}
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+	if err == nil && u.Scheme == "http" {
+		return "", fmt.Errorf("--server %q: the rackboot API is served over HTTPS only (--https-port, 8443 by default), and the admin token is never sent in clear", s)
+	}
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return "", fmt.Errorf("--server %q: want a URL such as %s", s, defaultServer)
 	}
 	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// trustPool is the CA the daemon is verified against, and its file.
+type trustPool struct {
+	*x509.CertPool
+	from string
+}
+
+// trust reads the CA: --ca, else $RACKBOOT_CA, else DATA/tls/ca.pem of
+// --data or the default data directory (the appliance's own).
+func (c *cli) trust(f *clientFlags) (trustPool, error) {
+	file := f.ca
+	if file == "" {
+		file = c.getenv("RACKBOOT_CA")
+	}
+	if file == "" {
+		dir := f.data
+		if dir == "" {
+			dir = defaultDataDir
+		}
+		file = filepath.Join(dir, tlsDir, pki.CAFile)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return trustPool{}, fmt.Errorf("cannot read the appliance's CA: %w\n(on the appliance it is DATA/tls/ca.pem; elsewhere copy that file and give --ca FILE or set RACKBOOT_CA)", err)
+	}
+	pool, err := pki.Pool(file, b)
+	if err != nil {
+		return trustPool{}, err
+	}
+	return trustPool{pool, file}, nil
 }
 
 // adminClient calls the admin API with the admin token.
@@ -175,6 +225,9 @@ type adminClient struct {
 	// token is the admin token; tokenFrom says where it came from, for
 	// the message of a 401.
 	token, tokenFrom string
+	// caFrom is the file of the CA the daemon is checked against, for
+	// the message of a certificate that does not verify.
+	caFrom string
 	http             *http.Client // requests
 	stream           *http.Client // streams: no overall timeout
 }
@@ -214,6 +267,10 @@ func (cl *adminClient) do(ctx context.Context, hc *http.Client, method, path str
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL is in our message already
+		}
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			return nil, fmt.Errorf("the server at %s is not the appliance of the CA in %s: %w\n(nothing was sent; if the appliance was reinstalled or its certificate replaced, copy its DATA/tls/ca.pem again)", cl.base, cl.caFrom, cv.Err)
 		}
 		return nil, fmt.Errorf("cannot reach rackboot at %s: is `rackboot serve` running? (%w)", cl.base, err)
 	}

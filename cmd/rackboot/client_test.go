@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/pem"
+	"maps"
 	"bytes"
 	"context"
 	"flag"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/api"
+	"github.com/rackboot/rackboot/pki"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
 )
@@ -87,6 +90,7 @@ type adminEnv struct {
 	events *api.Events
 	clock  *testClock
 	tokens map[string]string // install token by MAC
+	hc     *http.Client      // trusts the server's certificate
 }
 
 func newAdminEnv(t *testing.T) *adminEnv {
@@ -100,7 +104,8 @@ func newAdminEnv(t *testing.T) *adminEnv {
 	e.reg = &registry.Registry{Store: registry.NewMemory(), MaxAttempts: 3, Now: e.clock.Now, Notify: e.events.Changed}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", &api.Server{Registry: e.reg, Fleet: set, Planner: profiles.Planner{}, AdminToken: testAdminToken, Events: e.events})
-	ts := httptest.NewServer(mux)
+	ts := httptest.NewTLSServer(mux)
+	e.hc = ts.Client()
 	t.Cleanup(func() {
 		e.events.Close() // ends the streams, so Close does not wait on them
 		ts.Close()
@@ -115,7 +120,17 @@ func (e *adminEnv) cli() (*cli, *syncBuffer, *syncBuffer) {
 	return testCLI(map[string]string{"RACKBOOT_SERVER": e.url, "RACKBOOT_TOKEN": testAdminToken})
 }
 
+// testCLI is a command environment with env as its environment. Unless env
+// names one, RACKBOOT_CA is the certificate every httptest TLS server
+// presents.
 func testCLI(env map[string]string) (*cli, *syncBuffer, *syncBuffer) {
+	if _, ok := env["RACKBOOT_CA"]; !ok {
+		env = maps.Clone(env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env["RACKBOOT_CA"] = testCAFile()
+	}
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	c := &cli{
 		stdout: stdout, stderr: stderr,
@@ -127,6 +142,24 @@ func testCLI(env map[string]string) (*cli, *syncBuffer, *syncBuffer) {
 	}
 	return c, stdout, stderr
 }
+
+var testCA = sync.OnceValue(func() string {
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ts.Close()
+	f, err := os.CreateTemp("", "rackboot-test-ca-*.pem")
+	if err != nil {
+		panic(err) // a test helper: the test cannot run
+	}
+	defer f.Close()
+	if err := pem.Encode(f, &pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}); err != nil {
+		panic(err)
+	}
+	return f.Name()
+})
+
+// testCAFile is a PEM file of the certificate of httptest's TLS servers
+// (the same for all of them).
+func testCAFile() string { return testCA() }
 
 // syncBuffer is a bytes.Buffer that a command's goroutine writes while the
 // test reads.
@@ -234,7 +267,7 @@ func (e *adminEnv) agent(path, mac, body string) {
 	}
 	req.Header.Set("Authorization", "Bearer "+e.tokens[mac])
 	req.Header.Set(agentapi.MACHeader, mac)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.hc.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -290,12 +323,19 @@ func TestClientErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(open, "admin.token"), []byte(testAdminToken+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Another appliance's CA: the test server's certificate does not
+	// verify against it.
+	other := t.TempDir()
+	if _, err := pki.Ensure(other, []string{"127.0.0.1"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	otherCA := filepath.Join(other, pki.CAFile)
 	// A port nothing listens on: one just closed.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := "http://" + ln.Addr().String()
+	closed := "https://" + ln.Addr().String()
 	ln.Close()
 
 	tests := []struct {
@@ -315,7 +355,13 @@ func TestClientErrors(t *testing.T) {
 		{"daemon not running", map[string]string{"RACKBOOT_TOKEN": testAdminToken}, []string{"--server", closed},
 			"rackboot hosts: cannot reach rackboot at " + closed + ": is `rackboot serve` running? (dial tcp " + ln.Addr().String() + ": connect: connection refused)\n"},
 		{"bad server URL", map[string]string{"RACKBOOT_SERVER": "ftp://x", "RACKBOOT_TOKEN": testAdminToken}, nil,
-			"rackboot hosts: --server \"ftp://x\": want a URL such as http://127.0.0.1:8080\n"},
+			"rackboot hosts: --server \"ftp://x\": want a URL such as https://127.0.0.1:8443\n"},
+		{"plain http refused before any request", map[string]string{"RACKBOOT_SERVER": "http://" + strings.TrimPrefix(e.url, "https://"), "RACKBOOT_TOKEN": testAdminToken}, nil,
+			"rackboot hosts: --server \"http://" + strings.TrimPrefix(e.url, "https://") + "\": the rackboot API is served over HTTPS only (--https-port, 8443 by default), and the admin token is never sent in clear\n"},
+		{"no CA", map[string]string{"RACKBOOT_SERVER": e.url, "RACKBOOT_TOKEN": testAdminToken, "RACKBOOT_CA": filepath.Join(dir, "none.pem")}, nil,
+			"rackboot hosts: cannot read the appliance's CA: open " + filepath.Join(dir, "none.pem") + ": no such file or directory\n"},
+		{"wrong CA", map[string]string{"RACKBOOT_SERVER": e.url, "RACKBOOT_TOKEN": testAdminToken, "RACKBOOT_CA": otherCA}, nil,
+			"rackboot hosts: the server at " + e.url + " is not the appliance of the CA in " + otherCA + ": x509: certificate signed by unknown authority\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -324,8 +370,10 @@ func TestClientErrors(t *testing.T) {
 				t.Errorf("exit %d, want 1", code)
 			}
 			got := stderr.String()
-			if i := strings.Index(got, "\n(run as"); i >= 0 {
-				got = got[:i+1] // the hint after a token error
+			for _, hint := range []string{"\n(run as", "\n(on the appliance", "\n(nothing was sent"} {
+				if i := strings.Index(got, hint); i >= 0 {
+					got = got[:i+1] // the hint after the error
+				}
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("stderr (-want +got):\n%s", diff)
@@ -341,12 +389,13 @@ func TestServerURL(t *testing.T) {
 	tests := []struct {
 		in, want string
 	}{
-		{"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
-		{"http://10.0.0.1:8080/", "http://10.0.0.1:8080"},
-		{"rackboot.example:8080", "http://rackboot.example:8080"},
+		{"https://127.0.0.1:8443", "https://127.0.0.1:8443"},
+		{"https://10.0.0.1:8443/", "https://10.0.0.1:8443"},
+		{"rackboot.example:8443", "https://rackboot.example:8443"},
+		{"http://127.0.0.1:8080", ""}, // the token would cross in clear
 		{"https://rb.example/rackboot/", "https://rb.example/rackboot"},
 		{"ftp://x", ""},
-		{"http://", ""},
+		{"https://", ""},
 		{"http://h/?q=1", ""},
 	}
 	for _, tt := range tests {
@@ -381,8 +430,8 @@ func TestTokenPrecedence(t *testing.T) {
 		base, from string
 	}{
 		{"defaults", map[string]string{"RACKBOOT_TOKEN": "env"}, clientFlags{}, defaultServer, "$RACKBOOT_TOKEN"},
-		{"environment", map[string]string{"RACKBOOT_SERVER": "http://a:1", "RACKBOOT_TOKEN": "env"}, clientFlags{}, "http://a:1", "$RACKBOOT_TOKEN"},
-		{"flags", map[string]string{"RACKBOOT_SERVER": "http://a:1", "RACKBOOT_TOKEN": "env"}, clientFlags{server: "http://b:2", data: dir}, "http://b:2", filepath.Join(dir, "admin.token")},
+		{"environment", map[string]string{"RACKBOOT_SERVER": "https://a:1", "RACKBOOT_TOKEN": "env"}, clientFlags{}, "https://a:1", "$RACKBOOT_TOKEN"},
+		{"flags", map[string]string{"RACKBOOT_SERVER": "https://a:1", "RACKBOOT_TOKEN": "env"}, clientFlags{server: "https://b:2", data: dir}, "https://b:2", filepath.Join(dir, "admin.token")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,8 +27,16 @@ type serveConfig struct {
 	Interfaces []string `yaml:"interfaces"`
 	Advertise  string   `yaml:"advertise"`
 	HTTPPort   int      `yaml:"http-port"`
-	TFTPPort   int      `yaml:"tftp-port"`
-	DHCPPort   int      `yaml:"dhcp-port"`
+	// HTTPSPort serves the admin and agent APIs over TLS; the plain port
+	// refuses them (docs/DESIGN.md, section 7, "TLS").
+	HTTPSPort int `yaml:"https-port"`
+	// TLSCert and TLSKey are an operator's certificate chain and key
+	// (PEM) for HTTPSPort; both or neither. Neither: the appliance's own,
+	// generated in DATA/tls.
+	TLSCert  string `yaml:"tls-cert"`
+	TLSKey   string `yaml:"tls-key"`
+	TFTPPort int    `yaml:"tftp-port"`
+	DHCPPort int    `yaml:"dhcp-port"`
 	// PXEPort is the PXE boot-server port (4011), opened beside DHCPPort.
 	// Tests move it with the DHCP port; 0 disables it.
 	PXEPort   int    `yaml:"pxe-port"`
@@ -71,13 +79,14 @@ type serveConfig struct {
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Profiles: "/etc/rackboot/profiles",
-		Data:     "/var/lib/rackboot",
-		HTTPPort: 8080,
-		TFTPPort: 69,
-		DHCPPort: 67,
-		PXEPort:  4011,
-		IPXEDir:  "/usr/lib/ipxe",
+		Profiles:  "/etc/rackboot/profiles",
+		Data:      "/var/lib/rackboot",
+		HTTPPort:  8080,
+		HTTPSPort: 8443,
+		TFTPPort:  69,
+		DHCPPort:  67,
+		PXEPort:   4011,
+		IPXEDir:   "/usr/lib/ipxe",
 		// snponly.efi drives the NIC through the firmware's own network
 		// stack. Debian's ipxe.efi brings its own drivers and, chained from
 		// EDK2's PXE, never returns from `exit`: the local-boot script of an
@@ -130,6 +139,9 @@ func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.Flag
 	fs.Var(&listFlag{list: &c.Interfaces}, "interface", "boot `interface` to serve (repeatable; default: every up, non-loopback IPv4 interface)")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "`ip` clients are told to use (default: the interface's address)")
 	fs.IntVar(&c.HTTPPort, "http-port", c.HTTPPort, "HTTP `port` for scripts and artifacts")
+	fs.IntVar(&c.HTTPSPort, "https-port", c.HTTPSPort, "HTTPS `port` for the admin and agent APIs (the HTTP port refuses them)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM `file` of the HTTPS certificate chain, its trust anchor last (default: generated in DATA/tls)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM `file` of the key of --tls-cert")
 	fs.IntVar(&c.TFTPPort, "tftp-port", c.TFTPPort, "TFTP `port`")
 	fs.IntVar(&c.DHCPPort, "dhcp-port", c.DHCPPort, "proxy-DHCP `port`")
 	fs.IntVar(&c.PXEPort, "pxe-port", c.PXEPort, "PXE boot-server `port` answered beside the DHCP port (0: off)")
@@ -187,10 +199,20 @@ func (c *serveConfig) check() error {
 	for _, p := range []struct {
 		name string
 		v    int
-	}{{"http-port", c.HTTPPort}, {"tftp-port", c.TFTPPort}, {"dhcp-port", c.DHCPPort}, {"pxe-port", c.PXEPort}} {
+	}{{"http-port", c.HTTPPort}, {"https-port", c.HTTPSPort}, {"tftp-port", c.TFTPPort}, {"dhcp-port", c.DHCPPort}, {"pxe-port", c.PXEPort}} {
 		if p.v < 0 || p.v > 65535 {
 			return fmt.Errorf("%s %d: not a port", p.name, p.v)
 		}
+	}
+	// The API is served over HTTPS only: there is no port 0 for it.
+	if c.HTTPSPort == 0 {
+		return errors.New("https-port 0: the admin and agent APIs need an HTTPS port")
+	}
+	if c.HTTPSPort == c.HTTPPort && c.HTTPPort != 0 {
+		return fmt.Errorf("https-port %d: the same as http-port", c.HTTPSPort)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls-cert and tls-key go together: give both, or neither for the appliance's own certificate")
 	}
 	if c.HTTPMaxConns < 0 {
 		return fmt.Errorf("http-max-conns %d: want 0 (automatic) or more", c.HTTPMaxConns)

@@ -85,6 +85,10 @@ func TestServeConfigErrors(t *testing.T) {
 		{"no discovered records", []string{"--max-discovered", "0"}, "max-discovered 0"},
 		{"short discovered ttl", []string{"--discovered-ttl", "1s"}, "discovered-ttl 1s"},
 		{"stray argument", []string{"extra"}, "unexpected argument"},
+		{"no https port", []string{"--https-port", "0"}, "https-port 0: the admin and agent APIs need an HTTPS port"},
+		{"https on the http port", []string{"--https-port", "8080"}, "https-port 8080: the same as http-port"},
+		{"cert without key", []string{"--tls-cert", "/etc/x.pem"}, "tls-cert and tls-key go together"},
+		{"key without cert", []string{"--tls-key", "/etc/x.key"}, "tls-cert and tls-key go together"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseServeConfig(tc.args, io.Discard)

@@ -52,8 +52,11 @@ func TestDiscoveryFlood(t *testing.T) {
 	reg := &registry.Registry{Store: store, OnForget: m.DiscoveredForgotten, Log: slog.New(slog.DiscardHandler)}
 	cfg := defaultServeConfig()
 	cfg.Discovery, cfg.Advertise, cfg.Artifacts = true, "127.0.0.1", dir
-	ts := httptest.NewServer(httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, trustLoopback(), m, slog.New(slog.DiscardHandler)))
+	rt := httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), trustLoopback(), m, slog.New(slog.DiscardHandler))
+	ts := httptest.NewServer(rt.plain)
 	defer ts.Close()
+	sts := httptest.NewTLSServer(rt.secure)
+	defer sts.Close()
 
 	start := time.Now()
 	var next atomic.Int64
@@ -112,9 +115,9 @@ func TestDiscoveryFlood(t *testing.T) {
 	}
 
 	// /api/hosts: pages of at most 500, which the CLI follows to the end.
-	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/hosts", nil)
+	req, _ := http.NewRequest(http.MethodGet, sts.URL+"/api/hosts", nil)
 	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := sts.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +127,7 @@ func TestDiscoveryFlood(t *testing.T) {
 		t.Errorf("first page's Link = %q", link)
 	}
 	t.Logf("first page of /api/hosts: %d bytes", len(b))
-	env := map[string]string{"RACKBOOT_SERVER": ts.URL, "RACKBOOT_TOKEN": testAdminToken}
+	env := map[string]string{"RACKBOOT_SERVER": sts.URL, "RACKBOOT_TOKEN": testAdminToken}
 	c, stdout, stderr := testCLI(env)
 	if code := runCmd(c, (*cli).hosts, "--state", "discovered"); code != 0 {
 		t.Fatalf("hosts: exit %d: %s", code, stderr)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/http"
@@ -279,6 +280,11 @@ func (l *connLimit) reserve(c net.Conn, addr netip.Addr) time.Duration {
 // connState is the server's ConnState hook: it follows each connection's
 // state, for reserve, and frees its slot when it closes.
 func (l *connLimit) connState(c net.Conn, st http.ConnState) {
+	// Served over TLS (http.Server.ServeTLS wraps the listener), the
+	// server reports the *tls.Conn around the connection Accept counted.
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.conns[c]

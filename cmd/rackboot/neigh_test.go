@@ -114,16 +114,23 @@ func TestStrangerGetsNothing(t *testing.T) {
 	links := &linkCheck{read: table.read}
 	cfg := defaultServeConfig()
 	cfg.Advertise, cfg.Artifacts = "127.0.0.1", dir
-	ts := httptest.NewServer(httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, links, m, slog.New(slog.DiscardHandler)))
+	rt := httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), links, m, slog.New(slog.DiscardHandler))
+	ts := httptest.NewServer(rt.plain)
 	defer ts.Close()
+	sts := httptest.NewTLSServer(rt.secure) // the agent API
+	defer sts.Close()
 
 	get := func(path string, hdr map[string]string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
+		base, hc := ts.URL, http.DefaultClient
+		if strings.HasPrefix(path, "/api/") {
+			base, hc = sts.URL, sts.Client()
+		}
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -73,7 +73,12 @@ func renderScript(cfg serveConfig) func(*profiles.Set, *profiles.Host, string) (
 			f.Arch = "arm64"
 		}
 		d := ipxe.Follow(ipxe.Decide(f, set, false), ipxe.Step{Kind: ipxe.StepInstall, Token: "0000000000000000placeholder0000"})
-		base := "http://" + net.JoinHostPort(renderAddress.String(), strconv.Itoa(cfg.HTTPPort))
-		return ipxe.Render(base, f, d)
+		// What the daemon's ipxe.Handler puts in the script (httpRoutes).
+		a := ipxe.Appliance{
+			Base: "http://" + net.JoinHostPort(renderAddress.String(), strconv.Itoa(cfg.HTTPPort)),
+			API:  "https://" + net.JoinHostPort(renderAddress.String(), strconv.Itoa(cfg.HTTPSPort)),
+			CA:   caArchivePath,
+		}
+		return ipxe.Render(a, f, d)
 	}
 }

@@ -118,6 +118,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	id, err := applianceTLS(cfg, ifaces, nbp, log)
+	if err != nil {
+		return err
+	}
 
 	// Every socket is opened before any server runs: a port already taken
 	// fails the start cleanly, with nothing half running.
@@ -183,11 +187,22 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if maxConns == 0 {
 		maxConns = defaultHTTPMaxConns()
 	}
-	hs, hl := newHTTPServer(hln, httpRoutes(cfg, nbp, fl, reg, events, adminToken, profiles.Planner{ImageSizes: sizes.Image}, links, m, log), maxConns, cfg.HTTPMaxPerClient, log)
+	sln, err := net.Listen("tcp4", ":"+strconv.Itoa(cfg.HTTPSPort))
+	if err != nil {
+		return fmt.Errorf("https: %w", err)
+	}
+	rt := httpRoutes(cfg, nbp, fl, reg, events, adminToken, profiles.Planner{ImageSizes: sizes.Image}, id.CA, links, m, log)
+	hs, hl := newHTTPServer(hln, rt.plain, maxConns, cfg.HTTPMaxPerClient, log)
 	m.HTTPConnections(hl.Open, hl.Shed, hl.Refused)
+	// The API's connections are few (an agent's requests, an admin's
+	// CLI): the same caps, on a listener of its own, so a flood of one
+	// port cannot take the other's slots. The connection metrics are the
+	// plain port's, where firmware floods land.
+	ss, sl := newHTTPServer(sln, rt.secure, maxConns, cfg.HTTPMaxPerClient, log)
+	ss.TLSConfig = tlsConfig(id)
 	// Server-sent event streams would otherwise hold Shutdown until its
 	// timeout.
-	hs.RegisterOnShutdown(events.Close)
+	ss.RegisterOnShutdown(events.Close)
 
 	g, ctx := errgroup.WithContext(ctx)
 	for _, run := range runs {
@@ -200,19 +215,26 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return nil
 	})
 	g.Go(func() error {
+		// The certificate is in TLSConfig.
+		if err := ss.ServeTLS(sl, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
 		<-ctx.Done()
 		// A fresh context: ctx is already done, and shutting down with it
 		// would drain nothing.
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return hs.Shutdown(sctx)
+		return errors.Join(hs.Shutdown(sctx), ss.Shutdown(sctx))
 	})
 
 	g.Go(func() error { return fl.Run(ctx) })
 	g.Go(func() error { sweepDiscovered(ctx, reg, registry.SweepInterval, log); return nil })
 	g.Go(func() error { return reloadOnHangup(ctx, fl.Watcher) })
 
-	log.Info("rackboot serving", "profiles", cfg.Profiles, "http_port", cfg.HTTPPort,
+	log.Info("rackboot serving", "profiles", cfg.Profiles, "http_port", cfg.HTTPPort, "https_port", cfg.HTTPSPort,
 		"tftp_port", cfg.TFTPPort, "dhcp_port", cfg.DHCPPort, "pxe_port", cfg.PXEPort,
 		"ipxe_dir", cfg.IPXEDir, "artifacts", cfg.Artifacts, "discovery", cfg.Discovery,
 		"http_max_conns", maxConns, "http_max_per_client", cfg.HTTPMaxPerClient, "tftp_max_per_client", cfg.TFTPMaxPerClient,
@@ -287,25 +309,43 @@ func reloadOnHangup(ctx context.Context, w *profiles.Watcher) error {
 	}
 }
 
-func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, links *linkCheck, m *metrics.Metrics, log *slog.Logger) http.Handler {
+// routes are the daemon's two HTTP handlers (docs/DESIGN.md, section 7,
+// "TLS"): plain carries what firmware and iPXE fetch, which Debian's iPXE
+// can only fetch over plain HTTP, and refuses the API; secure, on the
+// HTTPS port, carries the admin and agent APIs.
+type routes struct {
+	plain, secure http.Handler
+}
+
+func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, ca []byte, links *linkCheck, m *metrics.Metrics, log *slog.Logger) routes {
 	mux := http.NewServeMux()
-	scripts := m.Instrument("ipxe", &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, Hosts: fl, Discovery: cfg.Discovery, Log: log,
-		Lifecycle: lifecycle{Registry: reg, Discovery: cfg.Discovery}, Verify: links.verifyRequest, OnScript: m.IPXEScript})
+	scripts := m.Instrument("ipxe", &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, APIPort: cfg.HTTPSPort, CA: caArchivePath,
+		Hosts: fl, Discovery: cfg.Discovery, Log: log, Lifecycle: lifecycle{Registry: reg, Discovery: cfg.Discovery}, Verify: links.verifyRequest, OnScript: m.IPXEScript})
+	// Artifacts stay on plain HTTP: the plan, fetched over HTTPS, carries
+	// each image's SHA-256, which the agent verifies.
 	var base string
 	if cfg.Advertise != "" {
 		base = "http://" + net.JoinHostPort(cfg.Advertise, strconv.Itoa(cfg.HTTPPort))
 	}
-	mux.Handle("/api/", m.Instrument("api", &api.Server{Registry: reg, Fleet: fl, Planner: pl, AdminToken: adminToken, Events: events, BaseURL: base, VerifyAgent: links.verifyRequest, Log: log,
-		Profiles: fl.Watcher, ProfilesDir: cfg.Profiles}))
+	mux.Handle("/api/", apiOverHTTPS(cfg.HTTPSPort))
 	mux.Handle("/boot.ipxe", scripts)
 	mux.Handle("/ipxe", scripts)
 	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: links.macOf,
 		OnServe: func(s artifacts.Served) { m.HTTPRequest("artifacts", s.Status, s.Bytes) }})
-	// UEFI HTTP boot clients are given an http:// URL of the iPXE binary.
+	// UEFI HTTP boot clients are given an http:// URL of the iPXE binary;
+	// the agent's CA archive is staged here too.
 	mux.Handle("/nbp/", &artifacts.Handler{Dir: nbp, Prefix: "/nbp/", Log: log, Identify: links.macOf,
 		OnServe: func(s artifacts.Served) { m.HTTPRequest("nbp", s.Status, s.Bytes) }})
 	// Unauthenticated, as Prometheus scrapes: counts, no secrets.
 	mux.Handle("GET /metrics", m.Handler())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	return mux
+	healthz := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+	mux.HandleFunc("/healthz", healthz)
+	mux.Handle("GET "+caURLPath, caHandler(ca))
+
+	secure := http.NewServeMux()
+	secure.Handle("/api/", m.Instrument("api", &api.Server{Registry: reg, Fleet: fl, Planner: pl, AdminToken: adminToken, Events: events,
+		BaseURL: base, ArtifactsPort: cfg.HTTPPort, VerifyAgent: links.verifyRequest, Log: log, Profiles: fl.Watcher, ProfilesDir: cfg.Profiles}))
+	secure.HandleFunc("/healthz", healthz)
+	secure.Handle("GET "+caURLPath, caHandler(ca))
+	return routes{plain: mux, secure: secure}
 }

@@ -115,7 +115,7 @@ func TestWatchPlain(t *testing.T) {
 		sse(t, "state", api.StateEvent{Event: "done", Host: installed, Attempt: &registry.Attempt{Number: 1, Version: v10, Result: registry.ResultSuccess, DurationMS: 245000, BytesWritten: 5 * gib / 2}}) +
 		sse(t, "state", api.StateEvent{Event: "boot", Host: again}) +
 		sse(t, "state", api.StateEvent{Event: "failed", Host: failed, Attempt: &registry.Attempt{Number: 3, Result: registry.ResultFailed, Phase: "report", Error: "sha256 mismatch"}})
-	ts := httptest.NewServer(f)
+	ts := httptest.NewTLSServer(f)
 	defer ts.Close()
 
 	c, stdout, stderr := testCLI(map[string]string{"RACKBOOT_SERVER": ts.URL, "RACKBOOT_TOKEN": testAdminToken})
@@ -267,7 +267,7 @@ func TestWatchReconnect(t *testing.T) {
 		sse(t, "state", api.StateEvent{Event: "done", Host: done}),
 	}
 	var conns, snapshots atomic.Int32
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/api/hosts":
 			if snapshots.Add(1) == 1 {
