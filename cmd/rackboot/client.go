@@ -228,8 +228,8 @@ type adminClient struct {
 	// caFrom is the file of the CA the daemon is checked against, for
 	// the message of a certificate that does not verify.
 	caFrom string
-	http             *http.Client // requests
-	stream           *http.Client // streams: no overall timeout
+	http   *http.Client // requests
+	stream *http.Client // streams: no overall timeout
 }
 
 // apiError is an answer of the admin API other than success.

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"encoding/pem"
-	"maps"
 	"bytes"
 	"context"
+	"encoding/pem"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
