@@ -25,7 +25,7 @@ const MACHeader = "Rackboot-MAC"
 // for the installer; an admin may add ParamAfter to the profile's
 // installer cmdline. The profiles refuse any other "rackboot." parameter.
 const (
-	ParamServer = "rackboot.server" // http://IP:PORT of the appliance
+	ParamServer = "rackboot.server" // https://IP:PORT, the agent API (plain http accepted)
 	ParamMAC    = "rackboot.mac"    // the boot NIC, whose token this is
 	ParamToken  = "rackboot.token"  // the one-attempt install token
 	ParamAfter  = "rackboot.after"  // AfterReboot (default) or AfterPoweroff

@@ -72,7 +72,11 @@ func boot(con *console, consoleErr error) (after string) {
 		return fail(con, agentapi.PhaseBoot, err)
 	}
 
-	api := newClient(cfg)
+	roots, err := loadCA(cfg.Server, caFile)
+	if err != nil {
+		return fail(con, agentapi.PhaseBoot, err)
+	}
+	api := newClient(cfg, roots)
 	a = newAgent(con, log, api)
 
 	rng := make(chan error, 1)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +53,12 @@ func retryable(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
+	// A server the CA does not vouch for stays one: the console says so
+	// at once instead of after the retries.
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return false
+	}
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests
@@ -70,9 +78,13 @@ type client struct {
 // the image download does not go through this client.
 const requestTimeout = 30 * time.Second
 
-func newClient(cfg config) *client {
+// newClient returns the client of cfg's appliance. roots is the CA an https
+// appliance is verified against, the only one (see loadCA); nil for an
+// http one.
+func newClient(cfg config, roots *x509.CertPool) *client {
 	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: requestTimeout,
 		MaxIdleConnsPerHost:   2,
@@ -94,7 +106,9 @@ func (c *client) authHeader() http.Header {
 
 // sameOrigin reports whether raw is on the appliance (same scheme, host
 // and port), so that the install token may be sent with it: an image on
-// another server must not learn it.
+// another server must not learn it, nor may it cross in clear to the
+// appliance's plain HTTP port, where images are served while the API is
+// on HTTPS.
 func (c *client) sameOrigin(raw string) bool {
 	u, err := url.Parse(raw)
 	return err == nil && strings.EqualFold(u.Scheme, c.base.Scheme) && strings.EqualFold(u.Host, c.base.Host)

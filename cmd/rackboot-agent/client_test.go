@@ -59,7 +59,7 @@ func testClient(t *testing.T, h http.Handler) *client {
 	t.Cleanup(ts.Close)
 	u, _ := url.Parse(ts.URL)
 	mac, _ := net.ParseMAC("52:54:00:00:01:01")
-	return newClient(config{Server: u, MAC: mac, Token: testToken})
+	return newClient(config{Server: u, MAC: mac, Token: testToken}, nil)
 }
 
 func TestClientRequests(t *testing.T) {
@@ -147,7 +147,7 @@ func TestClientErrors(t *testing.T) {
 		ts := httptest.NewServer(http.NotFoundHandler())
 		u, _ := url.Parse(ts.URL)
 		ts.Close()
-		c := newClient(config{Server: u, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Token: "t"})
+		c := newClient(config{Server: u, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Token: "t"}, nil)
 		_, err := c.plan(context.Background())
 		if err == nil || !retryable(err) || unauthorized(err) {
 			t.Errorf("plan from a closed port: %v (retryable %v), want a retryable error", err, retryable(err))

@@ -68,10 +68,10 @@ func parseCmdline(s string) (config, error) {
 func parseServer(v string) (*url.URL, error) {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%s=%q: want http://HOST[:PORT]", agentapi.ParamServer, v)
+		return nil, fmt.Errorf("%s=%q: want https://HOST[:PORT]", agentapi.ParamServer, v)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
-		return nil, fmt.Errorf("%s=%q: want http://HOST[:PORT] without path, query or user", agentapi.ParamServer, v)
+		return nil, fmt.Errorf("%s=%q: want https://HOST[:PORT] without path, query or user", agentapi.ParamServer, v)
 	}
 	u.Path, u.RawPath = "", ""
 	return u, nil

@@ -119,7 +119,7 @@ func testAgent(t *testing.T, base, mac, token string, disks func() ([]imaging.Di
 	hw, _ := net.ParseMAC(mac)
 	screen := &syncBuffer{}
 	con := newConsole(screen, fixedUptime(0))
-	a := newAgent(con, newLogger(con, slog.LevelInfo), newClient(config{Server: u, MAC: hw, Token: token}))
+	a := newAgent(con, newLogger(con, slog.LevelInfo), newClient(config{Server: u, MAC: hw, Token: token}, nil))
 	a.disks = disks
 	a.diskWait = 500 * time.Millisecond
 	a.planRetry = backoff{first: 10 * time.Millisecond, max: 20 * time.Millisecond, total: 2 * time.Second}
