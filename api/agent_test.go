@@ -551,3 +551,21 @@ func TestReinstallWipeData(t *testing.T) {
 		t.Errorf("attempts without the permission record it: %+v, %+v", hist[0].WipeData, hist[2].WipeData)
 	}
 }
+
+// TestPlanArtifactsPort: with the agent API on HTTPS and no BaseURL, the
+// plan's artifact URLs name the plain HTTP port on the address the agent
+// reached, not the API's port.
+func TestPlanArtifactsPort(t *testing.T) {
+	e := newEnv(t, nil)
+	e.srv.ArtifactsPort = 8080
+	_, tok := e.boot(macN01, "pcbios")
+	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+	e.must(http.StatusOK, code, body)
+	var p agentapi.PlanResponse
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatal(err)
+	}
+	if img := p.Plan.Image; img == nil || !strings.HasPrefix(img.URL, "http://127.0.0.1:8080/artifacts/") {
+		t.Errorf("plan image = %+v, want it on http://127.0.0.1:8080", p.Plan.Image)
+	}
+}
