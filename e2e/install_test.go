@@ -341,8 +341,9 @@ func buildAgentInitrd(t *testing.T, ctx context.Context, dir string) string {
 	return initrd
 }
 
-// adminAPI is a client of the appliance's admin API, from the lab's client
-// namespace, with the admin token from rackboot's data directory.
+// adminAPI is a client of the appliance's admin API over HTTPS, from the
+// lab's client namespace, with the admin token and the CA from rackboot's
+// data directory.
 type adminAPI struct {
 	hc    *http.Client
 	token string
@@ -354,12 +355,16 @@ func (tb *testbed) adminAPI(t *testing.T) adminAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return adminAPI{hc: tb.net.HTTPClient(tb.net.Cli), token: strings.TrimSpace(string(b))}
+	hc, err := tb.net.HTTPSClient(tb.net.Cli, tb.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return adminAPI{hc: hc, token: strings.TrimSpace(string(b))}
 }
 
 func (a adminAPI) get(t *testing.T, path string, out any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, "http://"+lab.ServerIP+":"+httpPort+path, nil)
+	req, err := http.NewRequest(http.MethodGet, "https://"+lab.ServerIP+":"+httpsPort+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

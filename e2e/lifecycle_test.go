@@ -352,7 +352,7 @@ type rackbootCLI struct {
 
 func (c rackbootCLI) run(t *testing.T, args ...string) string {
 	t.Helper()
-	full := append(args, "--data", c.tb.data, "--server", "http://"+lab.ServerIP+":"+httpPort)
+	full := append(args, "--data", c.tb.data, "--server", "https://"+lab.ServerIP+":"+httpsPort)
 	cmd := c.tb.net.Command(c.tb.net.Srv, c.bin, full...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

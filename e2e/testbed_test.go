@@ -38,8 +38,12 @@ hosts:
   - { mac: "` + uefiMAC + `", hostname: uefi-01 }
 `
 
-// Ports rackboot serves on, inside the server namespace.
-const httpPort = "8080"
+// Ports rackboot serves on, inside the server namespace: plain HTTP for
+// what iPXE fetches, HTTPS for the admin and agent APIs.
+const (
+	httpPort  = "8080"
+	httpsPort = "8443"
+)
 
 // requireLab skips without RACKBOOT_E2E=1 and fails, naming what is
 // missing, when the host cannot run the lab although it was asked to.
@@ -150,7 +154,7 @@ func startTestbed(t *testing.T, ctx context.Context, cfg testbedConfig) *testbed
 		"--artifacts", artDir,
 		"--ipxe-dir", lab.IPXEDir,
 		"--interface", lab.Bridge,
-		"--http-port", httpPort, "--tftp-port", "69", "--dhcp-port", "67",
+		"--http-port", httpPort, "--https-port", httpsPort, "--tftp-port", "69", "--dhcp-port", "67",
 		// Without any router advertisement iPXE waits ~16 s for IPv6
 		// autoconfiguration on each DHCP (docs/DESIGN.md, fact 6).
 		"--ipv6-ra",

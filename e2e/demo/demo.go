@@ -98,8 +98,8 @@ func demo(ctx context.Context, opts options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	say("rackboot", "rackboot serve on %s %s: proxy-DHCP 67+4011, TFTP 69, HTTP %s; log %s",
-		lab.Bridge, lab.ServerIP, rb.URL(), w.serverLog())
+	say("rackboot", "rackboot serve on %s %s: proxy-DHCP 67+4011, TFTP 69, HTTP %s, APIs over HTTPS %s; log %s",
+		lab.Bridge, lab.ServerIP, rb.URL(), rb.APIURL(), w.serverLog())
 	for _, m := range ms {
 		say("machine", "%-5s %-8s %-27s %2d GiB disk  %s, layout %s, %s",
 			m.Name, m.host.Hostname, m.Boot(), m.DiskSize>>30, m.host.Version.Name, m.host.Layout.Name, m.host.Network.Address)

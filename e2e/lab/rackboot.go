@@ -23,14 +23,15 @@ type RackbootConfig struct {
 	Artifacts string // --artifacts
 	// Log receives rackboot's JSON log. It is appended to, so the log of
 	// a restarted server continues the one of the server it replaces.
-	Log      string
-	HTTPPort int      // --http-port; 8080 when zero
-	Args     []string // more flags, such as "--max-attempts", "2"
+	Log       string
+	HTTPPort  int      // --http-port; 8080 when zero
+	HTTPSPort int      // --https-port, the admin and agent APIs; 8443 when zero
+	Args      []string // more flags, such as "--max-attempts", "2"
 }
 
 // Rackboot is `rackboot serve` running in the server namespace on the
 // lab's bridge: proxy-DHCP on 67 and 4011, TFTP on 69, HTTP on HTTPPort,
-// and a null IPv6 router advertisement, which spares iPXE its ~16 s wait
+// the APIs over HTTPS on HTTPSPort, and a null IPv6 router advertisement, which spares iPXE its ~16 s wait
 // for IPv6 autoconfiguration on every DHCP (docs/DESIGN.md, fact 6). It logs JSON at debug
 // level, so the log also shows the packets it saw and did not answer.
 type Rackboot struct {
@@ -53,6 +54,9 @@ func (n *Net) StartRackboot(ctx context.Context, cfg RackbootConfig) (*Rackboot,
 	if cfg.HTTPPort == 0 {
 		cfg.HTTPPort = 8080
 	}
+	if cfg.HTTPSPort == 0 {
+		cfg.HTTPSPort = 8443
+	}
 	r := &Rackboot{cfg: cfg, net: n}
 	if err := r.Restart(ctx); err != nil {
 		return nil, err
@@ -62,6 +66,11 @@ func (n *Net) StartRackboot(ctx context.Context, cfg RackbootConfig) (*Rackboot,
 
 // URL is where the lab's namespaces reach rackboot's HTTP server.
 func (r *Rackboot) URL() string { return "http://" + ServerIP + ":" + strconv.Itoa(r.cfg.HTTPPort) }
+
+// APIURL is where they reach its admin and agent APIs, over HTTPS.
+func (r *Rackboot) APIURL() string {
+	return "https://" + ServerIP + ":" + strconv.Itoa(r.cfg.HTTPSPort)
+}
 
 // Config returns the configuration rackboot runs with, defaults applied.
 func (r *Rackboot) Config() RackbootConfig { return r.cfg }
@@ -102,7 +111,8 @@ func (r *Rackboot) Restart(ctx context.Context) error {
 		"--artifacts", r.cfg.Artifacts,
 		"--ipxe-dir", IPXEDir,
 		"--interface", Bridge,
-		"--http-port", strconv.Itoa(r.cfg.HTTPPort), "--tftp-port", "69", "--dhcp-port", "67",
+		"--http-port", strconv.Itoa(r.cfg.HTTPPort), "--https-port", strconv.Itoa(r.cfg.HTTPSPort),
+		"--tftp-port", "69", "--dhcp-port", "67",
 		"--ipv6-ra",
 		"--log-format", "json",
 		"--log-level", "debug"}
@@ -158,9 +168,10 @@ func (r *Rackboot) AdminToken() (string, error) {
 
 // Command returns an admin command of the same rackboot binary (hosts,
 // history, reinstall, watch…) that runs in namespace ns (Cli, usually)
-// and talks to this server: --server and --data are added after args.
+// and talks to this server over HTTPS: --server and --data are added
+// after args, and the command trusts DATA/tls/ca.pem as on the appliance.
 func (r *Rackboot) Command(ns string, args ...string) *exec.Cmd {
-	args = append(append([]string(nil), args...), "--server", r.URL(), "--data", r.cfg.Data)
+	args = append(append([]string(nil), args...), "--server", r.APIURL(), "--data", r.cfg.Data)
 	return r.net.Command(ns, r.cfg.Binary, args...)
 }
 
