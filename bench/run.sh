@@ -135,6 +135,7 @@ start_rackboot() {
   bench_wait_port udp 67 rackboot
   bench_wait_port udp 69 rackboot
   bench_wait_port tcp "$HTTP_PORT" rackboot
+  bench_wait_port tcp 8443 rackboot # the agent API, over HTTPS (--https-port default)
   sleep 0.5 # sockets open before the servers start; let them start
 }
 
@@ -372,7 +373,9 @@ run_p5() {
   for rep in $(seq "${P5_REPS:-1}"); do
     out=$WORK/p5-$rep.out
     start rackboot "$SRV_CPU"
-    measured "$out" "$CLI_CPU" "$BIN/agentload" -base "http://$SRV_IP:$HTTP_PORT" -agents "$AGENTS" -mac-prefix "$MAC_PREFIX" \
+    # The agents take the API's https URL from their scripts and trust the
+    # CA rackboot generated in its data directory, as the installer does.
+    measured "$out" "$CLI_CPU" "$BIN/agentload" -base "http://$SRV_IP:$HTTP_PORT" -ca "$WORK/rb-data/tls/ca.pem" -agents "$AGENTS" -mac-prefix "$MAC_PREFIX" \
       -interval 1s -duration "${P5_SECS}s" -tag cmp=P5 -tag server=rackboot -tag "agents=$AGENTS" -tag "secs=$P5_SECS" -tag "rep=$rep" \
       "${strict[@]}" || check_failed "P5 agents against rackboot"
     gen_record "$out" "P5 agents"

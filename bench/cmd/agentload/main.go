@@ -1,19 +1,22 @@
 // Command agentload simulates installer agents against rackboot's agent API
 // (P5). Each agent does what rackboot-agent does at boot: fetch its iPXE
-// script (GET /ipxe?mac=...) to get the install token the script puts on
-// the kernel line (rackboot.token=), fetch its plan with it (GET
-// /api/agent/plan), then post its progress (POST /api/agent/progress)
+// script (GET /ipxe?mac=...) over plain HTTP to get the install token and
+// the agent API's URL the script puts on the kernel line (rackboot.token=,
+// rackboot.server=, https with the appliance's CA), fetch its plan with it
+// (GET /api/agent/plan), then post its progress (POST /api/agent/progress)
 // every interval for the duration. Every agent has its own HTTP connection,
 // as separate machines would. It writes one result record: reports
 // expected, answered with 204, lost, and the latency percentiles of the
 // progress posts.
 //
 //	agentload -write-fleet DIR/fleet.yaml -artifacts ART -agents 1000   # the profiles and image the server needs
-//	agentload -base http://192.168.77.1:8080 -agents 1000 -interval 1s -duration 60s -tag server=rackboot
+//	agentload -base http://192.168.77.1:8080 -ca DATA/tls/ca.pem -agents 1000 -interval 1s -duration 60s -tag server=rackboot
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +37,7 @@ import (
 
 type config struct {
 	base      string
+	roots     *x509.CertPool // the appliance's CA for an https agent API; nil: the system's
 	agents    []net.HardwareAddr
 	interval  time.Duration
 	duration  time.Duration
@@ -50,6 +54,7 @@ func main() {
 		fleet      = flag.String("write-fleet", "", "write the profiles `file` listing the agents, and their image into -artifacts, then exit")
 		artifacts  = flag.String("artifacts", ".", "the server's artifacts `folder`, where -write-fleet writes the image")
 		requireAll = flag.Bool("require-all", false, "exit 1 unless every agent got its token and plan and every report was answered")
+		ca         = flag.String("ca", "", "PEM `file` of the appliance's CA (DATA/tls/ca.pem), which the agent API's certificate is verified against")
 	)
 	flag.StringVar(&c.base, "base", "http://192.168.77.1:8080", "rackboot's `URL`")
 	flag.DurationVar(&c.interval, "interval", time.Second, "time between one agent's reports")
@@ -83,6 +88,16 @@ func main() {
 			fail(err)
 		}
 		return
+	}
+	if *ca != "" {
+		b, err := os.ReadFile(*ca)
+		if err != nil {
+			fail(err)
+		}
+		c.roots = x509.NewCertPool()
+		if !c.roots.AppendCertsFromPEM(b) {
+			fail(fmt.Errorf("-ca %s: no PEM certificate", *ca))
+		}
 	}
 	if c.interval <= 0 || c.duration < c.interval {
 		fail(errors.New("-interval must be positive and -duration at least one interval"))
@@ -142,6 +157,7 @@ func (s stats) metrics() map[string]float64 {
 type agent struct {
 	mac    net.HardwareAddr
 	token  string
+	api    string // rackboot.server= of its script
 	client *http.Client
 }
 
@@ -165,7 +181,8 @@ func run(ctx context.Context, c config) stats {
 	agents := make([]*agent, len(c.agents))
 	for i, m := range c.agents {
 		// One transport per agent: its own TCP connection, kept alive.
-		tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true, IdleConnTimeout: 5 * time.Minute}
+		tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true, IdleConnTimeout: 5 * time.Minute,
+			TLSClientConfig: &tls.Config{RootCAs: c.roots, MinVersion: tls.VersionTLS12}}
 		agents[i] = &agent{mac: m, client: &http.Client{Transport: tr, Timeout: c.timeout}}
 	}
 	defer func() {
@@ -215,7 +232,7 @@ func run(ctx context.Context, c config) stats {
 					lags[i] = max(lags[i], -d)
 				}
 				sent := time.Now()
-				if err := a.report(ctx, c.base, k, perAgent); err != nil {
+				if err := a.report(ctx, k, perAgent); err != nil {
 					elog.add(fmt.Errorf("report %d of %s: %w", k, a.mac, err))
 					continue
 				}
@@ -236,10 +253,14 @@ func run(ctx context.Context, c config) stats {
 	return s
 }
 
-var tokenRe = regexp.MustCompile(`rackboot\.token=([A-Za-z0-9]+)`)
+var (
+	tokenRe  = regexp.MustCompile(`rackboot\.token=([A-Za-z0-9]+)`)
+	serverRe = regexp.MustCompile(`rackboot\.server=(https?://[^ ]+)`)
+)
 
-// setup fetches the agent's script, takes the token from its kernel line,
-// and fetches the plan, which starts the install attempt.
+// setup fetches the agent's script, takes the token and the agent API's
+// URL from its kernel line, and fetches the plan, which starts the install
+// attempt.
 func (a *agent) setup(ctx context.Context, base string) error {
 	mac := strings.ReplaceAll(a.mac.String(), ":", "-") // iPXE's ${mac:hexhyp}
 	body, err := a.do(ctx, http.MethodGet, base+"/ipxe?mac="+mac+"&arch=x86_64&platform=pcbios", "", http.StatusOK)
@@ -250,8 +271,12 @@ func (a *agent) setup(ctx context.Context, base string) error {
 	if m == nil {
 		return fmt.Errorf("script has no rackboot.token=:\n%s", body)
 	}
-	a.token = string(m[1])
-	if _, err := a.do(ctx, http.MethodGet, base+agentapi.PathPlan, "", http.StatusOK); err != nil {
+	srv := serverRe.FindSubmatch(body)
+	if srv == nil {
+		return fmt.Errorf("script has no rackboot.server=:\n%s", body)
+	}
+	a.token, a.api = string(m[1]), string(srv[1])
+	if _, err := a.do(ctx, http.MethodGet, a.api+agentapi.PathPlan, "", http.StatusOK); err != nil {
 		a.token = ""
 		return fmt.Errorf("plan: %w", err)
 	}
@@ -259,10 +284,10 @@ func (a *agent) setup(ctx context.Context, base string) error {
 }
 
 // report posts progress report k of n: the image phase, 1 GiB to write.
-func (a *agent) report(ctx context.Context, base string, k, n int) error {
+func (a *agent) report(ctx context.Context, k, n int) error {
 	const total = 1 << 30
 	body := fmt.Sprintf(`{"phase":%q,"done":%d,"total":%d,"rate":%d}`, agentapi.PhaseImage, int64(total)*int64(k)/int64(n), total, 100<<20)
-	_, err := a.do(ctx, http.MethodPost, base+agentapi.PathProgress, body, http.StatusNoContent)
+	_, err := a.do(ctx, http.MethodPost, a.api+agentapi.PathProgress, body, http.StatusNoContent)
 	return err
 }
 

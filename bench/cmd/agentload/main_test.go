@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -44,13 +46,17 @@ func TestAgents(t *testing.T) {
 		t.Fatalf("the written fleet does not load: %v", err)
 	}
 	reg := &registry.Registry{Store: registry.NewMemory()}
+	// As the daemon: the agent API over HTTPS, the scripts plain.
+	sts := httptest.NewTLSServer(&api.Server{Registry: reg, Fleet: set, Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: art}).Image}})
+	defer sts.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(sts.Certificate())
 	mux := http.NewServeMux()
-	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set, Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: art}).Image}})
-	mux.Handle("/ipxe", &ipxe.Handler{Hosts: set, Lifecycle: appliance.Lifecycle{Reg: reg}})
+	mux.Handle("/ipxe", &ipxe.Handler{Hosts: set, Lifecycle: appliance.Lifecycle{Reg: reg}, APIPort: sts.Listener.Addr().(*net.TCPAddr).Port})
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 
-	s := run(context.Background(), config{base: ts.URL, agents: agents, interval: 50 * time.Millisecond,
+	s := run(context.Background(), config{base: ts.URL, roots: roots, agents: agents, interval: 50 * time.Millisecond,
 		duration: 200 * time.Millisecond, setupConc: 5, timeout: 5 * time.Second})
 	if s.setupOK != 20 || s.expected != 80 || s.ok != 80 || s.lost() != 0 {
 		t.Errorf("%d agents set up, %d of %d reports answered, %d lost (errors %v); want 20, 80 of 80, 0",
@@ -59,7 +65,7 @@ func TestAgents(t *testing.T) {
 
 	t.Run("unknown agents lose every report", func(t *testing.T) {
 		strangers, _ := macs("52:54:03", 3)
-		s := run(context.Background(), config{base: ts.URL, agents: strangers, interval: 50 * time.Millisecond,
+		s := run(context.Background(), config{base: ts.URL, roots: roots, agents: strangers, interval: 50 * time.Millisecond,
 			duration: 100 * time.Millisecond, setupConc: 3, timeout: 5 * time.Second})
 		if s.setupOK != 0 || s.lost() != 6 || len(s.errs) != 3 {
 			t.Errorf("strangers: %d set up, %d lost, errors %v; want 0, 6, three setup errors", s.setupOK, s.lost(), s.errs)
