@@ -107,7 +107,9 @@ hosts:
 // (the distribution kernel and the initramfs `rackboot initrd` builds from
 // its modules and rackboot-agent), which installs the synthetic OS image
 // onto the machine's virtual disk, reports done and reboots, which ends
-// QEMU. The test then asks the admin API and reads the disk image.
+// QEMU. The test then asks the admin API and reads the disk image. The
+// agent and the admin talk to the API over HTTPS; a capture of the lab's
+// bridge shows the admin token and the plan's secrets never in clear.
 func TestInstall(t *testing.T) {
 	requireLab(t)
 	ctx := testContext(t)
@@ -119,6 +121,10 @@ func TestInstall(t *testing.T) {
 		files: map[string]string{"testos-1.img.zst": img.zst, "agent.cpio.gz": initrd},
 	})
 	admin := tb.adminAPI(t)
+	// The admin and agent APIs are on HTTPS: neither the admin token
+	// (every admin call below) nor the plan's secrets (the user's
+	// password hash, in every plan) may be seen on the segment.
+	wire := watchWire(t, tb, map[string]string{"admin token": admin.token, "password hash of the plan": opsPassword})
 
 	machines := []struct {
 		name, host string
@@ -189,6 +195,7 @@ func TestInstall(t *testing.T) {
 		})
 	}
 	t.Run("bad-image", func(t *testing.T) { testBadImage(t, ctx, tb, admin) })
+	t.Run("wire", wire.check)
 	t.Logf("seconds from power-on (rackboot log and serial console):\n%s", lab.FormatTimelines(timelines))
 }
 
