@@ -35,7 +35,7 @@ const caInitrdName = "rackboot-ca.cpio"
 type Appliance struct {
 	// Base is the plain HTTP URL iPXE reaches the appliance at, such as
 	// "http://192.0.2.1:8080": it prefixes artifact URLs. Plain because
-	// Debian's iPXE has no HTTPS (docs/DESIGN.md, fact 19).
+	// Debian's iPXE has no HTTPS (docs/DESIGN.md, fact 20).
 	Base string
 	// API is the agent API's origin, handed to the installer as
 	// rackboot.server=, such as "https://192.0.2.1:8443". Empty means
