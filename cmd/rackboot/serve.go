@@ -327,7 +327,7 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	if cfg.Advertise != "" {
 		base = "http://" + net.JoinHostPort(cfg.Advertise, strconv.Itoa(cfg.HTTPPort))
 	}
-	mux.Handle("/api/", apiOverHTTPS(cfg.HTTPSPort))
+	mux.Handle("/api/", apiOverHTTPS(cfg.Advertise, cfg.HTTPSPort))
 	mux.Handle("/boot.ipxe", scripts)
 	mux.Handle("/ipxe", scripts)
 	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: links.macOf,

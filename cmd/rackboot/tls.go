@@ -97,14 +97,18 @@ func tlsConfig(id pki.Identity) *tls.Config {
 }
 
 // apiOverHTTPS answers every request for the API on the plain port with
-// 403 and where to go instead. It never reads the request's header or
-// body: an admin token sent here has crossed in clear already, and
+// 403 and where to go instead: the advertised address, else the one the
+// client reached (never the Host header). It never reads the request's
+// header or body: a token sent here has crossed in clear already, and
 // nothing here may accept it.
-func apiOverHTTPS(httpsPort int) http.Handler {
+func apiOverHTTPS(advertise string, httpsPort int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := "HOST"
-		if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+		host := advertise
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok && host == "" {
 			host = a.AddrPort().Addr().Unmap().String()
+		}
+		if host == "" {
+			host = "HOST"
 		}
 		url := "https://" + net.JoinHostPort(host, strconv.Itoa(httpsPort))
 		w.Header().Set("Connection", "close")
