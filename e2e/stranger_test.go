@@ -37,9 +37,20 @@ func checkStranger(t *testing.T, ctx context.Context, tb *testbed, admin adminAP
 	}
 	hc := tb.net.HTTPClient(tb.net.Cli)
 	base := "http://" + lab.ServerIP + ":" + httpPort
+	// The agent API is on HTTPS: a forged report sent to the plain port
+	// would be refused there whoever sent it, which proves nothing.
+	shc, err := tb.net.HTTPSClient(tb.net.Cli, tb.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiBase := "https://" + lab.ServerIP + ":" + httpsPort
 	do := func(req *http.Request) (int, string) {
 		t.Helper()
-		resp, err := hc.Do(req.WithContext(ctx))
+		c := hc
+		if req.URL.Scheme == "https" {
+			c = shc
+		}
+		resp, err := c.Do(req.WithContext(ctx))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +66,7 @@ func checkStranger(t *testing.T, ctx context.Context, tb *testbed, admin adminAP
 			t.Errorf("a stranger's script request for %s: %d\n%s", mac, code, body)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodPost, base+agentapi.PathDone, strings.NewReader(`{"sha256":"`+strings.Repeat("0", 64)+`","bytes":1}`))
+	req, _ := http.NewRequest(http.MethodPost, apiBase+agentapi.PathDone, strings.NewReader(`{"sha256":"`+strings.Repeat("0", 64)+`","bytes":1}`))
 	req.Header.Set("Authorization", "Bearer "+strings.Repeat("a", 64))
 	req.Header.Set(agentapi.MACHeader, mac)
 	if code, body := do(req); code != http.StatusForbidden {
