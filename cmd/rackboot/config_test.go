@@ -14,7 +14,7 @@ import (
 func TestServeConfig(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "rackboot.yaml")
-	if err := os.WriteFile(file, []byte("profiles: /srv/profiles\ninterfaces: [eth1, eth2]\nhttp-port: 9090\ndiscovery: true\ndiscovered-ttl: 2h\n"), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte("profiles: /srv/profiles\ninterfaces: [eth1, eth2]\nhttp-port: 9090\nhttps-port: 9443\ntls-cert: /etc/rackboot/tls.pem\ntls-key: /etc/rackboot/tls.key\ndiscovery: true\ndiscovered-ttl: 2h\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -36,14 +36,16 @@ func TestServeConfig(t *testing.T) {
 		{"file", []string{"--config", file}, func(c *serveConfig) {
 			c.Profiles = "/srv/profiles"
 			c.Interfaces = []string{"eth1", "eth2"}
-			c.HTTPPort = 9090
+			c.HTTPPort, c.HTTPSPort = 9090, 9443
+			c.TLSCert, c.TLSKey = "/etc/rackboot/tls.pem", "/etc/rackboot/tls.key"
 			c.DiscoveredTTL = 2 * time.Hour
 			c.Discovery = true
 		}},
-		{"flags win over the file", []string{"--config", file, "--interface", "br0", "--http-port", "8081"}, func(c *serveConfig) {
+		{"flags win over the file", []string{"--config", file, "--interface", "br0", "--http-port", "8081", "--https-port", "8444"}, func(c *serveConfig) {
 			c.Profiles = "/srv/profiles"
 			c.Interfaces = []string{"br0"}
-			c.HTTPPort = 8081
+			c.HTTPPort, c.HTTPSPort = 8081, 8444
+			c.TLSCert, c.TLSKey = "/etc/rackboot/tls.pem", "/etc/rackboot/tls.key"
 			c.DiscoveredTTL = 2 * time.Hour
 			c.Discovery = true
 		}},
