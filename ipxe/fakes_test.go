@@ -27,7 +27,7 @@ const testBase = "http://192.0.2.1:8080"
 
 // testApp is the appliance of the golden scripts: plain HTTP for iPXE, the
 // agent API over HTTPS, and the CA archive.
-var testApp = Appliance{Base: testBase, API: "https://192.0.2.1:8443", CA: "/nbp/rackboot-ca.cpio"}
+var testApp = Appliance{Base: testBase, API: "https://192.0.2.1:8443", CA: "/nbp/rackboot-ca.cpio.gz"}
 
 var (
 	macKnown   = net.HardwareAddr{0x52, 0x54, 0, 0, 0x01, 0x01}

@@ -295,9 +295,9 @@ func TestHandlerBase(t *testing.T) {
 // the connection's plain URL while the installer is pointed at the agent
 // API over HTTPS on the same host and loads the CA archive.
 func TestHandlerAPIOverHTTPS(t *testing.T) {
-	srv, _, _ := serve(t, &Handler{Hosts: fleet(nil), APIPort: 8443, CA: "/nbp/rackboot-ca.cpio"})
+	srv, _, _ := serve(t, &Handler{Hosts: fleet(nil), APIPort: 8443, CA: "/nbp/rackboot-ca.cpio.gz"})
 	f := Facts{MAC: macKnown, Arch: "x86_64", Platform: "efi"}
-	want, err := Render(Appliance{Base: srv.URL, API: "https://127.0.0.1:8443", CA: "/nbp/rackboot-ca.cpio"}, f, Decide(f, fleet(nil), false))
+	want, err := Render(Appliance{Base: srv.URL, API: "https://127.0.0.1:8443", CA: "/nbp/rackboot-ca.cpio.gz"}, f, Decide(f, fleet(nil), false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestHandlerAPIOverHTTPS(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("script (-want +got):\n%s", d)
 	}
-	for _, s := range []string{"rackboot.server=https://127.0.0.1:8443 ", "initrd --name rackboot-ca.cpio " + srv.URL + "/nbp/rackboot-ca.cpio "} {
+	for _, s := range []string{"rackboot.server=https://127.0.0.1:8443 ", "initrd --name rackboot-ca.cpio.gz " + srv.URL + "/nbp/rackboot-ca.cpio.gz "} {
 		if !strings.Contains(got, s) {
 			t.Errorf("script lacks %q:\n%s", s, got)
 		}

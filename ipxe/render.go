@@ -29,7 +29,7 @@ const (
 
 // caInitrdName is the name iPXE gives the CA archive (Appliance.CA), for
 // the kernel's second initrd= argument (see initrdName).
-const caInitrdName = "rackboot-ca.cpio"
+const caInitrdName = "rackboot-ca.cpio.gz"
 
 // Appliance is where a script points the machine.
 type Appliance struct {
@@ -43,7 +43,7 @@ type Appliance struct {
 	API string
 	// CA is the path under Base of a newc archive holding the CA the
 	// agent verifies API against (/etc/rackboot/ca.pem), such as
-	// "/nbp/rackboot-ca.cpio". An installer with an initrd loads it as a
+	// "/nbp/rackboot-ca.cpio.gz". An installer with an initrd loads it as a
 	// second one, which the kernel unpacks over the first: a replaced
 	// certificate needs no initrd rebuild. Empty loads none.
 	CA string

@@ -10,7 +10,7 @@ import (
 )
 
 // caFile is where the appliance's CA is in the installer: the per-machine
-// script loads it as a second initrd (rackboot-ca.cpio), which the kernel
+// script loads it as a second initrd (rackboot-ca.cpio.gz), which the kernel
 // unpacks over the installer's own (docs/DESIGN.md, section 7, "TLS").
 const caFile = "/etc/rackboot/ca.pem"
 
@@ -25,7 +25,7 @@ func loadCA(server *url.URL, file string) (*x509.CertPool, error) {
 	}
 	b, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no CA at %s to verify %s: the installer will not send its token to an appliance it cannot verify (the boot script loads the CA as the rackboot-ca.cpio initrd: was it dropped from the script?)", file, server)
+		return nil, fmt.Errorf("no CA at %s to verify %s: the installer will not send its token to an appliance it cannot verify (the boot script loads the CA as the rackboot-ca.cpio.gz initrd: was it dropped from the script?)", file, server)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the appliance's CA: %w", err)

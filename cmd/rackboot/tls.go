@@ -24,7 +24,7 @@ import (
 const (
 	tlsDir        = "tls"
 	caURLPath     = "/ca.pem"
-	caArchive     = "rackboot-ca.cpio"
+	caArchive     = "rackboot-ca.cpio.gz"
 	caArchivePath = "/nbp/" + caArchive
 	agentCAPath   = "etc/rackboot/ca.pem"
 )

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -126,7 +127,11 @@ func TestApplianceTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		r := cpio.NewReader(f)
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := cpio.NewReader(zr)
 		for {
 			h, err := r.Next()
 			if err != nil {
