@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -49,24 +46,12 @@ const captureBuffer = 64 << 20
 
 // Capture starts watching interface ifname of namespace ns for needles.
 func (n *Net) Capture(ns, ifname string, needles ...string) (*Capture, error) {
-	type result struct {
-		fd  int
-		err error
+	// A socket belongs to the namespace it was created in.
+	fd, err := onThreadIn(ns, func() (int, error) { return packetSocket(ifname) })
+	if err != nil {
+		return nil, err
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, restored, err := packetSocketIn(ns, ifname)
-		if restored {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		return nil, r.err
-	}
-	c := &Capture{fd: r.fd, stop: make(chan struct{}), done: make(chan struct{}), seen: map[string]int{}}
+	c := &Capture{fd: fd, stop: make(chan struct{}), done: make(chan struct{}), seen: map[string]int{}}
 	for _, s := range needles {
 		c.needles = append(c.needles, []byte(s))
 	}
@@ -74,29 +59,8 @@ func (n *Net) Capture(ns, ifname string, needles ...string) (*Capture, error) {
 	return c, nil
 }
 
-// packetSocketIn opens an AF_PACKET socket for every protocol, bound to
-// ifname, inside namespace ns (a socket belongs to the namespace it was
-// created in). restored reports whether the thread is back in its own
-// namespace.
-func packetSocketIn(ns, ifname string) (fd int, restored bool, err error) {
-	self, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return -1, true, fmt.Errorf("lab: %w", err)
-	}
-	defer self.Close()
-	target, err := os.Open(filepath.Join("/run/netns", ns))
-	if err != nil {
-		return -1, true, fmt.Errorf("lab: namespace %s: %w", ns, err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return -1, true, fmt.Errorf("lab: entering namespace %s: %w", ns, err)
-	}
-	fd, err = packetSocket(ifname)
-	restored = unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil
-	return fd, restored, err
-}
-
+// packetSocket opens an AF_PACKET socket for every protocol, bound to
+// ifname.
 func packetSocket(ifname string) (int, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
