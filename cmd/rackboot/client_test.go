@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,7 +144,19 @@ func testCLI(env map[string]string) (*cli, *syncBuffer, *syncBuffer) {
 	return c, stdout, stderr
 }
 
+// TestMain removes the CA file testCAFile wrote, if a test asked for it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testCAWritten.Load() {
+		os.Remove(testCA())
+	}
+	os.Exit(code)
+}
+
+var testCAWritten atomic.Bool
+
 var testCA = sync.OnceValue(func() string {
+	testCAWritten.Store(true)
 	ts := httptest.NewTLSServer(http.NotFoundHandler())
 	defer ts.Close()
 	f, err := os.CreateTemp("", "rackboot-test-ca-*.pem")
