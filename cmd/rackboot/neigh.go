@@ -24,10 +24,15 @@ import (
 // DHCP relay, or the appliance itself — is refused unless the admin
 // trusts its prefix (--trust-routed).
 
-// Refresh bounds of the neighbour snapshot: it is at most snapshotAge old
-// when a request finds its address in it, and a miss or a mismatch reads
-// the table again unless the last read is younger than minRefresh (so a
-// flood of strangers costs at most one table dump per minRefresh).
+// Refresh bounds of the neighbour snapshot. A request whose address is in
+// a snapshot at most snapshotAge old, with the MAC it names, is verified. A
+// miss or a mismatch is conclusive only in a snapshot read after the
+// request's connection was accepted (the TCP handshake, and so the
+// neighbour entry, came before); else the table is read again, at most
+// once per minRefresh: a request that finds the last read younger waits
+// for the next one, so a flood of strangers costs at most one table dump
+// per minRefresh while a machine that just appeared is never refused for
+// a stale snapshot (a rack booting at once is many such machines).
 const (
 	snapshotAge = time.Second
 	minRefresh  = 50 * time.Millisecond
@@ -41,8 +46,9 @@ type linkCheck struct {
 	trusted []netip.Prefix
 	// read returns the neighbour table and the local network; nil reads
 	// the kernel's (readNeighbours).
-	read func() (neighbours, error)
-	now  func() time.Time
+	read  func() (neighbours, error)
+	now   func() time.Time
+	sleep func(time.Duration)
 
 	mu   sync.Mutex
 	snap neighbours
@@ -71,27 +77,26 @@ func (e *linkError) Error() string {
 	return fmt.Sprintf("the request names %s but %s", e.Claimed, e.Reason)
 }
 
-// verify returns nil when a request from ip may speak for the machine mac.
-func (c *linkCheck) verify(ip netip.Addr, mac net.HardwareAddr) error {
+// verify returns nil when a request from ip, on a connection accepted at
+// since, may speak for the machine mac.
+func (c *linkCheck) verify(ip netip.Addr, mac net.HardwareAddr, since time.Time) error {
 	ip = ip.Unmap().WithZone("")
 	for _, p := range c.trusted {
 		if p.Contains(ip) {
 			return nil
 		}
 	}
-	snap, fresh, err := c.snapshot(false)
+	snap, at, err := c.snapshot(time.Time{})
+	if err == nil && !at.After(since) {
+		if hw, ok := snap.hw[ip]; !ok || !sameMAC(hw, mac) {
+			// Read before the connection: the entry may be newer.
+			snap, _, err = c.snapshot(since)
+		}
+	}
 	if err != nil {
 		return &linkError{Claimed: mac, Reason: "the neighbour table cannot be read: " + err.Error()}
 	}
 	hw, ok := snap.hw[ip]
-	if (!ok || !sameMAC(hw, mac)) && !fresh {
-		// A machine that just took over an address, or whose entry is
-		// newer than the snapshot: read the table again.
-		if snap, _, err = c.snapshot(true); err != nil {
-			return &linkError{Claimed: mac, Reason: "the neighbour table cannot be read: " + err.Error()}
-		}
-		hw, ok = snap.hw[ip]
-	}
 	switch {
 	case ok && sameMAC(hw, mac):
 		return nil
@@ -106,36 +111,51 @@ func (c *linkCheck) verify(ip netip.Addr, mac net.HardwareAddr) error {
 	}
 }
 
-// verifyRequest is verify for an HTTP request's peer.
+// verifyRequest is verify for an HTTP request's peer, on the connection
+// accepted at the time newHTTPServer's ConnContext noted (now, if none).
 func (c *linkCheck) verifyRequest(r *http.Request, mac net.HardwareAddr) error {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return &linkError{Claimed: mac, Reason: fmt.Sprintf("its peer address %q cannot be parsed", r.RemoteAddr)}
 	}
-	return c.verify(ap.Addr(), mac)
+	since, ok := r.Context().Value(acceptedKey{}).(time.Time)
+	if !ok {
+		since = c.clock()
+	}
+	return c.verify(ap.Addr(), mac, since)
 }
 
-// snapshot returns the neighbour snapshot, read again when older than
-// snapshotAge, or when force is set and it is older than minRefresh. fresh
-// reports whether it is younger than minRefresh: reading again would tell
-// nothing new.
-func (c *linkCheck) snapshot(force bool) (neighbours, bool, error) {
+// snapshot returns the neighbour snapshot and when it was read: read
+// again when it is older than snapshotAge, or than since. Reads are at
+// least minRefresh apart: a caller that needs a newer one waits for its
+// turn, and a read made meanwhile by another caller serves it.
+func (c *linkCheck) snapshot(since time.Time) (neighbours, time.Time, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.clock()
-	age := now.Sub(c.at)
-	if c.at.IsZero() || age >= snapshotAge || age < 0 || force && age >= minRefresh {
+	for {
+		now := c.clock()
+		if !c.at.IsZero() && now.Sub(c.at) < snapshotAge && now.Sub(c.at) >= 0 && !c.at.Before(since) {
+			return c.snap, c.at, nil
+		}
+		if wait := c.at.Add(minRefresh).Sub(now); !c.at.IsZero() && wait > 0 && wait <= minRefresh {
+			c.mu.Unlock()
+			c.pause(wait)
+			c.mu.Lock()
+			continue
+		}
 		read := c.read
 		if read == nil {
 			read = readNeighbours
 		}
+		// The time before the dump: an entry made before it is in it.
+		start := c.clock()
 		snap, err := read()
 		if err != nil {
-			return neighbours{}, false, err
+			return neighbours{}, time.Time{}, err
 		}
-		c.snap, c.at, age = snap, now, 0
+		c.snap, c.at = snap, start
+		return c.snap, c.at, nil
 	}
-	return c.snap, age < minRefresh, nil
 }
 
 func (c *linkCheck) clock() time.Time {
@@ -145,11 +165,23 @@ func (c *linkCheck) clock() time.Time {
 	return c.now()
 }
 
+func (c *linkCheck) pause(d time.Duration) {
+	if c.sleep == nil {
+		time.Sleep(d)
+		return
+	}
+	c.sleep(d)
+}
+
+// acceptedKey keys the time a connection was accepted in its requests'
+// contexts (newHTTPServer's ConnContext).
+type acceptedKey struct{}
+
 // macOf is the neighbour table's link-layer address for ip, or nil: TFTP
 // and HTTP requests carry only the client's IP, and logs name the machine
 // by the MAC the admin knows it by.
 func (c *linkCheck) macOf(ip netip.Addr) net.HardwareAddr {
-	snap, _, err := c.snapshot(false)
+	snap, _, err := c.snapshot(time.Time{})
 	if err != nil {
 		return nil
 	}
