@@ -7,8 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -108,7 +106,6 @@ func TestLifecycle(t *testing.T) {
 		// through the firmware's own SNP, hands the boot back at once.
 		serve: []string{"--efi-file", "snponly.efi"},
 	})
-	fleet.path = filepath.Join(tb.dir, "profiles", "fleet.yaml")
 	cli := rackbootCLI{tb: tb, bin: buildRackboot(t, ctx)}
 
 	for _, m := range []*machine{
@@ -309,7 +306,6 @@ func checkHistory(t *testing.T, hist []registry.Attempt, n int) {
 // fleetFile is the profiles file the testbed serves, edited as an admin
 // would.
 type fleetFile struct {
-	path      string
 	sha       string
 	hostnames map[string]string // by MAC
 }
@@ -322,24 +318,7 @@ func (f *fleetFile) yaml() string { return lifecycleFleet(f.sha, f.hostnames) }
 func (f *fleetFile) rename(t *testing.T, tb *testbed, mac, hostname string) {
 	t.Helper()
 	f.hostnames[mac] = hostname
-	start := time.Now()
-	tmp := f.path + ".new"
-	if err := os.WriteFile(tmp, []byte(f.yaml()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, f.path); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, e := range since(tb.entries(t), start) {
-			if e.Msg == "profiles loaded" {
-				return
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("rackboot did not load the edited profiles in 30 s:\n%s", readTail(tb.serverLog, 20))
+	writeProfiles(t, tb, f.yaml())
 }
 
 // rackbootCLI runs the admin commands of the rackboot binary inside the
