@@ -208,6 +208,45 @@ type Image struct {
 	// the agent refuse a too-small target before writing and report its
 	// progress as a fraction of a known total.
 	RawSize int64 `json:"raw_size,omitempty"`
+
+	// With FormatChunked, URL is the image's chunk index (imaging.Index,
+	// written by `rackboot image add`), SHA256 the digest of the whole
+	// image as it ends on the disk (uncompressed), Size the bytes of its
+	// stored chunks (compressed, all-zero chunks not counted) and
+	// RawSize the image's size, which the index states too.
+	//
+	// Chunks is the URL of the chunk store: the chunk whose SHA-256 is
+	// ID is ChunkURL(Chunks, ID). Required with FormatChunked, empty
+	// otherwise.
+	Chunks string `json:"chunks,omitempty"`
+	// Seed is the index of the version the machine ran when the plan
+	// was made, according to the appliance's registry, when that version
+	// is chunked too: a chunk of the new image that is not already in
+	// place may be elsewhere on the disk in the old image, and is
+	// copied from there (verified) instead of fetched. Nil means no
+	// such index; chunks already in place are still found by reading
+	// the disk.
+	Seed *Seed `json:"seed,omitempty"`
+}
+
+// Seed names the chunk index of the image a machine's disk holds.
+type Seed struct {
+	// Version is the version's name, for the logs.
+	Version string `json:"version"`
+	// URL is the index.
+	URL string `json:"url"`
+}
+
+// ChunkURL is the URL of chunk id (64 hex digits, its SHA-256) in the
+// chunk store at base: base's path with "/XXXX/ID.zst" appended, XXXX the
+// first four hex digits, and base's query kept.
+func ChunkURL(base, id string) string {
+	path, query, _ := strings.Cut(base, "?")
+	u := strings.TrimSuffix(path, "/") + "/" + id[:4] + "/" + id + ".zst"
+	if query != "" {
+		u += "?" + query
+	}
+	return u
 }
 
 // Image formats.
@@ -217,6 +256,9 @@ const (
 	FormatGzip = "gzip"
 	FormatZstd = "zstd"
 	FormatXz   = "xz"
+	// FormatChunked is an image cut into content-defined chunks, each
+	// stored once, compressed, named by its SHA-256 (see Image).
+	FormatChunked = "chunked"
 )
 
 // Image kinds.
@@ -400,6 +442,16 @@ func (img *Image) validate(imageParts int) error {
 	}
 	switch img.Format {
 	case FormatAuto, FormatRaw, FormatGzip, FormatZstd, FormatXz:
+		if img.Chunks != "" || img.Seed != nil {
+			return fmt.Errorf("chunks and seed are for format %q only", FormatChunked)
+		}
+	case FormatChunked:
+		if img.Chunks == "" {
+			return errors.New("a chunked image without chunks (the chunk store's URL)")
+		}
+		if s := img.Seed; s != nil && (s.URL == "" || s.Version == "") {
+			return errors.New("seed without url or version")
+		}
 	default:
 		return fmt.Errorf("unknown format %q", img.Format)
 	}

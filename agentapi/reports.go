@@ -81,6 +81,12 @@ type Progress struct {
 	Total int64 `json:"total"`
 	// Rate is bytes written per second over the last interval.
 	Rate float64 `json:"rate"`
+	// Fetched and Reused, for a chunked image: compressed bytes fetched
+	// from the appliance so far, and image bytes taken from the disk
+	// (already in place, or copied from the old image). Done counts both
+	// the reused bytes and those written.
+	Fetched int64 `json:"fetched,omitempty"`
+	Reused  int64 `json:"reused,omitempty"`
 }
 
 // Log is the body of POST /api/agent/log: a batch of console lines.
@@ -93,9 +99,19 @@ type Done struct {
 	// SHA256 is the hex digest of the image as the agent received it; it
 	// must equal the plan's.
 	SHA256 string `json:"sha256"`
-	// Bytes is how much the agent wrote to the disk.
+	// Bytes is the size of the image now on the disk, verified: it must
+	// equal the plan's RawSize when the plan states one.
 	Bytes      int64 `json:"bytes"`
 	DurationMS int64 `json:"duration_ms"`
+	// Written is how many of the image's bytes the agent wrote to the
+	// disk; 0 means Bytes (a streamed image is written whole). A chunked
+	// image writes only the chunks not already in place.
+	Written int64 `json:"written,omitempty"`
+	// Fetched is the compressed bytes received from the appliance for
+	// the image (0 when not measured), Reused the image bytes taken from
+	// the disk instead (chunked images only).
+	Fetched int64 `json:"fetched,omitempty"`
+	Reused  int64 `json:"reused,omitempty"`
 }
 
 // Failed is the body of POST /api/agent/failed.
