@@ -26,6 +26,11 @@ type Installer struct {
 	// for the image URL without extra headers; the agent sets one that
 	// adds its install token.
 	Source func(agentapi.Image) Opener
+	// Chunks returns the ChunkStore of a chunked image (agentapi
+	// FormatChunked). Nil means an HTTPChunks for the image's chunk
+	// store without extra headers; the agent sets one that adds its
+	// install token.
+	Chunks func(agentapi.Image) ChunkStore
 	// Host is where CheckIdle looks before a block device is opened.
 	Host Host
 	// Logger receives one line per step. Nil means slog.Default().
@@ -60,6 +65,10 @@ type Result struct {
 	Size       int64           `json:"size"`
 	SectorSize int             `json:"sector_size"`
 	Image      *StreamResult   `json:"image,omitempty"`
+	// Chunked details how a chunked image was assembled; Image then
+	// says Format "chunked", Written the image's size and Received the
+	// compressed bytes fetched.
+	Chunked    *AssembleResult `json:"chunked,omitempty"`
 	Partitions []PartitionInfo `json:"partitions"`
 }
 
@@ -216,7 +225,8 @@ type job struct {
 	givenUp map[string]bool
 	log     *slog.Logger
 
-	image *StreamResult
+	image   *StreamResult
+	chunked *AssembleResult
 }
 
 // partitioned installs a plan whose image (if any) goes into a partition:
@@ -329,6 +339,9 @@ func (j *job) fill(ctx context.Context, slots []slot) error {
 // stream writes the plan's image to dst at off.
 func (j *job) stream(ctx context.Context, dst io.WriterAt, off, limit int64) (*StreamResult, error) {
 	img := j.plan.Image
+	if img.Format == agentapi.FormatChunked {
+		return j.assemble(ctx, dst, off, limit)
+	}
 	opt := j.in.Stream
 	opt.Format, opt.SHA256, opt.Offset, opt.Limit, opt.Total = img.Format, img.SHA256, off, limit, img.RawSize
 	opt.Progress = j.in.Progress
@@ -352,7 +365,7 @@ func (j *job) stream(ctx context.Context, dst io.WriterAt, off, limit int64) (*S
 
 // result describes the table as it is on the disk now.
 func (j *job) result(path string) *Result {
-	r := &Result{Path: path, Size: j.d.Size, SectorSize: j.ss, Image: j.image}
+	r := &Result{Path: path, Size: j.d.Size, SectorSize: j.ss, Image: j.image, Chunked: j.chunked}
 	t, ok := j.d.Table.(*gpt.Table)
 	if !ok {
 		return r

@@ -63,6 +63,11 @@ type Progress struct {
 	Total    int64          `json:"total,omitempty"`    // decompressed bytes expected, 0 if unknown
 	Received int64          `json:"received,omitempty"` // compressed bytes received
 	Rate     float64        `json:"rate,omitempty"`     // bytes written per second over the last interval; over the whole stream in the final report
+	// A chunked image's Done counts the bytes assembled, reused or
+	// written; Fetched is the compressed bytes fetched, Reused the bytes
+	// found on the disk (Assemble).
+	Fetched int64 `json:"fetched,omitempty"`
+	Reused  int64 `json:"reused,omitempty"`
 }
 
 // StreamResult describes a completed, verified stream.
@@ -331,9 +336,19 @@ type progressMeter struct {
 }
 
 func (p *progressMeter) update(done, received int64, final bool) {
+	p.report(Progress{Done: done, Received: received}, final)
+}
+
+// updateChunked reports the progress of Assemble.
+func (p *progressMeter) updateChunked(done, fetched, reused int64, final bool) {
+	p.report(Progress{Done: done, Received: fetched, Fetched: fetched, Reused: reused}, final)
+}
+
+func (p *progressMeter) report(r Progress, final bool) {
 	if p.fn == nil {
 		return
 	}
+	done := r.Done
 	now := time.Now()
 	if p.last.IsZero() {
 		p.last = p.start
@@ -350,5 +365,6 @@ func (p *progressMeter) update(done, received int64, final bool) {
 		rate = float64(done-base) / d
 	}
 	p.last, p.lastDone = now, done
-	p.fn(Progress{Phase: agentapi.PhaseImage, Done: done, Total: p.total, Received: received, Rate: rate})
+	r.Phase, r.Total, r.Rate = agentapi.PhaseImage, p.total, rate
+	p.fn(r)
 }

@@ -1,0 +1,524 @@
+package imaging
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rackboot/rackboot/agentapi"
+)
+
+// ChunkSource fetches a chunk's stored (compressed) bytes from the chunk
+// store. HTTPChunks is the agent's.
+type ChunkSource interface {
+	// Fetch returns the stored bytes of chunk id, stored bytes long
+	// according to the index. An error wrapped with Permanent is not
+	// retried.
+	Fetch(ctx context.Context, id ChunkID, stored int64) ([]byte, error)
+}
+
+// AssembleOptions configures Assemble. Zero values mean the defaults.
+type AssembleOptions struct {
+	// Index is the image to assemble. Required.
+	Index *Index
+	// Seed is the index of the image the target held before (the
+	// version the machine ran), at the same Offset: a chunk that is not
+	// in place is copied from where the seed has it, when the bytes
+	// there still hash to it. Nil: only chunks in place are reused.
+	Seed *Index
+	// Source fetches the chunks found neither in place nor in the seed.
+	// Required unless every chunk is found on the target.
+	Source ChunkSource
+	// Disk reads the target: the chunks in place and the seed's. Nil
+	// means dst when it is an io.ReaderAt, else nothing is reused.
+	Disk io.ReaderAt
+	// Offset is where the image starts on the target; Limit the most
+	// bytes it may take there (0: no limit).
+	Offset, Limit int64
+	// Hold is the length of the image's start that dst keeps in memory
+	// (a whole-disk install's held head): chunks there are written to
+	// dst even when they are already in place on the disk.
+	Hold int64
+	// Workers is how many chunks are checked, copied or fetched at
+	// once. Default 16.
+	Workers int
+	// Window bounds the bytes read ahead of the writes; with a seed the
+	// writes trail the reads by half of it, so that a chunk that moved
+	// by less than that is read before anything overwrites it. Default
+	// 64 MiB.
+	Window int64
+	// Retries is how many times a failed fetch of one chunk is retried,
+	// RetryDelay the first wait, doubled each time up to 30 s. Defaults
+	// 8 and 1 s.
+	Retries    int
+	RetryDelay time.Duration
+	// Progress is called from the writing goroutine at most every
+	// ProgressInterval (default 1 s) and once at the end.
+	Progress         func(Progress)
+	ProgressInterval time.Duration
+	// Logger receives retries. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// AssembleResult describes an assembled, verified image.
+type AssembleResult struct {
+	// Size is the image's size: the bytes now on the target.
+	Size int64 `json:"size"`
+	// InPlace is the bytes that were already in place, Copied those
+	// copied from the seed elsewhere on the disk, Fetched the compressed
+	// bytes received from the chunk store and FetchedRaw their size
+	// uncompressed, Zeroed the all-zero chunks written.
+	InPlace    int64 `json:"in_place"`
+	Copied     int64 `json:"copied"`
+	Fetched    int64 `json:"fetched"`
+	FetchedRaw int64 `json:"fetched_raw"`
+	Zeroed     int64 `json:"zeroed"`
+	// Written is Copied + FetchedRaw + Zeroed: what the target was
+	// written.
+	Written int64 `json:"written"`
+	// Chunk counts, by where each came from.
+	Chunks         int `json:"chunks"`
+	ChunksInPlace  int `json:"chunks_in_place"`
+	ChunksCopied   int `json:"chunks_copied"`
+	ChunksFetched  int `json:"chunks_fetched"`
+	ChunksZeroed   int `json:"chunks_zeroed"`
+	FetchRetries   int `json:"fetch_retries"`
+	SeedMismatches int `json:"seed_mismatches"`
+	// SHA256 is the digest of the whole image as assembled.
+	SHA256   string        `json:"sha256"`
+	Duration time.Duration `json:"duration"`
+}
+
+// Reused is the bytes taken from the disk: in place or copied.
+func (r *AssembleResult) Reused() int64 { return r.InPlace + r.Copied }
+
+// ErrChunk wraps the error of a chunk that could not be fetched or that
+// did not verify; the message names the chunk and its place.
+var ErrChunk = errors.New("imaging: chunk")
+
+// Where a chunk's bytes came from.
+const (
+	fromDisk = iota + 1
+	fromSeed
+	fromStore
+	fromZero
+)
+
+// Assemble writes the image of opt.Index to dst at opt.Offset, taking
+// each chunk, in this order, from the target itself when it is already in
+// place (read and hashed), from the seed image elsewhere on the disk
+// (read and hashed), or from opt.Source (decompressed and hashed). Every
+// chunk is verified before it is written; chunks in place are not
+// written. The whole image's SHA-256, computed over every byte as it ends
+// on the target, in order, must equal the index's, or the error wraps
+// ErrChecksum. dst is synced at the end when it has a Sync method.
+//
+// Workers resolve chunks in parallel, ahead of a single writer that
+// writes them in order; a fetch that fails is retried. An install cut
+// short resumes, on the next attempt, with the chunks already written
+// found in place.
+//
+// A seed chunk is read before anything is written over it when it moved
+// by less than half of the window; the writer trails the reads by that
+// much. One that moved further may have been overwritten; it then fails
+// its hash and is fetched instead.
+func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (AssembleResult, error) {
+	start := time.Now()
+	opt = opt.withDefaults(dst)
+	ix := opt.Index
+	if ix == nil {
+		return AssembleResult{}, errors.New("imaging: assemble: no index")
+	}
+	if opt.Limit > 0 && ix.Size > opt.Limit {
+		return AssembleResult{}, fmt.Errorf("%w: %s, room for %s", ErrImageTooLarge, agentapi.HumanBytes(ix.Size), agentapi.HumanBytes(opt.Limit))
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*MaxChunk))
+	if err != nil {
+		return AssembleResult{}, err
+	}
+	defer dec.Close()
+	a := &assembler{opt: opt, dec: dec, seed: seedOffsets(opt.Seed, ix), freed: make(chan struct{}, 1)}
+	if a.seed != nil {
+		a.guard = opt.Window / 2
+	}
+	a.res.Chunks = len(ix.Chunks)
+	a.res.Size = ix.Size
+
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan *asmJob, opt.Workers)
+	order := make(chan *asmJob, int(opt.Window/MinChunk)+2)
+	for range opt.Workers {
+		g.Go(func() error {
+			for j := range work {
+				a.resolve(gctx, j)
+				close(j.done)
+			}
+			return nil
+		})
+	}
+	// The dispatcher: every chunk in order, at most the window ahead.
+	g.Go(func() error {
+		defer close(work)
+		defer close(order)
+		var ahead int64
+		for i := range ix.Chunks {
+			j := &asmJob{c: &ix.Chunks[i], done: make(chan struct{})}
+			for {
+				// ahead is the bytes dispatched and not yet hashed.
+				if ahead-a.released.Load()+j.c.Size <= opt.Window {
+					break
+				}
+				select {
+				case <-a.freed:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			ahead += j.c.Size
+			select {
+			case work <- j:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			order <- j
+		}
+		return nil
+	})
+	toHash := make(chan *asmJob, opt.Workers)
+	g.Go(func() error { return a.write(gctx, dst, order, toHash) })
+	whole := sha256.New()
+	g.Go(func() error {
+		for j := range toHash {
+			whole.Write(j.buf)
+			putChunkBuf(j.buf)
+			j.buf = nil
+			a.released.Add(j.c.Size)
+			select {
+			case a.freed <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = ctx.Err()
+		}
+		return a.res, err
+	}
+	a.res.SHA256 = hex.EncodeToString(whole.Sum(nil))
+	if want := ix.Digest(); a.res.SHA256 != want {
+		return a.res, fmt.Errorf("%w: the assembled image has SHA-256 %s, its index says %s", ErrChecksum, a.res.SHA256, want)
+	}
+	if sy, ok := dst.(interface{ Sync() error }); ok {
+		if err := sy.Sync(); err != nil {
+			return a.res, fmt.Errorf("imaging: sync image: %w", err)
+		}
+	}
+	a.res.Duration = time.Since(start)
+	return a.res, nil
+}
+
+func (o AssembleOptions) withDefaults(dst io.WriterAt) AssembleOptions {
+	if o.Disk == nil {
+		o.Disk, _ = dst.(io.ReaderAt)
+	}
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
+	if o.Window <= 0 {
+		o.Window = 64 << 20
+	}
+	o.Window = max(o.Window, 4*MaxChunk)
+	if o.Retries <= 0 {
+		o.Retries = 8
+	}
+	if o.RetryDelay <= 0 {
+		o.RetryDelay = time.Second
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// seedOffsets maps the seed's chunks that the new image needs to their
+// offsets in the seed image: the last occurrence, which an in-order
+// assembly reaches last.
+func seedOffsets(seed, ix *Index) map[ChunkID]int64 {
+	if seed == nil {
+		return nil
+	}
+	m := make(map[ChunkID]int64, len(seed.Chunks))
+	for _, c := range seed.Chunks {
+		if !c.ID.IsZero() {
+			m[c.ID] = c.Offset
+		}
+	}
+	return m
+}
+
+// assembler is one Assemble's shared state.
+type assembler struct {
+	opt   AssembleOptions
+	dec   *zstd.Decoder
+	seed  map[ChunkID]int64
+	guard int64 // how far past a chunk the reads must be done before it is written
+
+	released atomic.Int64  // bytes hashed: the dispatcher's window moves on
+	freed    chan struct{} // a token after each release
+
+	mu  sync.Mutex
+	res AssembleResult
+}
+
+// asmJob is one chunk on its way to the target.
+type asmJob struct {
+	c    *IndexChunk
+	buf  []byte // the chunk's bytes, once resolved
+	from int
+	err  error
+	done chan struct{} // closed when resolved
+}
+
+// resolve finds the chunk's bytes: on the target, in the seed, or from
+// the store.
+func (a *assembler) resolve(ctx context.Context, j *asmJob) {
+	c := j.c
+	j.buf = getChunkBuf(int(c.Size))
+	if ctx.Err() != nil {
+		j.err = ctx.Err()
+		return
+	}
+	if a.readDisk(j.buf, c.Offset) {
+		if c.ID.IsZero() {
+			if isZero(j.buf) {
+				j.from = fromDisk
+				return
+			}
+		} else if !isZero(j.buf) && ChunkID(sha256.Sum256(j.buf)) == c.ID {
+			j.from = fromDisk
+			return
+		}
+	}
+	if c.ID.IsZero() {
+		clear(j.buf)
+		j.from = fromZero
+		return
+	}
+	if off, ok := a.seed[c.ID]; ok {
+		if a.readDisk(j.buf, off) && ChunkID(sha256.Sum256(j.buf)) == c.ID {
+			j.from = fromSeed
+			return
+		}
+		a.mu.Lock()
+		a.res.SeedMismatches++
+		a.mu.Unlock()
+	}
+	j.err = a.fetch(ctx, j)
+	j.from = fromStore
+}
+
+// readDisk reads len(buf) bytes of the target at image offset off; bytes
+// past the target's end read as zeros. It reports whether it could read.
+func (a *assembler) readDisk(buf []byte, off int64) bool {
+	if a.opt.Disk == nil {
+		return false
+	}
+	n, err := a.opt.Disk.ReadAt(buf, a.opt.Offset+off)
+	if err != nil && !(errors.Is(err, io.EOF) && n < len(buf)) {
+		return false
+	}
+	clear(buf[n:])
+	return true
+}
+
+// fetch gets the chunk from the store, retrying transient failures and a
+// chunk that arrived damaged, and verifies it into j.buf.
+func (a *assembler) fetch(ctx context.Context, j *asmJob) error {
+	c := j.c
+	if a.opt.Source == nil {
+		return fmt.Errorf("%w %s at byte %d of the image: not on the disk, and no chunk source", ErrChunk, c.ID, c.Offset)
+	}
+	delay := a.opt.RetryDelay
+	var last error
+	for try := 0; ; try++ {
+		if try > 0 {
+			a.mu.Lock()
+			a.res.FetchRetries++
+			a.mu.Unlock()
+			a.opt.Logger.Warn("chunk fetch failed; retrying", "chunk", c.ID.String(), "offset", c.Offset, "try", try, "err", last)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			delay = min(2*delay, 30*time.Second)
+		}
+		z, err := a.opt.Source.Fetch(ctx, c.ID, c.Stored)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			last = err
+			if isPermanent(err) || try >= a.opt.Retries {
+				return fmt.Errorf("%w %s at byte %d of the image: %v", ErrChunk, c.ID, c.Offset, err)
+			}
+			continue
+		}
+		a.mu.Lock()
+		a.res.Fetched += int64(len(z))
+		a.mu.Unlock()
+		out, err := a.dec.DecodeAll(z, j.buf[:0])
+		switch {
+		case err != nil:
+			last = fmt.Errorf("damaged: %v", err)
+		case int64(len(out)) != c.Size:
+			last = fmt.Errorf("damaged: %d bytes, the index says %d", len(out), c.Size)
+		case ChunkID(sha256.Sum256(out)) != c.ID:
+			last = fmt.Errorf("damaged: its bytes hash to %x", sha256.Sum256(out))
+		default:
+			return nil
+		}
+		// A chunk damaged in transit comes right the second time; one
+		// damaged in the store does not.
+		if try >= 1 {
+			return fmt.Errorf("%w %s at byte %d of the image: %w: %v", ErrChunk, c.ID, c.Offset, ErrChecksum, last)
+		}
+	}
+}
+
+// write writes the resolved chunks in order, each only once the reads
+// that must precede it are done, and hands them on to the hash.
+func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *asmJob, toHash chan<- *asmJob) error {
+	defer close(toHash)
+	p := progressMeter{fn: a.opt.Progress, every: a.opt.ProgressInterval, total: a.opt.Index.Size, start: time.Now()}
+	var queue []*asmJob // received from order, not yet written
+	more := true
+	// A chunk that failed fails the assembly only when the writer
+	// reaches it: the chunks before it are written first, and the next
+	// attempt finds them in place.
+	wait := func(j *asmJob) error {
+		select {
+		case <-j.done:
+			return j.err
+		default:
+		}
+		select {
+		case <-j.done:
+			return j.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var done int64
+	for {
+		if len(queue) == 0 {
+			j, ok := <-order
+			if !ok {
+				break
+			}
+			queue = append(queue, j)
+		}
+		j := queue[0]
+		// With a seed, the chunks up to guard bytes past this one must
+		// have been read (their seed may lie under this chunk).
+		for more && a.guard > 0 {
+			last := queue[len(queue)-1]
+			if last.c.Offset >= j.c.Offset+j.c.Size+a.guard {
+				break
+			}
+			next, ok := <-order
+			if !ok {
+				more = false
+				break
+			}
+			queue = append(queue, next)
+		}
+		if err := wait(j); err != nil {
+			return err
+		}
+		for _, k := range queue[1:] {
+			if k.c.Offset >= j.c.Offset+j.c.Size+a.guard {
+				break
+			}
+			// Only its reads matter here: its error is for its turn.
+			select {
+			case <-k.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		queue = queue[1:]
+		c := j.c
+		at := a.opt.Offset + c.Offset
+		write := j.from != fromDisk || c.Offset < a.opt.Hold
+		if write {
+			if _, err := dst.WriteAt(j.buf, at); err != nil {
+				return fmt.Errorf("imaging: write image at byte %d: %w", at, err)
+			}
+			startWriteback(dst, at, c.Size)
+		}
+		a.mu.Lock()
+		r := &a.res
+		switch j.from {
+		case fromDisk:
+			r.InPlace += c.Size
+			r.ChunksInPlace++
+		case fromSeed:
+			r.Copied += c.Size
+			r.ChunksCopied++
+		case fromStore:
+			r.FetchedRaw += c.Size
+			r.ChunksFetched++
+		case fromZero:
+			r.Zeroed += c.Size
+			r.ChunksZeroed++
+		}
+		r.Written = r.Copied + r.FetchedRaw + r.Zeroed
+		fetched, reused := r.Fetched, r.InPlace+r.Copied
+		a.mu.Unlock()
+		done += c.Size
+		p.updateChunked(done, fetched, reused, false)
+		select {
+		case toHash <- j:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	a.mu.Lock()
+	fetched, reused := a.res.Fetched, a.res.InPlace+a.res.Copied
+	a.mu.Unlock()
+	p.updateChunked(done, fetched, reused, true)
+	return nil
+}
+
+// chunkBufs recycles chunk buffers (of MaxChunk capacity).
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, MaxChunk); return &b }}
+
+func getChunkBuf(n int) []byte {
+	if n > MaxChunk {
+		return make([]byte, n)
+	}
+	return (*chunkBufs.Get().(*[]byte))[:n]
+}
+
+func putChunkBuf(b []byte) {
+	if cap(b) == MaxChunk {
+		b = b[:MaxChunk]
+		chunkBufs.Put(&b)
+	}
+}

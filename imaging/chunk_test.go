@@ -1,0 +1,400 @@
+package imaging
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/rackboot/rackboot/agentapi"
+)
+
+// testImage returns size bytes that compress like an OS image: runs of
+// words from a small vocabulary, and a zero run in the middle, as free
+// space is.
+func testImage(seed uint64, size int) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	words := []string{"usr", "lib", "x86_64", "linux", "gnu", "libc", "so", "6", "etc", "debian", "systemd", "\x00\x00", "\x7fELF", "\n"}
+	var b bytes.Buffer
+	for b.Len() < size {
+		if b.Len() > size/2 && b.Len() < size/2+(1<<20) {
+			b.Write(make([]byte, 1<<20))
+			continue
+		}
+		b.WriteString(words[r.IntN(len(words))])
+		if r.IntN(8) == 0 {
+			var x [8]byte
+			for i := range x {
+				x[i] = byte(r.Uint32())
+			}
+			b.Write(x[:])
+		}
+	}
+	return b.Bytes()[:size]
+}
+
+// nextVersion changes img as a package upgrade changes a file system
+// image: a few blocks rewritten in place, and, with shift, bytes inserted
+// near the start that move everything behind them.
+func nextVersion(img []byte, shift int) []byte {
+	v2 := bytes.Clone(img)
+	for _, at := range []int{len(img) / 5, len(img) * 3 / 5} {
+		copy(v2[at:], bytes.Repeat([]byte("new package "), 300))
+	}
+	if shift > 0 {
+		at := len(img) / 10
+		v2 = append(v2[:at:at], append(testImage(99, shift), v2[at:]...)...)
+	}
+	return v2
+}
+
+// storeFS is a chunk store in a directory, counting what it serves.
+type storeFS struct {
+	dir     string
+	indexes map[string]*Index
+	mu      sync.Mutex
+	fetched map[ChunkID]int
+	bytes   int64
+	damage  func(id ChunkID, try int, z []byte) // may change z
+}
+
+func newStoreFS(dir string) *storeFS {
+	return &storeFS{dir: dir, indexes: map[string]*Index{}, fetched: map[ChunkID]int{}}
+}
+
+func (s *storeFS) Fetch(ctx context.Context, id ChunkID, stored int64) ([]byte, error) {
+	s.mu.Lock()
+	s.fetched[id]++
+	try := s.fetched[id]
+	s.mu.Unlock()
+	z, err := os.ReadFile(ChunkPath(s.dir, id))
+	if err != nil {
+		return nil, Permanent(err)
+	}
+	s.mu.Lock()
+	s.bytes += int64(len(z))
+	s.mu.Unlock()
+	if s.damage != nil {
+		s.damage(id, try, z)
+	}
+	return z, nil
+}
+
+func (s *storeFS) Index(ctx context.Context, url string) (*Index, error) {
+	if ix, ok := s.indexes[url]; ok {
+		return ix, nil
+	}
+	return nil, Permanent(fmt.Errorf("no index %s", url))
+}
+
+func (s *storeFS) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.fetched {
+		n += c
+	}
+	return n
+}
+
+func importBytes(t *testing.T, store string, img []byte) *ImportResult {
+	t.Helper()
+	res, err := Import(context.Background(), bytes.NewReader(img), store, ImportOptions{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Index.Size != int64(len(img)) || res.Index.SHA256 != sha256.Sum256(img) {
+		t.Fatalf("index of %d bytes, digest %s; want %d bytes", res.Index.Size, res.Index.Digest(), len(img))
+	}
+	return res
+}
+
+// writeFile writes b to a new file and returns its path.
+func writeFile(t *testing.T, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "target.img")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// assembleFile assembles ix onto the file at p.
+func assembleFile(t *testing.T, p string, opt AssembleOptions) (AssembleResult, error) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	opt.RetryDelay, opt.Logger = 1, testLogger(t)
+	return Assemble(context.Background(), f, opt)
+}
+
+func checkFile(t *testing.T, p string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:min(len(got), len(want))], want) || len(got) < len(want) {
+		t.Errorf("the target does not hold the image (%d bytes, want %d)", len(got), len(want))
+	}
+}
+
+// TestChunkingDeterministic: the same image gives the same index, in a
+// fresh store or the same one, which then stores nothing new; the index
+// survives its file format and a damaged one is refused.
+func TestChunkingDeterministic(t *testing.T) {
+	img := testImage(1, 6<<20)
+	a := importBytes(t, t.TempDir(), img)
+	store := t.TempDir()
+	b := importBytes(t, store, img)
+	c := importBytes(t, store, img)
+	if !cmp.Equal(a.Index, b.Index) || !cmp.Equal(b.Index, c.Index) {
+		t.Fatal("two imports of one image gave different indexes")
+	}
+	if b.NewChunks == 0 || c.NewChunks != 0 || c.NewStored != 0 {
+		t.Errorf("new chunks: first import %d, second %d (%d bytes); want some, then none", b.NewChunks, c.NewChunks, c.NewStored)
+	}
+	if a.ZeroChunks == 0 || a.ZeroBytes < 512<<10 {
+		t.Errorf("%d zero chunks, %d bytes: the 1 MiB zero run was stored", a.ZeroChunks, a.ZeroBytes)
+	}
+	for _, ch := range a.Index.Chunks {
+		if ch.Size > MaxChunk || (ch.Size < MinChunk && ch.Offset+ch.Size != a.Index.Size) {
+			t.Fatalf("chunk of %d bytes at %d", ch.Size, ch.Offset)
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := a.Index.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadIndex(bytes.NewReader(buf.Bytes()))
+	if err != nil || !cmp.Equal(back, a.Index) {
+		t.Fatalf("index read back differs: %v", err)
+	}
+	for _, cut := range []int{0, 10, buf.Len() / 2, buf.Len() - 1} {
+		if _, err := ReadIndex(bytes.NewReader(buf.Bytes()[:cut])); !errors.Is(err, ErrIndex) {
+			t.Errorf("index cut at %d: err %v, want ErrIndex", cut, err)
+		}
+	}
+	bad := bytes.Clone(buf.Bytes())
+	bad[indexHeaderLen+5] ^= 1
+	if _, err := ReadIndex(bytes.NewReader(bad)); !errors.Is(err, ErrIndex) {
+		t.Errorf("damaged index: err %v, want ErrIndex", err)
+	}
+}
+
+// TestImportStoresOnlyNewChunks imports v1, then v2 one "package" apart.
+func TestImportStoresOnlyNewChunks(t *testing.T) {
+	store := t.TempDir()
+	v1 := testImage(1, 8<<20)
+	r1 := importBytes(t, store, v1)
+	r2 := importBytes(t, store, nextVersion(v1, 0))
+	if r2.NewChunks == 0 || r2.NewChunks > 8 {
+		t.Errorf("v2 added %d chunks, want a few (2 changed places)", r2.NewChunks)
+	}
+	if r2.NewRaw*10 > r2.Index.Size {
+		t.Errorf("v2 added %d of %d bytes", r2.NewRaw, r2.Index.Size)
+	}
+	n := 0
+	filepath.WalkDir(store, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	if n != r1.NewChunks+r2.NewChunks {
+		t.Errorf("the store holds %d files, want %d + %d", n, r1.NewChunks, r2.NewChunks)
+	}
+	// An xz- or zstd-compressed file gives the same index.
+	z := compress(t, agentapi.FormatZstd, v1)
+	rz, err := Import(context.Background(), bytes.NewReader(z), store, ImportOptions{})
+	if err != nil || !cmp.Equal(rz.Index, r1.Index) || rz.NewChunks != 0 {
+		t.Errorf("the zstd file of v1: %v, new chunks %d", err, rz.NewChunks)
+	}
+}
+
+// TestAssembleFetchesOnlyChanges assembles v2 onto a file holding v1:
+// only the changed chunks are fetched, with and without a seed, and with
+// bytes inserted (everything behind them moved) only with the seed.
+func TestAssembleFetchesOnlyChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		shift int
+		seed  bool
+	}{{"in-place", 0, false}, {"moved-seed", 5000, true}, {"moved-noseed", 5000, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			v1 := testImage(1, 8<<20)
+			v2 := nextVersion(v1, tc.shift)
+			r1 := importBytes(t, dir, v1)
+			r2 := importBytes(t, dir, v2)
+			old := map[ChunkID]bool{}
+			for _, c := range r1.Index.Chunks {
+				old[c.ID] = true
+			}
+			changed := map[ChunkID]bool{}
+			for _, c := range r2.Index.Chunks {
+				if !old[c.ID] {
+					changed[c.ID] = true
+				}
+			}
+			store := newStoreFS(dir)
+			// The disk is larger than the image, as disks are.
+			p := writeFile(t, append(bytes.Clone(v1), make([]byte, 1<<20)...))
+			opt := AssembleOptions{Index: r2.Index, Source: store}
+			if tc.seed {
+				opt.Seed = r1.Index
+			}
+			res, err := assembleFile(t, p, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, p, v2)
+			t.Logf("%+v", res)
+			for id := range store.fetched {
+				if !changed[id] && tc.name != "moved-noseed" {
+					t.Errorf("fetched chunk %s, which v1 has", id)
+				}
+			}
+			switch {
+			case tc.name == "moved-noseed":
+				if res.ChunksFetched < res.Chunks/2 {
+					t.Errorf("fetched %d of %d chunks without a seed after a shift, expected most", res.ChunksFetched, res.Chunks)
+				}
+			case store.count() != len(changed):
+				t.Errorf("fetched %d chunks, want the %d v1 lacks", store.count(), len(changed))
+			}
+			if tc.seed && res.ChunksCopied < res.Chunks/2 {
+				t.Errorf("copied %d chunks of %d from the seed", res.ChunksCopied, res.Chunks)
+			}
+			if res.Size != int64(len(v2)) || res.InPlace+res.Copied+res.FetchedRaw+res.Zeroed != res.Size || res.SHA256 != r2.Index.Digest() {
+				t.Errorf("result %+v", res)
+			}
+			if res.Fetched != store.bytes {
+				t.Errorf("result says %d bytes fetched, the store served %d", res.Fetched, store.bytes)
+			}
+		})
+	}
+}
+
+// TestAssembleDamagedChunk: a chunk damaged in the store, or every time
+// in transit, fails the assembly naming it; damaged once in transit, it
+// is fetched again.
+func TestAssembleDamagedChunk(t *testing.T) {
+	dir := t.TempDir()
+	img := testImage(2, 4<<20)
+	r := importBytes(t, dir, img)
+	victim := r.Index.Chunks[3]
+	for _, tc := range []struct {
+		name  string
+		bad   func(try int) bool
+		fails bool
+	}{{"store", func(int) bool { return true }, true}, {"transit-once", func(try int) bool { return try == 1 }, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := newStoreFS(dir)
+			store.damage = func(id ChunkID, try int, z []byte) {
+				if id == victim.ID && tc.bad(try) {
+					z[len(z)/2] ^= 0x40
+				}
+			}
+			p := writeFile(t, make([]byte, len(img)))
+			res, err := assembleFile(t, p, AssembleOptions{Index: r.Index, Source: store})
+			if !tc.fails {
+				if err != nil || res.FetchRetries != 1 {
+					t.Fatalf("err %v, %d retries; want success after one", err, res.FetchRetries)
+				}
+				checkFile(t, p, img)
+				return
+			}
+			if !errors.Is(err, ErrChunk) || !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), victim.ID.String()) ||
+				!strings.Contains(err.Error(), fmt.Sprint("byte ", victim.Offset)) {
+				t.Fatalf("err = %v; want ErrChunk and ErrChecksum naming chunk %s at byte %d", err, victim.ID, victim.Offset)
+			}
+		})
+	}
+	// A chunk missing from the store is not retried.
+	store := newStoreFS(dir)
+	os.Remove(ChunkPath(dir, victim.ID))
+	_, err := assembleFile(t, writeFile(t, make([]byte, len(img))), AssembleOptions{Index: r.Index, Source: store})
+	if !errors.Is(err, ErrChunk) || store.fetched[victim.ID] != 1 {
+		t.Errorf("missing chunk: err %v after %d tries; want ErrChunk after 1", err, store.fetched[victim.ID])
+	}
+}
+
+// TestAssembleResumes: an assembly stopped halfway (the agent killed),
+// started again, fetches only what the first did not write; over HTTP, a
+// chunk whose transfer is cut is fetched again.
+func TestAssembleResumes(t *testing.T) {
+	dir := t.TempDir()
+	img := testImage(3, 6<<20)
+	r := importBytes(t, dir, img)
+	p := writeFile(t, make([]byte, len(img)))
+
+	// The first run stops at chunk 30, missing from the store: every
+	// chunk before it is written.
+	store := newStoreFS(dir)
+	stop := r.Index.Chunks[30]
+	store.damage = func(id ChunkID, try int, z []byte) {
+		if id == stop.ID {
+			clear(z)
+		}
+	}
+	_, err := assembleFile(t, p, AssembleOptions{Index: r.Index, Source: store})
+	if !errors.Is(err, ErrChunk) {
+		t.Fatalf("first assembly: err %v, want ErrChunk", err)
+	}
+	var before30 int
+	for _, c := range r.Index.Chunks[:30] {
+		if !c.ID.IsZero() {
+			before30++
+		}
+	}
+
+	// The second run, over HTTP, with the transfer of two chunks cut
+	// halfway the first time each is asked for.
+	var cuts atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, err := os.ReadFile(filepath.Join(dir, strings.TrimPrefix(req.URL.Path, "/chunks/")))
+		if err != nil {
+			http.NotFound(w, req)
+			return
+		}
+		if cuts.Load() < 2 && cuts.Add(1) <= 2 {
+			w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+			w.Write(b[:len(b)/2])
+			panic(http.ErrAbortHandler)
+		}
+		store.mu.Lock()
+		store.fetched[ChunkID{}]++ // counts requests served whole
+		store.mu.Unlock()
+		w.Write(b)
+	}))
+	defer hs.Close()
+	res, err := assembleFile(t, p, AssembleOptions{Index: r.Index, Source: &HTTPChunks{Base: hs.URL + "/chunks"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, p, img)
+	if res.ChunksInPlace < before30 || res.ChunksFetched+res.ChunksInPlace+res.ChunksZeroed != res.Chunks || res.FetchRetries != 2 {
+		t.Errorf("second run: %d chunks in place, %d fetched (%d retries), of %d; want the %d before the failed one in place and 2 retries",
+			res.ChunksInPlace, res.ChunksFetched, res.FetchRetries, res.Chunks, before30)
+	}
+	if got := store.fetched[ChunkID{}]; got != res.ChunksFetched {
+		t.Errorf("the server sent %d chunks whole, the assembly counts %d fetched", got, res.ChunksFetched)
+	}
+}
+

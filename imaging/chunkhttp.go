@@ -1,0 +1,165 @@
+package imaging
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rackboot/rackboot/agentapi"
+)
+
+// ChunkStore is where an Installer gets a chunked image: its index and
+// the seed's, and the chunks. HTTPChunks is the agent's.
+type ChunkStore interface {
+	ChunkSource
+	// Index reads the index at url.
+	Index(ctx context.Context, url string) (*Index, error)
+}
+
+// HTTPChunks fetches indexes and chunks from the appliance over
+// HTTP(S), each chunk with its own GET on a few kept-alive connections.
+// An HTTPChunks must not be copied after first use.
+type HTTPChunks struct {
+	// Base is the chunk store's URL (the plan's Image.Chunks).
+	Base string
+	// Header is added to every request, e.g. the install token.
+	Header http.Header
+	// Client sends the requests; nil means one with connect, header and
+	// idle timeouts and room for 32 idle connections to the appliance.
+	Client *http.Client
+	// Timeout bounds one request, body included. Default 60 s.
+	Timeout time.Duration
+
+	once   sync.Once
+	client *http.Client
+}
+
+func (s *HTTPChunks) httpClient() *http.Client {
+	s.once.Do(func() {
+		s.client = s.Client
+		if s.client != nil {
+			return
+		}
+		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		s.client = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           dialer.DialContext,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: 30 * time.Second,
+			IdleConnTimeout:       30 * time.Second,
+			MaxIdleConnsPerHost:   32,
+			DisableCompression:    true,
+		}}
+	})
+	return s.client
+}
+
+// Fetch gets chunk id's stored bytes.
+func (s *HTTPChunks) Fetch(ctx context.Context, id ChunkID, stored int64) ([]byte, error) {
+	return s.get(ctx, agentapi.ChunkURL(s.Base, id.String()), stored, 2*MaxChunk+(64<<10))
+}
+
+// Index reads the chunk index at url, retrying a failed download a few
+// times.
+func (s *HTTPChunks) Index(ctx context.Context, url string) (*Index, error) {
+	var err error
+	delay := time.Second
+	for try := 0; try < 5; try++ {
+		if try > 0 {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			delay *= 2
+		}
+		var b []byte
+		b, err = s.get(ctx, url, 0, maxIndexBytes)
+		if err == nil {
+			var ix *Index
+			if ix, err = ReadIndex(bytesReader(b)); err != nil {
+				return nil, fmt.Errorf("%s: %w", url, err)
+			}
+			return ix, nil
+		}
+		if isPermanent(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("imaging: chunk index %s: %w", url, err)
+}
+
+// maxIndexBytes bounds an index download: 16 Mi chunks, 1 TiB of image.
+const maxIndexBytes = indexHeaderLen + (16<<20)*indexRecordLen + 32
+
+// get downloads url whole; want, when non-zero, is the length it must
+// have.
+func (s *HTTPChunks) get(ctx context.Context, url string, want, limit int64) ([]byte, error) {
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, Permanent(err)
+	}
+	for k, v := range s.Header {
+		req.Header[k] = v
+	}
+	resp, err := s.httpClient().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return nil, Permanent(fmt.Errorf("%s: %s: the appliance does not have it", url, resp.Status))
+	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout:
+		return nil, Permanent(fmt.Errorf("%s: %s", url, resp.Status))
+	default:
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	if resp.ContentLength > limit || (want > 0 && resp.ContentLength >= 0 && resp.ContentLength != want) {
+		return nil, fmt.Errorf("%s: %d bytes, want %d", url, resp.ContentLength, max(want, limit))
+	}
+	n := want
+	if resp.ContentLength >= 0 {
+		n = resp.ContentLength
+	}
+	buf := make([]byte, 0, n)
+	buf, err = readAllLimit(resp.Body, buf, limit)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", url, err)
+	}
+	if want > 0 && int64(len(buf)) != want {
+		return nil, fmt.Errorf("%s: %d bytes, want %d", url, len(buf), want)
+	}
+	return buf, nil
+}
+
+// readAllLimit appends r's bytes to buf, failing past limit bytes.
+func readAllLimit(r io.Reader, buf []byte, limit int64) ([]byte, error) {
+	for {
+		if int64(len(buf)) > limit {
+			return nil, fmt.Errorf("more than %d bytes", limit)
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
