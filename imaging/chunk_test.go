@@ -397,4 +397,3 @@ func TestAssembleResumes(t *testing.T) {
 		t.Errorf("the server sent %d chunks whole, the assembly counts %d fetched", got, res.ChunksFetched)
 	}
 }
-

@@ -61,10 +61,10 @@ type Target struct {
 
 // Result describes a finished install.
 type Result struct {
-	Path       string          `json:"path"`
-	Size       int64           `json:"size"`
-	SectorSize int             `json:"sector_size"`
-	Image      *StreamResult   `json:"image,omitempty"`
+	Path       string        `json:"path"`
+	Size       int64         `json:"size"`
+	SectorSize int           `json:"sector_size"`
+	Image      *StreamResult `json:"image,omitempty"`
 	// Chunked details how a chunked image was assembled; Image then
 	// says Format "chunked", Written the image's size and Received the
 	// compressed bytes fetched.
