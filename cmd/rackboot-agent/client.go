@@ -125,6 +125,16 @@ func (c *client) imageSource(img agentapi.Image) imaging.Opener {
 	return src.Open
 }
 
+// chunkStore is where a chunked image's index and chunks come from,
+// carrying the install token when all of them are on the appliance.
+func (c *client) chunkStore(img agentapi.Image) imaging.ChunkStore {
+	s := &imaging.HTTPChunks{Base: img.Chunks}
+	if c.sameOrigin(img.Chunks) && c.sameOrigin(img.URL) && (img.Seed == nil || c.sameOrigin(img.Seed.URL)) {
+		s.Header = c.authHeader()
+	}
+	return s
+}
+
 func (c *client) plan(ctx context.Context) (*agentapi.PlanResponse, error) {
 	var p agentapi.PlanResponse
 	if err := c.do(ctx, http.MethodGet, agentapi.PathPlan, nil, &p); err != nil {

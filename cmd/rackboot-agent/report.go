@@ -134,7 +134,7 @@ func (p *progress) run(ctx context.Context, interval time.Duration) {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		p.post(rctx, agentapi.Progress{Phase: cur.Phase, Done: cur.Done, Total: cur.Total, Rate: cur.Rate})
+		p.post(rctx, agentapi.Progress{Phase: cur.Phase, Done: cur.Done, Total: cur.Total, Rate: cur.Rate, Fetched: cur.Fetched, Reused: cur.Reused})
 		cancel()
 	}
 }
@@ -150,7 +150,10 @@ func progressLine(p imaging.Progress) string {
 	case p.Done > 0:
 		s += " " + mibString(p.Done)
 	}
-	if p.Received > 0 {
+	switch {
+	case p.Reused > 0 || p.Fetched > 0:
+		s += fmt.Sprintf(" (%s fetched, %s reused from the disk)", mibString(p.Fetched), mibString(p.Reused))
+	case p.Received > 0:
 		s += fmt.Sprintf(" (%s received)", mibString(p.Received))
 	}
 	if p.Rate > 0 {

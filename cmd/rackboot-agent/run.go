@@ -56,6 +56,7 @@ func newAgent(con *console, log *slog.Logger, api *client) *agent {
 			Logger:   log,
 			Progress: prog.Set,
 			Source:   api.imageSource,
+			Chunks:   api.chunkStore,
 		},
 		diskWait:    30 * time.Second,
 		planRetry:   backoff{first: time.Second, max: 15 * time.Second, total: 5 * time.Minute},
@@ -95,14 +96,19 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 	a.setPhase(agentapi.PhaseReport)
 	d := agentapi.Done{}
 	if res.Image != nil {
-		d = agentapi.Done{SHA256: res.Image.SHA256, Bytes: res.Image.Written, DurationMS: res.Image.Duration.Milliseconds()}
+		d = agentapi.Done{SHA256: res.Image.SHA256, Bytes: res.Image.Written, DurationMS: res.Image.Duration.Milliseconds(),
+			Fetched: res.Image.Received}
 	}
-	a.log.Info("install done, reporting", "phase", agentapi.PhaseReport, "bytes", d.Bytes, "sha256", d.SHA256)
+	if c := res.Chunked; c != nil {
+		d.Written, d.Reused = c.Written, c.Reused()
+	}
+	a.log.Info("install done, reporting", "phase", agentapi.PhaseReport, "bytes", d.Bytes, "sha256", d.SHA256,
+		"fetched", d.Fetched, "reused", d.Reused)
 	if res.Image != nil {
 		// The appliance takes success only from an agent it heard
 		// writing (registry.Done); the periodic reports may all have
 		// missed a short write, so the final count goes first.
-		final := agentapi.Progress{Phase: agentapi.PhaseImage, Done: d.Bytes, Total: d.Bytes}
+		final := agentapi.Progress{Phase: agentapi.PhaseImage, Done: d.Bytes, Total: d.Bytes, Fetched: d.Fetched, Reused: d.Reused}
 		if err := a.reportRetry.do(ctx, a.log, "report the image written", func(ctx context.Context) error { return a.api.progress(ctx, final) }); err != nil {
 			return outcome{}, fmt.Errorf("reporting the image written: %w", err)
 		}
