@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,6 +30,10 @@ const (
 	debianOSMAC   = "52:54:00:77:03:03" // the OpenStack config drive
 	debianV1      = "debian-12.1"
 	debianV2      = "debian-12.2"
+	// debianV1Chunks is debian-12.1's image as chunks: the UEFI machine
+	// installs it, so that its reinstall to debian-12.2 (chunked too)
+	// has a seed.
+	debianV1Chunks = "debian-12.1-chunks"
 	// debianOS is debian-12.1 given an OpenStack config-2 drive.
 	debianOS = "debian-12.1-openstack"
 	// debianDisk is each machine's disk: more than the image, so that
@@ -52,6 +58,13 @@ var (
 // beside rackboot's own, a runcmd), and a static address, DNS server and
 // search domain per machine.
 func debianFleet(sha map[string]string, key string) string {
+	chunked := func(name string, number int) string {
+		return `  - name: ` + name + `
+    number: ` + strconv.Itoa(number) + `
+    image: { url: images/` + name + `.rbidx, sha256: ` + sha[name] + `, format: chunked, kind: whole-disk }
+    installer: { kernel: ` + lab.KernelName + `, initrd: agent.cpio.gz, cmdline: "console=ttyS0,115200 loglevel=4 panic=-1" }
+`
+	}
 	host := func(mac, more string) string {
 		return `  - { mac: "` + mac + `", hostname: ` + debianHost[mac] + more + `, network: { address: ` + debianAddr[mac] + `/24, gateway: ` + lab.ServerIP +
 			`, dns: [` + lab.ServerIP + `], search: [lab.example] } }` + "\n"
@@ -64,7 +77,7 @@ func debianFleet(sha map[string]string, key string) string {
     installer: { kernel: ` + lab.KernelName + `, initrd: agent.cpio.gz, cmdline: "console=ttyS0,115200 loglevel=4 panic=-1` + cmdline + `" }
 `
 	}
-	return "versions:\n" + version(debianV1, debianV1, 121, "nocloud", "") + version(debianV2, debianV2, 122, "nocloud", "") +
+	return "versions:\n" + version(debianV1, debianV1, 121, "nocloud", "") + chunked(debianV1Chunks, 119) + chunked(debianV2, 122) +
 		version(debianOS, debianV1, 120, "openstack", " rackboot.after=poweroff") + `layouts:
   - name: debian
     disk: { select: smallest, min_size: 3GiB }
@@ -84,7 +97,7 @@ defaults:
     bootcmd: [[sh, -c, "echo bootcmd ran >> /run/rackboot-e2e-bootcmd"]]
     runcmd: [[sh, -c, "echo runcmd ran > /var/lib/rackboot-e2e-runcmd"]]
 hosts:
-` + host(debianBIOSMAC, "") + host(debianUEFIMAC, "") + host(debianOSMAC, ", version: "+debianOS)
+` + host(debianBIOSMAC, "") + host(debianUEFIMAC, ", version: "+debianV1Chunks) + host(debianOSMAC, ", version: "+debianOS)
 }
 
 // TestDebian installs Debian 12 with its real cloud-init through
@@ -121,16 +134,39 @@ func TestDebian(t *testing.T) {
 	}
 	work := t.TempDir()
 	initrd := buildAgentInitrd(t, ctx, work)
-	sha := map[string]string{debianV1: imgs[debianV1].SHA256, debianV2: imgs[debianV2].SHA256}
+	bin := buildRackboot(t, ctx)
+	// The chunked versions, imported as an admin does: debian-12.1's
+	// image as debian-12.1-chunks, then debian-12.2's, which stores only
+	// what the package changed.
+	chunks := t.TempDir()
+	sha := map[string]string{debianV1: imgs[debianV1].SHA256}
+	for _, v := range []struct {
+		name, image string
+		number      int
+	}{{debianV1Chunks, debianV1, 119}, {debianV2, debianV2, 122}} {
+		start := time.Now()
+		out, err := exec.CommandContext(ctx, bin, "image", "add", imgs[v.image].Path, "--artifacts", chunks,
+			"--name", v.name, "--number", strconv.Itoa(v.number)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("rackboot image add %s: %v\n%s", v.name, err, out)
+		}
+		m := regexp.MustCompile(`sha256: ([0-9a-f]{64})`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("rackboot image add %s printed no catalog entry:\n%s", v.name, out)
+		}
+		sha[v.name] = string(m[1])
+		t.Logf("rackboot image add %s (%.1f s):\n%s", v.name, time.Since(start).Seconds(), out)
+	}
 	tb := startTestbed(t, ctx, testbedConfig{
 		fleet: debianFleet(sha, key.Authorized),
 		files: map[string]string{
 			debianV1 + ".img.zst": imgs[debianV1].Path,
-			debianV2 + ".img.zst": imgs[debianV2].Path,
 			"agent.cpio.gz":       initrd,
+			"images":              filepath.Join(chunks, "images"),
+			"chunks":              filepath.Join(chunks, "chunks"),
 		},
 	})
-	cli := rackbootCLI{tb: tb, bin: buildRackboot(t, ctx)}
+	cli := rackbootCLI{tb: tb, bin: bin}
 	admin := tb.adminAPI(t)
 
 	var mu sync.Mutex
@@ -189,8 +225,25 @@ func TestDebian(t *testing.T) {
 			hist := cli.history(t, c.mac)
 			if len(hist) != 2 || hist[0].Result != registry.ResultSuccess || hist[1].Result != registry.ResultSuccess ||
 				hist[1].Version.Name != debianV2 {
-				t.Errorf("history: %+v; want two successes, the second %s", hist, debianV2)
+				t.Fatalf("history: %+v; want two successes, the second %s", hist, debianV2)
 			}
+			// debian-12.2 came as chunks: most of it was on the disk
+			// already (with debian-12.1-chunks as the seed on UEFI, in
+			// place only on BIOS, whose debian-12.1 was streamed).
+			up, raw := hist[1], imgs[debianV2].UncompressedSize
+			if up.BytesFetched <= 0 || up.BytesReused < raw/2 || up.BytesFetched >= imgs[debianV2].Size {
+				t.Errorf("the chunked reinstall fetched %d bytes and reused %d of the %d-byte image (%d compressed); want a fraction fetched, most reused",
+					up.BytesFetched, up.BytesReused, raw, imgs[debianV2].Size)
+			}
+			text := cli.run(t, "history", c.mac)
+			if !strings.Contains(text, "fetched") || !strings.Contains(text, "reused") {
+				t.Errorf("rackboot history does not show the bytes fetched and reused:\n%s", text)
+			}
+			mu.Lock()
+			timings = append(timings, fmt.Sprintf("%s: reinstall to %s as chunks fetched %.1f MiB (%.1f %% of the image, %.1f %% of its zstd file), reused %.1f %%, wrote %.1f MiB, %d ms in the agent",
+				c.name, debianV2, float64(up.BytesFetched)/(1<<20), 100*float64(up.BytesFetched)/float64(raw), 100*float64(up.BytesFetched)/float64(imgs[debianV2].Size),
+				100*float64(up.BytesReused)/float64(raw), float64(up.BytesWritten)/(1<<20), up.WriteMS))
+			mu.Unlock()
 			t.Logf("%s timeline:\n%s", m.name, m.timeline())
 		})
 	}

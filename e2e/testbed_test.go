@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -74,7 +75,7 @@ type testbedConfig struct {
 	// fleet is the profiles directory's only file; fleetYAML when empty.
 	fleet string
 	// files are added to the artifacts directory, by name, from the
-	// paths given.
+	// paths given; a directory is added with everything in it.
 	files map[string]string
 	// serve are more flags for rackboot serve, after the testbed's own.
 	serve []string
@@ -117,7 +118,7 @@ func startTestbed(t *testing.T, ctx context.Context, cfg testbedConfig) *testbed
 		t.Fatal(err)
 	}
 	for name, src := range cfg.files {
-		if err := linkOrCopy(src, filepath.Join(artDir, name)); err != nil {
+		if err := linkOrCopyTree(src, filepath.Join(artDir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -253,6 +254,28 @@ func buildRackboot(t *testing.T, ctx context.Context) string {
 
 // linkOrCopy places src at dst: a hard link when both are on one file
 // system, a copy otherwise.
+// linkOrCopyTree is linkOrCopy for a file, and for every file under a
+// directory, with its subdirectories.
+func linkOrCopyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return err
+		}
+		return linkOrCopy(p, to)
+	})
+}
+
 func linkOrCopy(src, dst string) error {
 	if err := os.Remove(dst); err != nil && !os.IsNotExist(err) {
 		return err

@@ -55,7 +55,7 @@ type AssembleOptions struct {
 	// Window bounds the bytes read ahead of the writes; with a seed the
 	// writes trail the reads by half of it, so that a chunk that moved
 	// by less than that is read before anything overwrites it. Default
-	// 64 MiB.
+	// 32 MiB (an installer with 1 GiB of RAM has room for it).
 	Window int64
 	// Retries is how many times a failed fetch of one chunk is retried,
 	// RetryDelay the first wait, doubled each time up to 30 s. Defaults
@@ -237,7 +237,7 @@ func (o AssembleOptions) withDefaults(dst io.WriterAt) AssembleOptions {
 		o.Workers = 16
 	}
 	if o.Window <= 0 {
-		o.Window = 64 << 20
+		o.Window = 32 << 20
 	}
 	o.Window = max(o.Window, 4*MaxChunk)
 	if o.Retries <= 0 {
@@ -506,19 +506,33 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 	return nil
 }
 
-// chunkBufs recycles chunk buffers (of MaxChunk capacity).
-var chunkBufs = sync.Pool{New: func() any { b := make([]byte, MaxChunk); return &b }}
+// chunkBufs recycle chunk buffers in four size classes, 32 to 256 KiB,
+// so that the window's worth of chunks in flight takes at most twice its
+// size in memory.
+var chunkBufs [4]sync.Pool
+
+func bufClass(n int) int {
+	c := 0
+	for size := 32 << 10; size < n && c < len(chunkBufs)-1; size <<= 1 {
+		c++
+	}
+	return c
+}
 
 func getChunkBuf(n int) []byte {
 	if n > MaxChunk {
 		return make([]byte, n)
 	}
-	return (*chunkBufs.Get().(*[]byte))[:n]
+	c := bufClass(n)
+	if b, ok := chunkBufs[c].Get().(*[]byte); ok {
+		return (*b)[:n]
+	}
+	return make([]byte, n, (32<<10)<<c)
 }
 
 func putChunkBuf(b []byte) {
-	if cap(b) == MaxChunk {
-		b = b[:MaxChunk]
-		chunkBufs.Put(&b)
+	c := bufClass(cap(b))
+	if cap(b) == (32<<10)<<c {
+		chunkBufs[c].Put(&b)
 	}
 }
