@@ -87,13 +87,16 @@ type AssembleResult struct {
 	// written.
 	Written int64 `json:"written"`
 	// Chunk counts, by where each came from.
-	Chunks         int `json:"chunks"`
-	ChunksInPlace  int `json:"chunks_in_place"`
-	ChunksCopied   int `json:"chunks_copied"`
-	ChunksFetched  int `json:"chunks_fetched"`
-	ChunksZeroed   int `json:"chunks_zeroed"`
-	FetchRetries   int `json:"fetch_retries"`
-	SeedMismatches int `json:"seed_mismatches"`
+	Chunks        int `json:"chunks"`
+	ChunksInPlace int `json:"chunks_in_place"`
+	ChunksCopied  int `json:"chunks_copied"`
+	ChunksFetched int `json:"chunks_fetched"`
+	ChunksZeroed  int `json:"chunks_zeroed"`
+	FetchRetries  int `json:"fetch_retries"`
+	// ChunksUnchecked were not looked for in place: they came after a
+	// long run of chunks that were not (see Assemble).
+	ChunksUnchecked int `json:"chunks_unchecked"`
+	SeedMismatches  int `json:"seed_mismatches"`
 	// SHA256 is the digest of the whole image as assembled.
 	SHA256   string        `json:"sha256"`
 	Duration time.Duration `json:"duration"`
@@ -101,6 +104,13 @@ type AssembleResult struct {
 
 // Reused is the bytes taken from the disk: in place or copied.
 func (r *AssembleResult) Reused() int64 { return r.InPlace + r.Copied }
+
+// After missRun chunks in a row not in place, Assemble looks for one
+// chunk in probeEvery only.
+const (
+	missRun    = 64
+	probeEvery = 16
+)
 
 // ErrChunk wraps the error of a chunk that could not be fetched or that
 // did not verify; the message names the chunk and its place.
@@ -127,6 +137,10 @@ const (
 // writes them in order; a fetch that fails is retried. An install cut
 // short resumes, on the next attempt, with the chunks already written
 // found in place.
+//
+// After 64 chunks in a row that were not in place, as on a fresh disk,
+// only every 16th is looked for, until one is found: a first install
+// reads little of the disk, and a missed chunk is only fetched.
 //
 // A seed chunk is read before anything is written over it when it moved
 // by less than half of the window; the writer trails the reads by that
@@ -173,6 +187,11 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 		var ahead int64
 		for i := range ix.Chunks {
 			j := &asmJob{c: &ix.Chunks[i], done: make(chan struct{})}
+			// After a long run of chunks not in place (a fresh disk, the
+			// rest of a cut install), only one in probeEvery is looked
+			// for; a hit resumes the full check. Zero chunks are always
+			// looked for: writing them costs more than reading.
+			j.skipCheck = !j.c.ID.IsZero() && a.misses.Load() >= missRun && i%probeEvery != 0
 			for {
 				// ahead is the bytes dispatched and not yet hashed.
 				if ahead-a.released.Load()+j.c.Size <= opt.Window {
@@ -279,6 +298,7 @@ type assembler struct {
 	guard int64 // how far past a chunk the reads must be done before it is written
 
 	released atomic.Int64  // bytes hashed: the dispatcher's window moves on
+	misses   atomic.Int64  // non-zero chunks not in place since the last that was
 	freed    chan struct{} // a token after each release
 
 	mu  sync.Mutex
@@ -287,11 +307,12 @@ type assembler struct {
 
 // asmJob is one chunk on its way to the target.
 type asmJob struct {
-	c    *IndexChunk
-	buf  []byte // the chunk's bytes, once resolved
-	from int
-	err  error
-	done chan struct{} // closed when resolved
+	c         *IndexChunk
+	skipCheck bool   // not looked for in place
+	buf       []byte // the chunk's bytes, once resolved
+	from      int
+	err       error
+	done      chan struct{} // closed when resolved
 }
 
 // resolve finds the chunk's bytes: on the target, in the seed, or from
@@ -303,7 +324,11 @@ func (a *assembler) resolve(ctx context.Context, j *asmJob) {
 		j.err = ctx.Err()
 		return
 	}
-	if a.readDisk(j.buf, c.Offset) {
+	if j.skipCheck {
+		a.mu.Lock()
+		a.res.ChunksUnchecked++
+		a.mu.Unlock()
+	} else if a.readDisk(j.buf, c.Offset) {
 		if c.ID.IsZero() {
 			if isZero(j.buf) {
 				j.from = fromDisk
@@ -311,7 +336,10 @@ func (a *assembler) resolve(ctx context.Context, j *asmJob) {
 			}
 		} else if !isZero(j.buf) && ChunkID(sha256.Sum256(j.buf)) == c.ID {
 			j.from = fromDisk
+			a.misses.Store(0)
 			return
+		} else {
+			a.misses.Add(1)
 		}
 	}
 	if c.ID.IsZero() {
@@ -425,6 +453,7 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 		}
 	}
 	var done int64
+	w := &runWriter{dst: dst, buf: alignedBuffer(writeRun)[:0]}
 	for {
 		if len(queue) == 0 {
 			j, ok := <-order
@@ -449,6 +478,11 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 			queue = append(queue, next)
 		}
 		if err := wait(j); err != nil {
+			// What is gathered is verified: on the disk, the next
+			// attempt finds it in place.
+			if ferr := w.flush(); ferr != nil {
+				a.opt.Logger.Warn("could not write the chunks before the failed one", "err", ferr)
+			}
 			return err
 		}
 		for _, k := range queue[1:] {
@@ -464,13 +498,10 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 		}
 		queue = queue[1:]
 		c := j.c
-		at := a.opt.Offset + c.Offset
-		write := j.from != fromDisk || c.Offset < a.opt.Hold
-		if write {
-			if _, err := dst.WriteAt(j.buf, at); err != nil {
-				return fmt.Errorf("imaging: write image at byte %d: %w", at, err)
+		if j.from != fromDisk || c.Offset < a.opt.Hold {
+			if err := w.add(j.buf, a.opt.Offset+c.Offset); err != nil {
+				return err
 			}
-			startWriteback(dst, at, c.Size)
 		}
 		a.mu.Lock()
 		r := &a.res
@@ -499,10 +530,58 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 			return ctx.Err()
 		}
 	}
+	if err := w.flush(); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	fetched, reused := a.res.Fetched, a.res.InPlace+a.res.Copied
 	a.mu.Unlock()
 	p.updateChunked(done, fetched, reused, true)
+	return nil
+}
+
+// writeRun is the most bytes runWriter gathers into one write.
+const writeRun = 8 << 20
+
+// runWriter gathers chunks that follow each other on the target into
+// writes of up to writeRun bytes: one pwrite and one writeback start per
+// run rather than per 64 KiB chunk.
+type runWriter struct {
+	dst io.WriterAt
+	buf []byte
+	at  int64 // where buf goes
+}
+
+func (w *runWriter) add(b []byte, at int64) error {
+	if len(w.buf) > 0 && (w.at+int64(len(w.buf)) != at || len(w.buf)+len(b) > cap(w.buf)) {
+		if err := w.flush(); err != nil {
+			return err
+		}
+	}
+	if len(w.buf) == 0 {
+		w.at = at
+	}
+	if len(b) > cap(w.buf) {
+		return w.write(b, at)
+	}
+	w.buf = append(w.buf, b...)
+	return nil
+}
+
+func (w *runWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	err := w.write(w.buf, w.at)
+	w.buf = w.buf[:0]
+	return err
+}
+
+func (w *runWriter) write(b []byte, at int64) error {
+	if _, err := w.dst.WriteAt(b, at); err != nil {
+		return fmt.Errorf("imaging: write image at byte %d: %w", at, err)
+	}
+	startWriteback(w.dst, at, int64(len(b)))
 	return nil
 }
 
