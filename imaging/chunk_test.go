@@ -397,3 +397,29 @@ func TestAssembleResumes(t *testing.T) {
 		t.Errorf("the server sent %d chunks whole, the assembly counts %d fetched", got, res.ChunksFetched)
 	}
 }
+
+// TestAssembleProbes: after a long run of chunks not in place, only some
+// are looked for, and finding one resumes the full check.
+func TestAssembleProbes(t *testing.T) {
+	dir := t.TempDir()
+	img := testImage(4, 12<<20)
+	r := importBytes(t, dir, img)
+	// The target holds the image except for garbage over its first 80
+	// chunks, as a disk does after an install cut short.
+	target := bytes.Clone(img)
+	end := r.Index.Chunks[80].Offset
+	copy(target, testImage(77, int(end)))
+	p := writeFile(t, target)
+	// A small window: the dispatcher hears of the misses soon enough.
+	res, err := assembleFile(t, p, AssembleOptions{Index: r.Index, Source: newStoreFS(dir), Window: 1 << 20, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, p, img)
+	rest := len(r.Index.Chunks) - 80
+	if res.ChunksUnchecked == 0 || res.ChunksInPlace < rest-probeEvery {
+		t.Errorf("%d chunks unchecked, %d in place; want some unchecked and at least %d of the last %d in place",
+			res.ChunksUnchecked, res.ChunksInPlace, rest-probeEvery, rest)
+	}
+	t.Logf("%+v", res)
+}
