@@ -198,9 +198,15 @@ func (c *checker) checkVersion(n *yaml.Node, v *Version) (bad bool) {
 	switch img.Format {
 	case "":
 		img.Format = formatOf(img.URL)
-	case "raw", "gzip", "zstd", "xz":
+	case "raw", "gzip", "zstd", "xz", "chunked":
 	default:
-		c.errorf(valueOr(in, "format"), "version %s: image format %q: want raw, gzip, zstd or xz", v.Name, img.Format)
+		c.errorf(valueOr(in, "format"), "version %s: image format %q: want raw, gzip, zstd, xz or chunked", v.Name, img.Format)
+	}
+	if img.Format == "chunked" && strings.Contains(img.URL, "://") {
+		// The agent fetches the chunks from the appliance's own store,
+		// next to the index (`rackboot image add`): an index elsewhere
+		// would name chunks the appliance does not have.
+		c.errorf(valueOr(in, "url"), "version %s: a chunked image must be an index in the artifacts directory (images/NAME.rbidx, written by rackboot image add), not %s", v.Name, img.URL)
 	}
 	switch img.Kind {
 	case "":
@@ -220,9 +226,12 @@ func (c *checker) checkVersion(n *yaml.Node, v *Version) (bad bool) {
 	return len(c.errs) > before
 }
 
-// formatOf infers an image's compression from its name.
+// formatOf infers an image's format from its name: its compression, or
+// chunked for a chunk index.
 func formatOf(url string) string {
 	switch path.Ext(url) {
+	case ".rbidx":
+		return "chunked"
 	case ".gz":
 		return "gzip"
 	case ".zst", ".zstd":

@@ -116,7 +116,7 @@ func TestLoadExamples(t *testing.T) {
 	}
 	// Every host has a plan whose config drive is well-formed.
 	for _, h := range set.Hosts() {
-		p, err := Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
+		p, err := Planner{}.Plan(h, nil, nil, "http://192.0.2.1:8080")
 		if err != nil {
 			t.Errorf("%s: %v", h.Hostname, err)
 			continue
@@ -235,7 +235,9 @@ func TestLoadErrors(t *testing.T) {
 		{"version without image", map[string]string{"a.yaml": "versions:\n  - name: v\n    number: 1\n"},
 			[]string{`a.yaml:2:5: version v: image url is required`, `a.yaml:2:5: version v: image sha256 must be 64 hex digits`}},
 		{"version format", map[string]string{"a.yaml": "versions:\n  - name: v\n    number: 1\n    image: {url: a.img, sha256: \"" + testSHA + "\", format: bzip2}\n"},
-			[]string{`a.yaml:4:109: version v: image format "bzip2": want raw, gzip, zstd or xz`}},
+			[]string{`a.yaml:4:109: version v: image format "bzip2": want raw, gzip, zstd, xz or chunked`}},
+		{"chunked image elsewhere", map[string]string{"a.yaml": "versions:\n  - name: v\n    number: 1\n    image: {url: \"https://x/v.rbidx\", sha256: \"" + testSHA + "\"}\n"},
+			[]string{`a.yaml:4:18: version v: a chunked image must be an index in the artifacts directory (images/NAME.rbidx, written by rackboot image add), not https://x/v.rbidx`}},
 		{"version kind", map[string]string{"a.yaml": "versions:\n  - name: v\n    number: 1\n    image: {url: a.img, sha256: \"" + testSHA + "\", kind: disk}\n"},
 			[]string{`a.yaml:4:107: version v: image kind "disk": want whole-disk or partitions`}},
 		{"version negative number", map[string]string{"a.yaml": "versions:\n  - name: v\n    number: -1\n    image: {url: a.img, sha256: \"" + testSHA + "\"}\n"},

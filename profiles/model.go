@@ -39,11 +39,17 @@ type Version struct {
 
 // Image is the operating system a version writes to disk.
 type Image struct {
-	URL    string `yaml:"url" json:"url" schema:"required" desc:"a path under the artifacts directory or an http(s) URL"`
-	SHA256 string `yaml:"sha256" json:"sha256" schema:"required,pattern=sha256" desc:"hex digest of the image as stored (compressed)"`
+	URL string `yaml:"url" json:"url" schema:"required" desc:"a path under the artifacts directory or an http(s) URL"`
+	// SHA256 is the digest of the file at URL, except for a chunked
+	// image: the digest of the whole image as it ends on the disk
+	// (uncompressed), which its index states too.
+	SHA256 string `yaml:"sha256" json:"sha256" schema:"required,pattern=sha256" desc:"hex digest of the image as stored (compressed); for chunked, of the whole uncompressed image (rackboot image add prints it)"`
 	// Format is how the stored image is compressed. When omitted it is
-	// inferred from the URL's extension (.gz, .zst, .xz; otherwise raw).
-	Format string `yaml:"format,omitempty" json:"format" schema:"enum=raw|gzip|zstd|xz" desc:"compression; inferred from the extension when omitted"`
+	// inferred from the URL's extension (.gz, .zst, .xz; .rbidx is
+	// chunked; otherwise raw). A chunked image is a chunk index in the
+	// artifacts directory, written by `rackboot image add` with its
+	// chunks (docs/DESIGN.md, "Chunked images").
+	Format string `yaml:"format,omitempty" json:"format" schema:"enum=raw|gzip|zstd|xz|chunked" desc:"compression, or chunked: an index of the artifacts directory's chunk store (rackboot image add); inferred from the extension (.gz, .zst, .xz, .rbidx) when omitted"`
 	// Kind says what the image holds: a whole disk (its own partition
 	// table; the layout's partitions are added after it) or the contents of
 	// the layout's one `content: image` partition. Defaults to whole-disk.
