@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
-	"time"
 
 	"github.com/rackboot/rackboot/agentapi"
 )
@@ -29,76 +27,29 @@ type Sizes struct {
 	// Handler resolves them (no way out through ".." or symbolic links).
 	Dir string
 
-	mu    sync.Mutex
-	known map[string]*measure
-}
-
-// measure is one image's measurement, done or in progress.
-type measure struct {
-	stamp fileStamp
-	done  chan struct{} // closed when raw and err are set
-	raw   int64
-	err   error
-}
-
-// fileStamp identifies a version of a file.
-type fileStamp struct {
-	size  int64
-	mtime time.Time
-	ino   uint64
+	raw stampCache[int64]
 }
 
 // Image returns the stored and decompressed sizes of the image name (a
 // path relative to Dir) in the given format (agentapi.FormatAuto
 // detects it).
 func (s *Sizes) Image(name, format string) (stored, raw int64, err error) {
-	root, err := os.OpenRoot(s.Dir)
+	f, stamp, err := openRegular(s.Dir, name, "image")
 	if err != nil {
-		return 0, 0, fmt.Errorf("artifacts: %w", err)
-	}
-	defer root.Close()
-	f, err := root.Open(name)
-	if err != nil {
-		return 0, 0, fmt.Errorf("artifacts: image %s: %w", name, err)
+		return 0, 0, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	raw, err = s.raw.get(format+"\x00"+name, stamp, func() (int64, error) {
+		n, err := rawSize(f, stamp.size, format)
+		if err != nil {
+			return 0, fmt.Errorf("artifacts: image %s: %w", name, err)
+		}
+		return n, nil
+	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("artifacts: image %s: %w", name, err)
+		return 0, 0, err
 	}
-	if !fi.Mode().IsRegular() {
-		return 0, 0, fmt.Errorf("artifacts: image %s: not a regular file", name)
-	}
-	stamp := fileStamp{size: fi.Size(), mtime: fi.ModTime(), ino: inode(fi)}
-
-	key := format + "\x00" + name
-	s.mu.Lock()
-	m := s.known[key]
-	if m == nil || m.stamp != stamp {
-		m = &measure{stamp: stamp, done: make(chan struct{})}
-		if s.known == nil {
-			s.known = make(map[string]*measure)
-		}
-		s.known[key] = m
-		s.mu.Unlock()
-		m.raw, m.err = rawSize(f, stamp.size, format)
-		if m.err != nil {
-			m.err = fmt.Errorf("artifacts: image %s: %w", name, m.err)
-		}
-		close(m.done)
-	} else {
-		s.mu.Unlock()
-		<-m.done
-	}
-	if m.err != nil {
-		s.mu.Lock()
-		if s.known[key] == m {
-			delete(s.known, key) // measure again next time
-		}
-		s.mu.Unlock()
-		return 0, 0, m.err
-	}
-	return stamp.size, m.raw, nil
+	return stamp.size, raw, nil
 }
 
 // rawSize is the decompressed size of the image in f, of size bytes.

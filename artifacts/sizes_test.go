@@ -107,8 +107,8 @@ func TestSizesRemembers(t *testing.T) {
 	if _, n, err := s.Image("os.img.zst", agentapi.FormatZstd); err != nil || n != 1<<20 {
 		t.Fatalf("first: %d, %v", n, err)
 	}
-	first := s.known["zstd\x00os.img.zst"]
-	if _, n, _ := s.Image("os.img.zst", agentapi.FormatZstd); n != 1<<20 || s.known["zstd\x00os.img.zst"] != first {
+	first := s.raw.known["zstd\x00os.img.zst"]
+	if _, n, _ := s.Image("os.img.zst", agentapi.FormatZstd); n != 1<<20 || s.raw.known["zstd\x00os.img.zst"] != first {
 		t.Error("measured again an unchanged file")
 	}
 	// A new version of the image under the same name is measured anew.

@@ -146,7 +146,7 @@ func checkFuzzHost(t *testing.T, set *Set, h *Host) {
 		}
 	}
 	h.Settings()
-	p, err := Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
+	p, err := Planner{}.Plan(h, nil, nil, "http://192.0.2.1:8080")
 	if errors.Is(err, ErrNoPlan) {
 		return
 	}

@@ -25,6 +25,13 @@ type Planner struct {
 	// in the daemon). Nil leaves the sizes unknown; an error fails the
 	// plan.
 	ImageSizes func(path, format string) (stored, raw int64, err error)
+	// ChunkIndex reads the index of a chunked image, given as a path
+	// under the artifacts directory (artifacts.Indexes in the daemon):
+	// the compressed size of its stored chunks, the image's size and
+	// the hex SHA-256 of the whole image. Nil leaves the sizes unknown,
+	// the catalog's digest unchecked and the plans without a seed; an
+	// error fails the plan.
+	ChunkIndex func(path string) (stored, raw int64, sha256 string, err error)
 }
 
 // Plan returns the plan that installs version v (nil: the host's own) on
@@ -33,8 +40,13 @@ type Planner struct {
 // drive's files. base is the appliance's URL as the agent reaches it, such
 // as "http://192.0.2.1:8080": an image given as a path is downloaded from
 // base/artifacts/PATH.
-func (pl Planner) Plan(h *Host, v *Version, base string) (agentapi.Plan, error) {
-	p, err := pl.plan(h, v, base)
+//
+// installed is the version the host's disk holds according to the
+// registry, or nil: when both it and v are chunked, its index is the
+// plan's seed (agentapi.Seed), and the agent copies the chunks the two
+// images share from the disk instead of fetching them.
+func (pl Planner) Plan(h *Host, v, installed *Version, base string) (agentapi.Plan, error) {
+	p, err := pl.plan(h, v, installed, base)
 	if err != nil {
 		return agentapi.Plan{}, err
 	}
@@ -43,7 +55,7 @@ func (pl Planner) Plan(h *Host, v *Version, base string) (agentapi.Plan, error) 
 
 // plan builds the plan behind a pointer, so that its steps fill it in
 // place.
-func (pl Planner) plan(h *Host, v *Version, base string) (*agentapi.Plan, error) {
+func (pl Planner) plan(h *Host, v, installed *Version, base string) (*agentapi.Plan, error) {
 	if v == nil {
 		v = h.Version
 	}
@@ -64,7 +76,11 @@ func (pl Planner) plan(h *Host, v *Version, base string) (*agentapi.Plan, error)
 	if img.URL, err = imageURL(base, v.Image.URL, h.MAC); err != nil {
 		return nil, fmt.Errorf("profiles: version %s: %w", v.Name, err)
 	}
-	if pl.ImageSizes != nil && !strings.Contains(v.Image.URL, "://") {
+	if img.Format == agentapi.FormatChunked {
+		if err := pl.chunked(img, h, v, installed, base); err != nil {
+			return nil, err
+		}
+	} else if pl.ImageSizes != nil && !strings.Contains(v.Image.URL, "://") {
 		// An image missing from the artifacts directory fails here, with
 		// its name, rather than as a 404 in the middle of an install.
 		if img.Size, img.RawSize, err = pl.ImageSizes(v.Image.URL, img.Format); err != nil {
@@ -104,6 +120,50 @@ func (pl Planner) plan(h *Host, v *Version, base string) (*agentapi.Plan, error)
 		return nil, fmt.Errorf("profiles: plan of %s: %w", MACKey(h.MAC), err)
 	}
 	return p, nil
+}
+
+// chunked completes the image of a chunked version v: the chunk store's
+// URL beside the index's, the sizes the index states, and the seed when
+// the host runs a chunked version. The catalog's digest must be the
+// index's: the agent verifies the image it assembles against the plan's,
+// and a catalog entry pasted for another import would fail every install
+// only after writing the disk.
+func (pl Planner) chunked(img *agentapi.Image, h *Host, v, installed *Version, base string) error {
+	if strings.Contains(v.Image.URL, "://") {
+		// Refused when the profiles load; kept for Versions built by hand.
+		return fmt.Errorf("profiles: version %s: a chunked image must be an index in the artifacts directory, not %s", v.Name, v.Image.URL)
+	}
+	var err error
+	if img.Chunks, err = imageURL(base, "chunks", h.MAC); err != nil {
+		return fmt.Errorf("profiles: version %s: %w", v.Name, err)
+	}
+	if pl.ChunkIndex != nil {
+		var sum string
+		if img.Size, img.RawSize, sum, err = pl.ChunkIndex(v.Image.URL); err != nil {
+			return fmt.Errorf("profiles: version %s: %w", v.Name, err)
+		}
+		if !strings.EqualFold(sum, img.SHA256) {
+			return fmt.Errorf("profiles: version %s: the catalog says sha256 %s, but its index %s describes an image of sha256 %s (paste the entry rackboot image add printed)", v.Name, img.SHA256, v.Image.URL, sum)
+		}
+	}
+	if s := installed; s != nil && s.Image.Format == agentapi.FormatChunked && s.Image.Kind == v.Image.Kind && !strings.Contains(s.Image.URL, "://") {
+		// Of the same kind only: the agent looks for the old image's
+		// chunks where the new one goes (the disk, or the image
+		// partition), which is where the old one went only then.
+		if pl.ChunkIndex != nil {
+			if _, _, _, err := pl.ChunkIndex(s.Image.URL); err != nil {
+				// An old index removed from the artifacts directory
+				// costs bandwidth, not the install: no seed.
+				return nil
+			}
+		}
+		u, err := imageURL(base, s.Image.URL, h.MAC)
+		if err != nil {
+			return nil // the catalog's own check refuses such a path
+		}
+		img.Seed = &agentapi.Seed{Version: s.Name, URL: u}
+	}
+	return nil
 }
 
 // imageURL makes a catalog image location absolute: an http(s) URL stays,

@@ -48,7 +48,7 @@ func TestPlanGolden(t *testing.T) {
 	}
 	for _, h := range set.Hosts() {
 		t.Run(h.Hostname, func(t *testing.T) {
-			p, err := Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
+			p, err := Planner{}.Plan(h, nil, nil, "http://192.0.2.1:8080")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +77,7 @@ func TestPlanConcurrently(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for _, h := range set.Hosts() {
-				if _, err := (Planner{}).Plan(h, nil, "http://192.0.2.1:8080"); err != nil {
+				if _, err := (Planner{}).Plan(h, nil, nil, "http://192.0.2.1:8080"); err != nil {
 					t.Error(err)
 				}
 			}
@@ -89,7 +89,7 @@ func TestPlanConcurrently(t *testing.T) {
 func TestPlanWithoutVersion(t *testing.T) {
 	set := mustLoad(t, map[string]string{"a.yaml": "hosts:\n  - mac: 52:54:00:00:00:01\n    installer: {kernel: k}\n"})
 	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
-	if _, err := (Planner{}).Plan(h, nil, "http://192.0.2.1:8080"); !errors.Is(err, ErrNoPlan) {
+	if _, err := (Planner{}).Plan(h, nil, nil, "http://192.0.2.1:8080"); !errors.Is(err, ErrNoPlan) {
 		t.Errorf("Plan() error = %v, want ErrNoPlan", err)
 	}
 }
@@ -108,7 +108,7 @@ func TestConfigDriveIsData(t *testing.T) {
         mode: "600"
 `})
 	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
-	p, err := Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
+	p, err := Planner{}.Plan(h, nil, nil, "http://192.0.2.1:8080")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ hosts:
     cloud_config: {packages: [htop]}
 `})
 	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
-	p, err := Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
+	p, err := Planner{}.Plan(h, nil, nil, "http://192.0.2.1:8080")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ hosts:
 	}
 	// The same host on a NoCloud version: the same data, NoCloud files.
 	v1, _ := set.Version("v1")
-	p, err = Planner{}.Plan(h, v1, "http://192.0.2.1:8080")
+	p, err = Planner{}.Plan(h, v1, nil, "http://192.0.2.1:8080")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ hosts:
     layout: store
 `})
 	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
-	p, err := Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
+	p, err := Planner{}.Plan(h, nil, nil, "http://192.0.2.1:8080")
 	if err != nil {
 		t.Fatal(err)
 	}
