@@ -50,7 +50,8 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, a agentRequest) {
 
 // buildPlan plans the version the attempt installs: the running attempt's
 // (a second fetch gets the same version even if the profiles changed), the
-// reinstall override, or the profile's.
+// reinstall override, or the profile's; with the version the host runs,
+// for a chunked image's seed.
 func (s *Server) buildPlan(r *http.Request, a agentRequest) (*profiles.Host, *profiles.Version, agentapi.Plan, error) {
 	host, ok := s.Fleet.Lookup(a.mac)
 	if !ok {
@@ -66,6 +67,12 @@ func (s *Server) buildPlan(r *http.Request, a agentRequest) (*profiles.Host, *pr
 			return nil, nil, agentapi.Plan{}, fmt.Errorf("version %q is not in the catalog", name)
 		}
 	}
+	// What the disk holds, as far as the registry knows: a chunked
+	// image copies the chunks it shares with it from the disk.
+	var installed *profiles.Version
+	if n := a.host.Version.Name; n != "" {
+		installed, _ = s.Fleet.Version(n)
+	}
 	base, err := s.base(r)
 	if err != nil {
 		return nil, nil, agentapi.Plan{}, err
@@ -73,7 +80,7 @@ func (s *Server) buildPlan(r *http.Request, a agentRequest) (*profiles.Host, *pr
 	if s.Planner == nil {
 		return nil, nil, agentapi.Plan{}, errors.New("the appliance has no planner (api.Server.Planner)")
 	}
-	p, err := s.Planner.Plan(host, v, base)
+	p, err := s.Planner.Plan(host, v, installed, base)
 	if err != nil {
 		return nil, nil, agentapi.Plan{}, err
 	}

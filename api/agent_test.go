@@ -569,3 +569,33 @@ func TestPlanArtifactsPort(t *testing.T) {
 		t.Errorf("plan image = %+v, want it on http://127.0.0.1:8080", p.Plan.Image)
 	}
 }
+
+// installedPlanner records the installed version each plan was made with.
+type installedPlanner struct {
+	profiles.Planner
+	installed []string
+}
+
+func (p *installedPlanner) Plan(h *profiles.Host, v, installed *profiles.Version, base string) (agentapi.Plan, error) {
+	name := "(none)"
+	if installed != nil {
+		name = installed.Name
+	}
+	p.installed = append(p.installed, name)
+	return p.Planner.Plan(h, v, installed, base)
+}
+
+// TestPlanInstalled: the planner learns the version the host runs, from
+// the registry, for a chunked image's seed.
+func TestPlanInstalled(t *testing.T) {
+	e := newEnv(t, nil)
+	pl := &installedPlanner{}
+	e.srv.Planner = pl
+	first := e.install(macN01)
+	other := otherVersion(t, e.set, first.Version.Name)
+	e.admin(http.MethodPost, "/api/reinstall", ReinstallRequest{MACs: []string{macN01}, Version: other.Name}, nil)
+	e.install(macN01)
+	if want := []string{"(none)", first.Version.Name}; !cmp.Equal(pl.installed, want) {
+		t.Errorf("installed versions given to the planner = %v, want %v", pl.installed, want)
+	}
+}

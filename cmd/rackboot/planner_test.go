@@ -56,7 +56,7 @@ func TestPlanner(t *testing.T) {
 	pl := profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: dir}).Image}
 	for _, h := range set.Hosts() {
 		t.Run(h.Hostname, func(t *testing.T) {
-			p, err := pl.Plan(h, h.Version, "http://192.0.2.1:8080")
+			p, err := pl.Plan(h, h.Version, nil, "http://192.0.2.1:8080")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,19 +87,19 @@ func TestPlanner(t *testing.T) {
 	h, _ := set.Lookup(mustMAC("52:54:00:77:00:04"))
 	bare := *h
 	bare.Layout = nil
-	if _, err := pl.Plan(&bare, nil, "http://x"); !errors.Is(err, profiles.ErrNoPlan) || !strings.Contains(err.Error(), "no layout") {
+	if _, err := pl.Plan(&bare, nil, nil, "http://x"); !errors.Is(err, profiles.ErrNoPlan) || !strings.Contains(err.Error(), "no layout") {
 		t.Errorf("no layout: err = %v", err)
 	}
 	bare = *h
 	bare.Version = nil
-	if _, err := pl.Plan(&bare, nil, "http://x"); !errors.Is(err, profiles.ErrNoPlan) || !strings.Contains(err.Error(), "no version") {
+	if _, err := pl.Plan(&bare, nil, nil, "http://x"); !errors.Is(err, profiles.ErrNoPlan) || !strings.Contains(err.Error(), "no version") {
 		t.Errorf("no version: err = %v", err)
 	}
 	// An image missing from the artifacts directory fails the plan, named.
 	if err := os.Remove(filepath.Join(dir, h.Version.Image.URL)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pl.Plan(h, nil, "http://x"); err == nil || !strings.Contains(err.Error(), h.Version.Image.URL) {
+	if _, err := pl.Plan(h, nil, nil, "http://x"); err == nil || !strings.Contains(err.Error(), h.Version.Image.URL) {
 		t.Errorf("missing image: err = %v", err)
 	}
 }

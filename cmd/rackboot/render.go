@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"github.com/rackboot/rackboot/agentapi"
-	"github.com/rackboot/rackboot/artifacts"
 	"net"
 	"os"
 
@@ -40,8 +39,9 @@ type renderer struct {
 	// Script returns the per-machine iPXE script the host would be served.
 	Script func(set *profiles.Set, h *profiles.Host, arch string) (string, error)
 	// Plan is the appliance's planner (run sets it from --artifacts);
+	// installed is the version the machine runs (--installed), or nil;
 	// base is the appliance's URL.
-	Plan func(h *profiles.Host, base string) (agentapi.Plan, error)
+	Plan func(h *profiles.Host, installed *profiles.Version, base string) (agentapi.Plan, error)
 }
 
 // runRender implements `rackboot render`.
@@ -69,8 +69,9 @@ func (r renderer) run(args []string, stdout, stderr io.Writer) int {
 	cfg := defaultServeConfig()
 	base := fs.String("url", defaultRenderURL(cfg), "the appliance's `URL` as agents reach it, for the plan's image URL")
 	artifactsDir := fs.String("artifacts", cfg.Artifacts, "the artifacts `directory`, where the plan's image sizes are read")
+	installedName := fs.String("installed", "", "the `version` the machine runs, as the registry would say: a chunked image reuses what it shares with it (the plan's seed)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rackboot render --profiles DIR --mac MAC [--arch bios|efi|efi-http|arm64] [--ipxe] [--json|--plan] [--url URL] [--artifacts DIR]")
+		fmt.Fprintln(stderr, "usage: rackboot render --profiles DIR --mac MAC [--arch bios|efi|efi-http|arm64] [--ipxe] [--json|--plan] [--url URL] [--artifacts DIR] [--installed VERSION]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -99,9 +100,16 @@ func (r renderer) run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rackboot render: %s is not a host of %s: rackboot answers it only when discovery is on\n", hw, *dir)
 		return 1
 	}
+	var installed *profiles.Version
+	if *installedName != "" {
+		if installed, ok = set.Version(*installedName); !ok {
+			fmt.Fprintf(stderr, "rackboot render: --installed %s: not a version of the catalog\n", *installedName)
+			return 1
+		}
+	}
 	r.Plan = renderPlan(*artifactsDir)
 	if *planOnly {
-		p, err := r.Plan(h, strings.TrimSuffix(*base, "/"))
+		p, err := r.Plan(h, installed, strings.TrimSuffix(*base, "/"))
 		if err != nil {
 			fmt.Fprintf(stderr, "rackboot render: install plan: %v\n", err)
 			return 1
@@ -112,7 +120,7 @@ func (r renderer) run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	rep := r.report(set, h, *arch, *fromIPXE, strings.TrimSuffix(*base, "/"))
+	rep := r.report(set, h, installed, *arch, *fromIPXE, strings.TrimSuffix(*base, "/"))
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -148,7 +156,7 @@ type renderReport struct {
 	Notes []string `json:"notes,omitempty"`
 }
 
-func (r renderer) report(set *profiles.Set, h *profiles.Host, arch string, fromIPXE bool, base string) *renderReport {
+func (r renderer) report(set *profiles.Set, h *profiles.Host, installed *profiles.Version, arch string, fromIPXE bool, base string) *renderReport {
 	rep := &renderReport{
 		MAC: profiles.MACKey(h.MAC), Hostname: h.Hostname, Source: h.Source, Groups: h.Groups,
 		Arch: arch, IPXE: fromIPXE, Profile: h.Settings(), Installer: h.Installer,
@@ -170,7 +178,7 @@ func (r renderer) report(set *profiles.Set, h *profiles.Host, arch string, fromI
 	} else {
 		rep.Script = s
 	}
-	switch p, err := r.Plan(h, base); {
+	switch p, err := r.Plan(h, installed, base); {
 	case errors.Is(err, profiles.ErrNoPlan):
 		rep.Notes = append(rep.Notes, "install plan: none, "+strings.TrimPrefix(err.Error(), profiles.ErrNoPlan.Error()+": ")+" (it boots its installer only)")
 	case err != nil:
@@ -261,6 +269,12 @@ func writePlan(b *strings.Builder, p *agentapi.Plan, v *agentapi.Version) {
 	if img.Size > 0 || img.RawSize > 0 {
 		fmt.Fprintf(b, "           %s stored, %s decompressed\n", agentapi.HumanBytes(img.Size), agentapi.HumanBytes(img.RawSize))
 	}
+	if img.Chunks != "" {
+		fmt.Fprintf(b, "           chunks %s\n", img.Chunks)
+	}
+	if s := img.Seed; s != nil {
+		fmt.Fprintf(b, "           seed   %s (%s)\n", s.URL, s.Version)
+	}
 	b.WriteString("  partitions\n")
 	rows := [][]string{{"#", "NAME", "SIZE", "TYPE", "CONTENT", "FILESYSTEM", "PRESERVE"}}
 	if p.WholeDisk() {
@@ -300,14 +314,16 @@ func writePlanJSON(w io.Writer, p agentapi.Plan) error {
 	return enc.Encode(p)
 }
 
-// renderPlan is the daemon's planner, measuring images in dir when it is
-// a directory.
-func renderPlan(dir string) func(*profiles.Host, string) (agentapi.Plan, error) {
+// renderPlan is the daemon's planner, measuring images and reading chunk
+// indexes in dir when it is a directory.
+func renderPlan(dir string) func(*profiles.Host, *profiles.Version, string) (agentapi.Plan, error) {
 	var pl profiles.Planner
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		pl.ImageSizes = (&artifacts.Sizes{Dir: dir}).Image
+		pl = planner(dir, nil)
 	}
-	return func(h *profiles.Host, base string) (agentapi.Plan, error) { return pl.Plan(h, nil, base) }
+	return func(h *profiles.Host, installed *profiles.Version, base string) (agentapi.Plan, error) {
+		return pl.Plan(h, nil, installed, base)
+	}
 }
 
 // table writes rows in aligned columns, each line prefixed, without

@@ -145,7 +145,7 @@ func TestRenderPlans(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	none := renderer{Plan: renderPlan("")}
-	if err := none.report(set, h, "arm64", false, "http://192.0.2.1:8080").writeText(&buf); err != nil {
+	if err := none.report(set, h, nil, "arm64", false, "http://192.0.2.1:8080").writeText(&buf); err != nil {
 		t.Fatal(err)
 	}
 	if out := buf.String(); strings.Contains(out, "(image)") || !regexp.MustCompile(`4\s+root\s+20GiB\s+linux-root\s+image\n`).MatchString(out) {
@@ -164,5 +164,41 @@ func TestRenderPlans(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// TestRenderChunked: a chunked image shows its chunk store, and with
+// --installed the seed the machine would be given.
+func TestRenderChunked(t *testing.T) {
+	dir := t.TempDir()
+	fleet := `versions:
+  - {name: base-3, number: 3, image: {url: images/base-3.rbidx, sha256: "` + strings.Repeat("3", 64) + `"}}
+  - {name: base-4, number: 4, image: {url: images/base-4.rbidx, sha256: "` + strings.Repeat("4", 64) + `"}}
+layouts:
+  - {name: l, disk: {select: largest}}
+hosts:
+  - {mac: 52:54:00:00:00:01, hostname: n1, version: base-4, layout: l, installer: {kernel: vmlinuz}}
+`
+	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(fleet), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	none := filepath.Join(t.TempDir(), "none")
+	var stdout, stderr bytes.Buffer
+	if code := fakeRenderer.run([]string{"--profiles", dir, "--mac", "52:54:00:00:00:01", "--artifacts", none, "--installed", "base-3"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{
+		"  image    http://192.0.2.1:8080/artifacts/images/base-4.rbidx?mac=52-54-00-00-00-01 (chunked, whole-disk)\n",
+		"           chunks http://192.0.2.1:8080/artifacts/chunks?mac=52-54-00-00-00-01\n",
+		"           seed   http://192.0.2.1:8080/artifacts/images/base-3.rbidx?mac=52-54-00-00-00-01 (base-3)\n",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := fakeRenderer.run([]string{"--profiles", dir, "--mac", "52:54:00:00:00:01", "--installed", "base-9"}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "--installed base-9: not a version of the catalog") {
+		t.Errorf("unknown --installed: exit %d, %s", code, stderr.String())
 	}
 }

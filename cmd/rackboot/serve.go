@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/artifacts"
 	"github.com/rackboot/rackboot/dhcp"
@@ -93,10 +94,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	events := &api.Events{}
 	fl := fleet{&profiles.Watcher{Dir: cfg.Profiles, Log: log}}
 	m := metrics.New(metrics.Options{Census: fleetCensus(store, fl), Log: log})
-	sizes := &artifacts.Sizes{Dir: cfg.Artifacts}
+	pl := planner(cfg.Artifacts, nil)
 	fl.OnReload = func(set *profiles.Set) {
 		m.ProfilesLoaded()
-		go measureImages(sizes, set, log)
+		go measureImages(pl, set, log)
 	}
 	fl.OnError = func(error) { m.ProfilesFailed() }
 	reg := &registry.Registry{Store: store, MaxAttempts: cfg.MaxAttempts, Log: log, Notify: installMetrics(m, events.Changed),
@@ -191,7 +192,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("https: %w", err)
 	}
-	rt := httpRoutes(cfg, nbp, fl, reg, events, adminToken, profiles.Planner{ImageSizes: sizes.Image}, id.CA, links, m, log)
+	rt := httpRoutes(cfg, nbp, fl, reg, events, adminToken, pl, id.CA, links, m, log)
 	hs, hl := newHTTPServer(hln, rt.plain, maxConns, cfg.HTTPMaxPerClient, log)
 	m.HTTPConnections(hl.Open, hl.Shed, hl.Refused)
 	// The API's connections are few (an agent's requests, an admin's
@@ -273,17 +274,30 @@ func tftpMaxPerClient(n int) int {
 }
 
 // measureImages measures the catalog's images in the artifacts directory
-// ahead of the first plan that needs them (artifacts.Sizes remembers), and
-// logs the ones that are missing or unreadable: such a version fails every
-// install it is given.
-func measureImages(sizes *artifacts.Sizes, set *profiles.Set, log *slog.Logger) {
+// and reads the indexes of the chunked ones ahead of the first plan that
+// needs them (the planner remembers), and logs the ones that are missing,
+// unreadable or, for an index, of another image than the catalog's
+// sha256: such a version fails every install it is given.
+func measureImages(pl profiles.Planner, set *profiles.Set, log *slog.Logger) {
 	for _, v := range set.Versions() {
 		img := v.Image
 		if strings.Contains(img.URL, "://") {
 			continue
 		}
 		start := time.Now()
-		stored, raw, err := sizes.Image(img.URL, img.Format)
+		var stored, raw int64
+		var err error
+		switch {
+		case img.Format != agentapi.FormatChunked:
+			stored, raw, err = pl.ImageSizes(img.URL, img.Format)
+		case pl.ChunkIndex == nil:
+			continue
+		default:
+			var sum string
+			if stored, raw, sum, err = pl.ChunkIndex(img.URL); err == nil && !strings.EqualFold(sum, img.SHA256) {
+				err = fmt.Errorf("the index is of an image of sha256 %s, the catalog says %s", sum, img.SHA256)
+			}
+		}
 		if err != nil {
 			log.Warn("catalog image unusable: installs of this version will fail", "version", v.Name, "path", img.URL, "err", err)
 			continue

@@ -55,7 +55,7 @@ func TestMachinesAreExampleHosts(t *testing.T) {
 // minSize is the smallest disk the host's plan accepts.
 func minSize(t *testing.T, h *profiles.Host) uint64 {
 	t.Helper()
-	p, err := profiles.Planner{}.Plan(h, nil, "http://192.0.2.1:8080")
+	p, err := profiles.Planner{}.Plan(h, nil, nil, "http://192.0.2.1:8080")
 	if err != nil {
 		t.Fatalf("%s: %v", h.Hostname, err)
 	}
