@@ -29,6 +29,12 @@ type Handler struct {
 	Prefix string
 	// Log receives one line per request. Nil discards.
 	Log *slog.Logger
+	// QuietDir names a directory under Dir (such as "chunks") whose files
+	// are logged at Debug rather than Info when served without error:
+	// the chunks of a chunked image, of which one install fetches tens of
+	// thousands. Errors are logged as for any file, and OnServe sees every
+	// request. Empty: none.
+	QuietDir string
 	// Identify, if set, names the machine behind a request that carries no
 	// valid ?mac= query parameter (a UEFI HTTP boot client fetching its
 	// iPXE binary, for instance), from the client's address. It returns
@@ -111,7 +117,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s := Served{Path: logPath, MAC: mac, Status: cw.status(), Bytes: cw.n, Duration: time.Since(start), Remote: remote}
-	h.logServed(r, s, err)
+	h.logServed(r, s, ok && h.quiet(name), err)
 	if h.OnServe != nil {
 		h.OnServe(s)
 	}
@@ -243,7 +249,12 @@ func (h *Handler) identify(r *http.Request, remote netip.Addr) net.HardwareAddr 
 // maxLogged bounds client-controlled text (paths, Range headers) in logs.
 const maxLogged = 256
 
-func (h *Handler) logServed(r *http.Request, s Served, err error) {
+// quiet reports whether name is under QuietDir.
+func (h *Handler) quiet(name string) bool {
+	return h.QuietDir != "" && strings.HasPrefix(name, strings.TrimSuffix(h.QuietDir, "/")+"/")
+}
+
+func (h *Handler) logServed(r *http.Request, s Served, quiet bool, err error) {
 	log := h.Log
 	if log == nil {
 		return
@@ -261,6 +272,9 @@ func (h *Handler) logServed(r *http.Request, s Served, err error) {
 		attrs = append(attrs, "err", truncate(err.Error()))
 	}
 	level := slog.LevelInfo
+	if quiet {
+		level = slog.LevelDebug
+	}
 	if s.Status >= 400 {
 		level = slog.LevelWarn
 	}

@@ -55,7 +55,7 @@ func TestInstrument(t *testing.T) {
 		}
 	}
 	want := `
-# HELP rackboot_http_requests_total HTTP requests answered, by handler (api, ipxe, artifacts, nbp, ...) and status code.
+# HELP rackboot_http_requests_total HTTP requests answered, by handler (api, ipxe, artifacts, chunks, nbp, ...) and status code.
 # TYPE rackboot_http_requests_total counter
 rackboot_http_requests_total{code="200",handler="api"} 3
 rackboot_http_requests_total{code="202",handler="api"} 1

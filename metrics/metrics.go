@@ -74,7 +74,7 @@ func New(o Options) *Metrics {
 		}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "http_requests_total",
-			Help: "HTTP requests answered, by handler (api, ipxe, artifacts, nbp, ...) and status code.",
+			Help: "HTTP requests answered, by handler (api, ipxe, artifacts, chunks, nbp, ...) and status code.",
 		}, []string{"handler", "code"}),
 		httpBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "http_sent_bytes_total",

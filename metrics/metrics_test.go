@@ -65,7 +65,7 @@ rackboot_tftp_transfers_total{outcome="probe"} 1
 rackboot_tftp_sent_bytes_total 1.049600e+06
 `},
 		{"http requests", "rackboot_http_requests_total", `
-# HELP rackboot_http_requests_total HTTP requests answered, by handler (api, ipxe, artifacts, nbp, ...) and status code.
+# HELP rackboot_http_requests_total HTTP requests answered, by handler (api, ipxe, artifacts, chunks, nbp, ...) and status code.
 # TYPE rackboot_http_requests_total counter
 rackboot_http_requests_total{code="200",handler="artifacts"} 2
 rackboot_http_requests_total{code="404",handler="artifacts"} 1

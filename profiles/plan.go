@@ -122,6 +122,12 @@ func (pl Planner) plan(h *Host, v, installed *Version, base string) (*agentapi.P
 	return p, nil
 }
 
+// ChunkDir is the chunk store of chunked images in the artifacts
+// directory: the chunk whose SHA-256 is ID is ChunkDir/XXXX/ID.zst, XXXX
+// its first four hex digits (`rackboot image add` writes them; the agent
+// fetches them through agentapi.ChunkURL).
+const ChunkDir = "chunks"
+
 // chunked completes the image of a chunked version v: the chunk store's
 // URL beside the index's, the sizes the index states, and the seed when
 // the host runs a chunked version. The catalog's digest must be the
@@ -134,7 +140,7 @@ func (pl Planner) chunked(img *agentapi.Image, h *Host, v, installed *Version, b
 		return fmt.Errorf("profiles: version %s: a chunked image must be an index in the artifacts directory, not %s", v.Name, v.Image.URL)
 	}
 	var err error
-	if img.Chunks, err = imageURL(base, "chunks", h.MAC); err != nil {
+	if img.Chunks, err = imageURL(base, ChunkDir, h.MAC); err != nil {
 		return fmt.Errorf("profiles: version %s: %w", v.Name, err)
 	}
 	if pl.ChunkIndex != nil {

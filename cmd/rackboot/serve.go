@@ -344,8 +344,17 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	mux.Handle("/api/", apiOverHTTPS(cfg.Advertise, cfg.HTTPSPort))
 	mux.Handle("/boot.ipxe", scripts)
 	mux.Handle("/ipxe", scripts)
+	// An install of a chunked image fetches its chunks by the ten
+	// thousand: one debug line each, and their own handler class in the
+	// metrics, so the artifacts' counts stay readable.
 	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: links.macOf,
-		OnServe: func(s artifacts.Served) { m.HTTPRequest("artifacts", s.Status, s.Bytes) }})
+		QuietDir: profiles.ChunkDir, OnServe: func(s artifacts.Served) {
+			class := "artifacts"
+			if strings.HasPrefix(s.Path, profiles.ChunkDir+"/") {
+				class = "chunks"
+			}
+			m.HTTPRequest(class, s.Status, s.Bytes)
+		}})
 	// UEFI HTTP boot clients are given an http:// URL of the iPXE binary;
 	// the agent's CA archive is staged here too.
 	mux.Handle("/nbp/", &artifacts.Handler{Dir: nbp, Prefix: "/nbp/", Log: log, Identify: links.macOf,
