@@ -212,7 +212,8 @@ func (s *Server) reportDone(w http.ResponseWriter, r *http.Request, a agentReque
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	h, err := s.Registry.Done(r.Context(), a.mac, a.token, registry.Report{SHA256: d.SHA256, Bytes: d.Bytes, WriteMS: d.DurationMS})
+	h, err := s.Registry.Done(r.Context(), a.mac, a.token, registry.Report{SHA256: d.SHA256, Bytes: d.Bytes, WriteMS: d.DurationMS,
+		Written: d.Written, Fetched: d.Fetched, Reused: d.Reused})
 	if errors.Is(err, registry.ErrReport) {
 		// Not what the machine's own agent sends: refused, the attempt
 		// goes on (its agent reports for real, or the machine boots

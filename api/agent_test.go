@@ -459,6 +459,10 @@ func TestAgentBadReports(t *testing.T) {
 		{"progress unknown field", "/api/agent/progress", `{"phase":"write","extra":1}`, http.StatusBadRequest},
 		{"progress bad phase", "/api/agent/progress", agentapi.Progress{Phase: "Write Image"}, http.StatusBadRequest},
 		{"progress negative", "/api/agent/progress", agentapi.Progress{Phase: "image", Done: -1}, http.StatusBadRequest},
+		{"progress negative fetched", "/api/agent/progress", agentapi.Progress{Phase: "image", Fetched: -1}, http.StatusBadRequest},
+		{"done negative reused", "/api/agent/done", agentapi.Done{Bytes: 10, Reused: -1}, http.StatusBadRequest},
+		{"done written beyond the image", "/api/agent/done", agentapi.Done{Bytes: 10, Written: 11}, http.StatusBadRequest},
+		{"done reused beyond the image", "/api/agent/done", agentapi.Done{Bytes: 10, Reused: 11}, http.StatusBadRequest},
 		{"log too many lines", "/api/agent/log", agentapi.Log{Lines: make([]string, maxLogLines+1)}, http.StatusBadRequest},
 		{"log too large", "/api/agent/log", agentapi.Log{Lines: []string{strings.Repeat("x", maxLogBody)}}, http.StatusRequestEntityTooLarge},
 		{"done bad digest", "/api/agent/done", agentapi.Done{SHA256: "xyz"}, http.StatusBadRequest},
@@ -597,5 +601,34 @@ func TestPlanInstalled(t *testing.T) {
 	e.install(macN01)
 	if want := []string{"(none)", first.Version.Name}; !cmp.Equal(pl.installed, want) {
 		t.Errorf("installed versions given to the planner = %v, want %v", pl.installed, want)
+	}
+}
+
+// TestChunkedReports: a chunked install's progress carries what was
+// fetched and reused to the host view, and its success report what it
+// wrote, fetched and reused to the history.
+func TestChunkedReports(t *testing.T) {
+	e := newEnv(t, nil)
+	e.srv.Planner = profiles.Planner{ImageSizes: func(string, string) (int64, int64, error) { return 1 << 20, 4 << 20, nil }}
+	_, tok := e.boot(macN01, "efi")
+	var p agentapi.PlanResponse
+	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+	e.must(http.StatusOK, code, body)
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatal(err)
+	}
+	code, body = e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, agentapi.Progress{Phase: agentapi.PhaseImage, Done: 3 << 20, Total: 4 << 20, Fetched: 1 << 18, Reused: 3<<20 - 1<<18})
+	e.must(http.StatusNoContent, code, body)
+	if v := e.host(macN01); v.Progress == nil || v.Progress.Fetched != 1<<18 || v.Progress.Reused != 3<<20-1<<18 {
+		t.Errorf("progress in the host view = %+v", v.Progress)
+	}
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{SHA256: p.Plan.Image.SHA256, Bytes: 4 << 20, Written: 1 << 20, Fetched: 1 << 19, Reused: 3 << 20})
+	e.must(http.StatusOK, code, body)
+	hist := e.history(macN01)
+	if len(hist) != 1 {
+		t.Fatalf("history %+v", hist)
+	}
+	if a := hist[0]; a.BytesWritten != 1<<20 || a.BytesFetched != 1<<19 || a.BytesReused != 3<<20 || a.ImageRawSize != 4<<20 {
+		t.Errorf("attempt %+v", a)
 	}
 }

@@ -66,7 +66,7 @@ func FuzzDecoders(f *testing.F) {
 		}
 		if p, err := decodeProgress(b); err == nil {
 			checkPhaseOut(t, p.Phase)
-			if p.Phase == "" || p.Done < 0 || p.Total < 0 || !(p.Rate >= 0) || math.IsInf(p.Rate, 0) {
+			if p.Phase == "" || p.Done < 0 || p.Total < 0 || p.Fetched < 0 || p.Reused < 0 || !(p.Rate >= 0) || math.IsInf(p.Rate, 0) {
 				t.Errorf("progress accepted: %+v", p)
 			}
 		}
@@ -79,7 +79,8 @@ func FuzzDecoders(f *testing.F) {
 			}
 		}
 		if d, err := decodeDone(b); err == nil {
-			if d.SHA256 != "" && (len(d.SHA256) != 64 || strings.ToLower(d.SHA256) != d.SHA256) || d.Bytes < 0 || d.DurationMS < 0 {
+			if d.SHA256 != "" && (len(d.SHA256) != 64 || strings.ToLower(d.SHA256) != d.SHA256) || d.Bytes < 0 || d.DurationMS < 0 ||
+				d.Written < 0 || d.Fetched < 0 || d.Reused < 0 || d.Written > d.Bytes || d.Reused > d.Bytes {
 				t.Errorf("done accepted: %+v", d)
 			}
 		}

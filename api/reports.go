@@ -51,8 +51,8 @@ func decodeProgress(b []byte) (agentapi.Progress, error) {
 	if err := checkPhase(p.Phase, true); err != nil {
 		return agentapi.Progress{}, err
 	}
-	if p.Done < 0 || p.Total < 0 {
-		return agentapi.Progress{}, errors.New("done and total must not be negative")
+	if p.Done < 0 || p.Total < 0 || p.Fetched < 0 || p.Reused < 0 {
+		return agentapi.Progress{}, errors.New("done, total, fetched and reused must not be negative")
 	}
 	if p.Rate < 0 || math.IsNaN(p.Rate) || math.IsInf(p.Rate, 0) {
 		return agentapi.Progress{}, errors.New("rate must be a finite number, not negative")
@@ -85,8 +85,12 @@ func decodeDone(b []byte) (agentapi.Done, error) {
 		}
 		d.SHA256 = strings.ToLower(d.SHA256)
 	}
-	if d.Bytes < 0 || d.DurationMS < 0 {
-		return agentapi.Done{}, errors.New("bytes and duration_ms must not be negative")
+	if d.Bytes < 0 || d.DurationMS < 0 || d.Written < 0 || d.Fetched < 0 || d.Reused < 0 {
+		return agentapi.Done{}, errors.New("bytes, duration_ms, written, fetched and reused must not be negative")
+	}
+	if d.Written > d.Bytes || d.Reused > d.Bytes {
+		// Of an image of Bytes, no more can be written or reused.
+		return agentapi.Done{}, fmt.Errorf("written %d and reused %d must not exceed bytes %d", d.Written, d.Reused, d.Bytes)
 	}
 	return d, nil
 }

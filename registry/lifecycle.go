@@ -197,9 +197,13 @@ func start(h HostRecord, in startIn, l limits) (HostRecord, *Attempt, error) {
 // doneIn is the agent's report of success.
 type doneIn struct {
 	sha256  string
-	bytes   int64
+	bytes   int64 // the image's size
 	writeMS int64
-	now     time.Time
+	// written is what the agent wrote of the image, 0 for all of it;
+	// fetched and reused, what it received and what it took from the
+	// disk instead.
+	written, fetched, reused int64
+	now                      time.Time
 }
 
 // writing marks the running attempt as seen writing its image, once.
@@ -246,6 +250,10 @@ func done(h HostRecord, in doneIn, l limits) (next HostRecord, a *Attempt, ok bo
 	c := *h.Current
 	c.Finished, c.Result = in.now, ResultSuccess
 	c.BytesWritten, c.WriteMS = in.bytes, in.writeMS
+	if in.written > 0 {
+		c.BytesWritten = in.written // a chunked image writes what was not in place
+	}
+	c.BytesFetched, c.BytesReused = in.fetched, in.reused
 	c.DurationMS = in.now.Sub(c.Started).Milliseconds()
 	if c.ImageSHA256 == "" {
 		c.ImageSHA256 = got

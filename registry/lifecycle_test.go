@@ -266,6 +266,15 @@ func TestDone(t *testing.T) {
 			ended(writingImage(installing(2), 4096).Current, func(a *Attempt) {
 				a.Finished, a.Result, a.BytesWritten, a.WriteMS, a.DurationMS = now, ResultSuccess, 4096, 1500, time.Hour.Milliseconds()
 			}), true, nil},
+		{"chunked: written, fetched and reused recorded", writingImage(installing(1), 4096), doneIn{sha256: sha, bytes: 4096, written: 1024, fetched: 512, reused: 3072, now: now},
+			with(installing(1), func(h *HostRecord) {
+				h.State, h.Since, h.UpdatedAt, h.Version = StateInstalled, now, now, v11
+				h.Current, h.Token, h.Reason = nil, nil, "installed demo-1.1 (attempt 1)"
+			}),
+			ended(writingImage(installing(1), 4096).Current, func(a *Attempt) {
+				a.Finished, a.Result, a.DurationMS = now, ResultSuccess, time.Hour.Milliseconds()
+				a.BytesWritten, a.BytesFetched, a.BytesReused = 1024, 512, 3072
+			}), true, nil},
 		{"digest differs: the attempt fails", writingImage(installing(1), 0), doneIn{sha256: "00", now: now},
 			with(installing(1), func(h *HostRecord) {
 				h.State, h.Since, h.UpdatedAt, h.Current, h.Token, h.LastError = StatePending, now, now, nil, nil, mismatch

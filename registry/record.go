@@ -162,8 +162,16 @@ type Attempt struct {
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitzero"`
 	Result   Result    `json:"result,omitempty"`
-	// BytesWritten is what the agent reports it wrote to the disk.
+	// BytesWritten is what the agent reports it wrote to the disk: the
+	// whole image, or for a chunked image the chunks that were not
+	// already in place (agentapi.Done.Written).
 	BytesWritten int64 `json:"bytes_written,omitempty"`
+	// BytesFetched is the compressed bytes the agent received from the
+	// appliance for the image, 0 when it did not measure them;
+	// BytesReused the image bytes it took from the disk instead, already
+	// in place or copied from the old image (chunked images only).
+	BytesFetched int64 `json:"bytes_fetched,omitempty"`
+	BytesReused  int64 `json:"bytes_reused,omitempty"`
 	// DurationMS is the wall time from plan fetch to the final report, as
 	// the appliance measured it; WriteMS is the agent's own measure.
 	DurationMS int64  `json:"duration_ms,omitempty"`

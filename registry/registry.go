@@ -208,10 +208,14 @@ func (r *Registry) Start(ctx context.Context, mac net.HardwareAddr, token string
 
 // Report is an agent's final report.
 type Report struct {
-	// SHA256 and Bytes: what the agent wrote, with success.
+	// SHA256 and Bytes: the image the disk holds, with success.
 	SHA256  string
 	Bytes   int64
 	WriteMS int64
+	// Written, Fetched and Reused: what the agent wrote of it (0: all of
+	// it), the compressed bytes it received, and the bytes it took from
+	// the disk instead (agentapi.Done).
+	Written, Fetched, Reused int64
 	// Phase and Error: where and why it failed, with failure.
 	Phase string
 	Error string
@@ -228,7 +232,8 @@ func (r *Registry) Done(ctx context.Context, mac net.HardwareAddr, token string,
 		if err := authorize(*h, exists, token, now); err != nil {
 			return nil, err
 		}
-		next, a, good, err := done(*h, doneIn{sha256: rep.SHA256, bytes: rep.Bytes, writeMS: rep.WriteMS, now: now}, r.limits())
+		next, a, good, err := done(*h, doneIn{sha256: rep.SHA256, bytes: rep.Bytes, writeMS: rep.WriteMS,
+			written: rep.Written, fetched: rep.Fetched, reused: rep.Reused, now: now}, r.limits())
 		*h, ended, ok = next, a, good
 		return a, err
 	})

@@ -45,7 +45,8 @@ func TestBoltReopen(t *testing.T) {
 	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	want := registry.HostRecord{MAC: "52:54:00:00:01:01", Hostname: "r1-n01", State: registry.StateInstalled,
 		Version: registry.Version{Name: "demo-1.1", Number: 11}, Attempt: 1, LastID: 1, UpdatedAt: at}
-	attempt := registry.Attempt{ID: 1, Number: 1, MAC: want.MAC, Version: want.Version, Started: at, Finished: at.Add(time.Minute), Result: registry.ResultSuccess}
+	attempt := registry.Attempt{ID: 1, Number: 1, MAC: want.MAC, Version: want.Version, Started: at, Finished: at.Add(time.Minute), Result: registry.ResultSuccess,
+		ImageRawSize: 2 << 30, BytesWritten: 50 << 20, BytesFetched: 20 << 20, BytesReused: 2<<30 - 50<<20}
 	if _, err := s.Update(ctx, want.MAC, func(h *registry.HostRecord, _ bool) (*registry.Attempt, error) {
 		*h = want
 		return &attempt, nil

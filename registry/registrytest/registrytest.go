@@ -217,7 +217,8 @@ func testCopies(t *testing.T, s registry.Store) {
 func testAttempts(t *testing.T, s registry.Store) {
 	a := func(id int, r registry.Result) *registry.Attempt {
 		return &registry.Attempt{ID: id, Number: id, MAC: macA, Version: registry.Version{Name: "demo-1.1", Number: 11},
-			ImageSHA256: strings.Repeat("0f", 32), Started: t0, Result: r, Log: []string{"not stored"}}
+			ImageSHA256: strings.Repeat("0f", 32), Started: t0, Result: r, Log: []string{"not stored"},
+			ImageRawSize: 3 << 30, BytesWritten: 40 << 20, BytesFetched: 12 << 20, BytesReused: 3<<30 - 40<<20}
 	}
 	for _, at := range []*registry.Attempt{a(2, ""), a(1, registry.ResultFailed), a(2, registry.ResultSuccess), a(10, "")} {
 		if _, err := s.Update(ctx, macA, func(h *registry.HostRecord, _ bool) (*registry.Attempt, error) {
