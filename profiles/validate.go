@@ -79,6 +79,10 @@ var (
 	cloudKeyRe   = regexp.MustCompile(patterns["cloudkey"])
 )
 
+// CheckName checks the name of a version, a channel, a layout or a group:
+// what the profiles accept, for tools that make catalog entries.
+func CheckName(s string) error { return checkName(s) }
+
 func checkName(s string) error {
 	if !nameRe.MatchString(s) {
 		return fmt.Errorf("invalid name %q: want letters, digits, '.', '_', '-', at most 63 characters", s)

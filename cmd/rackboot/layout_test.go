@@ -18,8 +18,11 @@ func TestLayout(t *testing.T) {
 	forbidden := map[string][]string{"profiles": apart}
 	// The agent contract is a leaf: no package of ours, no disk code.
 	forbidden["agentapi"] = []string{"api", "profiles", "registry", "imaging", "dhcp", "tftp", "ipxe", "artifacts", "metrics"}
-	// The daemon speaks the contract without linking the disk writer.
-	forbidden["cmd/rackboot"] = []string{"imaging"}
+	// The agent API speaks the contract without linking the disk writer.
+	// cmd/rackboot links imaging for its chunked images (issue 14): the
+	// index format and Import, which `rackboot image add` and the
+	// planner's index reader need, are imaging's. A leaf package holding
+	// them would let this rule cover cmd/rackboot again.
 	forbidden["api"] = []string{"imaging"}
 	for _, p := range apart {
 		for _, q := range apart {
@@ -36,7 +39,7 @@ func TestLayout(t *testing.T) {
 			}
 			deps := strings.Fields(string(out))
 			for _, d := range deps {
-				if strings.HasPrefix(d, "github.com/diskfs/go-diskfs") && (pkg == "agentapi" || pkg == "cmd/rackboot" || pkg == "api") {
+				if strings.HasPrefix(d, "github.com/diskfs/go-diskfs") && (pkg == "agentapi" || pkg == "api") {
 					t.Errorf("%s links %s", pkg, d)
 				}
 			}

@@ -319,7 +319,7 @@ func writePlanJSON(w io.Writer, p agentapi.Plan) error {
 func renderPlan(dir string) func(*profiles.Host, *profiles.Version, string) (agentapi.Plan, error) {
 	var pl profiles.Planner
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		pl = planner(dir, nil)
+		pl = planner(dir, readIndex)
 	}
 	return func(h *profiles.Host, installed *profiles.Version, base string) (agentapi.Plan, error) {
 		return pl.Plan(h, nil, installed, base)

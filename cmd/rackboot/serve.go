@@ -94,7 +94,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	events := &api.Events{}
 	fl := fleet{&profiles.Watcher{Dir: cfg.Profiles, Log: log}}
 	m := metrics.New(metrics.Options{Census: fleetCensus(store, fl), Log: log})
-	pl := planner(cfg.Artifacts, nil)
+	pl := planner(cfg.Artifacts, readIndex)
 	fl.OnReload = func(set *profiles.Set) {
 		m.ProfilesLoaded()
 		go measureImages(pl, set, log)
