@@ -110,5 +110,19 @@ func (c *cli) historyText(h api.HostView, hist []registry.Attempt) string {
 		})
 	}
 	table(&b, "", rows)
+	var moved []string
+	for _, a := range hist {
+		size := a.ImageRawSize
+		if size == 0 && a.BytesReused > 0 {
+			size = a.BytesWritten + a.BytesReused // written and reused make the image, zero chunks aside
+		}
+		if t := transferText(a.BytesFetched, a.BytesReused, size); t != "" {
+			moved = append(moved, fmt.Sprintf("  ID %d: %s\n", a.ID, t))
+		}
+	}
+	if len(moved) > 0 {
+		b.WriteString("\nchunked images (fetched: compressed bytes from the appliance; reused: bytes the disk already had)\n")
+		b.WriteString(strings.Join(moved, ""))
+	}
 	return b.String()
 }

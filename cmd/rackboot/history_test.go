@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -80,4 +83,31 @@ func TestHistoryErrors(t *testing.T) {
 	if code := runCmd(c, (*cli).history); code != 2 {
 		t.Errorf("no MAC: exit %d, want 2", code)
 	}
+}
+
+// TestHistoryChunked: an attempt that installed a chunked image says what
+// it fetched and how much of the image its disk already had.
+func TestHistoryChunked(t *testing.T) {
+	e := newAdminEnv(t)
+	const mac = "52:54:00:77:00:03" // r1-n03
+	e.boot(mac)
+	ctx := context.Background()
+	sha := strings.Repeat("4", 64)
+	if _, err := e.reg.Start(ctx, mustMAC(mac), e.tokens[mac], registry.Install{Version: registry.Version{Name: "demo-1.1", Number: 11},
+		ImageSHA256: sha, ImageRawSize: 1229 << 20, ProfileDigest: strings.Repeat("c0", 32)}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(time.Minute)
+	if err := e.reg.Writing(ctx, mustMAC(mac), e.tokens[mac]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.reg.Done(ctx, mustMAC(mac), e.tokens[mac], registry.Report{SHA256: sha, Bytes: 1229 << 20, WriteMS: 50000,
+		Written: 40 << 20, Fetched: 38 << 20, Reused: 1189 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	c, stdout, stderr := e.cli()
+	if code := runCmd(c, (*cli).history, mac); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	golden(t, "history-chunked", stdout.String())
 }

@@ -90,3 +90,18 @@ func orDash(s string) string {
 	}
 	return oneLine(s)
 }
+
+// transferText says how much of a chunked image came over the network
+// and how much the disk already had, of an image of size bytes (0:
+// unknown): "fetched 38.0 MiB of 1.20 GiB, 97 % reused". It is empty when
+// neither is known: a streamed image reports neither.
+func transferText(fetched, reused, size int64) string {
+	if fetched <= 0 && reused <= 0 {
+		return ""
+	}
+	s := "fetched " + humanBytes(fetched)
+	if size > 0 {
+		return s + " of " + humanBytes(size) + fmt.Sprintf(", %d %% reused", percentOf(reused, size))
+	}
+	return s + ", " + humanBytes(reused) + " reused"
+}

@@ -203,6 +203,9 @@ func (v *watchView) onState(s api.StateEvent) {
 			if a.BytesWritten > 0 {
 				msg += ", " + humanBytes(a.BytesWritten) + " written"
 			}
+			if t := transferText(a.BytesFetched, a.BytesReused, a.ImageRawSize); t != "" {
+				msg += ", " + t
+			}
 		}
 		v.line(at, who, msg)
 	case "failed":
@@ -269,6 +272,9 @@ func progressText(p api.ProgressEvent) string {
 	}
 	if p.Rate > 0 {
 		fmt.Fprintf(&b, ", %s", humanRate(p.Rate))
+	}
+	if t := transferText(p.Fetched, p.Reused, p.Total); t != "" {
+		fmt.Fprintf(&b, ", %s", t)
 	}
 	if p.ETASeconds > 0 {
 		fmt.Fprintf(&b, ", ETA %s", humanDuration(time.Duration(p.ETASeconds*float64(time.Second))))
@@ -367,6 +373,9 @@ func barLine(m *watched, nameW, width int, now time.Time) string {
 		stats = humanBytes(p.Done)
 	}
 	stats += "  " + humanRate(p.Rate)
+	if t := transferText(p.Fetched, p.Reused, p.Total); t != "" {
+		stats += "  " + t
+	}
 	if p.ETASeconds > 0 {
 		stats += "  ETA " + humanDuration(time.Duration(p.ETASeconds*float64(time.Second)))
 	}
