@@ -266,7 +266,10 @@ func writePlan(b *strings.Builder, p *agentapi.Plan, v *agentapi.Version) {
 	}
 	img := p.Image
 	fmt.Fprintf(b, "  image    %s (%s, %s)\n           sha256 %s\n", img.URL, img.Format, img.Kind, img.SHA256)
-	if img.Size > 0 || img.RawSize > 0 {
+	switch {
+	case img.Format == agentapi.FormatChunked && (img.Size > 0 || img.RawSize > 0):
+		fmt.Fprintf(b, "           %s image, %s of chunks stored (what an empty disk fetches)\n", agentapi.HumanBytes(img.RawSize), agentapi.HumanBytes(img.Size))
+	case img.Size > 0 || img.RawSize > 0:
 		fmt.Fprintf(b, "           %s stored, %s decompressed\n", agentapi.HumanBytes(img.Size), agentapi.HumanBytes(img.RawSize))
 	}
 	if img.Chunks != "" {
