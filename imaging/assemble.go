@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rackboot/rackboot/agentapi"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
 )
 
 // ChunkSource fetches a chunk's stored (compressed) bytes from the chunk
@@ -24,18 +25,18 @@ type ChunkSource interface {
 	// Fetch returns the stored bytes of chunk id, stored bytes long
 	// according to the index. An error wrapped with Permanent is not
 	// retried.
-	Fetch(ctx context.Context, id ChunkID, stored int64) ([]byte, error)
+	Fetch(ctx context.Context, id chunkstore.ChunkID, stored int64) ([]byte, error)
 }
 
 // AssembleOptions configures Assemble. Zero values mean the defaults.
 type AssembleOptions struct {
 	// Index is the image to assemble. Required.
-	Index *Index
+	Index *chunkstore.Index
 	// Seed is the index of the image the target held before (the
 	// version the machine ran), at the same Offset: a chunk that is not
 	// in place is copied from where the seed has it, when the bytes
 	// there still hash to it. Nil: only chunks in place are reused.
-	Seed *Index
+	Seed *chunkstore.Index
 	// Source fetches the chunks found neither in place nor in the seed.
 	// Required unless every chunk is found on the target.
 	Source ChunkSource
@@ -156,7 +157,7 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 	if opt.Limit > 0 && ix.Size > opt.Limit {
 		return AssembleResult{}, fmt.Errorf("%w: %s, room for %s", ErrImageTooLarge, agentapi.HumanBytes(ix.Size), agentapi.HumanBytes(opt.Limit))
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*MaxChunk))
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*chunkstore.MaxChunk))
 	if err != nil {
 		return AssembleResult{}, err
 	}
@@ -170,7 +171,7 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *asmJob, opt.Workers)
-	order := make(chan *asmJob, int(opt.Window/MinChunk)+2)
+	order := make(chan *asmJob, int(opt.Window/chunkstore.MinChunk)+2)
 	for range opt.Workers {
 		g.Go(func() error {
 			for j := range work {
@@ -258,7 +259,7 @@ func (o AssembleOptions) withDefaults(dst io.WriterAt) AssembleOptions {
 	if o.Window <= 0 {
 		o.Window = 32 << 20
 	}
-	o.Window = max(o.Window, 4*MaxChunk)
+	o.Window = max(o.Window, 4*chunkstore.MaxChunk)
 	if o.Retries <= 0 {
 		o.Retries = 8
 	}
@@ -277,11 +278,11 @@ func (o AssembleOptions) withDefaults(dst io.WriterAt) AssembleOptions {
 // seedOffsets maps the seed's chunks that the new image needs to their
 // offsets in the seed image: the last occurrence, which an in-order
 // assembly reaches last.
-func seedOffsets(seed, ix *Index) map[ChunkID]int64 {
+func seedOffsets(seed, ix *chunkstore.Index) map[chunkstore.ChunkID]int64 {
 	if seed == nil {
 		return nil
 	}
-	m := make(map[ChunkID]int64, len(seed.Chunks))
+	m := make(map[chunkstore.ChunkID]int64, len(seed.Chunks))
 	for _, c := range seed.Chunks {
 		if !c.ID.IsZero() {
 			m[c.ID] = c.Offset
@@ -294,7 +295,7 @@ func seedOffsets(seed, ix *Index) map[ChunkID]int64 {
 type assembler struct {
 	opt   AssembleOptions
 	dec   *zstd.Decoder
-	seed  map[ChunkID]int64
+	seed  map[chunkstore.ChunkID]int64
 	guard int64 // how far past a chunk the reads must be done before it is written
 
 	released atomic.Int64  // bytes hashed: the dispatcher's window moves on
@@ -307,7 +308,7 @@ type assembler struct {
 
 // asmJob is one chunk on its way to the target.
 type asmJob struct {
-	c         *IndexChunk
+	c         *chunkstore.IndexChunk
 	skipCheck bool   // not looked for in place
 	buf       []byte // the chunk's bytes, once resolved
 	from      int
@@ -330,11 +331,11 @@ func (a *assembler) resolve(ctx context.Context, j *asmJob) {
 		a.mu.Unlock()
 	} else if a.readDisk(j.buf, c.Offset) {
 		if c.ID.IsZero() {
-			if isZero(j.buf) {
+			if chunkstore.IsZero(j.buf) {
 				j.from = fromDisk
 				return
 			}
-		} else if !isZero(j.buf) && ChunkID(sha256.Sum256(j.buf)) == c.ID {
+		} else if !chunkstore.IsZero(j.buf) && chunkstore.ChunkID(sha256.Sum256(j.buf)) == c.ID {
 			j.from = fromDisk
 			a.misses.Store(0)
 			return
@@ -348,7 +349,7 @@ func (a *assembler) resolve(ctx context.Context, j *asmJob) {
 		return
 	}
 	if off, ok := a.seed[c.ID]; ok {
-		if a.readDisk(j.buf, off) && ChunkID(sha256.Sum256(j.buf)) == c.ID {
+		if a.readDisk(j.buf, off) && chunkstore.ChunkID(sha256.Sum256(j.buf)) == c.ID {
 			j.from = fromSeed
 			return
 		}
@@ -416,7 +417,7 @@ func (a *assembler) fetch(ctx context.Context, j *asmJob) error {
 			last = fmt.Errorf("damaged: %v", err)
 		case int64(len(out)) != c.Size:
 			last = fmt.Errorf("damaged: %d bytes, the index says %d", len(out), c.Size)
-		case ChunkID(sha256.Sum256(out)) != c.ID:
+		case chunkstore.ChunkID(sha256.Sum256(out)) != c.ID:
 			last = fmt.Errorf("damaged: its bytes hash to %x", sha256.Sum256(out))
 		default:
 			return nil
@@ -599,7 +600,7 @@ func bufClass(n int) int {
 }
 
 func getChunkBuf(n int) []byte {
-	if n > MaxChunk {
+	if n > chunkstore.MaxChunk {
 		return make([]byte, n)
 	}
 	c := bufClass(n)

@@ -16,9 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
-	"github.com/rackboot/rackboot/agentapi"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
 )
 
 // testImage returns size bytes that compress like an OS image: runs of
@@ -63,23 +61,23 @@ func nextVersion(img []byte, shift int) []byte {
 // storeFS is a chunk store in a directory, counting what it serves.
 type storeFS struct {
 	dir     string
-	indexes map[string]*Index
+	indexes map[string]*chunkstore.Index
 	mu      sync.Mutex
-	fetched map[ChunkID]int
+	fetched map[chunkstore.ChunkID]int
 	bytes   int64
-	damage  func(id ChunkID, try int, z []byte) // may change z
+	damage  func(id chunkstore.ChunkID, try int, z []byte) // may change z
 }
 
 func newStoreFS(dir string) *storeFS {
-	return &storeFS{dir: dir, indexes: map[string]*Index{}, fetched: map[ChunkID]int{}}
+	return &storeFS{dir: dir, indexes: map[string]*chunkstore.Index{}, fetched: map[chunkstore.ChunkID]int{}}
 }
 
-func (s *storeFS) Fetch(ctx context.Context, id ChunkID, stored int64) ([]byte, error) {
+func (s *storeFS) Fetch(ctx context.Context, id chunkstore.ChunkID, stored int64) ([]byte, error) {
 	s.mu.Lock()
 	s.fetched[id]++
 	try := s.fetched[id]
 	s.mu.Unlock()
-	z, err := os.ReadFile(ChunkPath(s.dir, id))
+	z, err := os.ReadFile(chunkstore.ChunkPath(s.dir, id))
 	if err != nil {
 		return nil, Permanent(err)
 	}
@@ -92,7 +90,7 @@ func (s *storeFS) Fetch(ctx context.Context, id ChunkID, stored int64) ([]byte, 
 	return z, nil
 }
 
-func (s *storeFS) Index(ctx context.Context, url string) (*Index, error) {
+func (s *storeFS) Index(ctx context.Context, url string) (*chunkstore.Index, error) {
 	if ix, ok := s.indexes[url]; ok {
 		return ix, nil
 	}
@@ -109,9 +107,9 @@ func (s *storeFS) count() int {
 	return n
 }
 
-func importBytes(t *testing.T, store string, img []byte) *ImportResult {
+func importBytes(t *testing.T, store string, img []byte) *chunkstore.ImportResult {
 	t.Helper()
-	res, err := Import(context.Background(), bytes.NewReader(img), store, ImportOptions{Logger: testLogger(t)})
+	res, err := chunkstore.Import(context.Background(), bytes.NewReader(img), store, chunkstore.ImportOptions{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,79 +152,6 @@ func checkFile(t *testing.T, p string, want []byte) {
 	}
 }
 
-// TestChunkingDeterministic: the same image gives the same index, in a
-// fresh store or the same one, which then stores nothing new; the index
-// survives its file format and a damaged one is refused.
-func TestChunkingDeterministic(t *testing.T) {
-	img := testImage(1, 6<<20)
-	a := importBytes(t, t.TempDir(), img)
-	store := t.TempDir()
-	b := importBytes(t, store, img)
-	c := importBytes(t, store, img)
-	if !cmp.Equal(a.Index, b.Index) || !cmp.Equal(b.Index, c.Index) {
-		t.Fatal("two imports of one image gave different indexes")
-	}
-	if b.NewChunks == 0 || c.NewChunks != 0 || c.NewStored != 0 {
-		t.Errorf("new chunks: first import %d, second %d (%d bytes); want some, then none", b.NewChunks, c.NewChunks, c.NewStored)
-	}
-	if a.ZeroChunks == 0 || a.ZeroBytes < 512<<10 {
-		t.Errorf("%d zero chunks, %d bytes: the 1 MiB zero run was stored", a.ZeroChunks, a.ZeroBytes)
-	}
-	for _, ch := range a.Index.Chunks {
-		if ch.Size > MaxChunk || (ch.Size < MinChunk && ch.Offset+ch.Size != a.Index.Size) {
-			t.Fatalf("chunk of %d bytes at %d", ch.Size, ch.Offset)
-		}
-	}
-	var buf bytes.Buffer
-	if _, err := a.Index.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	back, err := ReadIndex(bytes.NewReader(buf.Bytes()))
-	if err != nil || !cmp.Equal(back, a.Index) {
-		t.Fatalf("index read back differs: %v", err)
-	}
-	for _, cut := range []int{0, 10, buf.Len() / 2, buf.Len() - 1} {
-		if _, err := ReadIndex(bytes.NewReader(buf.Bytes()[:cut])); !errors.Is(err, ErrIndex) {
-			t.Errorf("index cut at %d: err %v, want ErrIndex", cut, err)
-		}
-	}
-	bad := bytes.Clone(buf.Bytes())
-	bad[indexHeaderLen+5] ^= 1
-	if _, err := ReadIndex(bytes.NewReader(bad)); !errors.Is(err, ErrIndex) {
-		t.Errorf("damaged index: err %v, want ErrIndex", err)
-	}
-}
-
-// TestImportStoresOnlyNewChunks imports v1, then v2 one "package" apart.
-func TestImportStoresOnlyNewChunks(t *testing.T) {
-	store := t.TempDir()
-	v1 := testImage(1, 8<<20)
-	r1 := importBytes(t, store, v1)
-	r2 := importBytes(t, store, nextVersion(v1, 0))
-	if r2.NewChunks == 0 || r2.NewChunks > 8 {
-		t.Errorf("v2 added %d chunks, want a few (2 changed places)", r2.NewChunks)
-	}
-	if r2.NewRaw*10 > r2.Index.Size {
-		t.Errorf("v2 added %d of %d bytes", r2.NewRaw, r2.Index.Size)
-	}
-	n := 0
-	filepath.WalkDir(store, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			n++
-		}
-		return nil
-	})
-	if n != r1.NewChunks+r2.NewChunks {
-		t.Errorf("the store holds %d files, want %d + %d", n, r1.NewChunks, r2.NewChunks)
-	}
-	// An xz- or zstd-compressed file gives the same index.
-	z := compress(t, agentapi.FormatZstd, v1)
-	rz, err := Import(context.Background(), bytes.NewReader(z), store, ImportOptions{})
-	if err != nil || !cmp.Equal(rz.Index, r1.Index) || rz.NewChunks != 0 {
-		t.Errorf("the zstd file of v1: %v, new chunks %d", err, rz.NewChunks)
-	}
-}
-
 // TestAssembleFetchesOnlyChanges assembles v2 onto a file holding v1:
 // only the changed chunks are fetched, with and without a seed, and with
 // bytes inserted (everything behind them moved) only with the seed.
@@ -242,11 +167,11 @@ func TestAssembleFetchesOnlyChanges(t *testing.T) {
 			v2 := nextVersion(v1, tc.shift)
 			r1 := importBytes(t, dir, v1)
 			r2 := importBytes(t, dir, v2)
-			old := map[ChunkID]bool{}
+			old := map[chunkstore.ChunkID]bool{}
 			for _, c := range r1.Index.Chunks {
 				old[c.ID] = true
 			}
-			changed := map[ChunkID]bool{}
+			changed := map[chunkstore.ChunkID]bool{}
 			for _, c := range r2.Index.Chunks {
 				if !old[c.ID] {
 					changed[c.ID] = true
@@ -306,7 +231,7 @@ func TestAssembleDamagedChunk(t *testing.T) {
 	}{{"store", func(int) bool { return true }, true}, {"transit-once", func(try int) bool { return try == 1 }, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := newStoreFS(dir)
-			store.damage = func(id ChunkID, try int, z []byte) {
+			store.damage = func(id chunkstore.ChunkID, try int, z []byte) {
 				if id == victim.ID && tc.bad(try) {
 					z[len(z)/2] ^= 0x40
 				}
@@ -328,7 +253,7 @@ func TestAssembleDamagedChunk(t *testing.T) {
 	}
 	// A chunk missing from the store is not retried.
 	store := newStoreFS(dir)
-	os.Remove(ChunkPath(dir, victim.ID))
+	os.Remove(chunkstore.ChunkPath(dir, victim.ID))
 	_, err := assembleFile(t, writeFile(t, make([]byte, len(img))), AssembleOptions{Index: r.Index, Source: store})
 	if !errors.Is(err, ErrChunk) || store.fetched[victim.ID] != 1 {
 		t.Errorf("missing chunk: err %v after %d tries; want ErrChunk after 1", err, store.fetched[victim.ID])
@@ -348,7 +273,7 @@ func TestAssembleResumes(t *testing.T) {
 	// chunk before it is written.
 	store := newStoreFS(dir)
 	stop := r.Index.Chunks[30]
-	store.damage = func(id ChunkID, try int, z []byte) {
+	store.damage = func(id chunkstore.ChunkID, try int, z []byte) {
 		if id == stop.ID {
 			clear(z)
 		}
@@ -379,7 +304,7 @@ func TestAssembleResumes(t *testing.T) {
 			panic(http.ErrAbortHandler)
 		}
 		store.mu.Lock()
-		store.fetched[ChunkID{}]++ // counts requests served whole
+		store.fetched[chunkstore.ChunkID{}]++ // counts requests served whole
 		store.mu.Unlock()
 		w.Write(b)
 	}))
@@ -393,7 +318,7 @@ func TestAssembleResumes(t *testing.T) {
 		t.Errorf("second run: %d chunks in place, %d fetched (%d retries), of %d; want the %d before the failed one in place and 2 retries",
 			res.ChunksInPlace, res.ChunksFetched, res.FetchRetries, res.Chunks, before30)
 	}
-	if got := store.fetched[ChunkID{}]; got != res.ChunksFetched {
+	if got := store.fetched[chunkstore.ChunkID{}]; got != res.ChunksFetched {
 		t.Errorf("the server sent %d chunks whole, the assembly counts %d fetched", got, res.ChunksFetched)
 	}
 }

@@ -1,6 +1,7 @@
 package imaging
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,14 +11,15 @@ import (
 	"time"
 
 	"github.com/rackboot/rackboot/agentapi"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
 )
 
 // ChunkStore is where an Installer gets a chunked image: its index and
 // the seed's, and the chunks. HTTPChunks is the agent's.
 type ChunkStore interface {
 	ChunkSource
-	// Index reads the index at url.
-	Index(ctx context.Context, url string) (*Index, error)
+	// chunkstore.Index reads the index at url.
+	Index(ctx context.Context, url string) (*chunkstore.Index, error)
 }
 
 // HTTPChunks fetches indexes and chunks from the appliance over
@@ -59,13 +61,13 @@ func (s *HTTPChunks) httpClient() *http.Client {
 }
 
 // Fetch gets chunk id's stored bytes.
-func (s *HTTPChunks) Fetch(ctx context.Context, id ChunkID, stored int64) ([]byte, error) {
-	return s.get(ctx, agentapi.ChunkURL(s.Base, id.String()), stored, 2*MaxChunk+(64<<10))
+func (s *HTTPChunks) Fetch(ctx context.Context, id chunkstore.ChunkID, stored int64) ([]byte, error) {
+	return s.get(ctx, agentapi.ChunkURL(s.Base, id.String()), stored, 2*chunkstore.MaxChunk+(64<<10))
 }
 
-// Index reads the chunk index at url, retrying a failed download a few
+// chunkstore.Index reads the chunk index at url, retrying a failed download a few
 // times.
-func (s *HTTPChunks) Index(ctx context.Context, url string) (*Index, error) {
+func (s *HTTPChunks) Index(ctx context.Context, url string) (*chunkstore.Index, error) {
 	var err error
 	delay := time.Second
 	for try := 0; try < 5; try++ {
@@ -80,8 +82,8 @@ func (s *HTTPChunks) Index(ctx context.Context, url string) (*Index, error) {
 		var b []byte
 		b, err = s.get(ctx, url, 0, maxIndexBytes)
 		if err == nil {
-			var ix *Index
-			if ix, err = ReadIndex(bytesReader(b)); err != nil {
+			var ix *chunkstore.Index
+			if ix, err = chunkstore.ReadIndex(bytes.NewReader(b)); err != nil {
 				return nil, fmt.Errorf("%s: %w", url, err)
 			}
 			return ix, nil
@@ -94,7 +96,7 @@ func (s *HTTPChunks) Index(ctx context.Context, url string) (*Index, error) {
 }
 
 // maxIndexBytes bounds an index download: 16 Mi chunks, 1 TiB of image.
-const maxIndexBytes = indexHeaderLen + (16<<20)*indexRecordLen + 32
+var maxIndexBytes = chunkstore.IndexFileSize(16 << 20)
 
 // get downloads url whole; want, when non-zero, is the length it must
 // have.

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/rackboot/rackboot/agentapi"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
 )
 
 // assemble writes the plan's chunked image to dst at off: the index
@@ -27,7 +28,7 @@ func (j *job) assemble(ctx context.Context, dst io.WriterAt, off, limit int64) (
 	if img.RawSize > 0 && ix.Size != img.RawSize {
 		return nil, fmt.Errorf("%w: the index %s is of a %d-byte image, the plan says %d", ErrInvalidPlan, img.URL, ix.Size, img.RawSize)
 	}
-	var seed *Index
+	var seed *chunkstore.Index
 	if s := img.Seed; s != nil {
 		// Without the seed's index, chunks in place are still found:
 		// only the moved ones are fetched.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rackboot/rackboot/agentapi"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
 )
 
 // TestInstallChunked installs a whole-disk image from chunks on an empty
@@ -26,7 +27,7 @@ func TestInstallChunked(t *testing.T) {
 	r1, r2 := importBytes(t, dir, v1), importBytes(t, dir, v2)
 	store := newStoreFS(dir)
 	store.indexes["v1.rbidx"], store.indexes["v2.rbidx"] = r1.Index, r2.Index
-	plan := func(ix *Index, url string, seed *agentapi.Seed) *agentapi.Plan {
+	plan := func(ix *chunkstore.Index, url string, seed *agentapi.Seed) *agentapi.Plan {
 		return &agentapi.Plan{
 			Image: &agentapi.Image{URL: url, SHA256: ix.Digest(), Format: agentapi.FormatChunked, Chunks: "store",
 				RawSize: ix.Size, Size: ix.StoredSize(), Seed: seed},
@@ -55,7 +56,7 @@ func TestInstallChunked(t *testing.T) {
 	writeAt(t, disk, data.GetStart()+4096, mark)
 
 	changed := 0
-	old := map[ChunkID]bool{}
+	old := map[chunkstore.ChunkID]bool{}
 	for _, c := range r1.Index.Chunks {
 		old[c.ID] = true
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/artifacts"
-	"github.com/rackboot/rackboot/imaging"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
 	"github.com/rackboot/rackboot/profiles"
 )
 
@@ -132,7 +132,7 @@ type imageInput struct {
 
 // added is what an import did.
 type added struct {
-	*imaging.ImportResult
+	*chunkstore.ImportResult
 	// index is the index file; unchanged when it already held this
 	// image's index.
 	index     string
@@ -154,13 +154,13 @@ func (in imageInput) add(ctx context.Context) (*added, error) {
 		return nil, err
 	}
 	defer f.Close()
-	res, err := imaging.Import(ctx, f, filepath.Join(in.dir, profiles.ChunkDir),
-		imaging.ImportOptions{Format: in.format, Logger: slog.New(slog.DiscardHandler)})
+	res, err := chunkstore.Import(ctx, f, filepath.Join(in.dir, profiles.ChunkDir),
+		chunkstore.ImportOptions{Format: in.format, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", in.file, err)
 	}
 	a := &added{ImportResult: res, index: filepath.Join(in.dir, imageDir, in.name+".rbidx")}
-	old, err := imaging.ReadIndexFile(a.index)
+	old, err := chunkstore.ReadIndexFile(a.index)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err == nil && sameIndex(old, res.Index):
@@ -176,7 +176,7 @@ func (in imageInput) add(ctx context.Context) (*added, error) {
 	if err := os.MkdirAll(filepath.Dir(a.index), 0o755); err != nil {
 		return nil, err
 	}
-	if err := imaging.WriteIndexFile(a.index, res.Index); err != nil {
+	if err := chunkstore.WriteIndexFile(a.index, res.Index); err != nil {
 		return nil, fmt.Errorf("write the index: %w", err)
 	}
 	return a, nil
@@ -184,7 +184,7 @@ func (in imageInput) add(ctx context.Context) (*added, error) {
 
 // sameIndex reports whether two indexes describe the same image cut the
 // same way.
-func sameIndex(a, b *imaging.Index) bool {
+func sameIndex(a, b *chunkstore.Index) bool {
 	if a.SHA256 != b.SHA256 || a.Size != b.Size || len(a.Chunks) != len(b.Chunks) {
 		return false
 	}
@@ -236,9 +236,9 @@ func (e catalogEntry) yaml() string {
 }
 
 // readIndex is the planner's index reader (artifacts.Indexes.Parse):
-// the index format is imaging's.
+// the index format is chunkstore's.
 func readIndex(r io.Reader) (artifacts.Index, error) {
-	ix, err := imaging.ReadIndex(r)
+	ix, err := chunkstore.ReadIndex(r)
 	if err != nil {
 		return artifacts.Index{}, err
 	}

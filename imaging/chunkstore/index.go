@@ -1,4 +1,4 @@
-package imaging
+package chunkstore
 
 import (
 	"bufio"
@@ -37,7 +37,7 @@ func ParseChunkID(s string) (ChunkID, error) {
 	var id ChunkID
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != len(id) {
-		return id, fmt.Errorf("imaging: chunk id %q is not 64 hex digits", s)
+		return id, fmt.Errorf("chunkstore: chunk id %q is not 64 hex digits", s)
 	}
 	copy(id[:], b)
 	return id, nil
@@ -114,7 +114,7 @@ const (
 )
 
 // ErrIndex wraps the errors of an index that cannot be read.
-var ErrIndex = errors.New("imaging: bad chunk index")
+var ErrIndex = errors.New("chunkstore: bad chunk index")
 
 // WriteTo writes the index in its file format.
 func (ix *Index) WriteTo(w io.Writer) (int64, error) {
@@ -269,4 +269,8 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+// IndexFileSize is the size of the index file of an image of chunks
+// chunks.
+func IndexFileSize(chunks int) int64 {
+	return indexHeaderLen + int64(chunks)*indexRecordLen + sha256.Size
+}

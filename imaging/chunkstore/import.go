@@ -1,4 +1,4 @@
-package imaging
+package chunkstore
 
 import (
 	"bytes"
@@ -63,12 +63,12 @@ func Import(ctx context.Context, r io.Reader, store string, opt ImportOptions) (
 		opt.Logger = slog.Default()
 	}
 	if err := os.MkdirAll(store, 0o755); err != nil {
-		return nil, fmt.Errorf("imaging: chunk store: %w", err)
+		return nil, fmt.Errorf("chunkstore: chunk store: %w", err)
 	}
 	br := &peekReader{r: r}
 	head, err := br.peek(agentapi.MagicLen)
 	if err != nil {
-		return nil, fmt.Errorf("imaging: read image: %w", err)
+		return nil, fmt.Errorf("chunkstore: read image: %w", err)
 	}
 	format := opt.Format
 	if format == agentapi.FormatAuto {
@@ -84,7 +84,7 @@ func Import(ctx context.Context, r io.Reader, store string, opt ImportOptions) (
 		MinSize: MinChunk, AverageSize: AvgChunk, MaxSize: MaxChunk, BufSize: 4 * MaxChunk,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("imaging: chunker: %w", err)
+		return nil, fmt.Errorf("chunkstore: chunker: %w", err)
 	}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
 	if err != nil {
@@ -122,7 +122,7 @@ func Import(ctx context.Context, r io.Reader, store string, opt ImportOptions) (
 				return nil
 			}
 			if err != nil {
-				return fmt.Errorf("imaging: read image at byte %d: %w", res.Index.Size, err)
+				return fmt.Errorf("chunkstore: read image at byte %d: %w", res.Index.Size, err)
 			}
 			imp.mu.Lock()
 			res.Index.Chunks = append(res.Index.Chunks, IndexChunk{Offset: int64(c.Offset), Size: int64(c.Length)})
@@ -155,7 +155,7 @@ func Import(ctx context.Context, r io.Reader, store string, opt ImportOptions) (
 		}
 	}
 	if err := syncFS(store); err != nil {
-		return nil, fmt.Errorf("imaging: sync chunk store: %w", err)
+		return nil, fmt.Errorf("chunkstore: sync chunk store: %w", err)
 	}
 	opt.Logger.Info("image imported", "bytes", res.Index.Size, "chunks", res.Chunks, "new_chunks", res.NewChunks,
 		"new_stored", res.NewStored, "zero_bytes", res.ZeroBytes, "sha256", res.Index.Digest())
@@ -183,7 +183,7 @@ type storedChunk struct {
 
 // chunk stores data unless the store has it, once per distinct chunk.
 func (imp *importer) chunk(data []byte) (*storedChunk, error) {
-	if isZero(data) {
+	if IsZero(data) {
 		return &storedChunk{}, nil
 	}
 	id := ChunkID(sha256.Sum256(data))
@@ -208,15 +208,15 @@ func (imp *importer) store1(id ChunkID, data []byte) (stored int64, added bool, 
 	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
 		return fi.Size(), false, nil
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, false, fmt.Errorf("imaging: chunk store: %w", err)
+		return 0, false, fmt.Errorf("chunkstore: chunk store: %w", err)
 	}
 	z := imp.enc.EncodeAll(data, make([]byte, 0, len(data)/2))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return 0, false, fmt.Errorf("imaging: chunk store: %w", err)
+		return 0, false, fmt.Errorf("chunkstore: chunk store: %w", err)
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".new-*")
 	if err != nil {
-		return 0, false, fmt.Errorf("imaging: chunk store: %w", err)
+		return 0, false, fmt.Errorf("chunkstore: chunk store: %w", err)
 	}
 	_, err = f.Write(z)
 	if err == nil {
@@ -230,7 +230,7 @@ func (imp *importer) store1(id ChunkID, data []byte) (stored int64, added bool, 
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return 0, false, fmt.Errorf("imaging: chunk store: %w", err)
+		return 0, false, fmt.Errorf("chunkstore: chunk store: %w", err)
 	}
 	return int64(len(z)), true, nil
 }
@@ -246,8 +246,8 @@ func syncFS(dir string) error {
 	return unix.Syncfs(int(f.Fd()))
 }
 
-// isZero reports whether b holds only zero bytes.
-func isZero(b []byte) bool {
+// IsZero reports whether b holds only zero bytes.
+func IsZero(b []byte) bool {
 	for len(b) > 0 {
 		n := min(len(b), len(zeroPage))
 		if !bytes.Equal(b[:n], zeroPage[:n]) {
