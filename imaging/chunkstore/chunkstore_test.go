@@ -142,4 +142,3 @@ func TestImportStoresOnlyNewChunks(t *testing.T) {
 		t.Errorf("the zstd file of v1: %v, new chunks %d", err, rz.NewChunks)
 	}
 }
-
