@@ -169,7 +169,8 @@ func ReadIndex(r io.Reader) (*Index, error) {
 	if ix.Size < 0 || count > maxIndexChunks || ix.MinChunk <= 0 || ix.MinChunk > ix.AvgChunk || ix.AvgChunk > ix.MaxChunk {
 		return nil, fmt.Errorf("%w: header: size %d, %d chunks of %d/%d/%d bytes", ErrIndex, ix.Size, count, ix.MinChunk, ix.AvgChunk, ix.MaxChunk)
 	}
-	ix.Chunks = make([]IndexChunk, 0, count)
+	// The count is not trusted for the allocation: the records are.
+	ix.Chunks = make([]IndexChunk, 0, min(count, 1<<16))
 	rec := make([]byte, indexRecordLen)
 	var off int64
 	for i := range count {
