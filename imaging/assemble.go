@@ -168,6 +168,7 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 	}
 	a.res.Chunks = len(ix.Chunks)
 	a.res.Size = ix.Size
+	a.shared = sharedChunks(ix)
 
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *asmJob, opt.Workers)
@@ -302,8 +303,38 @@ type assembler struct {
 	misses   atomic.Int64  // non-zero chunks not in place since the last that was
 	freed    chan struct{} // a token after each release
 
+	// shared holds, for the chunks the image has more than once, the
+	// stored bytes of the first fetch, until every occurrence is
+	// resolved: one fetch per distinct chunk.
+	shared map[chunkstore.ChunkID]*sharedChunk
+
 	mu  sync.Mutex
 	res AssembleResult
+}
+
+// sharedChunk is one fetch of a chunk several places of the image need.
+type sharedChunk struct {
+	left int           // occurrences not yet resolved
+	done chan struct{} // closed when z or err is set
+	z    []byte
+	err  error
+}
+
+// sharedChunks counts the non-zero chunks that occur more than once.
+func sharedChunks(ix *chunkstore.Index) map[chunkstore.ChunkID]*sharedChunk {
+	n := make(map[chunkstore.ChunkID]int, len(ix.Chunks))
+	for _, c := range ix.Chunks {
+		if !c.ID.IsZero() {
+			n[c.ID]++
+		}
+	}
+	m := make(map[chunkstore.ChunkID]*sharedChunk)
+	for id, k := range n {
+		if k > 1 {
+			m[id] = &sharedChunk{left: k}
+		}
+	}
+	return m
 }
 
 // asmJob is one chunk on its way to the target.
@@ -397,7 +428,7 @@ func (a *assembler) fetch(ctx context.Context, j *asmJob) error {
 			}
 			delay = min(2*delay, 30*time.Second)
 		}
-		z, err := a.opt.Source.Fetch(ctx, c.ID, c.Stored)
+		z, fresh, err := a.fetchOnce(ctx, c, try)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -408,9 +439,11 @@ func (a *assembler) fetch(ctx context.Context, j *asmJob) error {
 			}
 			continue
 		}
-		a.mu.Lock()
-		a.res.Fetched += int64(len(z))
-		a.mu.Unlock()
+		if fresh {
+			a.mu.Lock()
+			a.res.Fetched += int64(len(z))
+			a.mu.Unlock()
+		}
 		out, err := a.dec.DecodeAll(z, j.buf[:0])
 		switch {
 		case err != nil:
@@ -428,6 +461,42 @@ func (a *assembler) fetch(ctx context.Context, j *asmJob) error {
 			return fmt.Errorf("%w %s at byte %d of the image: %w: %v", ErrChunk, c.ID, c.Offset, ErrChecksum, last)
 		}
 	}
+}
+
+// fetchOnce fetches the chunk's stored bytes, once for all its
+// occurrences when the image has it more than once: the first try of each
+// occurrence shares the first fetch (fresh is false for the others); a
+// retry fetches anew. The shared bytes are dropped once every occurrence
+// that fetched has them.
+func (a *assembler) fetchOnce(ctx context.Context, c *chunkstore.IndexChunk, try int) (z []byte, fresh bool, err error) {
+	sh := a.shared[c.ID]
+	if sh == nil || try > 0 {
+		z, err = a.opt.Source.Fetch(ctx, c.ID, c.Stored)
+		return z, true, err
+	}
+	a.mu.Lock()
+	first := sh.done == nil
+	if first {
+		sh.done = make(chan struct{})
+	}
+	a.mu.Unlock()
+	if first {
+		sh.z, sh.err = a.opt.Source.Fetch(ctx, c.ID, c.Stored)
+		close(sh.done)
+	} else {
+		select {
+		case <-sh.done:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+	a.mu.Lock()
+	z, err = sh.z, sh.err
+	if sh.left--; sh.left == 0 {
+		sh.z = nil
+	}
+	a.mu.Unlock()
+	return z, first, err
 }
 
 // write writes the resolved chunks in order, each only once the reads

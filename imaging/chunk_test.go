@@ -348,3 +348,30 @@ func TestAssembleProbes(t *testing.T) {
 	}
 	t.Logf("%+v", res)
 }
+
+// TestAssembleFetchesEachChunkOnce: a chunk the image has several times
+// is fetched once.
+func TestAssembleFetchesEachChunkOnce(t *testing.T) {
+	dir := t.TempDir()
+	block := testImage(8, 1<<20)
+	var img []byte
+	for range 6 {
+		img = append(img, block...)
+	}
+	r := importBytes(t, dir, img)
+	store := newStoreFS(dir)
+	p := writeFile(t, make([]byte, len(img)))
+	res, err := assembleFile(t, p, AssembleOptions{Index: r.Index, Source: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, p, img)
+	for id, n := range store.fetched {
+		if n != 1 {
+			t.Errorf("chunk %s fetched %d times", id, n)
+		}
+	}
+	if res.Fetched != store.bytes || res.ChunksFetched <= len(store.fetched) {
+		t.Errorf("%d bytes fetched, the store sent %d; %d chunks written from %d fetches", res.Fetched, store.bytes, res.ChunksFetched, len(store.fetched))
+	}
+}

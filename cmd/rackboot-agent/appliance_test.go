@@ -26,6 +26,7 @@ type appliance struct {
 	t   *testing.T
 	url string
 	reg *registry.Registry
+	art string // the artifacts directory
 }
 
 func newAppliance(t *testing.T, img testImage) *appliance {
@@ -63,7 +64,7 @@ hosts:
 	mux.Handle("/artifacts/", &artifacts.Handler{Dir: artDir, Prefix: "/artifacts/"})
 	ts := httptest.NewServer(mux)
 	t.Cleanup(ts.Close)
-	return &appliance{t: t, url: ts.URL, reg: reg}
+	return &appliance{t: t, url: ts.URL, reg: reg, art: artDir}
 }
 
 // boot is the machine's PXE boot: the appliance mints the install token

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rackboot/rackboot/api"
+	"github.com/rackboot/rackboot/artifacts"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
+	"github.com/rackboot/rackboot/profiles"
+	"github.com/rackboot/rackboot/registry"
+)
+
+// newChunkAppliance is the real appliance serving two chunked versions
+// of the test image, os-1 and os-2 (a few blocks rewritten), imported
+// into its chunk store as `rackboot image add` does.
+func newChunkAppliance(t *testing.T, v1, v2 []byte) (*appliance, map[string]*chunkstore.Index) {
+	t.Helper()
+	profDir, artDir := t.TempDir(), t.TempDir()
+	store := filepath.Join(artDir, profiles.ChunkDir)
+	ixs := map[string]*chunkstore.Index{}
+	for name, raw := range map[string][]byte{"os-1": v1, "os-2": v2} {
+		res, err := chunkstore.Import(context.Background(), bytes.NewReader(raw), store, chunkstore.ImportOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(artDir, "images"), 0o755)
+		if err := chunkstore.WriteIndexFile(filepath.Join(artDir, "images", name+".rbidx"), res.Index); err != nil {
+			t.Fatal(err)
+		}
+		ixs[name] = res.Index
+	}
+	version := func(name string, n string) string {
+		return `  - name: ` + name + `
+    number: ` + n + `
+    image: { url: images/` + name + `.rbidx, sha256: ` + ixs[name].Digest() + `, format: chunked, kind: whole-disk }
+    installer: { kernel: vmlinuz, initrd: agent.cpio.gz }
+`
+	}
+	fleet := "versions:\n" + version("os-1", "1") + version("os-2", "2") + `layouts:
+  - name: small
+    disk: { select: smallest, min_size: 32MiB }
+    partitions:
+      - { name: cidata, size: 16MiB, type: linux, content: config }
+defaults: { version: os-1, layout: small }
+hosts:
+  - { mac: "52:54:00:00:01:01", hostname: n01 }
+  - { mac: "52:54:00:00:01:02", hostname: n02, version: os-2 }
+`
+	if err := os.WriteFile(filepath.Join(profDir, "fleet.yaml"), []byte(fleet), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := profiles.Load(profDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(r io.Reader) (artifacts.Index, error) {
+		ix, err := chunkstore.ReadIndex(r)
+		if err != nil {
+			return artifacts.Index{}, err
+		}
+		return artifacts.Index{Size: ix.Size, Stored: ix.StoredSize(), SHA256: ix.Digest()}, nil
+	}
+	reg := &registry.Registry{Store: registry.NewMemory()}
+	mux := http.NewServeMux()
+	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set, AdminToken: adminToken,
+		Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: artDir}).Image, ChunkIndex: (&artifacts.Indexes{Dir: artDir, Parse: parse}).Image}})
+	mux.Handle("/artifacts/", &artifacts.Handler{Dir: artDir, Prefix: "/artifacts/", QuietDir: profiles.ChunkDir})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	return &appliance{t: t, url: ts.URL, reg: reg, art: artDir}, ixs
+}
+
+// TestChunkedAgainstAppliance: the agent installs os-1 from chunks, then,
+// reinstalled with os-2, fetches only what changed (os-1 the seed) and
+// the appliance records it; a chunk damaged in the store fails another
+// machine's install, naming the chunk, and nothing is marked installed.
+func TestChunkedAgainstAppliance(t *testing.T) {
+	img := newTestImage(t)
+	// Contents that cut into distinct chunks, as a file system's do.
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 2 * mib; i < imageSize-2*mib; i++ {
+		img.raw[i] = "rackboot \x00\x01usr/lib"[r.IntN(18)]
+	}
+	v2 := bytes.Clone(img.raw)
+	for _, at := range []int{2 * mib, 5 * mib} {
+		copy(v2[at:], bytes.Repeat([]byte("os-2 "), 2000))
+	}
+	ap, ixs := newChunkAppliance(t, img.raw, v2)
+	const n01, n02 = "52:54:00:00:01:01", "52:54:00:00:01:02"
+	disk, disks := newTarget(t, targetSize)
+	install := func(mac string) (outcome, error, string) {
+		a, screen := testAgent(t, ap.url, mac, ap.boot(mac, "n01"), disks)
+		out, err := a.attempt(context.Background())
+		return out, err, screen.String()
+	}
+	out, err, screen := install(n01)
+	if err != nil || !out.Done {
+		t.Fatalf("os-1: %+v, %v\nconsole:\n%s", out, err, screen)
+	}
+	checkInstalled(t, disk, img)
+	hw, _ := net.ParseMAC(n01)
+	if _, err := ap.reg.Reinstall(context.Background(), hw, registry.ReinstallRequest{Reason: "upgrade", Version: "os-2"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err, screen = install(n01)
+	if err != nil || !out.Done {
+		t.Fatalf("os-2: %+v, %v\nconsole:\n%s", out, err, screen)
+	}
+	checkInstalled(t, disk, testImage{raw: v2})
+	h := ap.history(n01)
+	if len(h) != 2 || h[1].Result != registry.ResultSuccess || h[1].Version.Name != "os-2" {
+		t.Fatalf("history %+v", h)
+	}
+	first, up := h[0], h[1]
+	if first.BytesFetched < ixs["os-1"].StoredSize()/2 || up.BytesFetched <= 0 || up.BytesFetched*4 > ixs["os-2"].StoredSize() ||
+		up.BytesReused*10 < ixs["os-2"].Size*9 || up.BytesWritten >= ixs["os-2"].Size/4 {
+		t.Errorf("os-1 fetched %d; os-2 fetched %d of %d stored, reused %d and wrote %d of %d",
+			first.BytesFetched, up.BytesFetched, ixs["os-2"].StoredSize(), up.BytesReused, up.BytesWritten, ixs["os-2"].Size)
+	}
+	if log := strings.Join(up.Log, "\n"); !strings.Contains(log, "seed=os-1") {
+		t.Errorf("the reinstall did not use os-1 as its seed:\n%s", log)
+	}
+
+	// n02 installs os-2 on an empty disk; one of its chunks is damaged
+	// in the store.
+	var victim chunkstore.IndexChunk
+	for _, c := range ixs["os-2"].Chunks[1:] {
+		if !c.ID.IsZero() {
+			victim = c
+			break
+		}
+	}
+	p := chunkstore.ChunkPath(filepath.Join(ap.art, profiles.ChunkDir), victim.ID)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x10
+	os.WriteFile(p, b, 0o644)
+	_, disks = newTarget(t, targetSize)
+	out, err, screen = install(n02)
+	if out.Done || err == nil || !strings.Contains(err.Error(), victim.ID.String()) {
+		t.Fatalf("install with a damaged chunk: %+v, %v; want a failure naming %s\nconsole:\n%s", out, err, victim.ID, screen)
+	}
+	h = ap.history(n02)
+	if len(h) != 1 || h[0].Result == registry.ResultSuccess || !strings.Contains(h[0].Error, victim.ID.String()) {
+		t.Errorf("history of n02: %+v", h)
+	}
+	var host api.HostView
+	ap.admin("/api/hosts/"+n02, &host)
+	if host.State == registry.StateInstalled || !host.Version.IsZero() {
+		t.Errorf("n02 is %s with version %+v after a damaged chunk", host.State, host.Version)
+	}
+}
