@@ -75,3 +75,38 @@ func TestIndexes(t *testing.T) {
 		t.Error("no Parse: no error")
 	}
 }
+
+// TestIndexesTwin finds an index by the digest of the file it was
+// imported from, skipping unreadable ones.
+func TestIndexesTwin(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "images"), 0o755)
+	os.WriteFile(filepath.Join(dir, "images", "a.rbidx"), []byte("1000 300 aaaa"), 0o644)
+	os.WriteFile(filepath.Join(dir, "images", "b.rbidx"), []byte("1000 300 bbbb"), 0o644)
+	os.WriteFile(filepath.Join(dir, "images", "bad.rbidx"), []byte("garbage"), 0o644)
+	os.WriteFile(filepath.Join(dir, "images", "c.txt"), []byte("1000 300 cccc"), 0o644)
+	var calls atomic.Int32
+	parse := fakeParse(&calls)
+	// The fake's source digest is its image digest, upper-cased.
+	x := &Indexes{Dir: dir, Parse: func(r io.Reader) (Index, error) {
+		ix, err := parse(r)
+		ix.Source = strings.ToUpper(ix.SHA256)
+		return ix, err
+	}}
+	for _, tt := range []struct {
+		source, want string
+		ok           bool
+	}{{"bbbb", "images/b.rbidx", true}, {"AAAA", "images/a.rbidx", true}, {"cccc", "", false}, {"", "", false}} {
+		if got, ok := x.Twin("images", tt.source); got != tt.want || ok != tt.ok {
+			t.Errorf("Twin(%q) = %q, %v; want %q, %v", tt.source, got, ok, tt.want, tt.ok)
+		}
+	}
+	if _, ok := x.Twin("nowhere", "aaaa"); ok {
+		t.Error("Twin in a missing directory found something")
+	}
+	before := calls.Load()
+	x.Twin("images", "bbbb")
+	if calls.Load() != before {
+		t.Error("Twin parsed the indexes again")
+	}
+}

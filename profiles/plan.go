@@ -32,7 +32,19 @@ type Planner struct {
 	// the catalog's digest unchecked and the plans without a seed; an
 	// error fails the plan.
 	ChunkIndex func(path string) (stored, raw int64, sha256 string, err error)
+	// Twin returns the index (a path under the artifacts directory) of
+	// an image imported from the file whose SHA-256 is source, if any
+	// (artifacts.Indexes.Twin over IndexDir in the daemon). A host that
+	// runs a streamed version whose file was also imported gets that
+	// index as the seed of a chunked install: the machines installed
+	// before a catalog moved to chunks take their first chunked
+	// install from their disks too. Nil: no such seeds.
+	Twin func(source string) (path string, ok bool)
 }
+
+// IndexDir is where `rackboot image add` writes the indexes in the
+// artifacts directory, and where Planner.Twin looks.
+const IndexDir = "images"
 
 // Plan returns the plan that installs version v (nil: the host's own) on
 // the host: its layout's disk rule and partitions, v's image with its URL
@@ -130,7 +142,8 @@ const ChunkDir = "chunks"
 
 // chunked completes the image of a chunked version v: the chunk store's
 // URL beside the index's, the sizes the index states, and the seed when
-// the host runs a chunked version. The catalog's digest must be the
+// the host runs a chunked version, or a streamed one whose file was
+// imported too (Twin). The catalog's digest must be the
 // index's: the agent verifies the image it assembles against the plan's,
 // and a catalog entry pasted for another import would fail every install
 // only after writing the disk.
@@ -168,6 +181,14 @@ func (pl Planner) chunked(img *agentapi.Image, h *Host, v, installed *Version, b
 			return nil // the catalog's own check refuses such a path
 		}
 		img.Seed = &agentapi.Seed{Version: s.Name, URL: u}
+	} else if s != nil && s.Image.Format != agentapi.FormatChunked && s.Image.Kind == v.Image.Kind && pl.Twin != nil {
+		// A streamed version whose file was imported too: its index
+		// says where each chunk of the old image is.
+		if path, ok := pl.Twin(s.Image.SHA256); ok {
+			if u, err := imageURL(base, path, h.MAC); err == nil {
+				img.Seed = &agentapi.Seed{Version: s.Name, URL: u}
+			}
+		}
 	}
 	return nil
 }

@@ -76,6 +76,11 @@ func TestPlanChunked(t *testing.T) {
 		{"from a chunked version", pl, version("base-3"), img(seed3)},
 		{"same version again", pl, version("base-4"), img(&agentapi.Seed{Version: "base-4", URL: base + "/artifacts/images/base-4.rbidx?mac=52-54-00-00-00-01"})},
 		{"from a compressed version", pl, version("v1"), img(nil)},
+		{"from a compressed version imported too", Planner{ChunkIndex: fakeIndexes(indexes), Twin: func(source string) (string, bool) {
+			return "images/v1-twin.rbidx", source == testSHA
+		}}, version("v1"), img(&agentapi.Seed{Version: "v1", URL: base + "/artifacts/images/v1-twin.rbidx?mac=52-54-00-00-00-01"})},
+		{"from a compressed version not imported", Planner{ChunkIndex: fakeIndexes(indexes), Twin: func(string) (string, bool) { return "", false }},
+			version("v1"), img(nil)},
 		{"from another kind", pl, version("root-1"), img(nil)},
 		{"old index gone", Planner{ChunkIndex: fakeIndexes(map[string]string{"images/base-4.rbidx": chunkedSHA4})}, version("base-3"), img(nil)},
 		{"no index reader", Planner{}, version("base-3"), func() *agentapi.Image {

@@ -68,7 +68,7 @@ hosts:
 		if err != nil {
 			return artifacts.Index{}, err
 		}
-		return artifacts.Index{Size: ix.Size, Stored: ix.StoredSize(), SHA256: ix.Digest()}, nil
+		return artifacts.Index{Size: ix.Size, Stored: ix.StoredSize(), SHA256: ix.Digest(), Source: ix.SourceDigest()}, nil
 	}
 	reg := &registry.Registry{Store: registry.NewMemory()}
 	mux := http.NewServeMux()

@@ -33,7 +33,7 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 // imageDir is where `rackboot image add` writes the indexes, under the
 // artifacts directory.
-const imageDir = "images"
+const imageDir = profiles.IndexDir
 
 // imageAdd imports an image file into the artifacts directory's chunk
 // store and writes its index (docs/DESIGN.md, "Chunked images").
@@ -242,5 +242,5 @@ func readIndex(r io.Reader) (artifacts.Index, error) {
 	if err != nil {
 		return artifacts.Index{}, err
 	}
-	return artifacts.Index{Size: ix.Size, Stored: ix.StoredSize(), SHA256: ix.Digest()}, nil
+	return artifacts.Index{Size: ix.Size, Stored: ix.StoredSize(), SHA256: ix.Digest(), Source: ix.SourceDigest()}, nil
 }

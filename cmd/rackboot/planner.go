@@ -14,7 +14,9 @@ import (
 func planner(dir string, parse func(io.Reader) (artifacts.Index, error)) profiles.Planner {
 	pl := profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: dir}).Image}
 	if parse != nil {
-		pl.ChunkIndex = (&artifacts.Indexes{Dir: dir, Parse: parse}).Image
+		ix := &artifacts.Indexes{Dir: dir, Parse: parse}
+		pl.ChunkIndex = ix.Image
+		pl.Twin = func(source string) (string, bool) { return ix.Twin(profiles.IndexDir, source) }
 	}
 	return pl
 }

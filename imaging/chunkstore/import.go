@@ -65,7 +65,8 @@ func Import(ctx context.Context, r io.Reader, store string, opt ImportOptions) (
 	if err := os.MkdirAll(store, 0o755); err != nil {
 		return nil, fmt.Errorf("chunkstore: chunk store: %w", err)
 	}
-	br := &peekReader{r: r}
+	source := sha256.New()
+	br := &peekReader{r: io.TeeReader(r, source)}
 	head, err := br.peek(agentapi.MagicLen)
 	if err != nil {
 		return nil, fmt.Errorf("chunkstore: read image: %w", err)
@@ -139,7 +140,13 @@ func Import(ctx context.Context, r io.Reader, store string, opt ImportOptions) (
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	// The decompressor may stop before the end of the file (trailing
+	// padding); the source digest is the whole file's.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return nil, fmt.Errorf("chunkstore: read image: %w", err)
+	}
 	copy(res.Index.SHA256[:], whole.Sum(nil))
+	copy(res.Index.Source[:], source.Sum(nil))
 	res.Chunks = len(res.Index.Chunks)
 	for _, c := range res.Index.Chunks {
 		if c.ID.IsZero() {
@@ -157,7 +164,7 @@ func Import(ctx context.Context, r io.Reader, store string, opt ImportOptions) (
 	if err := syncFS(store); err != nil {
 		return nil, fmt.Errorf("chunkstore: sync chunk store: %w", err)
 	}
-	opt.Logger.Info("image imported", "bytes", res.Index.Size, "chunks", res.Chunks, "new_chunks", res.NewChunks,
+	opt.Logger.Info("image imported", "bytes", res.Index.Size, "source_sha256", res.Index.SourceDigest(), "chunks", res.Chunks, "new_chunks", res.NewChunks,
 		"new_stored", res.NewStored, "zero_bytes", res.ZeroBytes, "sha256", res.Index.Digest())
 	return res, nil
 }

@@ -51,6 +51,11 @@ type Index struct {
 	Size int64
 	// SHA256 is the digest of the whole image.
 	SHA256 [sha256.Size]byte
+	// Source is the SHA-256 of the file the image was imported from,
+	// as stored (compressed): the digest a streamed version of the same
+	// file has in the catalog. It lets the appliance find the index of
+	// an image a machine got as a stream (profiles.Planner.Twin).
+	Source [sha256.Size]byte
 	// MinChunk, AvgChunk and MaxChunk are the chunker's bounds.
 	MinChunk, AvgChunk, MaxChunk int
 	Chunks                       []IndexChunk
@@ -70,6 +75,10 @@ type IndexChunk struct {
 
 // Digest is the hex SHA-256 of the whole image.
 func (ix *Index) Digest() string { return hex.EncodeToString(ix.SHA256[:]) }
+
+// SourceDigest is the hex SHA-256 of the file the image was imported
+// from.
+func (ix *Index) SourceDigest() string { return hex.EncodeToString(ix.Source[:]) }
 
 // StoredSize is the size of the distinct stored chunks of the image:
 // what a machine with nothing of it on its disk fetches.
@@ -98,7 +107,8 @@ func ChunkPath(dir string, id ChunkID) string {
 // that, so that a damaged or cut index is refused rather than half read.
 //
 //	magic "RBIDX\x00\x01\n"
-//	u64 image size, [32] image SHA-256, u32 min, avg, max chunk, u64 chunk count
+//	u64 image size, [32] image SHA-256, [32] source file SHA-256,
+//	u32 min, avg, max chunk, u64 chunk count
 //	per chunk: u32 size, u32 stored size, [32] id
 //	[32] SHA-256 of the bytes before it
 //
@@ -106,7 +116,7 @@ func ChunkPath(dir string, id ChunkID) string {
 var indexMagic = []byte("RBIDX\x00\x01\n")
 
 const (
-	indexHeaderLen = 8 + 8 + 32 + 3*4 + 8
+	indexHeaderLen = 8 + 8 + 32 + 32 + 3*4 + 8
 	indexRecordLen = 4 + 4 + 32
 	// maxIndexChunks bounds the chunk count read from a header before
 	// the records are: 64 Mi chunks of the smallest size is 1 PiB.
@@ -124,10 +134,11 @@ func (ix *Index) WriteTo(w io.Writer) (int64, error) {
 	copy(buf, indexMagic)
 	binary.BigEndian.PutUint64(buf[8:], uint64(ix.Size))
 	copy(buf[16:], ix.SHA256[:])
-	binary.BigEndian.PutUint32(buf[48:], uint32(ix.MinChunk))
-	binary.BigEndian.PutUint32(buf[52:], uint32(ix.AvgChunk))
-	binary.BigEndian.PutUint32(buf[56:], uint32(ix.MaxChunk))
-	binary.BigEndian.PutUint64(buf[60:], uint64(len(ix.Chunks)))
+	copy(buf[48:], ix.Source[:])
+	binary.BigEndian.PutUint32(buf[80:], uint32(ix.MinChunk))
+	binary.BigEndian.PutUint32(buf[84:], uint32(ix.AvgChunk))
+	binary.BigEndian.PutUint32(buf[88:], uint32(ix.MaxChunk))
+	binary.BigEndian.PutUint64(buf[92:], uint64(len(ix.Chunks)))
 	bw.Write(buf)
 	rec := make([]byte, indexRecordLen)
 	for _, c := range ix.Chunks {
@@ -160,12 +171,13 @@ func ReadIndex(r io.Reader) (*Index, error) {
 	}
 	ix := &Index{
 		Size:     int64(binary.BigEndian.Uint64(head[8:])),
-		MinChunk: int(binary.BigEndian.Uint32(head[48:])),
-		AvgChunk: int(binary.BigEndian.Uint32(head[52:])),
-		MaxChunk: int(binary.BigEndian.Uint32(head[56:])),
+		MinChunk: int(binary.BigEndian.Uint32(head[80:])),
+		AvgChunk: int(binary.BigEndian.Uint32(head[84:])),
+		MaxChunk: int(binary.BigEndian.Uint32(head[88:])),
 	}
 	copy(ix.SHA256[:], head[16:48])
-	count := binary.BigEndian.Uint64(head[60:])
+	copy(ix.Source[:], head[48:80])
+	count := binary.BigEndian.Uint64(head[92:])
 	if ix.Size < 0 || count > maxIndexChunks || ix.MinChunk <= 0 || ix.MinChunk > ix.AvgChunk || ix.AvgChunk > ix.MaxChunk {
 		return nil, fmt.Errorf("%w: header: size %d, %d chunks of %d/%d/%d bytes", ErrIndex, ix.Size, count, ix.MinChunk, ix.AvgChunk, ix.MaxChunk)
 	}
