@@ -356,40 +356,69 @@ func (a *assembler) resolve(ctx context.Context, j *asmJob) {
 		j.err = ctx.Err()
 		return
 	}
-	if j.skipCheck {
-		a.mu.Lock()
-		a.res.ChunksUnchecked++
-		a.mu.Unlock()
-	} else if a.readDisk(j.buf, c.Offset) {
-		if c.ID.IsZero() {
-			if chunkstore.IsZero(j.buf) {
-				j.from = fromDisk
-				return
-			}
-		} else if !chunkstore.IsZero(j.buf) && chunkstore.ChunkID(sha256.Sum256(j.buf)) == c.ID {
-			j.from = fromDisk
-			a.misses.Store(0)
-			return
-		} else {
-			a.misses.Add(1)
-		}
+	// A chunk the seed has elsewhere most likely is not in place (the
+	// seed's own bytes are): the seed is read first, saving a hash per
+	// moved chunk. Either way the bytes are the chunk's, verified.
+	seedOff, inSeed := a.seed[c.ID]
+	moved := inSeed && seedOff != c.Offset
+	if moved && a.fromSeed(j, seedOff) {
+		return
+	}
+	if a.inPlace(j) {
+		return
 	}
 	if c.ID.IsZero() {
 		clear(j.buf)
 		j.from = fromZero
 		return
 	}
-	if off, ok := a.seed[c.ID]; ok {
-		if a.readDisk(j.buf, off) && chunkstore.ChunkID(sha256.Sum256(j.buf)) == c.ID {
-			j.from = fromSeed
-			return
-		}
-		a.mu.Lock()
-		a.res.SeedMismatches++
-		a.mu.Unlock()
+	if inSeed && !moved && a.fromSeed(j, seedOff) {
+		return
 	}
 	j.err = a.fetch(ctx, j)
 	j.from = fromStore
+}
+
+// inPlace reports whether the target already holds the chunk, reading
+// it into j.buf.
+func (a *assembler) inPlace(j *asmJob) bool {
+	c := j.c
+	if j.skipCheck {
+		a.mu.Lock()
+		a.res.ChunksUnchecked++
+		a.mu.Unlock()
+		return false
+	}
+	if !a.readDisk(j.buf, c.Offset) {
+		return false
+	}
+	switch {
+	case c.ID.IsZero():
+		if chunkstore.IsZero(j.buf) {
+			j.from = fromDisk
+			return true
+		}
+		return false
+	case !chunkstore.IsZero(j.buf) && chunkstore.ChunkID(sha256.Sum256(j.buf)) == c.ID:
+		j.from = fromDisk
+		a.misses.Store(0)
+		return true
+	}
+	a.misses.Add(1)
+	return false
+}
+
+// fromSeed reports whether the seed's place of the chunk, at image
+// offset off, still holds it, reading it into j.buf.
+func (a *assembler) fromSeed(j *asmJob, off int64) bool {
+	if a.readDisk(j.buf, off) && chunkstore.ChunkID(sha256.Sum256(j.buf)) == j.c.ID {
+		j.from = fromSeed
+		return true
+	}
+	a.mu.Lock()
+	a.res.SeedMismatches++
+	a.mu.Unlock()
+	return false
 }
 
 // readDisk reads len(buf) bytes of the target at image offset off; bytes
