@@ -82,12 +82,13 @@ func Import(ctx context.Context, r io.Reader, store string, opt ImportOptions) (
 	defer dec.Close()
 	whole := sha256.New()
 	chunker, err := fastcdc.NewChunker(io.TeeReader(dec, whole), fastcdc.Options{
-		MinSize: MinChunk, AverageSize: AvgChunk, MaxSize: MaxChunk, BufSize: 4 * MaxChunk,
+		MinSize: MinChunk, AverageSize: AvgChunk, MaxSize: MaxChunk, Normalization: Normalization, BufSize: 4 * MaxChunk,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("chunkstore: chunker: %w", err)
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false),
+		zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
 	if err != nil {
 		return nil, err
 	}
