@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,46 +16,8 @@ import (
 	"testing"
 
 	"github.com/rackboot/rackboot/imaging/chunkstore"
+	"github.com/rackboot/rackboot/imaging/internal/testimage"
 )
-
-// testImage returns size bytes that compress like an OS image: runs of
-// words from a small vocabulary, and a zero run in the middle, as free
-// space is.
-func testImage(seed uint64, size int) []byte {
-	r := rand.New(rand.NewPCG(seed, 1))
-	words := []string{"usr", "lib", "x86_64", "linux", "gnu", "libc", "so", "6", "etc", "debian", "systemd", "\x00\x00", "\x7fELF", "\n"}
-	var b bytes.Buffer
-	for b.Len() < size {
-		if b.Len() > size/2 && b.Len() < size/2+(1<<20) {
-			b.Write(make([]byte, 1<<20))
-			continue
-		}
-		b.WriteString(words[r.IntN(len(words))])
-		if r.IntN(8) == 0 {
-			var x [8]byte
-			for i := range x {
-				x[i] = byte(r.Uint32())
-			}
-			b.Write(x[:])
-		}
-	}
-	return b.Bytes()[:size]
-}
-
-// nextVersion changes img as a package upgrade changes a file system
-// image: a few blocks rewritten in place, and, with shift, bytes inserted
-// near the start that move everything behind them.
-func nextVersion(img []byte, shift int) []byte {
-	v2 := bytes.Clone(img)
-	for _, at := range []int{len(img) / 5, len(img) * 3 / 5} {
-		copy(v2[at:], bytes.Repeat([]byte("new package "), 300))
-	}
-	if shift > 0 {
-		at := len(img) / 10
-		v2 = append(v2[:at:at], append(testImage(99, shift), v2[at:]...)...)
-	}
-	return v2
-}
 
 // storeFS is a chunk store in a directory, counting what it serves.
 type storeFS struct {
@@ -163,8 +124,8 @@ func TestAssembleFetchesOnlyChanges(t *testing.T) {
 	}{{"in-place", 0, false}, {"moved-seed", 5000, true}, {"moved-noseed", 5000, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			v1 := testImage(1, 8<<20)
-			v2 := nextVersion(v1, tc.shift)
+			v1 := testimage.Bytes(1, 8<<20)
+			v2 := testimage.Next(v1, tc.shift)
 			r1 := importBytes(t, dir, v1)
 			r2 := importBytes(t, dir, v2)
 			old := map[chunkstore.ChunkID]bool{}
@@ -221,7 +182,7 @@ func TestAssembleFetchesOnlyChanges(t *testing.T) {
 // is fetched again.
 func TestAssembleDamagedChunk(t *testing.T) {
 	dir := t.TempDir()
-	img := testImage(2, 4<<20)
+	img := testimage.Bytes(2, 4<<20)
 	r := importBytes(t, dir, img)
 	victim := r.Index.Chunks[3]
 	for _, tc := range []struct {
@@ -265,7 +226,7 @@ func TestAssembleDamagedChunk(t *testing.T) {
 // chunk whose transfer is cut is fetched again.
 func TestAssembleResumes(t *testing.T) {
 	dir := t.TempDir()
-	img := testImage(3, 6<<20)
+	img := testimage.Bytes(3, 6<<20)
 	r := importBytes(t, dir, img)
 	p := writeFile(t, make([]byte, len(img)))
 
@@ -327,13 +288,13 @@ func TestAssembleResumes(t *testing.T) {
 // are looked for, and finding one resumes the full check.
 func TestAssembleProbes(t *testing.T) {
 	dir := t.TempDir()
-	img := testImage(4, 12<<20)
+	img := testimage.Bytes(4, 12<<20)
 	r := importBytes(t, dir, img)
 	// The target holds the image except for garbage over its first 80
 	// chunks, as a disk does after an install cut short.
 	target := bytes.Clone(img)
 	end := r.Index.Chunks[80].Offset
-	copy(target, testImage(77, int(end)))
+	copy(target, testimage.Bytes(77, int(end)))
 	p := writeFile(t, target)
 	// A small window: the dispatcher hears of the misses soon enough.
 	res, err := assembleFile(t, p, AssembleOptions{Index: r.Index, Source: newStoreFS(dir), Window: 1 << 20, Workers: 2})
@@ -353,7 +314,7 @@ func TestAssembleProbes(t *testing.T) {
 // is fetched once.
 func TestAssembleFetchesEachChunkOnce(t *testing.T) {
 	dir := t.TempDir()
-	block := testImage(8, 1<<20)
+	block := testimage.Bytes(8, 1<<20)
 	var img []byte
 	for range 6 {
 		img = append(img, block...)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -43,19 +42,9 @@ type HTTPChunks struct {
 func (s *HTTPChunks) httpClient() *http.Client {
 	s.once.Do(func() {
 		s.client = s.Client
-		if s.client != nil {
-			return
+		if s.client == nil {
+			s.client = newHTTPClient(32)
 		}
-		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-		s.client = &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: 30 * time.Second,
-			IdleConnTimeout:       30 * time.Second,
-			MaxIdleConnsPerHost:   32,
-			DisableCompression:    true,
-		}}
 	})
 	return s.client
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/imaging/chunkstore"
+	"github.com/rackboot/rackboot/imaging/internal/testimage"
 )
 
 // TestInstallChunked installs a whole-disk image from chunks on an empty
@@ -18,7 +19,7 @@ func TestInstallChunked(t *testing.T) {
 	const imgSize = 24 * mib
 	v1 := osImage(t, 512, imgSize, 1)
 	root := partitionAt(t, v1, "root")
-	copy(v1[root:], testImage(5, imgSize-int(root)-(1<<20)))
+	copy(v1[root:], testimage.Bytes(5, imgSize-int(root)-(1<<20)))
 	v2 := bytes.Clone(v1)
 	for _, at := range []int64{root + 2*mib, root + 11*mib} {
 		copy(v2[at:], bytes.Repeat([]byte("jq 1.6 "), 500))

@@ -40,25 +40,32 @@ type HTTPSource struct {
 func (s *HTTPSource) httpClient() *http.Client {
 	s.once.Do(func() {
 		s.client = s.Client
-		if s.client != nil {
-			return
+		if s.client == nil {
+			s.client = newHTTPClient(0)
 		}
-		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-		s.client = &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: 30 * time.Second,
-			IdleConnTimeout:       30 * time.Second,
-			// Offsets count bytes of the file as stored; a transparently
-			// gunzipped response would count something else.
-			DisableCompression: true,
-		}}
 	})
 	return s.client
 }
 
-// Open requests the image from offset on.
+// newHTTPClient is the installer's client: connect, TLS handshake,
+// response header and idle timeouts, no overall timeout (which would cut
+// any download longer than it), and idle connections kept per host
+// (0: the default two).
+func newHTTPClient(idlePerHost int) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout:       30 * time.Second,
+		MaxIdleConnsPerHost:   idlePerHost,
+		// Offsets count bytes of the file as stored; a transparently
+		// gunzipped response would count something else.
+		DisableCompression: true,
+	}}
+}
+
 func (s *HTTPSource) Open(ctx context.Context, offset int64) (io.ReadCloser, error) {
 	stall := s.StallTimeout
 	if stall <= 0 {

@@ -5,48 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/rackboot/rackboot/imaging/internal/testimage"
 )
-
-// testImage returns size bytes that chunk and compress like an OS image:
-// words from a small vocabulary with random bytes among them, and a
-// 1 MiB zero run in the middle, as free space is.
-func testImage(seed uint64, size int) []byte {
-	r := rand.New(rand.NewPCG(seed, 1))
-	words := []string{"usr", "lib", "x86_64", "linux", "gnu", "libc", "so", "6", "etc", "debian", "systemd", "\x00\x00", "\x7fELF", "\n"}
-	var b bytes.Buffer
-	for b.Len() < size {
-		if b.Len() > size/2 && b.Len() < size/2+(1<<20) {
-			b.Write(make([]byte, 1<<20))
-			continue
-		}
-		b.WriteString(words[r.IntN(len(words))])
-		if r.IntN(8) == 0 {
-			var x [8]byte
-			for i := range x {
-				x[i] = byte(r.Uint32())
-			}
-			b.Write(x[:])
-		}
-	}
-	return b.Bytes()[:size]
-}
-
-// nextVersion rewrites two places of img, as a package upgrade rewrites
-// a few blocks of a file system image.
-func nextVersion(img []byte) []byte {
-	v2 := bytes.Clone(img)
-	for _, at := range []int{len(img) / 5, len(img) * 3 / 5} {
-		copy(v2[at:], bytes.Repeat([]byte("new package "), 300))
-	}
-	return v2
-}
 
 func importBytes(t *testing.T, store string, img []byte) *ImportResult {
 	t.Helper()
@@ -74,7 +41,7 @@ func zstdBytes(t *testing.T, b []byte) []byte {
 // fresh store or the same one, which then stores nothing new; the index
 // survives its file format and a damaged one is refused.
 func TestChunkingDeterministic(t *testing.T) {
-	img := testImage(1, 6<<20)
+	img := testimage.Bytes(1, 6<<20)
 	a := importBytes(t, t.TempDir(), img)
 	store := t.TempDir()
 	b := importBytes(t, store, img)
@@ -116,9 +83,9 @@ func TestChunkingDeterministic(t *testing.T) {
 // TestImportStoresOnlyNewChunks imports v1, then v2 one "package" apart.
 func TestImportStoresOnlyNewChunks(t *testing.T) {
 	store := t.TempDir()
-	v1 := testImage(1, 8<<20)
+	v1 := testimage.Bytes(1, 8<<20)
 	r1 := importBytes(t, store, v1)
-	r2 := importBytes(t, store, nextVersion(v1))
+	r2 := importBytes(t, store, testimage.Next(v1, 0))
 	if r2.NewChunks == 0 || r2.NewChunks > 8 {
 		t.Errorf("v2 added %d chunks, want a few (2 changed places)", r2.NewChunks)
 	}

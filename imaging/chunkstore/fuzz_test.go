@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rackboot/rackboot/imaging/internal/testimage"
 )
 
 // FuzzReadIndex: the agent reads indexes from the network. Any input is
@@ -14,7 +16,7 @@ import (
 // and which writes back to the same bytes. The fuzzer mutates the body;
 // its checksum is appended, or the checks behind it would never run.
 func FuzzReadIndex(f *testing.F) {
-	res, err := Import(context.Background(), bytes.NewReader(testImage(1, 1<<20)), f.TempDir(), ImportOptions{})
+	res, err := Import(context.Background(), bytes.NewReader(testimage.Bytes(1, 1<<20)), f.TempDir(), ImportOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}
