@@ -96,11 +96,10 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 	a.setPhase(agentapi.PhaseReport)
 	d := agentapi.Done{}
 	if res.Image != nil {
-		d = agentapi.Done{SHA256: res.Image.SHA256, Bytes: res.Image.Written, DurationMS: res.Image.Duration.Milliseconds(),
-			Fetched: res.Image.Received}
+		d = agentapi.Done{SHA256: res.Image.SHA256, Bytes: res.Image.Written, DurationMS: res.Image.Duration.Milliseconds()}
 	}
 	if c := res.Chunked; c != nil {
-		d.Written, d.Reused = c.Written, c.Reused()
+		d.Written, d.Fetched, d.Reused = c.Written, c.Fetched, c.Reused()
 	}
 	a.log.Info("install done, reporting", "phase", agentapi.PhaseReport, "bytes", d.Bytes, "sha256", d.SHA256,
 		"fetched", d.Fetched, "reused", d.Reused)

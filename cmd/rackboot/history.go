@@ -112,11 +112,9 @@ func (c *cli) historyText(h api.HostView, hist []registry.Attempt) string {
 	table(&b, "", rows)
 	var moved []string
 	for _, a := range hist {
-		size := a.ImageRawSize
-		if size == 0 && a.BytesReused > 0 {
-			size = a.BytesWritten + a.BytesReused // written and reused make the image, zero chunks aside
-		}
-		if t := transferText(a.BytesFetched, a.BytesReused, size); t != "" {
+		// Without the plan's size no share is given: written and reused
+		// overlap (a chunk copied from the seed is both).
+		if t := transferText(a.BytesFetched, a.BytesReused, a.ImageRawSize); t != "" {
 			moved = append(moved, fmt.Sprintf("  ID %d: %s\n", a.ID, t))
 		}
 	}
