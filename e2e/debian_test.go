@@ -190,14 +190,14 @@ func TestDebian(t *testing.T) {
 			vm = m.powerOn(t, ctx)
 			client, took := m.login(t, ctx, vm, addr, key)
 			checkDebian(t, client, m, addr, debianV1, imgs[debianV1])
-			agent := agentImageRate(t, admin, c.mac)
+			agent, format := agentImageRate(t, admin, c.mac)
 			url := "http://" + lab.ServerIP + ":" + httpPort + "/artifacts/" + debianV1 + ".img.zst"
 			plain := downloadRate(t, client, url, false)
 			hashed := downloadRate(t, client, url, true)
 			mu.Lock()
-			timings = append(timings, fmt.Sprintf("%s: power-on to SSH login %.0f s; image stream in the agent %.1f MB/s, plain download in the same VM %.1f MB/s: ratio %.2f (P10); "+
+			timings = append(timings, fmt.Sprintf("%s: power-on to SSH login %.0f s; image (%s) received by the agent at %.1f MB/s, plain download in the same VM %.1f MB/s: ratio %.2f (P10); "+
 				"download and SHA-256 only (OpenSSL) %.1f MB/s: %.2f of the plain download, %.2f of it the agent reaches",
-				c.name, took.Seconds(), agent/1e6, plain/1e6, agent/plain, hashed/1e6, hashed/plain, agent/hashed))
+				c.name, took.Seconds(), format, agent/1e6, plain/1e6, agent/plain, hashed/1e6, hashed/plain, agent/hashed))
 			mu.Unlock()
 
 			// Data the machine's users wrote, in the preserved partition.
@@ -290,25 +290,26 @@ func (m *machine) login(t *testing.T, ctx context.Context, vm *lab.VM, addr stri
 
 // agentImageRate is the rate, in compressed bytes per second, at which
 // the agent of mac's first attempt received the image while writing it,
-// from its log line "image written".
-func agentImageRate(t *testing.T, admin adminAPI, mac string) float64 {
+// from its log line "image written", and the image's format (a chunked
+// image's bytes are the chunks it fetched).
+func agentImageRate(t *testing.T, admin adminAPI, mac string) (float64, string) {
 	t.Helper()
 	var hist []registry.Attempt
 	admin.get(t, "/api/hosts/"+mac+"/history?log=1", &hist)
-	re := regexp.MustCompile(`msg="image written".* received=(\d+) .*seconds=([0-9.]+)`)
+	re := regexp.MustCompile(`msg="image written".* received=(\d+) format=(\w+) .*seconds=([0-9.]+)`)
 	for _, a := range hist {
 		for _, l := range a.Log {
 			if m := re.FindStringSubmatch(l); m != nil {
 				n, _ := strconv.ParseFloat(m[1], 64)
-				s, _ := strconv.ParseFloat(m[2], 64)
+				s, _ := strconv.ParseFloat(m[3], 64)
 				if s > 0 {
-					return n / s
+					return n / s, m[2]
 				}
 			}
 		}
 	}
 	t.Fatalf("no \"image written\" line in the agent log of %s", mac)
-	return 0
+	return 0, ""
 }
 
 // downloadRate downloads url on the machine and returns the rate in
