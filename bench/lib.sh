@@ -40,7 +40,7 @@ bench_need_root() {
 # bench_packages installs the peers from Debian packages when missing
 # (BENCH_SKIP_APT=1 skips this on offline machines that have them).
 bench_packages() {
-  local pkgs=(dnsmasq tftpd-hpa nginx-light kea-admin wrk zstd ipxe iproute2 util-linux coreutils)
+  local pkgs=(dnsmasq tftpd-hpa nginx-light kea-admin wrk zstd ipxe casync iproute2 util-linux coreutils)
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -61,7 +61,7 @@ bench_packages() {
     [ $made = 1 ] && rm -f "$policy"
     [ $rc = 0 ] || die "apt-get install ${missing[*]} failed"
   fi
-  for p in perfdhcp dnsmasq in.tftpd nginx wrk zstd taskset; do
+  for p in perfdhcp dnsmasq in.tftpd nginx wrk zstd casync taskset; do
     command -v "$p" >/dev/null || die "$p not found after installing the packages"
   done
 }

@@ -18,6 +18,10 @@
 #                   SCRIPT_CONNS_LOW [100] of the latency-at-low-concurrency script tests
 #   P4_MIB [2048]   image size; P4_ITERS [3] rotations of the three variants
 #   AGENTS [1000]   P5 agents; P5_SECS [60] how long they report
+#   P9_PAIR [debian] the v1 -> v2 pair of P9: "debian" (the e2e test's debian-12.1
+#                   and debian-12.2 = 12.1 + jq, built or found in the lab cache by
+#                   e2e/osimage/cmd/mkdebian; needs root and the Debian mirror the
+#                   first time) or "synth" (chunkbench mkpair, P9_SYNTH_MIB [256] MiB)
 #   BENCH_OUT       where logs, results.jsonl and table.md go [/tmp/rbbench-DATE]
 #   BENCH_SKIP_APT=1  do not install packages (fail if missing)
 #   STRICT=1        fail when rackboot leaves any request unanswered (smoke.sh)
@@ -41,9 +45,9 @@ SCRIPT_CONNS=${SCRIPT_CONNS:-1000}
 SCRIPT_CONNS_LOW=${SCRIPT_CONNS_LOW:-100}
 MAC_PREFIX=52:54:02       # the bench fleet (agentload -write-fleet)
 WANT=("$@")
-[ ${#WANT[@]} -gt 0 ] || WANT=(P1 P2 P3 P4 P5)
+[ ${#WANT[@]} -gt 0 ] || WANT=(P1 P2 P3 P4 P5 P9)
 for w in "${WANT[@]}"; do
-  case $w in P1|P2|P3|P4|P5) ;; *) echo "usage: bench/run.sh [P1 P2 P3 P4 P5]: unknown comparison $w" >&2; exit 2 ;; esac
+  case $w in P1|P2|P3|P4|P5|P9) ;; *) echo "usage: bench/run.sh [P1 P2 P3 P4 P5 P9]: unknown comparison $w" >&2; exit 2 ;; esac
 done
 
 bench_need_root
@@ -109,7 +113,7 @@ prepare() {
   local commit peers
   commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
   if [ -n "$(cd "$ROOT" && git status --porcelain -- . 2>/dev/null | head -1)" ]; then commit="$commit+changes"; fi
-  peers=$(dpkg-query -W -f='${Package} ${Version}, ' dnsmasq tftpd-hpa nginx-light kea-admin wrk zstd 2>/dev/null)
+  peers=$(dpkg-query -W -f='${Package} ${Version}, ' casync dnsmasq tftpd-hpa nginx-light kea-admin wrk zstd 2>/dev/null)
   "$BIN/benchtab" record -tag cmp=meta -tag "date=$(date -u '+%Y-%m-%d %H:%M UTC')" -tag "cores=$CORES" \
     -tag "cpu=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)" -tag "kernel=$(uname -r)" \
     -tag "load=$(cut -d' ' -f1-3 /proc/loadavg)" -tag "commit=$commit" -tag "peers=${peers%, }" >>"$RES"
@@ -383,14 +387,152 @@ run_p5() {
   done
 }
 
+# ---- P9 chunked images ---------------------------------------------------------
+
+# P9 (issue 14): content-addressed chunked images against casync on the same
+# v1 -> v2 pair, and a fresh install from chunks against today's zstd
+# stream. Local, like P4: one counting HTTP server (chunkbench serve, on
+# loopback) serves both tools' stores for every run, so "fetched" is the
+# bytes it sent, counted alike. Nothing is pinned; the page cache is left
+# as it is (equally warm for both: every file read was just written or
+# read), and every run starts after sync(1) from a target made the same way.
+P9_PAIR=${P9_PAIR:-debian}
+P9_SYNTH_MIB=${P9_SYNTH_MIB:-256}
+P9_CHUNKS=16384:65536:262144 # imaging's MinChunk:AvgChunk:MaxChunk, casync's defaults, given explicitly
+
+# p9_pair DIR: the raw v1.img and v2.img in DIR, and v2's zstd file (the
+# stream's) in DIR/www/v2.img.zst.
+p9_pair() {
+  local d=$1 spec zst v
+  case $P9_PAIR in
+    debian)
+      # The e2e pair (TestDebian): debian-12.1, and debian-12.2 = the same
+      # plus the package jq. mkdebian finds them in the lab cache when they
+      # were built from the same inputs, or builds them (minutes).
+      for v in 1 2; do
+        spec=(debian-12.1)
+        [ "$v" = 2 ] && spec=(-package jq debian-12.2)
+        (cd "$ROOT" && go run ./e2e/osimage/cmd/mkdebian "${spec[@]}") >"$d/mkdebian-v$v.json" 2>"$d/mkdebian-v$v.log" ||
+          { tail -20 "$d/mkdebian-v$v.log" >&2; die "P9: mkdebian ${spec[*]} failed"; }
+        zst=$(sed -n 's/^ *"path": "\(.*\)",$/\1/p' "$d/mkdebian-v$v.json" | head -1)
+        [ -f "$zst" ] || die "P9: no image path in $d/mkdebian-v$v.json"
+        zstd -dq -f "$zst" -o "$d/v$v.img" || die "P9: zstd -d $zst"
+        [ "$v" = 2 ] && { ln -f "$zst" "$d/www/v2.img.zst" 2>/dev/null || cp "$zst" "$d/www/v2.img.zst"; }
+      done ;;
+    synth)
+      "$BIN/chunkbench" mkpair -size-mib "$P9_SYNTH_MIB" "$d/v1.img" "$d/v2.img" || die "P9: chunkbench mkpair"
+      zstd -q -3 -T0 -f "$d/v2.img" -o "$d/www/v2.img.zst" || die "P9: zstd -3" ;;
+    *) die "P9_PAIR=$P9_PAIR: want debian or synth" ;;
+  esac
+}
+
+# p9_serve: the counting server over DIR/www for one run; sets SRV_PID
+# (bench_stop stops it) and P9_URL.
+p9_serve() {
+  local d=$1 i
+  rm -f "$d/ready"
+  "$BIN/chunkbench" serve -dir "$d/www" -ready "$d/ready" >"$d/served.txt" 2>>"$d/serve.log" &
+  SRV_PID=$!
+  BENCH_PIDS+=("$SRV_PID")
+  for i in $(seq 100); do [ -s "$d/ready" ] && break; sleep 0.05; done
+  [ -s "$d/ready" ] || die "P9: chunkbench serve did not start (see $d/serve.log)"
+  P9_URL=http://$(cat "$d/ready")
+}
+
+# p9_run DIR REP CASE: one timed run. The clock runs from the tool's
+# start to its exit plus the target's fsync (sync FILE; imaging already
+# syncs, casync does not), then the server says what it sent and the
+# target is compared with v2.
+p9_run() {
+  local d=$1 rep=$2 c=$3 t=$1/target.img out=$1/$3-$2.out cmd tool
+  rm -f "$t"
+  # The update cases start from a copy of v1 on the target, as a
+  # reinstalled machine's disk is.
+  case $c in update|casync-inplace) cp --sparse=always "$d/v1.img" "$t" || die "P9: cp v1.img" ;; esac
+  sync
+  p9_serve "$d"
+  local u=$P9_URL
+  case $c in
+    update) cmd=("$BIN/chunkbench" assemble -index "$u/v2.idx" -seed "$u/v1.idx" -store "$u/store" -target "$t") ;;
+    fresh) cmd=("$BIN/chunkbench" assemble -fresh -index "$u/v2.idx" -store "$u/store" -target "$t") ;;
+    stream) cmd=("$BIN/chunkbench" stream -direct -url "$u/v2.img.zst" -sha256 "$P9_SHA" -target "$t") ;;
+    stream-cache) cmd=("$BIN/chunkbench" stream -url "$u/v2.img.zst" -sha256 "$P9_SHA" -target "$t") ;;
+    # casync as its documentation has it: v1 as a separate seed file,
+    # extracted into a new file.
+    casync-seed) cmd=(casync extract -v --store="$u/castore/" --seed="$d/v1.img" --reflink=no --hardlink=no "$u/v2.caibx" "$t") ;;
+    # casync over a copy of v1, its only seed the output itself
+    # (--seed-output, the default): the same situation as rackboot's update.
+    casync-inplace) cmd=(casync extract -v --store="$u/castore/" --reflink=no --hardlink=no "$u/v2.caibx" "$t") ;;
+  esac
+  local hz t0 t1 b0 b1 s1 rc
+  hz=$(getconf CLK_TCK)
+  t0=$(date +%s.%N); b0=$(busy_ticks)
+  local TIMEFORMAT='%3U %3S'
+  { time { "${cmd[@]}" >"$out" 2>"$out.err" && sync "$t"; }; } 2>"$d/time.out"
+  rc=$?
+  t1=$(date +%s.%N); b1=$(busy_ticks); s1=$(cpu_ticks "$SRV_PID")
+  bench_stop
+  local reqs bytes
+  read -r reqs bytes <"$d/served.txt"
+  if [ "$rc" != 0 ]; then
+    tail -5 "$out.err" >&2; check_failed "P9 $c (rep $rep) failed"; return
+  fi
+  cmp -s "$t" "$d/v2.img" || { check_failed "P9 $c (rep $rep): the target is not v2"; return; }
+  local secs tool_cpu srv_cpu busy
+  read -r secs tool_cpu srv_cpu busy < <(awk -v t0="$t0" -v t1="$t1" -v b0="$b0" -v b1="$b1" -v s1="$s1" -v hz="$hz" \
+    -v cl="$(awk '{print $1+$2}' "$d/time.out")" 'BEGIN{ secs = t1 - t0
+      printf "%.3f %.3f %.3f %.1f\n", secs, cl, s1 / hz, (b1 - b0) / hz / secs * 100 }')
+  tool=rackboot; case $c in casync-*) tool=casync ;; esac
+  local m=(-tag cmp=P9 -tag "tool=$tool" -tag "case=${c#casync-}" -tag "rep=$rep" -tag "pair=$P9_PAIR"
+    -m "secs=$secs" -m "served_bytes=${bytes:-0}" -m "requests=${reqs:-0}" -m "tool_cpu_s=$tool_cpu" -m "server_cpu_s=$srv_cpu"
+    -m "machine_busy_pct=$busy" -m "image_bytes=$P9_SIZE" -m "zst_bytes=$P9_ZST")
+  if [ "$tool" = rackboot ]; then
+    "$BIN/benchtab" json "${m[@]}" <"$out" >>"$RES" || check_failed "P9 $c: no record"
+  else
+    "$BIN/benchtab" record "${m[@]}" >>"$RES"
+  fi
+  rm -f "$t"
+}
+
+run_p9() {
+  say "P9 chunked images: the $P9_PAIR v1 -> v2 pair, rackboot (imaging.Import/Assemble) against casync; $REPS repetitions"
+  command -v casync >/dev/null || die "casync not found (package casync)"
+  local d=$WORK/p9 rep c t0 secs
+  rm -rf "$d"; mkdir -p "$d/www"
+  p9_pair "$d"
+  P9_SIZE=$(stat -c %s "$d/v2.img")
+  P9_ZST=$(stat -c %s "$d/www/v2.img.zst")
+  P9_SHA=$(sha256sum "$d/www/v2.img.zst" | cut -d' ' -f1)
+  # The stores, once each: rackboot's holds v1 and v2 (the appliance keeps
+  # both versions), casync's v2 (its seed is v1's file, chunked at extract).
+  for v in v1 v2; do
+    "$BIN/chunkbench" import -store "$d/www/store" -index "$d/www/$v.idx" -tag cmp=P9 -tag tool=rackboot -tag case=import \
+      -tag "image=$v" -tag "pair=$P9_PAIR" "$d/$v.img" >>"$RES" 2>>"$d/import.log" || die "P9: chunkbench import $v"
+  done
+  t0=$(date +%s.%N)
+  casync make --store="$d/www/castore" --chunk-size="$P9_CHUNKS" "$d/www/v2.caibx" "$d/v2.img" >"$d/casync-make.log" 2>&1 ||
+    { tail -5 "$d/casync-make.log" >&2; die "P9: casync make"; }
+  secs=$(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN{printf "%.3f", t1 - t0}')
+  "$BIN/benchtab" record -tag cmp=P9 -tag tool=casync -tag case=make -tag image=v2 -tag "pair=$P9_PAIR" -m "secs=$secs" \
+    -m "stored=$(find "$d/www/castore" -type f -printf '%s\n' | awk '{n += $1} END {print n + 0}')" \
+    -m "chunks=$(find "$d/www/castore" -type f | wc -l)" -m "size=$P9_SIZE" >>"$RES"
+  for rep in $(seq "$REPS"); do
+    for c in $(order "$rep" update casync-seed casync-inplace fresh stream stream-cache); do
+      p9_run "$d" "$rep" "$c"
+    done
+  done
+  # The images and stores are large; the logs and indexes stay.
+  rm -rf "$d/v1.img" "$d/v2.img" "$d/www/store" "$d/www/castore" "$d/www/v2.img.zst"
+}
+
 # ---- main --------------------------------------------------------------------
 
 prepare
 bench_net_up
 started=$(date +%s)
-for p in P1 P2 P3 P4 P5; do
+for p in P1 P2 P3 P4 P5 P9; do
   want "$p" || continue
-  case $p in P1) run_p1 ;; P2) run_p2 ;; P3) run_p3 ;; P4) run_p4 ;; P5) run_p5 ;; esac
+  case $p in P1) run_p1 ;; P2) run_p2 ;; P3) run_p3 ;; P4) run_p4 ;; P5) run_p5 ;; P9) run_p9 ;; esac
 done
 bench_cleanup
 "$BIN/benchtab" record -tag cmp=meta-end -tag "load=$(cut -d' ' -f1-3 /proc/loadavg)" -m "seconds=$(($(date +%s) - started))" >>"$RES"

@@ -159,7 +159,7 @@ func writeTable(w io.Writer, rs runs) error {
 	b.WriteString("Figures: median (min–max) over the repetitions; ratio = rackboot / peer on the medians (for P4, the median of the per-run ratios).\n\n")
 	b.WriteString("| # | measure | rackboot | peer | ratio | goal | met |\n|---|---|---|---|---|---|---|\n")
 	var rows []row
-	for _, f := range []func(runs) []row{p1Rows, p2Rows, p3Rows, p4Rows, p5Rows} {
+	for _, f := range []func(runs) []row{p1Rows, p2Rows, p3Rows, p4Rows, p5Rows, p9Rows} {
 		rows = append(rows, f(rs)...)
 	}
 	for _, r := range rows {
@@ -185,6 +185,9 @@ func writeNoise(b *strings.Builder, rs runs) {
 	}
 	if f := figure(rs.where("cmp", "P4").values("machine_busy_pct")); f.ok() {
 		parts = append(parts, fmt.Sprintf("P4: the whole machine was %s %% busy (both cores = 200)", num(f.med)))
+	}
+	if f := figure(rs.where("cmp", "P9").values("machine_busy_pct")); f.ok() {
+		parts = append(parts, fmt.Sprintf("P9: the whole machine was %s %% busy (max %s)", num(f.med), num(f.hi)))
 	}
 	if len(parts) > 0 {
 		fmt.Fprintf(b, "\nCPU taken by other work during the runs, %% of one core, median per run: %s.\n", strings.Join(parts, "; "))
@@ -472,4 +475,92 @@ func p5Rows(all runs) []row {
 		{id: "P5", what: "  … reports lost (of " + num(figure(rs.values("reports")).med) + ")", rackboot: lost.String(),
 			peer: "–", ratio: math.NaN(), goal: "0", met: judge(lost.ok(), lost.hi == 0)},
 	}
+}
+
+// p9Rows: chunked images against casync (issue 14), from run.sh's P9:
+// one record per timed run (case update, fresh, stream, stream-cache for
+// rackboot; seed and inplace for casync) with served_bytes, what the
+// counting HTTP server sent, and one per store built (import, make).
+func p9Rows(all runs) []row {
+	rs := all.where("cmp", "P9")
+	if len(rs) == 0 {
+		return nil
+	}
+	q := func(tool, c string) runs { return rs.where("tool", tool, "case", c) }
+	mb := func(r runs, metric string) fig {
+		vs := r.values(metric)
+		for i := range vs {
+			vs[i] /= 1e6
+		}
+		return figure(vs)
+	}
+	// rate is image MB per second of each run.
+	rate := func(r runs) fig {
+		var vs []float64
+		for _, x := range r {
+			if s := x.Metrics["secs"]; s > 0 {
+				vs = append(vs, x.Metrics["image_bytes"]/1e6/s)
+			}
+		}
+		return figure(vs)
+	}
+	pair := "a synthetic pair"
+	if rs[0].Tags["pair"] == "debian" {
+		pair = "debian-12.1 → 12.2 (+ jq)"
+	}
+	image := figure(rs.values("image_bytes"))
+	zst := figure(rs.values("zst_bytes"))
+	var rows []row
+	up, seed, inpl := q("rackboot", "update"), q("casync", "seed"), q("casync", "inplace")
+	if f := mb(up, "served_bytes"); f.ok() {
+		cs := mb(seed, "served_bytes")
+		pct := f.med * 1e6 / image.med * 100
+		rows = append(rows, row{
+			id: "P9", what: fmt.Sprintf("v1 → v2, %s, %s MB image: fetched over HTTP to put v2 over v1, MB", pair, num(image.med/1e6)),
+			rackboot: fmt.Sprintf("%s (%s %% of the image, %s %% of its %s MB .zst)", f, num(pct), num(f.med*1e6/zst.med*100), num(zst.med/1e6)),
+			peer:     "casync --seed=v1.img " + cs.String() + "; onto a copy of v1 " + mb(inpl, "served_bytes").String(),
+			ratio:    ratio(f, cs), goal: "≤ 15 % of the image, ≤ 1.0× casync",
+			met: judge(cs.ok(), pct <= 15 && ratio(f, cs) <= 1),
+		})
+		rows = append(rows, row{
+			id: "P9", what: "  … chunks fetched (HTTP requests, indexes included)",
+			rackboot: figure(up.values("requests")).String(), peer: "casync " + figure(seed.values("requests")).String(), ratio: math.NaN(),
+		})
+	}
+	if f := figure(up.values("secs")); f.ok() {
+		cs := figure(seed.values("secs"))
+		rows = append(rows, row{
+			id: "P9", what: "  … time to assemble v2 over v1 on a file, s (+ fsync)",
+			rackboot: f.String(), peer: "casync --seed=v1.img into a new file " + cs.String() + "; onto a copy of v1 " + figure(inpl.values("secs")).String(),
+			ratio: ratio(f, cs), goal: "≤ 1.0×", met: judge(cs.ok(), ratio(f, cs) <= 1),
+		})
+		rc, cc := figure(up.values("tool_cpu_s")), figure(seed.values("tool_cpu_s"))
+		rows = append(rows, row{
+			id: "P9", what: "  … CPU of the tool, s (lower is better)", rackboot: rc.String(),
+			peer: "casync --seed " + cc.String() + "; onto a copy " + figure(inpl.values("tool_cpu_s")).String(), ratio: ratio(rc, cc),
+		})
+	}
+	if f := rate(q("rackboot", "fresh")); f.ok() {
+		st := rate(q("rackboot", "stream"))
+		rows = append(rows, row{
+			id: "P9", what: "fresh install of v2 onto an empty file, MB/s of image (+ fsync)",
+			rackboot: "from chunks " + f.String(), peer: "imaging.Stream of v2.img.zst, O_DIRECT as the installer " + st.String() + "; page cache " + rate(q("rackboot", "stream-cache")).String(),
+			ratio: ratio(f, st), goal: "≥ 0.9×", met: judge(st.ok(), ratio(f, st) >= 0.9),
+		})
+		ff, sf := mb(q("rackboot", "fresh"), "served_bytes"), mb(q("rackboot", "stream"), "served_bytes")
+		rows = append(rows, row{
+			id: "P9", what: "  … fetched, MB", rackboot: ff.String() + " (" + figure(q("rackboot", "fresh").values("requests")).String() + " requests)",
+			peer: "the .zst " + sf.String(), ratio: ratio(ff, sf),
+		})
+	}
+	if imp := rs.where("case", "import", "image", "v2"); len(imp) > 0 {
+		mk := q("casync", "make")
+		rows = append(rows, row{
+			id: "P9", what: "  … chunking v2 into the store, s; stored MB",
+			rackboot: fmt.Sprintf("imaging.Import %s; %s", figure(imp.values("secs")), mb(imp, "stored")),
+			peer:     fmt.Sprintf("casync make %s; %s", figure(mk.values("secs")), mb(mk, "stored")),
+			ratio:    ratio(figure(imp.values("secs")), figure(mk.values("secs"))),
+		})
+	}
+	return rows
 }
