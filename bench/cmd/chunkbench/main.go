@@ -21,6 +21,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -46,7 +47,7 @@ func run(args []string) error {
 	defer stop()
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	st := &step{tags: result.Tags{}}
+	st := &step{tags: result.Tags{}, out: os.Stdout}
 	fs.Var(st.tags, "tag", "`key=value` tag of the record (repeatable)")
 	fs.StringVar(&st.cpuprofile, "cpuprofile", "", "write a CPU profile of the step to `file`")
 	defer st.stopProfile()
@@ -69,6 +70,7 @@ func run(args []string) error {
 // profile.
 type step struct {
 	tags       result.Tags
+	out        io.Writer // where the record goes
 	cpuprofile string
 	profiling  bool
 }
@@ -98,5 +100,5 @@ func (s *step) stopProfile() {
 
 // write prints one result record.
 func (s *step) write(m map[string]float64) error {
-	return result.Write(os.Stdout, result.Record{Tags: s.tags, Metrics: m})
+	return result.Write(s.out, result.Record{Tags: s.tags, Metrics: m})
 }
