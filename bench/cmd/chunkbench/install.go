@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"time"
 	"unsafe"
@@ -60,6 +61,7 @@ func assemble(ctx context.Context, fs *flag.FlagSet, args []string, st *step) er
 	store := fs.String("store", "", "`URL` of the chunk store")
 	target := fs.String("target", "", "the target `file`")
 	fresh := fs.Bool("fresh", false, "create the target empty (sparse, the image's size) instead of writing over it")
+	noRead := fs.Bool("no-read", false, "do not read the target (no chunk in place, no seed): what a fresh install costs without Assemble's in-place check")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -95,7 +97,12 @@ func assemble(ctx context.Context, fs *flag.FlagSet, args []string, st *step) er
 			return err
 		}
 	}
-	res, err := imaging.Assemble(ctx, f, imaging.AssembleOptions{Index: ix, Seed: seedIx, Source: src})
+	var dst io.WriterAt = f
+	if *noRead {
+		// Not an io.ReaderAt: Assemble then reads nothing from the target.
+		dst = writeOnly{f}
+	}
+	res, err := imaging.Assemble(ctx, dst, imaging.AssembleOptions{Index: ix, Seed: seedIx, Source: src})
 	if err != nil {
 		return err
 	}
@@ -110,6 +117,14 @@ func assemble(ctx context.Context, fs *flag.FlagSet, args []string, st *step) er
 		"chunks_in_place": float64(res.ChunksInPlace), "seed_mismatches": float64(res.SeedMismatches), "retries": float64(res.FetchRetries),
 	})
 }
+
+// writeOnly hides the file's ReadAt from Assemble; Sync and Fd remain, so
+// it still syncs at the end and starts writeback per chunk.
+type writeOnly struct{ f *os.File }
+
+func (w writeOnly) WriteAt(p []byte, off int64) (int, error) { return w.f.WriteAt(p, off) }
+func (w writeOnly) Sync() error                              { return w.f.Sync() }
+func (w writeOnly) Fd() uintptr                              { return w.f.Fd() }
 
 // stream writes a compressed image file fetched over HTTP onto a fresh
 // target with imaging.Stream: today's path, and with -direct the
