@@ -501,7 +501,7 @@ p9_run() {
 }
 
 run_p9() {
-  say "P9 chunked images: the $P9_PAIR v1 -> v2 pair, rackboot (imaging.Import/Assemble) against casync; $REPS repetitions"
+  say "P9 chunked images: the $P9_PAIR v1 -> v2 pair, rackboot (chunkstore.Import, imaging.Assemble) against casync; $REPS repetitions"
   command -v casync >/dev/null || die "casync not found (package casync)"
   local d=$WORK/p9 rep c t0 secs
   rm -rf "$d"; mkdir -p "$d/www"

@@ -567,7 +567,7 @@ func p9Rows(all runs) []row {
 		mk := q("casync", "make")
 		rows = append(rows, row{
 			id: "P9", what: "  … chunking v2 into the store, s; stored MB",
-			rackboot: fmt.Sprintf("imaging.Import %s; %s", figure(imp.values("secs")), mb(imp, "stored")),
+			rackboot: fmt.Sprintf("chunkstore.Import %s; %s", figure(imp.values("secs")), mb(imp, "stored")),
 			peer:     fmt.Sprintf("casync make %s; %s", figure(mk.values("secs")), mb(mk, "stored")),
 			ratio:    ratio(figure(imp.values("secs")), figure(mk.values("secs"))),
 		})

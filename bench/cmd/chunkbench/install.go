@@ -13,6 +13,7 @@ import (
 
 	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/imaging"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
 )
 
 // importImage cuts an image into the chunk store and writes its index:
@@ -35,11 +36,11 @@ func importImage(ctx context.Context, fs *flag.FlagSet, args []string, st *step)
 		return err
 	}
 	start := time.Now()
-	res, err := imaging.Import(ctx, f, *store, imaging.ImportOptions{})
+	res, err := chunkstore.Import(ctx, f, *store, chunkstore.ImportOptions{})
 	if err != nil {
 		return err
 	}
-	if err := imaging.WriteIndexFile(*index, res.Index); err != nil {
+	if err := chunkstore.WriteIndexFile(*index, res.Index); err != nil {
 		return err
 	}
 	secs := time.Since(start).Seconds()
@@ -77,7 +78,7 @@ func assemble(ctx context.Context, fs *flag.FlagSet, args []string, st *step) er
 	if err != nil {
 		return err
 	}
-	var seedIx *imaging.Index
+	var seedIx *chunkstore.Index
 	if *seed != "" {
 		if seedIx, err = src.Index(ctx, *seed); err != nil {
 			return err

@@ -4,7 +4,7 @@
 // bench/run.sh can interleave them with casync's and time both alike:
 //
 //	chunkbench mkpair -size-mib 64 v1.img v2.img            # a synthetic pair (smoke.sh)
-//	chunkbench import -store DIR -index v2.idx v2.img        # imaging.Import
+//	chunkbench import -store DIR -index v2.idx v2.img        # chunkstore.Import
 //	chunkbench serve -dir DIR -ready FILE                    # HTTP that counts what it sends
 //	chunkbench assemble -index URL [-seed URL] -store URL -target FILE [-size N]
 //	chunkbench stream -url URL -sha256 HEX -target FILE [-direct]

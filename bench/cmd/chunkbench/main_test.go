@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/rackboot/rackboot/bench/internal/result"
-	"github.com/rackboot/rackboot/imaging"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
 )
 
 // TestUpdate runs P9's update on a small synthetic pair: both versions
@@ -32,12 +32,12 @@ func TestUpdate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := imaging.Import(context.Background(), f, filepath.Join(www, "store"), imaging.ImportOptions{})
+		res, err := chunkstore.Import(context.Background(), f, filepath.Join(www, "store"), chunkstore.ImportOptions{})
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := imaging.WriteIndexFile(filepath.Join(www, v+".idx"), res.Index); err != nil {
+		if err := chunkstore.WriteIndexFile(filepath.Join(www, v+".idx"), res.Index); err != nil {
 			t.Fatal(err)
 		}
 	}
