@@ -211,7 +211,13 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 			case <-gctx.Done():
 				return gctx.Err()
 			}
-			order <- j
+			// order has room for the window's worth of chunks; a writer
+			// that stopped still must not block this.
+			select {
+			case order <- j:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
 		}
 		return nil
 	})
