@@ -237,6 +237,22 @@ type Seed struct {
 	URL string `json:"url"`
 }
 
+// MaxChunkBatch is the most chunks one ChunksURL request names.
+const MaxChunkBatch = 64
+
+// ChunksURL is the URL of several chunks of the chunk store at base in
+// one response: base with "ids=ID,ID,…" added to its query. The appliance
+// answers the chunks' files one after the other, in that order, or 404
+// when it lacks any of them.
+func ChunksURL(base string, ids []string) string {
+	path, query, _ := strings.Cut(base, "?")
+	u := strings.TrimSuffix(path, "/") + "?ids=" + strings.Join(ids, ",")
+	if query != "" {
+		u += "&" + query
+	}
+	return u
+}
+
 // ChunkURL is the URL of chunk id (64 hex digits, its SHA-256) in the
 // chunk store at base: base's path with "/XXXX/ID.zst" appended, XXXX the
 // first four hex digits, and base's query kept.

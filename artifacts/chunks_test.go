@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/rackboot/rackboot/agentapi"
 )
 
 // TestChunks: a chunk of the store is served as the bytes of its file
@@ -76,5 +79,54 @@ func TestChunks(t *testing.T) {
 	}
 	if served != 4 {
 		t.Errorf("OnServe called %d times, want 4", served)
+	}
+}
+
+// TestChunkBatch: ?ids= on the store's directory answers the chunks'
+// files in the order asked, or 404 when one is missing, 400 for a bad id
+// or too many; the directory itself stays unservable without ids, and a
+// handler without ChunkStore serves no batches.
+func TestChunkBatch(t *testing.T) {
+	dir := t.TempDir()
+	var ids []string
+	var files [][]byte
+	for i := range 3 {
+		id := strings.Repeat(string("abc"[i])+"1", 32)
+		body := bytes.Repeat([]byte{byte('x' + i)}, 100+i)
+		os.MkdirAll(filepath.Join(dir, "chunks", id[:4]), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, "chunks", id[:4], id+".zst"), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ids, files = append(ids, id), append(files, body)
+	}
+	h := &Handler{Dir: dir, Prefix: "/artifacts/", QuietDir: "chunks", ChunkStore: "chunks"}
+	get := func(h *Handler, target string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+		return rec
+	}
+	rec := get(h, "/artifacts/chunks?ids="+ids[2]+","+ids[0]+","+ids[2]+"&mac=52-54-00-00-00-01")
+	want := bytes.Join([][]byte{files[2], files[0], files[2]}, nil)
+	if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), want) || rec.Header().Get("Content-Length") != fmt.Sprint(len(want)) {
+		t.Errorf("batch: %d, %d bytes (Content-Length %s), want %d", rec.Code, rec.Body.Len(), rec.Header().Get("Content-Length"), len(want))
+	}
+	missing := strings.Repeat("d1", 32)
+	many := strings.TrimSuffix(strings.Repeat(ids[0]+",", agentapi.MaxChunkBatch+1), ",")
+	for _, tt := range []struct {
+		target string
+		code   int
+	}{
+		{"/artifacts/chunks?ids=" + ids[0] + "," + missing, http.StatusNotFound},
+		{"/artifacts/chunks?ids=" + ids[0] + ",../../etc", http.StatusBadRequest},
+		{"/artifacts/chunks?ids=", http.StatusBadRequest},
+		{"/artifacts/chunks?ids=" + many, http.StatusBadRequest},
+		{"/artifacts/chunks", http.StatusNotFound},
+	} {
+		if rec := get(h, tt.target); rec.Code != tt.code || (tt.code != http.StatusOK && bytes.Contains(rec.Body.Bytes(), files[0])) {
+			t.Errorf("%.90s: %d, want %d", tt.target, rec.Code, tt.code)
+		}
+	}
+	if rec := get(&Handler{Dir: dir, Prefix: "/artifacts/"}, "/artifacts/chunks?ids="+ids[0]); rec.Code != http.StatusNotFound {
+		t.Errorf("a handler without ChunkStore answered a batch: %d", rec.Code)
 	}
 }

@@ -35,6 +35,13 @@ type Handler struct {
 	// thousands. Errors are logged as for any file, and OnServe sees every
 	// request. Empty: none.
 	QuietDir string
+	// ChunkStore names the chunk store's directory under Dir (such as
+	// "chunks"): a GET of that directory with ?ids=ID,ID,… (at most
+	// agentapi.MaxChunkBatch ids of 64 hex digits) answers the files
+	// ID[:4]/ID.zst one after the other, in that order, or 404 when any
+	// is missing: one request instead of tens for an installer fetching
+	// its chunks. Empty: no such requests.
+	ChunkStore string
 	// Identify, if set, names the machine behind a request that carries no
 	// valid ?mac= query parameter (a UEFI HTTP boot client fetching its
 	// iPXE binary, for instance), from the client's address. It returns
@@ -112,6 +119,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(cw, "URI too long", http.StatusRequestURITooLong)
 	case !ok:
 		http.NotFound(cw, r)
+	case h.ChunkStore != "" && name == strings.TrimSuffix(h.ChunkStore, "/") && r.URL.Query().Has("ids"):
+		err = h.serveChunks(cw, r, name, r.URL.Query().Get("ids"))
 	default:
 		err = h.serveFile(cw, r, name)
 	}
@@ -251,7 +260,8 @@ const maxLogged = 256
 
 // quiet reports whether name is under QuietDir.
 func (h *Handler) quiet(name string) bool {
-	return h.QuietDir != "" && strings.HasPrefix(name, strings.TrimSuffix(h.QuietDir, "/")+"/")
+	dir := strings.TrimSuffix(h.QuietDir, "/")
+	return h.QuietDir != "" && (name == dir || strings.HasPrefix(name, dir+"/"))
 }
 
 func (h *Handler) logServed(r *http.Request, s Served, quiet bool, err error) {

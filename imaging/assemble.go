@@ -28,6 +28,18 @@ type ChunkSource interface {
 	Fetch(ctx context.Context, id chunkstore.ChunkID, stored int64) ([]byte, error)
 }
 
+// BatchSource is a ChunkSource that also fetches several chunks in one
+// request (HTTPChunks does). Assemble gathers the chunks its workers need
+// at the same time into such requests: one request per dozens of chunks
+// instead of one each, which costs the appliance and the agent most of
+// their time in a first install.
+type BatchSource interface {
+	ChunkSource
+	// FetchMany returns the stored bytes of each chunk, in order; an
+	// error fails them all (they are then fetched one by one).
+	FetchMany(ctx context.Context, chunks []chunkstore.IndexChunk) ([][]byte, error)
+}
+
 // AssembleOptions configures Assemble. Zero values mean the defaults.
 type AssembleOptions struct {
 	// Index is the image to assemble. Required.
@@ -51,8 +63,12 @@ type AssembleOptions struct {
 	// dst even when they are already in place on the disk.
 	Hold int64
 	// Workers is how many chunks are checked, copied or fetched at
-	// once. Default 16.
+	// once. Default 32.
 	Workers int
+	// Batch is the most chunks asked for in one request of a
+	// BatchSource (up to agentapi.MaxChunkBatch), with at most two such
+	// requests at a time. Default 32; 1 fetches chunk by chunk.
+	Batch int
 	// Window bounds the bytes read ahead of the writes; with a seed the
 	// writes trail the reads by half of it, so that a chunk that moved
 	// by less than that is read before anything overwrites it. Default
@@ -171,6 +187,12 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 	a.shared = sharedChunks(ix)
 
 	g, gctx := errgroup.WithContext(ctx)
+	if src, ok := opt.Source.(BatchSource); ok && opt.Batch > 1 {
+		bctx, cancel := context.WithCancel(gctx)
+		defer cancel()
+		a.batch = &batcher{src: src, max: opt.Batch, reqs: make(chan *batchReq), slots: make(chan struct{}, 2)}
+		go a.batch.run(bctx)
+	}
 	work := make(chan *asmJob, opt.Workers)
 	order := make(chan *asmJob, int(opt.Window/chunkstore.MinChunk)+2)
 	for range opt.Workers {
@@ -261,8 +283,12 @@ func (o AssembleOptions) withDefaults(dst io.WriterAt) AssembleOptions {
 		o.Disk, _ = dst.(io.ReaderAt)
 	}
 	if o.Workers <= 0 {
-		o.Workers = 16
+		o.Workers = 32
 	}
+	if o.Batch <= 0 {
+		o.Batch = 32
+	}
+	o.Batch = min(o.Batch, agentapi.MaxChunkBatch)
 	if o.Window <= 0 {
 		o.Window = 32 << 20
 	}
@@ -313,6 +339,9 @@ type assembler struct {
 	// stored bytes of the first fetch, until every occurrence is
 	// resolved: one fetch per distinct chunk.
 	shared map[chunkstore.ChunkID]*sharedChunk
+	// batch gathers first fetches into requests of many chunks; nil
+	// when the source fetches one at a time.
+	batch *batcher
 
 	mu  sync.Mutex
 	res AssembleResult
@@ -506,7 +535,11 @@ func (a *assembler) fetch(ctx context.Context, j *asmJob) error {
 func (a *assembler) fetchOnce(ctx context.Context, c *chunkstore.IndexChunk, try int) (z []byte, fresh bool, err error) {
 	sh := a.shared[c.ID]
 	if sh == nil || try > 0 {
-		z, err = a.opt.Source.Fetch(ctx, c.ID, c.Stored)
+		if try == 0 {
+			z, err = a.first(ctx, c)
+		} else {
+			z, err = a.opt.Source.Fetch(ctx, c.ID, c.Stored)
+		}
 		return z, true, err
 	}
 	a.mu.Lock()
@@ -516,7 +549,7 @@ func (a *assembler) fetchOnce(ctx context.Context, c *chunkstore.IndexChunk, try
 	}
 	a.mu.Unlock()
 	if first {
-		sh.z, sh.err = a.opt.Source.Fetch(ctx, c.ID, c.Stored)
+		sh.z, sh.err = a.first(ctx, c)
 		close(sh.done)
 	} else {
 		select {
@@ -532,6 +565,104 @@ func (a *assembler) fetchOnce(ctx context.Context, c *chunkstore.IndexChunk, try
 	}
 	a.mu.Unlock()
 	return z, first, err
+}
+
+// first is a chunk's first fetch: in a batch when the source takes
+// them, else alone. A failed batch is retried chunk by chunk at once.
+func (a *assembler) first(ctx context.Context, c *chunkstore.IndexChunk) ([]byte, error) {
+	if a.batch != nil && c.Stored > 0 && !a.batch.off.Load() {
+		z, err := a.batch.fetch(ctx, c)
+		if err == nil || ctx.Err() != nil {
+			return z, err
+		}
+		if isPermanent(err) && a.batch.off.CompareAndSwap(false, true) {
+			// An appliance without batches (or a chunk it lacks): one
+			// by one from now on.
+			a.opt.Logger.Info("the chunk store refused a batch; fetching chunks one by one", "err", err)
+		}
+	}
+	return a.opt.Source.Fetch(ctx, c.ID, c.Stored)
+}
+
+// batcher gathers the chunks that workers want fetched into requests of
+// up to max chunks, at most cap(slots) at a time: those asked for within
+// a millisecond of the first, and while every slot is busy the workers'
+// requests wait, so the busier the source, the larger the batches.
+type batcher struct {
+	off   atomic.Bool // a batch was refused
+	src   BatchSource
+	max   int
+	reqs  chan *batchReq
+	slots chan struct{}
+}
+
+type batchReq struct {
+	c    *chunkstore.IndexChunk
+	z    []byte
+	err  error
+	done chan struct{}
+}
+
+func (b *batcher) fetch(ctx context.Context, c *chunkstore.IndexChunk) ([]byte, error) {
+	r := &batchReq{c: c, done: make(chan struct{})}
+	select {
+	case b.reqs <- r:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-r.done:
+		return r.z, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (b *batcher) run(ctx context.Context) {
+	for {
+		select {
+		case b.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		var batch []*batchReq
+		select {
+		case r := <-b.reqs:
+			batch = append(batch, r)
+		case <-ctx.Done():
+			return
+		}
+		// The others that come within a millisecond join it.
+		linger := time.NewTimer(time.Millisecond)
+	gather:
+		for len(batch) < b.max {
+			select {
+			case r := <-b.reqs:
+				batch = append(batch, r)
+			case <-linger.C:
+				break gather
+			case <-ctx.Done():
+				break gather
+			}
+		}
+		linger.Stop()
+		go func() {
+			defer func() { <-b.slots }()
+			chunks := make([]chunkstore.IndexChunk, len(batch))
+			for i, r := range batch {
+				chunks[i] = *r.c
+			}
+			zs, err := b.src.FetchMany(ctx, chunks)
+			for i, r := range batch {
+				if err != nil {
+					r.err = err
+				} else {
+					r.z = zs[i]
+				}
+				close(r.done)
+			}
+		}()
+	}
 }
 
 // write writes the resolved chunks in order, each only once the reads

@@ -336,3 +336,53 @@ func TestAssembleFetchesEachChunkOnce(t *testing.T) {
 		t.Errorf("%d bytes fetched, the store sent %d; %d chunks written from %d fetches", res.Fetched, store.bytes, res.ChunksFetched, len(store.fetched))
 	}
 }
+
+// TestAssembleBatches: over HTTP, the chunks are asked for many at a
+// time; a store that refuses batches gets them one by one.
+func TestAssembleBatches(t *testing.T) {
+	dir := t.TempDir()
+	img := testimage.Bytes(6, 12<<20)
+	r := importBytes(t, dir, img)
+	for _, batches := range []bool{true, false} {
+		var single, multi, chunks atomic.Int32
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if ids := req.URL.Query().Get("ids"); ids != "" {
+				if !batches {
+					http.NotFound(w, req)
+					return
+				}
+				multi.Add(1)
+				for _, id := range strings.Split(ids, ",") {
+					b, err := os.ReadFile(filepath.Join(dir, id[:4], id+".zst"))
+					if err != nil {
+						t.Errorf("batch names %s: %v", id, err)
+					}
+					chunks.Add(1)
+					w.Write(b)
+				}
+				return
+			}
+			single.Add(1)
+			b, err := os.ReadFile(filepath.Join(dir, strings.TrimPrefix(req.URL.Path, "/chunks/")))
+			if err != nil {
+				http.NotFound(w, req)
+				return
+			}
+			w.Write(b)
+		}))
+		p := writeFile(t, make([]byte, len(img)))
+		res, err := assembleFile(t, p, AssembleOptions{Index: r.Index, Source: &HTTPChunks{Base: hs.URL + "/chunks"}})
+		hs.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFile(t, p, img)
+		t.Logf("batches %v: %d batch requests for %d chunks, %d single; %+v", batches, multi.Load(), chunks.Load(), single.Load(), res)
+		switch {
+		case batches && (int(chunks.Load()) != res.ChunksFetched || multi.Load() >= chunks.Load() || single.Load() != 0):
+			t.Errorf("%d chunks fetched in %d batches and %d alone", chunks.Load(), multi.Load(), single.Load())
+		case !batches && (int(single.Load()) != res.ChunksFetched || multi.Load() != 0):
+			t.Errorf("refused batches: %d chunks fetched alone, %d batches served", single.Load(), multi.Load())
+		}
+	}
+}

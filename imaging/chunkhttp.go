@@ -17,7 +17,7 @@ import (
 // the seed's, and the chunks. HTTPChunks is the agent's.
 type ChunkStore interface {
 	ChunkSource
-	// chunkstore.Index reads the index at url.
+	// Index reads the index at url.
 	Index(ctx context.Context, url string) (*chunkstore.Index, error)
 }
 
@@ -54,7 +54,29 @@ func (s *HTTPChunks) Fetch(ctx context.Context, id chunkstore.ChunkID, stored in
 	return s.get(ctx, agentapi.ChunkURL(s.Base, id.String()), stored, 2*chunkstore.MaxChunk+(64<<10))
 }
 
-// chunkstore.Index reads the chunk index at url, retrying a failed download a few
+// FetchMany gets the stored bytes of several chunks in one request
+// (agentapi.ChunksURL): at most agentapi.MaxChunkBatch, each with its
+// stored size from the index, by which the response is split.
+func (s *HTTPChunks) FetchMany(ctx context.Context, chunks []chunkstore.IndexChunk) ([][]byte, error) {
+	ids := make([]string, len(chunks))
+	var total int64
+	for i, c := range chunks {
+		ids[i] = c.ID.String()
+		total += c.Stored
+	}
+	what := fmt.Sprintf("%d chunks from %s (the first %s)", len(chunks), s.Base, ids[0])
+	b, err := s.getAs(ctx, agentapi.ChunksURL(s.Base, ids), what, total, total)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(chunks))
+	for i, c := range chunks {
+		out[i], b = b[:c.Stored:c.Stored], b[c.Stored:]
+	}
+	return out, nil
+}
+
+// Index reads the chunk index at url, retrying a failed download a few
 // times.
 func (s *HTTPChunks) Index(ctx context.Context, url string) (*chunkstore.Index, error) {
 	var err error
@@ -90,6 +112,11 @@ var maxIndexBytes = chunkstore.IndexFileSize(16 << 20)
 // get downloads url whole; want, when non-zero, is the length it must
 // have.
 func (s *HTTPChunks) get(ctx context.Context, url string, want, limit int64) ([]byte, error) {
+	return s.getAs(ctx, url, url, want, limit)
+}
+
+// getAs is get naming the request what in its errors.
+func (s *HTTPChunks) getAs(ctx context.Context, url, what string, want, limit int64) ([]byte, error) {
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = time.Minute
@@ -111,14 +138,17 @@ func (s *HTTPChunks) get(ctx context.Context, url string, want, limit int64) ([]
 	switch {
 	case resp.StatusCode == http.StatusOK:
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		return nil, Permanent(fmt.Errorf("%s: %s: the appliance does not have it", url, resp.Status))
+		return nil, Permanent(fmt.Errorf("%s: %s: the appliance does not have it", what, resp.Status))
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout:
-		return nil, Permanent(fmt.Errorf("%s: %s", url, resp.Status))
+		return nil, Permanent(fmt.Errorf("%s: %s", what, resp.Status))
 	default:
-		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+		return nil, fmt.Errorf("%s: %s", what, resp.Status)
 	}
 	if resp.ContentLength > limit || (want > 0 && resp.ContentLength >= 0 && resp.ContentLength != want) {
-		return nil, fmt.Errorf("%s: %d bytes, want %d", url, resp.ContentLength, max(want, limit))
+		// Not what the index says is there (or a server that does not
+		// know batches answered something else): asking again gives
+		// the same.
+		return nil, Permanent(fmt.Errorf("%s: %d bytes, want %d", what, resp.ContentLength, max(want, limit)))
 	}
 	n := want
 	if resp.ContentLength >= 0 {
@@ -127,10 +157,10 @@ func (s *HTTPChunks) get(ctx context.Context, url string, want, limit int64) ([]
 	buf := make([]byte, 0, n)
 	buf, err = readAllLimit(resp.Body, buf, limit)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", url, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if want > 0 && int64(len(buf)) != want {
-		return nil, fmt.Errorf("%s: %d bytes, want %d", url, len(buf), want)
+		return nil, fmt.Errorf("%s: %d bytes, want %d", what, len(buf), want)
 	}
 	return buf, nil
 }

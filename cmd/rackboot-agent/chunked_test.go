@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rackboot/rackboot/api"
@@ -19,6 +20,10 @@ import (
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
 )
+
+// chunkRequests counts the requests for chunks the appliance of
+// newChunkAppliance answered.
+var chunkRequests atomic.Int64
 
 // newChunkAppliance is the real appliance serving two chunked versions
 // of the test image, os-1 and os-2 (a few blocks rewritten), imported
@@ -74,7 +79,12 @@ hosts:
 	mux := http.NewServeMux()
 	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set, AdminToken: adminToken,
 		Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: artDir}).Image, ChunkIndex: (&artifacts.Indexes{Dir: artDir, Parse: parse}).Image}})
-	mux.Handle("/artifacts/", &artifacts.Handler{Dir: artDir, Prefix: "/artifacts/", QuietDir: profiles.ChunkDir})
+	mux.Handle("/artifacts/", &artifacts.Handler{Dir: artDir, Prefix: "/artifacts/", QuietDir: profiles.ChunkDir, ChunkStore: profiles.ChunkDir,
+		OnServe: func(s artifacts.Served) {
+			if strings.HasPrefix(s.Path, profiles.ChunkDir) {
+				chunkRequests.Add(1)
+			}
+		}})
 	ts := httptest.NewServer(mux)
 	t.Cleanup(ts.Close)
 	return &appliance{t: t, url: ts.URL, reg: reg, art: artDir}, ixs
@@ -103,9 +113,14 @@ func TestChunkedAgainstAppliance(t *testing.T) {
 		out, err := a.attempt(context.Background())
 		return out, err, screen.String()
 	}
+	chunkRequests.Store(0)
 	out, err, screen := install(n01)
 	if err != nil || !out.Done {
 		t.Fatalf("os-1: %+v, %v\nconsole:\n%s", out, err, screen)
+	}
+	// The chunks came in batches.
+	if n := len(ixs["os-1"].Chunks); chunkRequests.Load() == 0 || chunkRequests.Load()*2 > int64(n) {
+		t.Errorf("%d requests for the chunks of a %d-chunk image, want batches", chunkRequests.Load(), n)
 	}
 	checkInstalled(t, disk, img)
 	hw, _ := net.ParseMAC(n01)

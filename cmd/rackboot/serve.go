@@ -348,7 +348,7 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	// thousand: one debug line each, and their own handler class in the
 	// metrics, so the artifacts' counts stay readable.
 	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: links.macOf,
-		QuietDir: profiles.ChunkDir, OnServe: func(s artifacts.Served) {
+		QuietDir: profiles.ChunkDir, ChunkStore: profiles.ChunkDir, OnServe: func(s artifacts.Served) {
 			class := "artifacts"
 			if strings.HasPrefix(s.Path, profiles.ChunkDir+"/") {
 				class = "chunks"

@@ -5,12 +5,12 @@ import (
 	"context"
 	"flag"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/rackboot/rackboot/artifacts"
 	"github.com/rackboot/rackboot/bench/internal/result"
 	"github.com/rackboot/rackboot/imaging/chunkstore"
 )
@@ -41,7 +41,7 @@ func TestUpdate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := &counter{next: http.FileServer(http.Dir(www))}
+	c := &counter{next: &artifacts.Handler{Dir: www, Prefix: "/", ChunkStore: "store"}}
 	ts := httptest.NewServer(c)
 	defer ts.Close()
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/rackboot/rackboot/artifacts"
 )
 
 // counter counts the requests a handler answered and the body bytes it
@@ -27,6 +29,8 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // countingWriter has no ReadFrom, so a file is sent through Write (no
 // sendfile): the same for every client, and every byte is counted.
+// (artifacts.Handler's own writer forwards ReadFrom only when the writer
+// it wraps has one.)
 type countingWriter struct {
 	http.ResponseWriter
 	n *atomic.Int64
@@ -51,7 +55,9 @@ func serve(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := &counter{next: http.FileServer(http.Dir(*dir))}
+	// The appliance's artifacts handler, with its batches of chunks of
+	// the store in www/store; casync's files are plain files to it.
+	c := &counter{next: &artifacts.Handler{Dir: *dir, Prefix: "/", ChunkStore: "store"}}
 	srv := &http.Server{Handler: c, ReadHeaderTimeout: 10 * time.Second}
 	if *ready != "" {
 		if err := os.WriteFile(*ready, []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
