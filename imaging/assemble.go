@@ -100,6 +100,9 @@ type AssembleResult struct {
 	Fetched    int64 `json:"fetched"`
 	FetchedRaw int64 `json:"fetched_raw"`
 	Zeroed     int64 `json:"zeroed"`
+	// Punched is the part of Zeroed made by fallocate, without writing
+	// (zero chunks on a target that does not hold the image).
+	Punched int64 `json:"punched"`
 	// Written is Copied + FetchedRaw + Zeroed: what the target was
 	// written.
 	Written int64 `json:"written"`
@@ -178,7 +181,7 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 		return AssembleResult{}, err
 	}
 	defer dec.Close()
-	a := &assembler{opt: opt, dec: dec, seed: seedOffsets(opt.Seed, ix), freed: make(chan struct{}, 1)}
+	a := &assembler{opt: opt, dst: dst, dec: dec, seed: seedOffsets(opt.Seed, ix), freed: make(chan struct{}, 1)}
 	if a.seed != nil {
 		a.guard = opt.Window / 2
 	}
@@ -213,9 +216,9 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 			j := &asmJob{c: &ix.Chunks[i], done: make(chan struct{})}
 			// After a long run of chunks not in place (a fresh disk, the
 			// rest of a cut install), only one in probeEvery is looked
-			// for; a hit resumes the full check. Zero chunks are always
-			// looked for: writing them costs more than reading.
-			j.skipCheck = !j.c.ID.IsZero() && a.misses.Load() >= missRun && i%probeEvery != 0
+			// for; a hit resumes the full check. A zero chunk not looked
+			// for is zeroed without writing, when the target allows.
+			j.skipCheck = a.misses.Load() >= missRun && i%probeEvery != 0
 			for {
 				// ahead is the bytes dispatched and not yet hashed.
 				if ahead-a.released.Load()+j.c.Size <= opt.Window {
@@ -327,6 +330,7 @@ func seedOffsets(seed, ix *chunkstore.Index) map[chunkstore.ChunkID]int64 {
 // assembler is one Assemble's shared state.
 type assembler struct {
 	opt   AssembleOptions
+	dst   io.WriterAt
 	dec   *zstd.Decoder
 	seed  map[chunkstore.ChunkID]int64
 	guard int64 // how far past a chunk the reads must be done before it is written
@@ -376,6 +380,7 @@ func sharedChunks(ix *chunkstore.Index) map[chunkstore.ChunkID]*sharedChunk {
 type asmJob struct {
 	c         *chunkstore.IndexChunk
 	skipCheck bool   // not looked for in place
+	zeroed    bool   // zeroed on the target by resolve: not to be written
 	buf       []byte // the chunk's bytes, once resolved
 	from      int
 	err       error
@@ -394,6 +399,13 @@ func (a *assembler) resolve(ctx context.Context, j *asmJob) {
 	// A chunk the seed has elsewhere most likely is not in place (the
 	// seed's own bytes are): the seed is read first, saving a hash per
 	// moved chunk. Either way the bytes are the chunk's, verified.
+	if c.ID.IsZero() && j.skipCheck && a.seed == nil && c.Offset >= a.opt.Hold && a.zeroInPlace(c) {
+		// Without a seed nothing reads this place later; zeroed, it is
+		// verified like any region of zeros, by the image's digest.
+		clear(j.buf)
+		j.from, j.zeroed = fromZero, true
+		return
+	}
 	seedOff, inSeed := a.seed[c.ID]
 	moved := inSeed && seedOff != c.Offset
 	if moved && a.fromSeed(j, seedOff) {
@@ -414,11 +426,33 @@ func (a *assembler) resolve(ctx context.Context, j *asmJob) {
 	j.from = fromStore
 }
 
+// zeroInPlace zeroes the chunk's place without writing its bytes: its
+// 4 KiB-aligned middle with fallocate (a block device takes only whole
+// logical blocks), the few bytes at either end with a write. It reports
+// false when the target cannot, and the chunk is then written.
+func (a *assembler) zeroInPlace(c *chunkstore.IndexChunk) bool {
+	const align = 4096
+	start := a.opt.Offset + c.Offset
+	end := start + c.Size
+	lo, hi := (start+align-1)/align*align, end/align*align
+	if hi <= lo || !punchZeros(a.opt.Disk, lo, hi-lo) {
+		return false
+	}
+	var zeros [align]byte
+	if _, err := a.dst.WriteAt(zeros[:lo-start], start); err != nil {
+		return false
+	}
+	if _, err := a.dst.WriteAt(zeros[:end-hi], hi); err != nil {
+		return false
+	}
+	return true
+}
+
 // inPlace reports whether the target already holds the chunk, reading
 // it into j.buf.
 func (a *assembler) inPlace(j *asmJob) bool {
 	c := j.c
-	if j.skipCheck {
+	if j.skipCheck && !c.ID.IsZero() {
 		a.mu.Lock()
 		a.res.ChunksUnchecked++
 		a.mu.Unlock()
@@ -734,7 +768,7 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 		}
 		queue = queue[1:]
 		c := j.c
-		if j.from != fromDisk || c.Offset < a.opt.Hold {
+		if (j.from != fromDisk && !j.zeroed) || c.Offset < a.opt.Hold {
 			if err := w.add(j.buf, a.opt.Offset+c.Offset); err != nil {
 				return err
 			}
@@ -754,6 +788,9 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 		case fromZero:
 			r.Zeroed += c.Size
 			r.ChunksZeroed++
+			if j.zeroed {
+				r.Punched += c.Size
+			}
 		}
 		r.Written = r.Copied + r.FetchedRaw + r.Zeroed
 		fetched, reused := r.Fetched, r.InPlace+r.Copied

@@ -386,3 +386,24 @@ func TestAssembleBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestAssembleZeroesWithoutWriting: on a target that does not hold the
+// image (garbage everywhere), the zero chunks after the probes give up
+// are zeroed in place (fallocate) rather than read and written.
+func TestAssembleZeroesWithoutWriting(t *testing.T) {
+	dir := t.TempDir()
+	img := append(testimage.Bytes(9, 8<<20), make([]byte, 8<<20)...)
+	img = append(img, testimage.Bytes(10, 2<<20)...)
+	r := importBytes(t, dir, img)
+	p := writeFile(t, testimage.Bytes(11, len(img)))
+	res, err := assembleFile(t, p, AssembleOptions{Index: r.Index, Source: newStoreFS(dir), Window: 1 << 20, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, p, img)
+	if res.ChunksZeroed == 0 || res.Punched < 4<<20 {
+		t.Errorf("%d zero chunks (%d bytes, %d without writing) zeroed; want most of the 8 MiB zero run without writing",
+			res.ChunksZeroed, res.Zeroed, res.Punched)
+	}
+	t.Logf("%+v", res)
+}

@@ -54,7 +54,7 @@ func (j *job) assemble(ctx context.Context, dst io.WriterAt, off, limit int64) (
 		seedName = img.Seed.Version
 	}
 	j.log.Info("image written", "bytes", res.Size, "received", res.Fetched, "format", agentapi.FormatChunked,
-		"in_place", res.InPlace, "copied", res.Copied, "fetched_raw", res.FetchedRaw, "zeroed", res.Zeroed,
+		"in_place", res.InPlace, "copied", res.Copied, "fetched_raw", res.FetchedRaw, "zeroed", res.Zeroed, "punched", res.Punched,
 		"chunks", res.Chunks, "chunks_fetched", res.ChunksFetched, "seed", seedName, "seed_mismatches", res.SeedMismatches,
 		"retries", res.FetchRetries, "seconds", res.Duration.Seconds())
 	return &StreamResult{Format: agentapi.FormatChunked, Written: res.Size, Received: res.Fetched, SHA256: res.SHA256,

@@ -21,3 +21,16 @@ func startWriteback(w io.WriterAt, off, n int64) {
 	}
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
+
+// punchZeros makes [off, off+n) of the file or block device behind r read
+// as zeros without writing them (fallocate(2) FALLOC_FL_ZERO_RANGE: a
+// hole in a file, WRITE ZEROES or a discard on a device that has them,
+// the kernel's own zero writes otherwise). It reports false when r is no
+// file or the file system refuses, and the caller writes the zeros.
+func punchZeros(r any, off, n int64) bool {
+	f, ok := r.(interface{ Fd() uintptr })
+	if !ok {
+		return false
+	}
+	return unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, off, n) == nil
+}

@@ -17,7 +17,6 @@ import (
 	fastcdc "github.com/jotfs/fastcdc-go"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 
 	"github.com/rackboot/rackboot/agentapi"
 )
@@ -241,17 +240,6 @@ func (imp *importer) store1(id ChunkID, data []byte) (stored int64, added bool, 
 		return 0, false, fmt.Errorf("chunkstore: chunk store: %w", err)
 	}
 	return int64(len(z)), true, nil
-}
-
-// syncFS flushes the file system holding dir (the chunk files written
-// without an fsync each).
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
 }
 
 // IsZero reports whether b holds only zero bytes.
