@@ -350,7 +350,7 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: links.macOf,
 		QuietDir: profiles.ChunkDir, ChunkStore: profiles.ChunkDir, OnServe: func(s artifacts.Served) {
 			class := "artifacts"
-			if strings.HasPrefix(s.Path, profiles.ChunkDir+"/") {
+			if s.Path == profiles.ChunkDir || strings.HasPrefix(s.Path, profiles.ChunkDir+"/") { // a batch, a chunk
 				class = "chunks"
 			}
 			m.HTTPRequest(class, s.Status, s.Bytes)
