@@ -85,6 +85,16 @@ type AssembleOptions struct {
 	ProgressInterval time.Duration
 	// Logger receives retries. Default slog.Default().
 	Logger *slog.Logger
+	// OnDisk, if set, is called with the position in Index.Chunks of
+	// each chunk that is on the target, verified: found in place, or
+	// written (after the write that carried it returned). A chunk in
+	// the held head (before Hold) is never reported: its bytes are not
+	// on the disk until the install ends. This is what an agent may
+	// serve to its peers (docs/DESIGN.md, "Peer distribution"). Called
+	// from the writing goroutine once per chunk, not necessarily in
+	// image order (a written chunk is named when its run is flushed, one
+	// in place at once); it must not block.
+	OnDisk func(i int)
 }
 
 // AssembleResult describes an assembled, verified image.
@@ -213,7 +223,7 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 		defer close(order)
 		var ahead int64
 		for i := range ix.Chunks {
-			j := &asmJob{c: &ix.Chunks[i], done: make(chan struct{})}
+			j := &asmJob{i: i, c: &ix.Chunks[i], done: make(chan struct{})}
 			// After a long run of chunks not in place (a fresh disk, the
 			// rest of a cut install), only one in probeEvery is looked
 			// for; a hit resumes the full check. A zero chunk not looked
@@ -378,6 +388,7 @@ func sharedChunks(ix *chunkstore.Index) map[chunkstore.ChunkID]*sharedChunk {
 
 // asmJob is one chunk on its way to the target.
 type asmJob struct {
+	i         int // position in the index
 	c         *chunkstore.IndexChunk
 	skipCheck bool   // not looked for in place
 	zeroed    bool   // zeroed on the target by resolve: not to be written
@@ -723,7 +734,7 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 		}
 	}
 	var done int64
-	w := &runWriter{dst: dst, buf: alignedBuffer(writeRun)[:0]}
+	w := &runWriter{dst: dst, buf: alignedBuffer(writeRun)[:0], onDisk: a.opt.OnDisk}
 	for {
 		if len(queue) == 0 {
 			j, ok := <-order
@@ -768,10 +779,17 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 		}
 		queue = queue[1:]
 		c := j.c
+		// Only a chunk wholly past the held head reaches the disk now.
+		onDisk := -1
+		if c.Offset >= a.opt.Hold {
+			onDisk = j.i
+		}
 		if (j.from != fromDisk && !j.zeroed) || c.Offset < a.opt.Hold {
-			if err := w.add(j.buf, a.opt.Offset+c.Offset); err != nil {
+			if err := w.add(j.buf, a.opt.Offset+c.Offset, onDisk); err != nil {
 				return err
 			}
+		} else if a.opt.OnDisk != nil {
+			a.opt.OnDisk(j.i)
 		}
 		a.mu.Lock()
 		r := &a.res
@@ -823,9 +841,15 @@ type runWriter struct {
 	dst io.WriterAt
 	buf []byte
 	at  int64 // where buf goes
+	// onDisk is told the index positions of buf's chunks once they are
+	// written (pending); nil when nobody asks.
+	onDisk  func(i int)
+	pending []int
 }
 
-func (w *runWriter) add(b []byte, at int64) error {
+// add gathers chunk b, going to at; i is its position in the index, or
+// -1 when it must not be reported on the disk.
+func (w *runWriter) add(b []byte, at int64, i int) error {
 	if len(w.buf) > 0 && (w.at+int64(len(w.buf)) != at || len(w.buf)+len(b) > cap(w.buf)) {
 		if err := w.flush(); err != nil {
 			return err
@@ -835,9 +859,18 @@ func (w *runWriter) add(b []byte, at int64) error {
 		w.at = at
 	}
 	if len(b) > cap(w.buf) {
-		return w.write(b, at)
+		if err := w.write(b, at); err != nil {
+			return err
+		}
+		if w.onDisk != nil && i >= 0 {
+			w.onDisk(i)
+		}
+		return nil
 	}
 	w.buf = append(w.buf, b...)
+	if w.onDisk != nil && i >= 0 {
+		w.pending = append(w.pending, i)
+	}
 	return nil
 }
 
@@ -847,6 +880,12 @@ func (w *runWriter) flush() error {
 	}
 	err := w.write(w.buf, w.at)
 	w.buf = w.buf[:0]
+	if err == nil {
+		for _, i := range w.pending {
+			w.onDisk(i)
+		}
+	}
+	w.pending = w.pending[:0]
 	return err
 }
 
