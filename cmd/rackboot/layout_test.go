@@ -25,6 +25,10 @@ func TestLayout(t *testing.T) {
 	forbidden["cmd/rackboot"] = []string{"imaging"}
 	forbidden["api"] = []string{"imaging"}
 	forbidden["imaging/chunkstore"] = []string{"imaging", "api", "profiles", "registry", "dhcp", "tftp", "ipxe", "artifacts", "metrics"}
+	// The peer coordinator is fed by the agent API and asked by the
+	// artifacts handler, through adapters in cmd/rackboot: it imports
+	// neither, nor any other server (docs/DESIGN.md, "Peer distribution").
+	forbidden["peers"] = []string{"imaging", "api", "profiles", "registry", "dhcp", "tftp", "ipxe", "artifacts", "metrics"}
 	for _, p := range apart {
 		for _, q := range apart {
 			if p != q {

@@ -1,0 +1,369 @@
+package peers
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/rackboot/rackboot/agentapi"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
+)
+
+// Errors of Hold. The agent API answers them with 4xx: the report is
+// wrong, not the appliance.
+var (
+	// ErrUnknownImage: the report names an image whose index is not
+	// published (not in the catalog, or not chunked).
+	ErrUnknownImage = errors.New("peers: unknown image")
+	// ErrBadHoldings: the bitmap does not fit the index, or the port
+	// or address is not one a peer can be reached at.
+	ErrBadHoldings = errors.New("peers: bad holdings")
+)
+
+// Coordinator keeps, per published image, which agents hold which of
+// its chunks, and picks a peer for a chunk request. Set the fields
+// before first use; a Coordinator is safe for concurrent use. Zero
+// durations and counts mean the defaults.
+type Coordinator struct {
+	// Index returns the published chunk index of the image whose
+	// SHA-256 (hex, the plan's Image.SHA256) is image. Required: an
+	// agent can announce only an image the catalog publishes, and the
+	// index maps a chunk id to the positions the bitmaps are over.
+	Index func(image string) (*chunkstore.Index, bool)
+	// TTL is how long a holder stays live after its last report: one
+	// not heard from since is never picked, and is forgotten. Default
+	// 15 s; agents report every few seconds (HoldingsReply.IntervalMS).
+	TTL time.Duration
+	// Uploads is how many redirects to one peer may be outstanding at
+	// once, each counted for Lease: the appliance's estimate of the
+	// peer's concurrent uploads (the peer enforces its own cap, and
+	// refuses beyond it). Default 4.
+	Uploads int
+	// Lease is how long a redirect counts against its peer's Uploads.
+	// Default 2 s: a 256 KiB chunk takes 20 ms at 100 Mbit/s, so a
+	// lease still running means a slow peer.
+	Lease time.Duration
+	// Rest is how long a peer reported unreachable (a timeout, a
+	// refusal, a cut transfer) is not picked. Default 30 s. A peer
+	// reported bad (its bytes did not verify) is not picked again until
+	// Forget.
+	Rest time.Duration
+	// SubnetBits is the prefix length within which a holder counts as
+	// the requester's neighbour (same subnet: preferred). Default 24;
+	// an IPv6 address uses 64.
+	SubnetBits int
+	// Now and Rand (a uniform int in [0, n)) are the clock and the
+	// randomness; nil means the real ones.
+	Now  func() time.Time
+	Rand func(n int) int
+
+	mu     sync.Mutex
+	images map[string]*image
+	bad    map[string]bool // MACs of peers that served bad bytes
+	swept  time.Time
+}
+
+// Requester is who asks for a chunk: its MAC (from the request's
+// mac parameter) and the address its request came from.
+type Requester struct {
+	MAC  string
+	Addr netip.Addr
+}
+
+// image is one published image's holders.
+type image struct {
+	ix      *chunkstore.Index
+	pos     map[chunkstore.ChunkID][]int32 // positions of each non-zero chunk
+	holders map[string]*holder             // by MAC
+}
+
+// holder is one agent serving chunks of an image.
+type holder struct {
+	mac    string
+	base   string // "http://IP:PORT"
+	addr   netip.Addr
+	have   agentapi.Bitmap
+	seen   time.Time
+	rest   time.Time   // not picked before
+	leases []time.Time // ends of the redirects counted against Uploads
+}
+
+// Hold records an agent's holdings report, received from addr: which
+// chunks of the image it has and the port it serves them on, and the
+// peers that failed it (reported as with Report). A report with port 0
+// withdraws the agent as a holder of the image.
+func (c *Coordinator) Hold(mac string, addr netip.Addr, h agentapi.Holdings) error {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweep(now)
+	im, err := c.image(h.Image)
+	if err != nil {
+		return err
+	}
+	if len(h.Failed) > agentapi.MaxPeerFailures {
+		return fmt.Errorf("%w: %d peer failures, at most %d", ErrBadHoldings, len(h.Failed), agentapi.MaxPeerFailures)
+	}
+	for _, f := range h.Failed {
+		c.report(im, f.Peer, f.Bad, now)
+	}
+	if h.Port == 0 {
+		delete(im.holders, mac)
+		return nil
+	}
+	addr = addr.Unmap()
+	switch {
+	case h.Port < 0 || h.Port > 65535:
+		return fmt.Errorf("%w: port %d", ErrBadHoldings, h.Port)
+	case !addr.IsValid() || addr.IsUnspecified() || addr.IsMulticast() || addr.Zone() != "":
+		return fmt.Errorf("%w: address %v", ErrBadHoldings, addr)
+	case mac == "":
+		return fmt.Errorf("%w: no MAC", ErrBadHoldings)
+	}
+	if err := h.Have.Check(len(im.ix.Chunks)); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadHoldings, err)
+	}
+	ho := im.holders[mac]
+	if ho == nil {
+		ho = &holder{mac: mac}
+		im.holders[mac] = ho
+	}
+	ho.addr = addr
+	ho.base = "http://" + netip.AddrPortFrom(addr, uint16(h.Port)).String()
+	ho.have = append(ho.have[:0], h.Have...)
+	ho.seen = now
+	return nil
+}
+
+// Pick returns the URL of chunk id on a live peer that holds it, for
+// requester r: chosen at random among the holders other than r that are
+// live, neither resting nor reported bad, and below their upload cap,
+// among those in r's subnet when there are any. The redirect is counted
+// against the peer's cap for Lease. ok is false when there is no such
+// peer, the chunk is not in the image (or all zeros), or the image is
+// unknown: the appliance serves the chunk itself.
+func (c *Coordinator) Pick(imageSHA string, id chunkstore.ChunkID, r Requester) (url string, ok bool) {
+	if id.IsZero() {
+		return "", false
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	im := c.images[imageSHA]
+	if im == nil {
+		return "", false
+	}
+	pos := im.pos[id]
+	if len(pos) == 0 {
+		return "", false
+	}
+	raddr := r.Addr.Unmap()
+	home := c.subnet(raddr)
+	var near, far *holder
+	nNear, nFar := 0, 0
+	for _, h := range im.holders {
+		if !c.eligible(h, r.MAC, raddr, now) || !holds(h.have, pos) {
+			continue
+		}
+		if home.IsValid() && home.Contains(h.addr) {
+			if nNear++; c.rand(nNear) == 0 {
+				near = h
+			}
+		} else if nFar++; c.rand(nFar) == 0 {
+			far = h
+		}
+	}
+	h := near
+	if h == nil {
+		h = far
+	}
+	if h == nil {
+		return "", false
+	}
+	h.leases = append(h.leases, now.Add(c.lease()))
+	return agentapi.ChunkURL(h.base+agentapi.PeerChunks, id.String()), true
+}
+
+// Report marks the peer at base ("http://IP:PORT", as agentapi.PeerFailure
+// names it) as failed for the image: bad (it served bytes that did not
+// verify) excludes it until Forget; otherwise it rests for Rest.
+func (c *Coordinator) Report(imageSHA, base string, bad bool) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if im := c.images[imageSHA]; im != nil {
+		c.report(im, base, bad, now)
+	}
+}
+
+// Forget drops everything known of the agent with this MAC: its
+// holdings of every image and a bad report. Call it when its install
+// ends and it stops serving, or a reinstall starts.
+func (c *Coordinator) Forget(mac string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.bad, mac)
+	for sha, im := range c.images {
+		delete(im.holders, mac)
+		if len(im.holders) == 0 {
+			delete(c.images, sha)
+		}
+	}
+}
+
+// Holders is the number of live holders of the image, for metrics and
+// tests.
+func (c *Coordinator) Holders(imageSHA string) int {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	if im := c.images[imageSHA]; im != nil {
+		for _, h := range im.holders {
+			if now.Sub(h.seen) <= c.ttl() {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// image returns the state of a published image, making it on its first
+// report. Called with c.mu held.
+func (c *Coordinator) image(sha string) (*image, error) {
+	if im := c.images[sha]; im != nil {
+		return im, nil
+	}
+	if c.Index == nil {
+		return nil, fmt.Errorf("%w %.64q: no published indexes", ErrUnknownImage, sha)
+	}
+	ix, ok := c.Index(sha)
+	if !ok || ix == nil || ix.Digest() != sha {
+		return nil, fmt.Errorf("%w %.64q", ErrUnknownImage, sha)
+	}
+	im := &image{ix: ix, pos: make(map[chunkstore.ChunkID][]int32, len(ix.Chunks)), holders: map[string]*holder{}}
+	for i, ch := range ix.Chunks {
+		if !ch.ID.IsZero() {
+			im.pos[ch.ID] = append(im.pos[ch.ID], int32(i))
+		}
+	}
+	if c.images == nil {
+		c.images = map[string]*image{}
+	}
+	c.images[sha] = im
+	return im, nil
+}
+
+func (c *Coordinator) report(im *image, base string, bad bool, now time.Time) {
+	for _, h := range im.holders {
+		if h.base != base {
+			continue
+		}
+		if bad {
+			if c.bad == nil {
+				c.bad = map[string]bool{}
+			}
+			c.bad[h.mac] = true
+		} else {
+			h.rest = now.Add(c.rest())
+		}
+	}
+}
+
+// eligible reports whether h may be sent a request of the agent mac at
+// addr now, dropping its ended leases. Called with c.mu held.
+func (c *Coordinator) eligible(h *holder, mac string, addr netip.Addr, now time.Time) bool {
+	if h.mac == mac || h.addr == addr || c.bad[h.mac] || now.Before(h.rest) || now.Sub(h.seen) > c.ttl() {
+		return false
+	}
+	live := h.leases[:0]
+	for _, end := range h.leases {
+		if now.Before(end) {
+			live = append(live, end)
+		}
+	}
+	h.leases = live
+	return len(live) < c.uploads()
+}
+
+// holds reports whether the bitmap has any of the positions.
+func holds(have agentapi.Bitmap, pos []int32) bool {
+	for _, p := range pos {
+		if have.Has(int(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// sweep forgets the holders not heard from for TTL, at most once per
+// TTL. Called with c.mu held.
+func (c *Coordinator) sweep(now time.Time) {
+	if now.Sub(c.swept) < c.ttl() {
+		return
+	}
+	c.swept = now
+	for sha, im := range c.images {
+		for mac, h := range im.holders {
+			if now.Sub(h.seen) > c.ttl() {
+				delete(im.holders, mac)
+			}
+		}
+		if len(im.holders) == 0 {
+			delete(c.images, sha)
+		}
+	}
+}
+
+// subnet is the requester's subnet; invalid for an invalid address.
+func (c *Coordinator) subnet(a netip.Addr) netip.Prefix {
+	if !a.IsValid() {
+		return netip.Prefix{}
+	}
+	bits := 64
+	if a.Is4() {
+		bits = 24
+		if c.SubnetBits > 0 && c.SubnetBits <= 32 {
+			bits = c.SubnetBits
+		}
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	return p
+}
+
+func (c *Coordinator) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Coordinator) rand(n int) int {
+	if c.Rand != nil {
+		return c.Rand(n)
+	}
+	return rand.IntN(n)
+}
+
+func (c *Coordinator) ttl() time.Duration   { return orDefault(c.TTL, 15*time.Second) }
+func (c *Coordinator) lease() time.Duration { return orDefault(c.Lease, 2*time.Second) }
+func (c *Coordinator) rest() time.Duration  { return orDefault(c.Rest, 30*time.Second) }
+func (c *Coordinator) uploads() int {
+	if c.Uploads > 0 {
+		return c.Uploads
+	}
+	return 4
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
