@@ -16,10 +16,12 @@ const (
 	// whose SHA-256 is ID is ChunkURL("http://IP:PORT"+PeerChunks, ID),
 	// the store's own naming (XXXX/ID.zst).
 	PeerChunks = "/chunks"
-	// ParamDirect, set to 1 in a chunk request's query, asks the
-	// appliance for the chunk's bytes, never a redirect to a peer: the
-	// agent's fallback after a peer failed.
-	ParamDirect = "direct"
+	// ParamPeers, set to 1 in a chunk request's query, says the agent
+	// takes a redirect to a peer (307) and fetches from the peer itself,
+	// with its own short timeout. The appliance redirects no request
+	// without it: an agent that does not speak the protocol, its
+	// fallback after a peer failed, or any other client gets the bytes.
+	ParamPeers = "peers"
 	// MaxHoldingsBody bounds a Holdings body: the bitmap of an image of
 	// 16 Mi chunks (1 TiB) in base64, and the rest.
 	MaxHoldingsBody = 3<<20 + 64<<10

@@ -19,12 +19,14 @@ import (
 	"github.com/rackboot/rackboot/imaging/chunkstore"
 )
 
-// ChunkSource fetches a chunk's stored (compressed) bytes from the chunk
-// store. HTTPChunks is the agent's.
+// ChunkSource fetches a chunk, compressed, from the chunk store or a
+// peer. HTTPChunks is the agent's; PeerChunks the agent's with peer
+// distribution.
 type ChunkSource interface {
-	// Fetch returns the stored bytes of chunk id, stored bytes long
-	// according to the index. An error wrapped with Permanent is not
-	// retried.
+	// Fetch returns a zstd frame of chunk id: its stored bytes, stored
+	// bytes long according to the index, or another compression of the
+	// same bytes (a peer's, see ChunkServer). Assemble verifies what it
+	// decodes. An error wrapped with Permanent is not retried.
 	Fetch(ctx context.Context, id chunkstore.ChunkID, stored int64) ([]byte, error)
 }
 

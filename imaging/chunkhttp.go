@@ -117,7 +117,20 @@ func (s *HTTPChunks) get(ctx context.Context, url string, want, limit int64) ([]
 
 // getAs is get naming the request what in its errors.
 func (s *HTTPChunks) getAs(ctx context.Context, url, what string, want, limit int64) ([]byte, error) {
-	timeout := s.Timeout
+	b, loc, err := httpGet(ctx, s.httpClient(), s.Header, url, what, want, limit, s.Timeout)
+	if err == nil && loc != "" {
+		return nil, fmt.Errorf("%s: redirected to %s", what, loc)
+	}
+	return b, err
+}
+
+// httpGet downloads url whole with client, within timeout (0: 60 s),
+// naming the request what in its errors; want, when non-zero, is the
+// length it must have. A redirect the client does not follow is
+// returned as its resolved location, with no body. A 404, 410 or other
+// 4xx but 408 and 429 is Permanent, and so is a length other than the
+// index says.
+func httpGet(ctx context.Context, client *http.Client, header http.Header, url, what string, want, limit int64, timeout time.Duration) (body []byte, location string, err error) {
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
@@ -125,30 +138,36 @@ func (s *HTTPChunks) getAs(ctx context.Context, url, what string, want, limit in
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, Permanent(err)
+		return nil, "", Permanent(err)
 	}
-	for k, v := range s.Header {
+	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := s.httpClient().Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Header.Get("Location") != "":
+		loc, err := resp.Location()
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %s to a bad location: %w", what, resp.Status, err)
+		}
+		return nil, loc.String(), nil
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		return nil, Permanent(fmt.Errorf("%s: %s: the appliance does not have it", what, resp.Status))
+		return nil, "", Permanent(fmt.Errorf("%s: %s: the appliance does not have it", what, resp.Status))
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout:
-		return nil, Permanent(fmt.Errorf("%s: %s", what, resp.Status))
+		return nil, "", Permanent(fmt.Errorf("%s: %s", what, resp.Status))
 	default:
-		return nil, fmt.Errorf("%s: %s", what, resp.Status)
+		return nil, "", fmt.Errorf("%s: %s", what, resp.Status)
 	}
 	if resp.ContentLength > limit || (want > 0 && resp.ContentLength >= 0 && resp.ContentLength != want) {
 		// Not what the index says is there (or a server that does not
 		// know batches answered something else): asking again gives
 		// the same.
-		return nil, Permanent(fmt.Errorf("%s: %d bytes, want %d", what, resp.ContentLength, max(want, limit)))
+		return nil, "", Permanent(fmt.Errorf("%s: %d bytes, want %d", what, resp.ContentLength, max(want, limit)))
 	}
 	n := want
 	if resp.ContentLength >= 0 {
@@ -157,12 +176,12 @@ func (s *HTTPChunks) getAs(ctx context.Context, url, what string, want, limit in
 	buf := make([]byte, 0, n)
 	buf, err = readAllLimit(resp.Body, buf, limit)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, "", fmt.Errorf("%s: %w", what, err)
 	}
 	if want > 0 && int64(len(buf)) != want {
-		return nil, fmt.Errorf("%s: %d bytes, want %d", what, len(buf), want)
+		return nil, "", fmt.Errorf("%s: %d bytes, want %d", what, len(buf), want)
 	}
-	return buf, nil
+	return buf, "", nil
 }
 
 // readAllLimit appends r's bytes to buf, failing past limit bytes.

@@ -1,0 +1,282 @@
+package imaging
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/rackboot/rackboot/agentapi"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
+)
+
+// PeerChunks is the agent's chunk store with peer distribution
+// (docs/DESIGN.md, "Peer distribution"): it asks the appliance for each
+// chunk with agentapi.ParamPeers, and when the appliance answers with a
+// redirect to a peer, fetches the chunk from that peer within
+// PeerTimeout and verifies it (peers are not trusted). A peer that
+// fails, by its bytes or by not answering in time, is reported through
+// OnPeerFailure and not asked again for Rest; the chunk is then fetched
+// from the appliance, without the parameter, so never redirected. A
+// peer costs an install at most PeerTimeout per chunk, and a dead one
+// that only once.
+//
+// Indexes come from the appliance as with HTTPChunks. A PeerChunks
+// must not be copied after first use.
+type PeerChunks struct {
+	// Base is the chunk store's URL (the plan's Image.Chunks).
+	Base string
+	// Header is added to every request to the appliance, never to a
+	// peer's.
+	Header http.Header
+	// Client sends the requests to the appliance; its redirects are
+	// never followed (PeerChunks uses a copy without them). Nil means
+	// one with connect, header and idle timeouts.
+	Client *http.Client
+	// Timeout bounds one request to the appliance, body included.
+	// Default 60 s.
+	Timeout time.Duration
+	// PeerClient sends the requests to peers. Nil means one that gives
+	// a peer 1 s to connect and 1 s to answer: peers are on the
+	// segment, and a slow one is worth less than the appliance.
+	PeerClient *http.Client
+	// PeerTimeout bounds one fetch from a peer, body included. Default
+	// 3 s.
+	PeerTimeout time.Duration
+	// Rest is how long a peer that failed is not asked again (the
+	// appliance is told, and stops sending others to it). Default 30 s.
+	Rest time.Duration
+	// OnPeerFailure, if set, is told each peer failure, for the next
+	// holdings report. It must not block.
+	OnPeerFailure func(agentapi.PeerFailure)
+	// Logger receives peer failures. Default slog.Default().
+	Logger *slog.Logger
+
+	once       sync.Once
+	err        error
+	direct     HTTPChunks
+	client     *http.Client
+	peerClient *http.Client
+	dec        *zstd.Decoder
+
+	mu     sync.Mutex
+	rested map[string]time.Time // peer base → asked again after
+
+	fromAppliance, fromPeers atomic.Int64
+}
+
+func (s *PeerChunks) init() {
+	client := s.Client
+	if client == nil {
+		client = newHTTPClient(32)
+	}
+	noFollow := *client
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	s.client = &noFollow
+	s.direct = HTTPChunks{Base: s.Base, Header: s.Header, Client: s.client, Timeout: s.Timeout}
+	s.peerClient = s.PeerClient
+	if s.peerClient == nil {
+		dialer := &net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}
+		s.peerClient = &http.Client{
+			Transport: &http.Transport{
+				DialContext:           dialer.DialContext,
+				ResponseHeaderTimeout: time.Second,
+				IdleConnTimeout:       30 * time.Second,
+				MaxIdleConnsPerHost:   4,
+				DisableCompression:    true,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	s.dec, s.err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*chunkstore.MaxChunk))
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	s.rested = map[string]time.Time{}
+}
+
+// Index reads the chunk index at url from the appliance.
+func (s *PeerChunks) Index(ctx context.Context, url string) (*chunkstore.Index, error) {
+	s.once.Do(s.init)
+	return s.direct.Index(ctx, url)
+}
+
+// Received is the compressed bytes of chunks received so far from the
+// appliance and from peers.
+func (s *PeerChunks) Received() (appliance, peers int64) {
+	return s.fromAppliance.Load(), s.fromPeers.Load()
+}
+
+// Fetch gets chunk id: from the peer the appliance redirects to, else
+// from the appliance.
+func (s *PeerChunks) Fetch(ctx context.Context, id chunkstore.ChunkID, stored int64) ([]byte, error) {
+	s.once.Do(s.init)
+	if s.err != nil {
+		return nil, s.err
+	}
+	u := withQuery(agentapi.ChunkURL(s.Base, id.String()), agentapi.ParamPeers+"=1")
+	z, loc, err := httpGet(ctx, s.client, s.Header, u, u, stored, chunkLimit, s.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	if loc != "" {
+		if z, ok := s.fromPeer(ctx, loc, id); ok {
+			return z, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		z, err = s.direct.Fetch(ctx, id, stored)
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.fromAppliance.Add(int64(len(z)))
+	return z, nil
+}
+
+// chunkLimit bounds a chunk's compressed bytes: zstd's worst case for
+// the largest chunk, and room.
+const chunkLimit = 2*chunkstore.MaxChunk + 64<<10
+
+// fromPeer fetches chunk id from loc, the appliance's redirect, and
+// verifies it. It reports whether it got the chunk; a failed peer is
+// rested and reported, unless the failure was the peer declining (404:
+// it no longer holds it; 503: busy), which costs it nothing.
+func (s *PeerChunks) fromPeer(ctx context.Context, loc string, id chunkstore.ChunkID) ([]byte, bool) {
+	peer, ok := peerBase(loc, id)
+	if !ok {
+		s.Logger.Warn("the appliance redirected a chunk to a URL that is no peer's", "chunk", id.String(), "location", truncate(loc))
+		return nil, false
+	}
+	if s.resting(peer) {
+		return nil, false
+	}
+	timeout := s.PeerTimeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	z, declined, err := s.getPeer(ctx, loc, timeout)
+	bad := false
+	if err == nil {
+		if err = s.verify(z, id); err != nil {
+			bad = true
+		}
+	}
+	switch {
+	case err == nil:
+		s.fromPeers.Add(int64(len(z)))
+		return z, true
+	case ctx.Err() != nil || declined:
+		// Our own end, or the peer's honest no: nobody to blame.
+		return nil, false
+	}
+	rest := s.Rest
+	if rest <= 0 {
+		rest = 30 * time.Second
+	}
+	s.mu.Lock()
+	s.rested[peer] = time.Now().Add(rest)
+	s.mu.Unlock()
+	s.Logger.Warn("peer failed: the chunk comes from the appliance", "peer", peer, "chunk", id.String(), "bad", bad, "err", err)
+	if s.OnPeerFailure != nil {
+		s.OnPeerFailure(agentapi.PeerFailure{Peer: peer, Bad: bad})
+	}
+	return nil, false
+}
+
+// getPeer downloads a chunk from a peer within timeout. declined is
+// true for the answers of a peer that works but will not serve it.
+func (s *PeerChunks) getPeer(ctx context.Context, loc string, timeout time.Duration) (z []byte, declined bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := s.peerClient.Do(req)
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound, http.StatusServiceUnavailable:
+		return nil, true, fmt.Errorf("%s", resp.Status)
+	default:
+		return nil, false, fmt.Errorf("%s", resp.Status)
+	}
+	if resp.ContentLength > chunkLimit {
+		return nil, false, fmt.Errorf("%d bytes", resp.ContentLength)
+	}
+	z, err = readAllLimit(resp.Body, make([]byte, 0, max(resp.ContentLength, 64<<10)), chunkLimit)
+	return z, false, err
+}
+
+// verify checks that z is a zstd frame of chunk id.
+func (s *PeerChunks) verify(z []byte, id chunkstore.ChunkID) error {
+	buf := getChunkBuf(chunkstore.MaxChunk)
+	defer putChunkBuf(buf)
+	out, err := s.dec.DecodeAll(z, buf[:0])
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: not a zstd frame: %v", ErrChecksum, err)
+	case len(out) > chunkstore.MaxChunk:
+		return fmt.Errorf("%w: %d bytes, more than a chunk", ErrChecksum, len(out))
+	case chunkstore.ChunkID(sha256.Sum256(out)) != id:
+		return fmt.Errorf("%w: its bytes hash to %x", ErrChecksum, sha256.Sum256(out))
+	}
+	return nil
+}
+
+func (s *PeerChunks) resting(peer string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.rested[peer]
+	if ok && time.Now().After(until) {
+		delete(s.rested, peer)
+		return false
+	}
+	return ok
+}
+
+// peerBase checks that loc names chunk id on a peer's chunk server
+// (http://HOST:PORT/chunks/XXXX/ID.zst, nothing else) and returns the
+// peer's base URL, http://HOST:PORT.
+func peerBase(loc string, id chunkstore.ChunkID) (string, bool) {
+	u, err := url.Parse(loc)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", false
+	}
+	if u.EscapedPath() != agentapi.ChunkURL(agentapi.PeerChunks, id.String()) {
+		return "", false
+	}
+	return "http://" + u.Host, true
+}
+
+// withQuery adds a parameter to u's query.
+func withQuery(u, param string) string {
+	if strings.Contains(u, "?") {
+		return u + "&" + param
+	}
+	return u + "?" + param
+}
+
+// truncate cuts a string from the network for a log line.
+func truncate(s string) string {
+	if len(s) > 256 {
+		return s[:256] + "…"
+	}
+	return s
+}
+
+var _ ChunkStore = (*PeerChunks)(nil)
