@@ -16,9 +16,11 @@ const (
 	// whose SHA-256 is ID is ChunkURL("http://IP:PORT"+PeerChunks, ID),
 	// the store's own naming (XXXX/ID.zst).
 	PeerChunks = "/chunks"
-	// ParamPeers, set to 1 in a chunk request's query, says the agent
-	// takes a redirect to a peer (307) and fetches from the peer itself,
-	// with its own short timeout. The appliance redirects no request
+	// ParamPeers in a chunk request's query says the agent takes a
+	// redirect (307) to a peer and fetches from the peer itself, with
+	// its own short timeout; its value is the SHA-256 of the image the
+	// agent installs (the plan's Image.SHA256), whose holders the
+	// appliance picks among. The appliance redirects no request
 	// without it: an agent that does not speak the protocol, its
 	// fallback after a peer failed, or any other client gets the bytes.
 	ParamPeers = "peers"

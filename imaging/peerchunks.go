@@ -35,6 +35,10 @@ import (
 type PeerChunks struct {
 	// Base is the chunk store's URL (the plan's Image.Chunks).
 	Base string
+	// Image is the SHA-256 of the image being installed (the plan's
+	// Image.SHA256), sent as agentapi.ParamPeers: the appliance picks a
+	// holder of that image. Empty means no redirects are asked for.
+	Image string
 	// Header is added to every request to the appliance, never to a
 	// peer's.
 	Header http.Header
@@ -123,7 +127,10 @@ func (s *PeerChunks) Fetch(ctx context.Context, id chunkstore.ChunkID, stored in
 	if s.err != nil {
 		return nil, s.err
 	}
-	u := withQuery(agentapi.ChunkURL(s.Base, id.String()), agentapi.ParamPeers+"=1")
+	u := agentapi.ChunkURL(s.Base, id.String())
+	if s.Image != "" {
+		u = withQuery(u, agentapi.ParamPeers+"="+url.QueryEscape(s.Image))
+	}
 	z, loc, err := httpGet(ctx, s.client, s.Header, u, u, stored, chunkLimit, s.Timeout)
 	if err != nil {
 		return nil, err

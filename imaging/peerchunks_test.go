@@ -19,10 +19,11 @@ import (
 )
 
 // fakeAppliance serves a chunk store under /artifacts/chunks/ and
-// redirects a request with peers=1 to redirect(id), when that is not
-// empty.
+// redirects a request with peers=IMAGE to redirect(id), when that is
+// not empty.
 type fakeAppliance struct {
 	dir      string
+	image    string
 	redirect func(id string) string
 	direct   atomic.Int64 // chunks served
 	sent     atomic.Int64 // redirects
@@ -39,7 +40,7 @@ func (a *fakeAppliance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if r.URL.Query().Get(agentapi.ParamPeers) == "1" && a.redirect != nil {
+	if r.URL.Query().Get(agentapi.ParamPeers) == a.image && a.redirect != nil {
 		if u := a.redirect(id.String()); u != "" {
 			a.sent.Add(1)
 			http.Redirect(w, r, u, http.StatusTemporaryRedirect)
@@ -69,7 +70,7 @@ func newPeerScenario(t *testing.T, seed uint64) *peerScenario {
 	dir := t.TempDir()
 	img := testimage.Bytes(seed, 3<<20)
 	r := importBytes(t, dir, img)
-	app := &fakeAppliance{dir: dir}
+	app := &fakeAppliance{dir: dir, image: r.Index.Digest()}
 	ts := httptest.NewServer(app)
 	t.Cleanup(ts.Close)
 	return &peerScenario{img: img, ix: r.Index, app: app, appTS: ts}
@@ -78,7 +79,7 @@ func newPeerScenario(t *testing.T, seed uint64) *peerScenario {
 func (p *peerScenario) source(t *testing.T, failures *[]agentapi.PeerFailure) *PeerChunks {
 	var mu sync.Mutex
 	return &PeerChunks{
-		Base: p.appTS.URL + "/artifacts/chunks?mac=m", Header: http.Header{"Authorization": {"Bearer tok"}},
+		Base: p.appTS.URL + "/artifacts/chunks?mac=m", Image: p.ix.Digest(), Header: http.Header{"Authorization": {"Bearer tok"}},
 		PeerTimeout: 300 * time.Millisecond, Logger: testLogger(t),
 		OnPeerFailure: func(f agentapi.PeerFailure) {
 			mu.Lock()
@@ -265,5 +266,18 @@ func TestPeerChunksRefusesLocations(t *testing.T) {
 		if base, ok := peerBase(loc, id); ok {
 			t.Errorf("peerBase(%s) = %q, accepted", loc, base)
 		}
+	}
+}
+
+// TestPeerChunksWithoutImage: without Image no redirect is asked for.
+func TestPeerChunksWithoutImage(t *testing.T) {
+	p := newPeerScenario(t, 23)
+	p.app.redirect = func(id string) string { return "http://127.0.0.1:1" + agentapi.ChunkURL(agentapi.PeerChunks, id) }
+	var failures []agentapi.PeerFailure
+	src := p.source(t, &failures)
+	src.Image = ""
+	p.assemble(t, src)
+	if p.app.sent.Load() != 0 || len(failures) != 0 {
+		t.Errorf("%d redirects, failures %v; want none", p.app.sent.Load(), failures)
 	}
 }
