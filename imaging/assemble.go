@@ -95,8 +95,23 @@ type AssembleOptions struct {
 	// serve to its peers (docs/DESIGN.md, "Peer distribution"). Called
 	// from the writing goroutine once per chunk, not necessarily in
 	// image order (a written chunk is named when its run is flushed, one
-	// in place at once); it must not block.
+	// in place at once); it must not block. With Spread, the chunks of
+	// the second pass are named from the fetching goroutines: OnDisk
+	// must then be safe for concurrent use.
 	OnDisk func(i int)
+	// Spread fetches the chunks found neither on the target nor in the
+	// seed after the in-order pass, in an order of their own, each
+	// written at its place as it arrives: installing machines that fetch
+	// in different orders can serve each other sooner (docs/DESIGN.md,
+	// "Peer distribution"). The whole image's SHA-256 is then computed by
+	// reading the image back from dst (or Disk, when dst cannot be read)
+	// at the end. A repeated chunk is fetched once and written at each
+	// of its places.
+	Spread bool
+	// Shuffle orders the chunks Spread fetches, given as their first
+	// positions in Index.Chunks in image order; nil shuffles them at
+	// random.
+	Shuffle func(first []int)
 }
 
 // AssembleResult describes an assembled, verified image.
@@ -154,6 +169,7 @@ const (
 	fromSeed
 	fromStore
 	fromZero
+	fromHole // to fetch in the second pass (Spread)
 )
 
 // Assemble writes the image of opt.Index to dst at opt.Offset, taking
@@ -188,12 +204,16 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 	if opt.Limit > 0 && ix.Size > opt.Limit {
 		return AssembleResult{}, fmt.Errorf("%w: %s, room for %s", ErrImageTooLarge, agentapi.HumanBytes(ix.Size), agentapi.HumanBytes(opt.Limit))
 	}
+	if opt.Spread && (&assembler{opt: opt}).readable(dst) == nil {
+		return AssembleResult{}, errors.New("imaging: assemble: Spread needs a target it can read the image back from")
+	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*chunkstore.MaxChunk))
 	if err != nil {
 		return AssembleResult{}, err
 	}
 	defer dec.Close()
-	a := &assembler{opt: opt, dst: dst, dec: dec, seed: seedOffsets(opt.Seed, ix), freed: make(chan struct{}, 1)}
+	a := &assembler{opt: opt, dst: dst, dec: dec, seed: seedOffsets(opt.Seed, ix), freed: make(chan struct{}, 1),
+		p: progressMeter{fn: opt.Progress, every: opt.ProgressInterval, total: ix.Size, start: time.Now()}}
 	if a.seed != nil {
 		a.guard = opt.Window / 2
 	}
@@ -263,7 +283,9 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 	whole := sha256.New()
 	g.Go(func() error {
 		for j := range toHash {
-			whole.Write(j.buf)
+			if !opt.Spread {
+				whole.Write(j.buf)
+			}
 			putChunkBuf(j.buf)
 			j.buf = nil
 			a.released.Add(j.c.Size)
@@ -280,7 +302,22 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 		}
 		return a.res, err
 	}
-	a.res.SHA256 = hex.EncodeToString(whole.Sum(nil))
+	if opt.Spread {
+		if err := a.fetchHoles(ctx, dst); err != nil {
+			return a.res, err
+		}
+		sum, err := a.readBack(dst)
+		if err != nil {
+			return a.res, err
+		}
+		a.res.SHA256 = sum
+	} else {
+		a.res.SHA256 = hex.EncodeToString(whole.Sum(nil))
+	}
+	a.mu.Lock()
+	fetched, reused := a.res.Fetched, a.res.InPlace+a.res.Copied
+	a.mu.Unlock()
+	a.p.updateChunked(a.done, fetched, reused, true)
 	if want := ix.Digest(); a.res.SHA256 != want {
 		return a.res, fmt.Errorf("%w: the assembled image has SHA-256 %s, its index says %s", ErrChecksum, a.res.SHA256, want)
 	}
@@ -359,8 +396,11 @@ type assembler struct {
 	// when the source fetches one at a time.
 	batch *batcher
 
-	mu  sync.Mutex
-	res AssembleResult
+	mu   sync.Mutex
+	res  AssembleResult
+	p    progressMeter
+	done int64   // image bytes on the target
+	hole []int32 // with Spread, the chunks left for the second pass
 }
 
 // sharedChunk is one fetch of a chunk several places of the image need.
@@ -433,6 +473,13 @@ func (a *assembler) resolve(ctx context.Context, j *asmJob) {
 		return
 	}
 	if inSeed && !moved && a.fromSeed(j, seedOff) {
+		return
+	}
+	if a.opt.Spread {
+		// Fetched in the second pass.
+		putChunkBuf(j.buf)
+		j.buf = nil
+		j.from = fromHole
 		return
 	}
 	j.err = a.fetch(ctx, j)
@@ -716,7 +763,6 @@ func (b *batcher) run(ctx context.Context) {
 // that must precede it are done, and hands them on to the hash.
 func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *asmJob, toHash chan<- *asmJob) error {
 	defer close(toHash)
-	p := progressMeter{fn: a.opt.Progress, every: a.opt.ProgressInterval, total: a.opt.Index.Size, start: time.Now()}
 	var queue []*asmJob // received from order, not yet written
 	more := true
 	// A chunk that failed fails the assembly only when the writer
@@ -735,7 +781,6 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 			return ctx.Err()
 		}
 	}
-	var done int64
 	w := &runWriter{dst: dst, buf: alignedBuffer(writeRun)[:0], onDisk: a.opt.OnDisk}
 	for {
 		if len(queue) == 0 {
@@ -781,6 +826,15 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 		}
 		queue = queue[1:]
 		c := j.c
+		if j.from == fromHole {
+			a.hole = append(a.hole, int32(j.i))
+			select {
+			case toHash <- j:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
 		// Only a chunk wholly past the held head reaches the disk now.
 		onDisk := -1
 		if c.Offset >= a.opt.Hold {
@@ -815,22 +869,18 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 		r.Written = r.Copied + r.FetchedRaw + r.Zeroed
 		fetched, reused := r.Fetched, r.InPlace+r.Copied
 		a.mu.Unlock()
-		done += c.Size
-		p.updateChunked(done, fetched, reused, false)
+		a.mu.Lock()
+		a.done += c.Size
+		done := a.done
+		a.mu.Unlock()
+		a.p.updateChunked(done, fetched, reused, false)
 		select {
 		case toHash <- j:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	if err := w.flush(); err != nil {
-		return err
-	}
-	a.mu.Lock()
-	fetched, reused := a.res.Fetched, a.res.InPlace+a.res.Copied
-	a.mu.Unlock()
-	p.updateChunked(done, fetched, reused, true)
-	return nil
+	return w.flush()
 }
 
 // writeRun is the most bytes runWriter gathers into one write.

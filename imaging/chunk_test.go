@@ -25,6 +25,7 @@ type storeFS struct {
 	indexes map[string]*chunkstore.Index
 	mu      sync.Mutex
 	fetched map[chunkstore.ChunkID]int
+	order   []chunkstore.ChunkID // every fetch, in order
 	bytes   int64
 	damage  func(id chunkstore.ChunkID, try int, z []byte) // may change z
 }
@@ -36,6 +37,7 @@ func newStoreFS(dir string) *storeFS {
 func (s *storeFS) Fetch(ctx context.Context, id chunkstore.ChunkID, stored int64) ([]byte, error) {
 	s.mu.Lock()
 	s.fetched[id]++
+	s.order = append(s.order, id)
 	try := s.fetched[id]
 	s.mu.Unlock()
 	z, err := os.ReadFile(chunkstore.ChunkPath(s.dir, id))
