@@ -51,6 +51,7 @@ func FuzzDecoders(f *testing.F) {
 		`{"phase":"image","rate":1e309}`,
 		`{"lines":["\xff\xfe"]}`,
 		`{"error":"x"} {}`,
+		`{"image":"` + strings.Repeat("ab", 32) + `","port":8090,"have":"gA==","failed":[{"peer":"http://10.0.0.1:8090","bad":true}]}`,
 		`[]`, `null`, ``,
 	} {
 		f.Add([]byte(s))
@@ -82,6 +83,16 @@ func FuzzDecoders(f *testing.F) {
 			if d.SHA256 != "" && (len(d.SHA256) != 64 || strings.ToLower(d.SHA256) != d.SHA256) || d.Bytes < 0 || d.DurationMS < 0 ||
 				d.Written < 0 || d.Fetched < 0 || d.Reused < 0 || d.Written > d.Bytes || d.Reused > d.Bytes {
 				t.Errorf("done accepted: %+v", d)
+			}
+		}
+		if h, err := decodeHoldings(b); err == nil {
+			if len(h.Image) != 64 || h.Port < 0 || h.Port > 65535 || len(h.Have) > maxBitmapBytes || len(h.Failed) > agentapi.MaxPeerFailures {
+				t.Errorf("holdings accepted: image %q, port %d, %d bitmap bytes, %d failures", h.Image, h.Port, len(h.Have), len(h.Failed))
+			}
+			for _, f := range h.Failed {
+				if !strings.HasPrefix(f.Peer, "http://") || len(f.Peer) > 64 {
+					t.Errorf("peer accepted: %q", f.Peer)
+				}
 			}
 		}
 		if fr, err := decodeFailed(b); err == nil {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
 )
@@ -60,6 +61,10 @@ type Server struct {
 	// requester's link-layer address, docs/DESIGN.md §7); a refused request
 	// gets 403 before its token is looked at. Nil believes every request.
 	VerifyAgent func(r *http.Request, mac net.HardwareAddr) error
+	// Peers, if set, takes the agents' holdings reports of peer
+	// distribution (docs/DESIGN.md, "Peer distribution"). Nil: peer
+	// distribution is off, and the path answers 404.
+	Peers Peers
 	// Log receives a line per request that changes something or fails.
 	// Nil discards.
 	Log *slog.Logger
@@ -83,6 +88,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/agent/log", s.agent(s.reportLog))
 	m.HandleFunc("POST /api/agent/done", s.agent(s.reportDone))
 	m.HandleFunc("POST /api/agent/failed", s.agent(s.reportFailed))
+	m.HandleFunc("POST "+agentapi.PathHoldings, s.agent(s.reportHoldings))
 
 	m.HandleFunc("GET /api/hosts", s.admin(s.listHosts))
 	m.HandleFunc("DELETE /api/hosts", s.admin(s.forgetHosts))
