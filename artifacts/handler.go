@@ -47,6 +47,14 @@ type Handler struct {
 	// iPXE binary, for instance), from the client's address. It returns
 	// nil when it does not know. It must be safe for concurrent use.
 	Identify func(ip netip.Addr) net.HardwareAddr
+	// Redirect, if set, may send a GET elsewhere: it is asked before the
+	// file is opened, with the file's name under Dir and the machine
+	// behind the request (nil when unknown), and returns the URL to
+	// answer with a 307 (Cache-Control: no-store), or false to serve the
+	// file. Peer distribution sends chunk requests to installing peers
+	// with it (docs/DESIGN.md, "Peer distribution"). It must be safe for
+	// concurrent use and must not block.
+	Redirect func(r *http.Request, name string, mac net.HardwareAddr) (string, bool)
 	// OnServe, if set, is called after every request, for metrics. It runs
 	// on the request's goroutine and must not block.
 	OnServe func(Served)
@@ -122,6 +130,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case h.ChunkStore != "" && name == strings.TrimSuffix(h.ChunkStore, "/") && r.URL.Query().Has("ids"):
 		err = h.serveChunks(cw, r, name, r.URL.Query().Get("ids"))
 	default:
+		if u, ok := h.redirect(r, name, mac); ok {
+			cw.Header().Set("Cache-Control", "no-store")
+			http.Redirect(cw, r, u, http.StatusTemporaryRedirect)
+			break
+		}
 		err = h.serveFile(cw, r, name)
 	}
 
@@ -130,6 +143,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.OnServe != nil {
 		h.OnServe(s)
 	}
+}
+
+// redirect asks Redirect about a GET.
+func (h *Handler) redirect(r *http.Request, name string, mac net.HardwareAddr) (string, bool) {
+	if h.Redirect == nil || r.Method != http.MethodGet {
+		return "", false
+	}
+	return h.Redirect(r, name, mac)
 }
 
 // serveFile serves name, a clean relative path, from Dir. The error it
