@@ -19,10 +19,14 @@ import (
 type Peers interface {
 	// Hold records the holdings report of the agent of mac, received
 	// from addr, and says when it should report again and whether it
-	// should go on serving. An error refuses the report (a 400 with its
-	// message): it does not fit the published index.
+	// should go on serving. An error wrapping ErrBadHoldings refuses
+	// the report (a 400 with its message: it does not fit the published
+	// index); any other is the appliance's failure (a 500).
 	Hold(mac string, addr netip.Addr, h agentapi.Holdings) (agentapi.HoldingsReply, error)
 }
+
+// ErrBadHoldings marks a holdings report Peers refuses.
+var ErrBadHoldings = errors.New("api: holdings refused")
 
 // reportHoldings takes an agent's holdings report for the image its
 // running attempt installs.
@@ -55,9 +59,14 @@ func (s *Server) reportHoldings(w http.ResponseWriter, r *http.Request, a agentR
 		return
 	}
 	reply, err := s.Peers.Hold(a.host.MAC, ap.Addr().Unmap(), h)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrBadHoldings):
 		a.log.Warn("holdings refused", "err", err)
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		a.log.Error("cannot take holdings", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot take the holdings (see the appliance's log)")
 		return
 	}
 	writeJSON(w, http.StatusOK, reply)

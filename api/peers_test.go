@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -78,12 +79,16 @@ func TestHoldings(t *testing.T) {
 	e.must(http.StatusUnauthorized, code, body)
 
 	// The coordinator refuses: 400 with its reason.
-	peers.err = errors.New("peers: bad holdings: a bitmap of 1 bytes over 9 chunks")
+	peers.err = fmt.Errorf("%w: peers: bad holdings: a bitmap of 1 bytes over 9 chunks", ErrBadHoldings)
 	code, body = e.agent(http.MethodPost, agentapi.PathHoldings, macN01, tok, ok)
 	e.must(http.StatusBadRequest, code, body)
 	if !strings.Contains(body, "bitmap of 1 bytes") {
 		t.Errorf("body %s", body)
 	}
+	// Its own failure: 500, never a refusal.
+	peers.err = errors.New("read images/x.rbidx: input/output error")
+	code, body = e.agent(http.MethodPost, agentapi.PathHoldings, macN01, tok, ok)
+	e.must(http.StatusInternalServerError, code, body)
 }
 
 func TestDecodeHoldings(t *testing.T) {

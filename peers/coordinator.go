@@ -29,10 +29,13 @@ var (
 // durations and counts mean the defaults.
 type Coordinator struct {
 	// Index returns the published chunk index of the image whose
-	// SHA-256 (hex, the plan's Image.SHA256) is image. Required: an
-	// agent can announce only an image the catalog publishes, and the
-	// index maps a chunk id to the positions the bitmaps are over.
-	Index func(image string) (*chunkstore.Index, bool)
+	// SHA-256 (hex, the plan's Image.SHA256) is image, or an error
+	// wrapping ErrUnknownImage when the catalog publishes none; any other
+	// error (an index that cannot be read) Hold returns as it is.
+	// Required: an agent can announce only an image the catalog
+	// publishes, and the index maps a chunk id to the positions the
+	// bitmaps are over.
+	Index func(image string) (*chunkstore.Index, error)
 	// TTL is how long a holder stays live after its last report: one
 	// not heard from since is never picked, and is forgotten. Default
 	// 15 s; agents report every few seconds (HoldingsReply.IntervalMS).
@@ -240,8 +243,11 @@ func (c *Coordinator) image(sha string) (*image, error) {
 	if c.Index == nil {
 		return nil, fmt.Errorf("%w %.64q: no published indexes", ErrUnknownImage, sha)
 	}
-	ix, ok := c.Index(sha)
-	if !ok || ix == nil || ix.Digest() != sha {
+	ix, err := c.Index(sha)
+	if err != nil {
+		return nil, err
+	}
+	if ix == nil || ix.Digest() != sha {
 		return nil, fmt.Errorf("%w %.64q", ErrUnknownImage, sha)
 	}
 	im := &image{ix: ix, pos: make(map[chunkstore.ChunkID][]int32, len(ix.Chunks)), holders: map[string]*holder{}}

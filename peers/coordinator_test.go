@@ -3,6 +3,7 @@ package peers
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -48,8 +49,13 @@ func newCoordinator(t *testing.T) (*Coordinator, *clock, string) {
 	clk := &clock{t: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}
 	r := rand.New(rand.NewPCG(1, 2))
 	c := &Coordinator{
-		Index: func(sha string) (*chunkstore.Index, bool) { return ix, sha == ix.Digest() },
-		Now:   clk.now, Rand: r.IntN, Uploads: 1 << 20,
+		Index: func(sha string) (*chunkstore.Index, error) {
+			if sha != ix.Digest() {
+				return nil, fmt.Errorf("%w: not in the test catalog", ErrUnknownImage)
+			}
+			return ix, nil
+		},
+		Now: clk.now, Rand: r.IntN, Uploads: 1 << 20,
 	}
 	return c, clk, ix.Digest()
 }
@@ -300,5 +306,16 @@ func TestHoldRefuses(t *testing.T) {
 	}
 	if n := c.Holders(sha); n != 0 {
 		t.Errorf("%d holders after refused reports", n)
+	}
+}
+
+// TestHoldIndexError: an index that cannot be read is the appliance's
+// failure, not an unknown image.
+func TestHoldIndexError(t *testing.T) {
+	eio := errors.New("read images/x.rbidx: input/output error")
+	c := &Coordinator{Index: func(string) (*chunkstore.Index, error) { return nil, eio }}
+	err := c.Hold("a", netip.MustParseAddr("10.0.0.1"), agentapi.Holdings{Image: "ab", Port: 1})
+	if !errors.Is(err, eio) || errors.Is(err, ErrUnknownImage) || errors.Is(err, ErrBadHoldings) {
+		t.Errorf("Hold = %v, want the index's error alone", err)
 	}
 }
