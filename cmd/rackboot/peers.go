@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rackboot/rackboot/agentapi"
+	"github.com/rackboot/rackboot/api"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
+	"github.com/rackboot/rackboot/peers"
+	"github.com/rackboot/rackboot/profiles"
+)
+
+// peerRoutes joins peer distribution's coordinator (package peers) to
+// the agent API, which takes the agents' holdings reports (api.Peers),
+// and to the artifacts handler, which asks it where a chunk request
+// goes (artifacts.Handler.Redirect): docs/DESIGN.md, "Peer
+// distribution". serve does not use it yet (docs/peer-status.md).
+type peerRoutes struct {
+	coord *peers.Coordinator
+	// interval is how often agents report their holdings. Default 2 s.
+	interval time.Duration
+}
+
+// newPeerRoutes returns the routes over a coordinator of the chunked
+// versions of the catalog versions returns, whose indexes are read from
+// the artifacts directory dir.
+func newPeerRoutes(dir string, versions func() []*profiles.Version) *peerRoutes {
+	return &peerRoutes{coord: &peers.Coordinator{Index: func(sha string) (*chunkstore.Index, error) {
+		return publishedIndex(dir, versions(), sha)
+	}}}
+}
+
+// publishedIndex reads the index of the catalog's chunked version whose
+// image is sha, from the artifacts directory dir.
+func publishedIndex(dir string, versions []*profiles.Version, sha string) (*chunkstore.Index, error) {
+	for _, v := range versions {
+		img := v.Image
+		if img.Format != agentapi.FormatChunked || !strings.EqualFold(img.SHA256, sha) || strings.Contains(img.URL, "://") {
+			continue
+		}
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			return nil, err
+		}
+		defer root.Close()
+		f, err := root.Open(img.URL)
+		if err != nil {
+			return nil, fmt.Errorf("version %s: %w", v.Name, err)
+		}
+		defer f.Close()
+		ix, err := chunkstore.ReadIndex(f)
+		if err != nil {
+			return nil, fmt.Errorf("version %s: %s: %w", v.Name, img.URL, err)
+		}
+		return ix, nil
+	}
+	return nil, fmt.Errorf("%w %.64q: no chunked version of the catalog", peers.ErrUnknownImage, sha)
+}
+
+// Hold takes an agent's holdings report (api.Peers).
+func (p *peerRoutes) Hold(mac string, addr netip.Addr, h agentapi.Holdings) (agentapi.HoldingsReply, error) {
+	if err := p.coord.Hold(mac, addr, h); err != nil {
+		if errors.Is(err, peers.ErrUnknownImage) || errors.Is(err, peers.ErrBadHoldings) {
+			err = fmt.Errorf("%w: %w", api.ErrBadHoldings, err)
+		}
+		return agentapi.HoldingsReply{}, err
+	}
+	interval := p.interval
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	return agentapi.HoldingsReply{Serve: true, IntervalMS: int(interval.Milliseconds())}, nil
+}
+
+// Redirect sends a chunk request of an agent that takes redirects (its
+// query names the image it installs, agentapi.ParamPeers) to a peer
+// that holds the chunk (artifacts.Handler.Redirect); every other
+// request is served.
+func (p *peerRoutes) Redirect(r *http.Request, name string, mac net.HardwareAddr) (string, bool) {
+	image := r.URL.Query().Get(agentapi.ParamPeers)
+	if image == "" || mac == nil {
+		return "", false
+	}
+	id, ok := chunkName(name)
+	if !ok {
+		return "", false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return "", false
+	}
+	return p.coord.Pick(image, id, peers.Requester{MAC: mac.String(), Addr: ap.Addr().Unmap()})
+}
+
+// chunkName parses a chunk's name under the artifacts directory,
+// chunks/XXXX/ID.zst (chunkstore.ChunkPath).
+func chunkName(name string) (chunkstore.ChunkID, bool) {
+	rest, ok := strings.CutPrefix(name, profiles.ChunkDir+"/")
+	if !ok || len(rest) != 4+1+64+4 || rest[4] != '/' || !strings.HasSuffix(rest, ".zst") {
+		return chunkstore.ChunkID{}, false
+	}
+	id, err := chunkstore.ParseChunkID(rest[5 : 5+64])
+	if err != nil || rest[:4] != rest[5:9] || id.IsZero() {
+		return chunkstore.ChunkID{}, false
+	}
+	return id, true
+}
