@@ -40,15 +40,19 @@ type Coordinator struct {
 	// not heard from since is never picked, and is forgotten. Default
 	// 15 s; agents report every few seconds (HoldingsReply.IntervalMS).
 	TTL time.Duration
-	// Uploads is how many redirects to one peer may be outstanding at
-	// once, each counted for Lease: the appliance's estimate of the
-	// peer's concurrent uploads (the peer enforces its own cap, and
-	// refuses beyond it). Default 4.
+	// Uploads is how many uploads one peer is given at once, as the
+	// appliance estimates them: it does not see the transfers, so a
+	// redirect counts as one for as long as the chunk would take at
+	// UploadRate (at least 1 ms). The peer enforces its own cap and
+	// answers 503 beyond it, which costs the requester nothing but the
+	// fallback. Default 4.
 	Uploads int
-	// Lease is how long a redirect counts against its peer's Uploads.
-	// Default 2 s: a 256 KiB chunk takes 20 ms at 100 Mbit/s, so a
-	// lease still running means a slow peer.
-	Lease time.Duration
+	// UploadRate is the speed one upload is assumed to run at, in bytes
+	// per second. Default 32 MiB/s: four at once fill a peer's 1 Gbit/s
+	// link. (A fixed lease of seconds, the first version, let a peer
+	// take 2 chunks a second: TestPeerWave saw 5.8 images of 6 come
+	// from the appliance.)
+	UploadRate int64
 	// Rest is how long a peer reported unreachable (a timeout, a
 	// refusal, a cut transfer) is not picked. Default 30 s. A peer
 	// reported bad (its bytes did not verify) is not picked again until
@@ -145,7 +149,7 @@ func (c *Coordinator) Hold(mac string, addr netip.Addr, h agentapi.Holdings) err
 // requester r: chosen at random among the holders other than r that are
 // live, neither resting nor reported bad, and below their upload cap,
 // among those in r's subnet when there are any. The redirect is counted
-// against the peer's cap for Lease. ok is false when there is no such
+// against the peer's cap for the chunk's time at UploadRate. ok is false when there is no such
 // peer, the chunk is not in the image (or all zeros), or the image is
 // unknown: the appliance serves the chunk itself.
 func (c *Coordinator) Pick(imageSHA string, id chunkstore.ChunkID, r Requester) (url string, ok bool) {
@@ -186,7 +190,7 @@ func (c *Coordinator) Pick(imageSHA string, id chunkstore.ChunkID, r Requester) 
 	if h == nil {
 		return "", false
 	}
-	h.leases = append(h.leases, now.Add(c.lease()))
+	h.leases = append(h.leases, now.Add(c.lease(im.ix.Chunks[pos[0]].Stored)))
 	return agentapi.ChunkURL(h.base+agentapi.PeerChunks, id.String()), true
 }
 
@@ -357,9 +361,17 @@ func (c *Coordinator) rand(n int) int {
 	return rand.IntN(n)
 }
 
-func (c *Coordinator) ttl() time.Duration   { return orDefault(c.TTL, 15*time.Second) }
-func (c *Coordinator) lease() time.Duration { return orDefault(c.Lease, 2*time.Second) }
-func (c *Coordinator) rest() time.Duration  { return orDefault(c.Rest, 30*time.Second) }
+func (c *Coordinator) ttl() time.Duration { return orDefault(c.TTL, 15*time.Second) }
+
+// lease is how long an upload of stored bytes is counted.
+func (c *Coordinator) lease(stored int64) time.Duration {
+	rate := c.UploadRate
+	if rate <= 0 {
+		rate = 32 << 20
+	}
+	return max(time.Duration(float64(stored)/float64(rate)*float64(time.Second)), time.Millisecond)
+}
+func (c *Coordinator) rest() time.Duration { return orDefault(c.Rest, 30*time.Second) }
 func (c *Coordinator) uploads() int {
 	if c.Uploads > 0 {
 		return c.Uploads

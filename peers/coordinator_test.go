@@ -166,11 +166,13 @@ func TestPickPrefersSubnet(t *testing.T) {
 	}
 }
 
-// TestPickCaps: a peer gets at most Uploads redirects per Lease; at the
+// TestPickCaps: a peer gets at most Uploads redirects per the time a
+// chunk takes at UploadRate (a second for the test's 1-byte chunks at 1
+// byte/s); at the
 // cap the chunk is the appliance's.
 func TestPickCaps(t *testing.T) {
 	c, clk, sha := newCoordinator(t)
-	c.Uploads, c.Lease = 2, time.Second
+	c.Uploads, c.UploadRate = 2, 1
 	hold(t, c, sha, "a", "10.0.0.1", have(2))
 	me := req("me", "10.0.0.9")
 	if got := picks(c, sha, 2, 5, me); got["http://10.0.0.1:8081"] != 2 || got[""] != 3 {
