@@ -44,6 +44,8 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, a agentRequest) {
 		return
 	}
 	a.log.Info("plan served", "attempt", att.Number, "version", ver.Name)
+	// The disk is about to be written: what it held is not to be served.
+	s.peersEnded(a.host.MAC, false)
 	writeJSON(w, http.StatusOK, agentapi.PlanResponse{Host: host.Hostname, MAC: a.mac.String(), Attempt: att.Number, AttemptID: att.ID,
 		Version: agentapi.Version{Name: ver.Name, Number: ver.Number}, Plan: p})
 }
@@ -224,6 +226,7 @@ func (s *Server) reportDone(w http.ResponseWriter, r *http.Request, a agentReque
 	}
 	if errors.Is(err, registry.ErrDigest) {
 		s.progress.clear(a.host.MAC)
+		s.peersEnded(a.host.MAC, false)
 		writeJSON(w, http.StatusConflict, result(h))
 		return
 	}
@@ -231,6 +234,7 @@ func (s *Server) reportDone(w http.ResponseWriter, r *http.Request, a agentReque
 		return
 	}
 	s.progress.clear(a.host.MAC)
+	s.peersEnded(a.host.MAC, h.State == registry.StateInstalled)
 	writeJSON(w, http.StatusOK, result(h))
 }
 
@@ -249,6 +253,7 @@ func (s *Server) reportFailed(w http.ResponseWriter, r *http.Request, a agentReq
 		return
 	}
 	s.progress.clear(a.host.MAC)
+	s.peersEnded(a.host.MAC, false)
 	writeJSON(w, http.StatusOK, result(h))
 }
 

@@ -23,6 +23,25 @@ type Peers interface {
 	// the report (a 400 with its message: it does not fit the published
 	// index); any other is the appliance's failure (a 500).
 	Hold(mac string, addr netip.Addr, h agentapi.Holdings) (agentapi.HoldingsReply, error)
+	// Finished says the install of mac ended well: its token is spent,
+	// its agent reports no more holdings and serves for a bounded
+	// linger.
+	Finished(mac string)
+	// Forget drops what mac holds: its install failed, or a new one
+	// starts writing its disk.
+	Forget(mac string)
+}
+
+// peersEnded tells Peers, if set, that the install of mac ended, well
+// or not.
+func (s *Server) peersEnded(mac string, installed bool) {
+	switch {
+	case s.Peers == nil:
+	case installed:
+		s.Peers.Finished(mac)
+	default:
+		s.Peers.Forget(mac)
+	}
 }
 
 // ErrBadHoldings marks a holdings report Peers refuses.

@@ -15,12 +15,25 @@ import (
 	"github.com/rackboot/rackboot/agentapi"
 )
 
-// fakePeers records the holdings it is given.
+// fakePeers records the holdings it is given, and the ends.
 type fakePeers struct {
-	mu   sync.Mutex
-	got  []agentapi.Holdings
-	from []string
-	err  error
+	mu    sync.Mutex
+	got   []agentapi.Holdings
+	from  []string
+	ended []string // "finished MAC", "forget MAC"
+	err   error
+}
+
+func (f *fakePeers) Finished(mac string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ended = append(f.ended, "finished "+mac)
+}
+
+func (f *fakePeers) Forget(mac string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ended = append(f.ended, "forget "+mac)
 }
 
 func (f *fakePeers) Hold(mac string, addr netip.Addr, h agentapi.Holdings) (agentapi.HoldingsReply, error) {
@@ -116,5 +129,38 @@ func TestDecodeHoldings(t *testing.T) {
 				t.Errorf("decodeHoldings = %v, want ok %v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestHoldingsEnds: Peers hears when an install starts writing (the
+// plan), ends well (done) or fails.
+func TestHoldingsEnds(t *testing.T) {
+	e := newEnv(t, nil)
+	peers := &fakePeers{}
+	e.srv.Peers = peers
+	plan := func(mac, tok string) agentapi.PlanResponse {
+		var p agentapi.PlanResponse
+		code, body := e.agent(http.MethodGet, agentapi.PathPlan, mac, tok, nil)
+		e.must(http.StatusOK, code, body)
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	_, tok1 := e.boot(macN01, "efi")
+	p := plan(macN01, tok1)
+	code, body := e.agent(http.MethodPost, agentapi.PathProgress, macN01, tok1, agentapi.Progress{Phase: agentapi.PhaseImage, Done: 1, Total: 1})
+	e.must(http.StatusNoContent, code, body)
+	code, body = e.agent(http.MethodPost, agentapi.PathDone, macN01, tok1, agentapi.Done{SHA256: p.Plan.Image.SHA256, Bytes: max(p.Plan.Image.RawSize, 1)})
+	e.must(http.StatusOK, code, body)
+
+	_, tok2 := e.boot(macN02, "efi")
+	plan(macN02, tok2)
+	code, body = e.agent(http.MethodPost, agentapi.PathFailed, macN02, tok2, agentapi.Failed{Error: "disk on fire", Phase: agentapi.PhaseImage})
+	e.must(http.StatusOK, code, body)
+
+	want := []string{"forget " + macN01, "finished " + macN01, "forget " + macN02, "forget " + macN02}
+	if diff := cmp.Diff(want, peers.ended); diff != "" {
+		t.Errorf("ends (-want +got):\n%s", diff)
 	}
 }

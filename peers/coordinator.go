@@ -95,6 +95,7 @@ type holder struct {
 	have   agentapi.Bitmap
 	seen   time.Time
 	rest   time.Time   // not picked before
+	until  time.Time   // live until, past the TTL: a finished install's linger
 	leases []time.Time // ends of the redirects counted against Uploads
 }
 
@@ -221,6 +222,32 @@ func (c *Coordinator) Forget(mac string) {
 	}
 }
 
+// Finish keeps what the agent with this MAC holds live for linger
+// without further reports: its install ended well, and with it its
+// install token, so it can report no more (docs/DESIGN.md, "how long an
+// agent serves"). Its agent serves that long at most. A linger of 0
+// forgets it.
+func (c *Coordinator) Finish(mac string, linger time.Duration) {
+	if linger <= 0 {
+		c.Forget(mac)
+		return
+	}
+	until := c.now().Add(linger)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, im := range c.images {
+		if h := im.holders[mac]; h != nil {
+			h.until = until
+		}
+	}
+}
+
+// live reports whether h may be picked: heard from within TTL, or
+// finished and lingering.
+func (c *Coordinator) live(h *holder, now time.Time) bool {
+	return now.Sub(h.seen) <= c.ttl() || now.Before(h.until)
+}
+
 // Holders is the number of live holders of the image, for metrics and
 // tests.
 func (c *Coordinator) Holders(imageSHA string) int {
@@ -230,7 +257,7 @@ func (c *Coordinator) Holders(imageSHA string) int {
 	n := 0
 	if im := c.images[imageSHA]; im != nil {
 		for _, h := range im.holders {
-			if now.Sub(h.seen) <= c.ttl() {
+			if c.live(h, now) {
 				n++
 			}
 		}
@@ -286,7 +313,7 @@ func (c *Coordinator) report(im *image, base string, bad bool, now time.Time) {
 // eligible reports whether h may be sent a request of the agent mac at
 // addr now, dropping its ended leases. Called with c.mu held.
 func (c *Coordinator) eligible(h *holder, mac string, addr netip.Addr, now time.Time) bool {
-	if h.mac == mac || h.addr == addr || c.bad[h.mac] || now.Before(h.rest) || now.Sub(h.seen) > c.ttl() {
+	if h.mac == mac || h.addr == addr || c.bad[h.mac] || now.Before(h.rest) || !c.live(h, now) {
 		return false
 	}
 	live := h.leases[:0]
@@ -318,7 +345,7 @@ func (c *Coordinator) sweep(now time.Time) {
 	c.swept = now
 	for sha, im := range c.images {
 		for mac, h := range im.holders {
-			if now.Sub(h.seen) > c.ttl() {
+			if !c.live(h, now) {
 				delete(im.holders, mac)
 			}
 		}

@@ -321,3 +321,22 @@ func TestHoldIndexError(t *testing.T) {
 		t.Errorf("Hold = %v, want the index's error alone", err)
 	}
 }
+
+// TestPickFinished: a finished install's holdings stay live for its
+// linger without reports, then expire; a linger of 0 forgets them.
+func TestPickFinished(t *testing.T) {
+	c, clk, sha := newCoordinator(t)
+	me := req("me", "10.0.0.9")
+	hold(t, c, sha, "a", "10.0.0.1", have(2))
+	hold(t, c, sha, "b", "10.0.0.2", have(2))
+	c.Finish("a", time.Minute)
+	c.Finish("b", 0)
+	clk.advance(59 * time.Second) // far past the TTL
+	if got := picks(c, sha, 2, 20, me); got["http://10.0.0.1:8081"] != 20 {
+		t.Errorf("picks %v; want the lingering holder only", got)
+	}
+	clk.advance(time.Second)
+	if u, ok := c.Pick(sha, chunkID(2), me); ok {
+		t.Errorf("picked %s after the linger", u)
+	}
+}

@@ -26,6 +26,9 @@ type peerRoutes struct {
 	coord *peers.Coordinator
 	// interval is how often agents report their holdings. Default 2 s.
 	interval time.Duration
+	// linger is how long a finished install's holdings stay live (its
+	// agent serves as long at most). Default 5 min.
+	linger time.Duration
 }
 
 // newPeerRoutes returns the routes over a coordinator of the chunked
@@ -79,6 +82,19 @@ func (p *peerRoutes) Hold(mac string, addr netip.Addr, h agentapi.Holdings) (age
 	return agentapi.HoldingsReply{Serve: true, IntervalMS: int(interval.Milliseconds())}, nil
 }
 
+// Finished keeps a finished install's holdings live for the linger
+// (api.Peers).
+func (p *peerRoutes) Finished(mac string) {
+	linger := p.linger
+	if linger <= 0 {
+		linger = 5 * time.Minute
+	}
+	p.coord.Finish(mac, linger)
+}
+
+// Forget drops what an agent holds (api.Peers).
+func (p *peerRoutes) Forget(mac string) { p.coord.Forget(mac) }
+
 // Redirect sends a chunk request of an agent that takes redirects (its
 // query names the image it installs, agentapi.ParamPeers) to a peer
 // that holds the chunk (artifacts.Handler.Redirect); every other
@@ -112,3 +128,5 @@ func chunkName(name string) (chunkstore.ChunkID, bool) {
 	}
 	return id, true
 }
+
+var _ api.Peers = (*peerRoutes)(nil)

@@ -17,6 +17,7 @@ import (
 	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/artifacts"
 	"github.com/rackboot/rackboot/imaging/chunkstore"
+	"github.com/rackboot/rackboot/peers"
 	"github.com/rackboot/rackboot/profiles"
 )
 
@@ -93,6 +94,17 @@ func TestPeerRoutes(t *testing.T) {
 				t.Errorf("%d, Location %q; want the file", w.Code, w.Header().Get("Location"))
 			}
 		})
+	}
+
+	// A finished install's holdings outlive its reports; a forgotten
+	// agent's do not.
+	routes.Finished(holder)
+	if u, ok := routes.coord.Pick(ix.Digest(), c.ID, peers.Requester{MAC: requester}); !ok {
+		t.Errorf("Pick after Finished = %q, %v", u, ok)
+	}
+	routes.Forget(holder)
+	if u, ok := routes.coord.Pick(ix.Digest(), c.ID, peers.Requester{MAC: requester}); ok {
+		t.Errorf("Pick after Forget = %q", u)
 	}
 
 	// Refusals are the agent's (400); an unreadable index is ours.
