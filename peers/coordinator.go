@@ -54,7 +54,8 @@ type Coordinator struct {
 	// from the appliance.)
 	UploadRate int64
 	// Rest is how long a peer reported unreachable (a timeout, a
-	// refusal, a cut transfer) is not picked. Default 30 s. A peer
+	// refusal, a cut transfer) is not picked for requesters in the
+	// reporter's subnet. Default 30 s. A peer
 	// reported bad (its bytes did not verify) is not picked again until
 	// Forget.
 	Rest time.Duration
@@ -89,12 +90,16 @@ type image struct {
 
 // holder is one agent serving chunks of an image.
 type holder struct {
-	mac    string
-	base   string // "http://IP:PORT"
-	addr   netip.Addr
-	have   agentapi.Bitmap
-	seen   time.Time
-	rest   time.Time   // not picked before
+	mac  string
+	base string // "http://IP:PORT"
+	addr netip.Addr
+	have agentapi.Bitmap
+	seen time.Time
+	// rest holds, per subnet of the requesters that reported it
+	// unreachable, when it may be picked by them again: a firewall
+	// between two subnets idles a peer for one, not for its neighbours.
+	// The invalid prefix stands for every requester.
+	rest   map[netip.Prefix]time.Time
 	until  time.Time   // live until, past the TTL: a finished install's linger
 	leases []time.Time // ends of the redirects counted against Uploads
 }
@@ -116,7 +121,7 @@ func (c *Coordinator) Hold(mac string, addr netip.Addr, h agentapi.Holdings) err
 		return fmt.Errorf("%w: %d peer failures, at most %d", ErrBadHoldings, len(h.Failed), agentapi.MaxPeerFailures)
 	}
 	for _, f := range h.Failed {
-		c.report(im, f.Peer, f.Bad, now)
+		c.report(im, f.Peer, f.Bad, addr, now)
 	}
 	if h.Port == 0 {
 		delete(im.holders, mac)
@@ -173,7 +178,7 @@ func (c *Coordinator) Pick(imageSHA string, id chunkstore.ChunkID, r Requester) 
 	var near, far *holder
 	nNear, nFar := 0, 0
 	for _, h := range im.holders {
-		if !c.eligible(h, r.MAC, raddr, now) || !holds(h.have, pos) {
+		if !c.eligible(h, r.MAC, raddr, home, now) || !holds(h.have, pos) {
 			continue
 		}
 		if home.IsValid() && home.Contains(h.addr) {
@@ -196,14 +201,16 @@ func (c *Coordinator) Pick(imageSHA string, id chunkstore.ChunkID, r Requester) 
 }
 
 // Report marks the peer at base ("http://IP:PORT", as agentapi.PeerFailure
-// names it) as failed for the image: bad (it served bytes that did not
-// verify) excludes it until Forget; otherwise it rests for Rest.
-func (c *Coordinator) Report(imageSHA, base string, bad bool) {
+// names it) as failed for the image, by the requester at from: bad (it
+// served bytes that did not verify) excludes it until Forget; otherwise
+// it rests for Rest for the requesters in from's subnet (for all when
+// from is not a valid address).
+func (c *Coordinator) Report(imageSHA, base string, bad bool, from netip.Addr) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if im := c.images[imageSHA]; im != nil {
-		c.report(im, base, bad, now)
+		c.report(im, base, bad, from.Unmap(), now)
 	}
 }
 
@@ -294,7 +301,7 @@ func (c *Coordinator) image(sha string) (*image, error) {
 	return im, nil
 }
 
-func (c *Coordinator) report(im *image, base string, bad bool, now time.Time) {
+func (c *Coordinator) report(im *image, base string, bad bool, from netip.Addr, now time.Time) {
 	for _, h := range im.holders {
 		if h.base != base {
 			continue
@@ -304,16 +311,26 @@ func (c *Coordinator) report(im *image, base string, bad bool, now time.Time) {
 				c.bad = map[string]bool{}
 			}
 			c.bad[h.mac] = true
-		} else {
-			h.rest = now.Add(c.rest())
+			continue
 		}
+		if h.rest == nil {
+			h.rest = map[netip.Prefix]time.Time{}
+		}
+		for p, until := range h.rest {
+			if !now.Before(until) {
+				delete(h.rest, p)
+			}
+		}
+		h.rest[c.subnet(from)] = now.Add(c.rest())
 	}
 }
 
 // eligible reports whether h may be sent a request of the agent mac at
-// addr now, dropping its ended leases. Called with c.mu held.
-func (c *Coordinator) eligible(h *holder, mac string, addr netip.Addr, now time.Time) bool {
-	if h.mac == mac || h.addr == addr || c.bad[h.mac] || now.Before(h.rest) || !c.live(h, now) {
+// addr, in the subnet home, now, dropping its ended leases. Called with
+// c.mu held.
+func (c *Coordinator) eligible(h *holder, mac string, addr netip.Addr, home netip.Prefix, now time.Time) bool {
+	if h.mac == mac || h.addr == addr || c.bad[h.mac] || !c.live(h, now) ||
+		now.Before(h.rest[home]) || now.Before(h.rest[netip.Prefix{}]) {
 		return false
 	}
 	live := h.leases[:0]

@@ -214,7 +214,7 @@ func TestPickDeadAndReported(t *testing.T) {
 		c, clk, sha := newCoordinator(t)
 		hold(t, c, sha, "a", "10.0.0.1", have(2))
 		hold(t, c, sha, "b", "10.0.0.2", have(2))
-		c.Report(sha, "http://10.0.0.1:8081", false)
+		c.Report(sha, "http://10.0.0.1:8081", false, me.Addr)
 		if got := picks(c, sha, 2, 50, me); got["http://10.0.0.2:8081"] != 50 {
 			t.Errorf("picks %v; the reported peer rests", got)
 		}
@@ -243,6 +243,25 @@ func TestPickDeadAndReported(t *testing.T) {
 		hold(t, c, sha, "a", "10.0.0.1", have(2))
 		if _, ok := c.Pick(sha, chunkID(2), me); !ok {
 			t.Error("not picked after Forget")
+		}
+	})
+	t.Run("unreachable-from-one-subnet", func(t *testing.T) {
+		// A firewall between 10.0.2.0/24 and the peer: the peer rests
+		// for that subnet only.
+		c, _, sha := newCoordinator(t)
+		hold(t, c, sha, "a", "10.0.1.1", have(2))
+		c.Report(sha, "http://10.0.1.1:8081", false, netip.MustParseAddr("10.0.2.9"))
+		if u, ok := c.Pick(sha, chunkID(2), req("x", "10.0.2.10")); ok {
+			t.Errorf("picked %s for the reporter's subnet", u)
+		}
+		for _, from := range []string{"10.0.1.10", "10.0.3.10"} {
+			if _, ok := c.Pick(sha, chunkID(2), req("y", from)); !ok {
+				t.Errorf("not picked for %s, outside the reporter's subnet", from)
+			}
+		}
+		c.Report(sha, "http://10.0.1.1:8081", false, netip.Addr{})
+		if u, ok := c.Pick(sha, chunkID(2), req("y", "10.0.3.10")); ok {
+			t.Errorf("picked %s after a report from nowhere (rests for all)", u)
 		}
 	})
 	t.Run("withdrawn", func(t *testing.T) {
