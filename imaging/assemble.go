@@ -223,7 +223,10 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 
 	g, gctx := errgroup.WithContext(ctx)
 	if src, ok := opt.Source.(BatchSource); ok && opt.Batch > 1 {
-		bctx, cancel := context.WithCancel(gctx)
+		// For the whole assembly, not the first pass's group: Spread's
+		// second pass batches too (a batcher gone would leave its
+		// fetches waiting).
+		bctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		a.batch = &batcher{src: src, max: opt.Batch, reqs: make(chan *batchReq), slots: make(chan struct{}, 2)}
 		go a.batch.run(bctx)

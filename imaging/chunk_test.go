@@ -340,12 +340,14 @@ func TestAssembleFetchesEachChunkOnce(t *testing.T) {
 }
 
 // TestAssembleBatches: over HTTP, the chunks are asked for many at a
-// time; a store that refuses batches gets them one by one.
+// time, in Spread's second pass too; a store that refuses batches gets
+// them one by one.
 func TestAssembleBatches(t *testing.T) {
 	dir := t.TempDir()
 	img := testimage.Bytes(6, 12<<20)
 	r := importBytes(t, dir, img)
-	for _, batches := range []bool{true, false} {
+	for _, tc := range []struct{ batches, spread bool }{{true, false}, {false, false}, {true, true}} {
+		batches := tc.batches
 		var single, multi, chunks atomic.Int32
 		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			if ids := req.URL.Query().Get("ids"); ids != "" {
@@ -373,13 +375,13 @@ func TestAssembleBatches(t *testing.T) {
 			w.Write(b)
 		}))
 		p := writeFile(t, make([]byte, len(img)))
-		res, err := assembleFile(t, p, AssembleOptions{Index: r.Index, Source: &HTTPChunks{Base: hs.URL + "/chunks"}})
+		res, err := assembleFile(t, p, AssembleOptions{Index: r.Index, Source: &HTTPChunks{Base: hs.URL + "/chunks"}, Spread: tc.spread})
 		hs.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkFile(t, p, img)
-		t.Logf("batches %v: %d batch requests for %d chunks, %d single; %+v", batches, multi.Load(), chunks.Load(), single.Load(), res)
+		t.Logf("batches %v, spread %v: %d batch requests for %d chunks, %d single; %+v", batches, tc.spread, multi.Load(), chunks.Load(), single.Load(), res)
 		switch {
 		case batches && (int(chunks.Load()) != res.ChunksFetched || multi.Load() >= chunks.Load() || single.Load() != 0):
 			t.Errorf("%d chunks fetched in %d batches and %d alone", chunks.Load(), multi.Load(), single.Load())
