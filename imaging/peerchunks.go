@@ -108,10 +108,10 @@ func (s *PeerChunks) init() {
 	s.rested = map[string]time.Time{}
 }
 
-// Index reads the chunk index at url from the appliance.
-func (s *PeerChunks) Index(ctx context.Context, url string) (*chunkstore.Index, error) {
+// Index reads the chunk index at u from the appliance.
+func (s *PeerChunks) Index(ctx context.Context, u string) (*chunkstore.Index, error) {
 	s.once.Do(s.init)
-	return s.direct.Index(ctx, url)
+	return s.direct.Index(ctx, u)
 }
 
 // Received is the compressed bytes of chunks received so far from the
