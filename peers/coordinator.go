@@ -158,7 +158,7 @@ func (c *Coordinator) Hold(mac string, addr netip.Addr, h agentapi.Holdings) err
 // against the peer's cap for the chunk's time at UploadRate. ok is false when there is no such
 // peer, the chunk is not in the image (or all zeros), or the image is
 // unknown: the appliance serves the chunk itself.
-func (c *Coordinator) Pick(imageSHA string, id chunkstore.ChunkID, r Requester) (url string, ok bool) {
+func (c *Coordinator) Pick(imageSHA string, id chunkstore.ChunkID, r Requester) (peerURL string, ok bool) {
 	if id.IsZero() {
 		return "", false
 	}
