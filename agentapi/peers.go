@@ -3,6 +3,7 @@ package agentapi
 import (
 	"fmt"
 	"math/bits"
+	"strings"
 )
 
 // Peer distribution (docs/DESIGN.md, "Peer distribution"): installing
@@ -24,6 +25,11 @@ const (
 	// without it: an agent that does not speak the protocol, its
 	// fallback after a peer failed, or any other client gets the bytes.
 	ParamPeers = "peers"
+	// ParamWhere, with ParamPeers, asks the appliance where the chunks
+	// it names (ids, comma-separated, at most MaxChunkBatch) are to be
+	// fetched: the answer is ChunkPlaces. The agent then fetches the
+	// peers' chunks from them and the rest in one batch (ChunksURL).
+	ParamWhere = "where"
 	// MaxHoldingsBody bounds a Holdings body: the bitmap of an image of
 	// 16 Mi chunks (1 TiB) in base64, and the rest.
 	MaxHoldingsBody = 3<<20 + 64<<10
@@ -67,6 +73,25 @@ type HoldingsReply struct {
 	Serve bool `json:"serve"`
 	// IntervalMS is how long the agent waits before its next report.
 	IntervalMS int `json:"interval_ms"`
+}
+
+// ChunkPlaces answers a ParamWhere request.
+type ChunkPlaces struct {
+	// Peers holds, for each chunk asked for, in order, the base URL of
+	// the peer to fetch it from ("http://IP:PORT"), or "" for the
+	// appliance.
+	Peers []string `json:"peers"`
+}
+
+// WhereURL is the URL of a ParamWhere request for the chunks ids of the
+// store at base, for the image whose SHA-256 is image.
+func WhereURL(base string, ids []string, image string) string {
+	path, query, _ := strings.Cut(base, "?")
+	u := strings.TrimSuffix(path, "/") + "?" + ParamWhere + "=" + strings.Join(ids, ",") + "&" + ParamPeers + "=" + image
+	if query != "" {
+		u += "&" + query
+	}
+	return u
 }
 
 // Bitmap is a set of chunk positions: bit i is byte i/8, mask

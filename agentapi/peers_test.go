@@ -53,3 +53,11 @@ func TestBitmap(t *testing.T) {
 		t.Errorf("JSON %s, %v", j, err)
 	}
 }
+
+func TestWhereURL(t *testing.T) {
+	got := WhereURL("http://192.0.2.1:8080/artifacts/chunks?mac=52-54-00-00-00-01", []string{"ab", "cd"}, "ef")
+	want := "http://192.0.2.1:8080/artifacts/chunks?where=ab,cd&peers=ef&mac=52-54-00-00-00-01"
+	if got != want {
+		t.Errorf("WhereURL = %s, want %s", got, want)
+	}
+}

@@ -3,6 +3,8 @@ package imaging
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -74,6 +76,8 @@ type PeerChunks struct {
 
 	mu     sync.Mutex
 	rested map[string]time.Time // peer base → asked again after
+
+	whereOff atomic.Bool // the appliance does not answer where-requests
 
 	fromAppliance, fromPeers atomic.Int64
 }
@@ -150,6 +154,105 @@ func (s *PeerChunks) Fetch(ctx context.Context, id chunkstore.ChunkID, stored in
 	s.fromAppliance.Add(int64(len(z)))
 	return z, nil
 }
+
+// FetchMany gets several chunks (BatchSource): it asks the appliance
+// where they are (agentapi.ParamWhere), fetches the peers' from them,
+// each verified, up to 8 at once, and the rest, with those whose peer
+// failed, in one batch from the appliance. Without Image all come in one
+// batch from the appliance; from an appliance that does not answer
+// where-requests, the error is Permanent, so that Assemble fetches one
+// by one (Fetch, whose requests may be redirected).
+func (s *PeerChunks) FetchMany(ctx context.Context, chunks []chunkstore.IndexChunk) ([][]byte, error) {
+	s.once.Do(s.init)
+	if s.err != nil {
+		return nil, s.err
+	}
+	out := make([][]byte, len(chunks))
+	places := s.where(ctx, chunks)
+	if places == nil && s.Image != "" && s.whereOff.Load() {
+		// Batches would take every chunk from the appliance: one by
+		// one, Fetch asks with the peers parameter.
+		return nil, Permanent(errors.New("imaging: the appliance does not say where chunks are: no batches with peers"))
+	}
+	if places != nil {
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, 8)
+		for i, c := range chunks {
+			if places[i] == "" {
+				continue
+			}
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				if z, ok := s.fromPeer(ctx, agentapi.ChunkURL(places[i]+agentapi.PeerChunks, c.ID.String()), c.ID); ok {
+					out[i] = z
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	var rest []chunkstore.IndexChunk
+	var at []int
+	for i, c := range chunks {
+		if out[i] == nil {
+			rest, at = append(rest, c), append(at, i)
+		}
+	}
+	var zs [][]byte
+	switch len(rest) {
+	case 0:
+	case 1:
+		z, err := s.direct.Fetch(ctx, rest[0].ID, rest[0].Stored)
+		if err != nil {
+			return nil, err
+		}
+		zs = [][]byte{z}
+	default:
+		var err error
+		if zs, err = s.direct.FetchMany(ctx, rest); err != nil {
+			return nil, err
+		}
+	}
+	for k, z := range zs {
+		out[at[k]] = z
+		s.fromAppliance.Add(int64(len(z)))
+	}
+	return out, nil
+}
+
+// where asks the appliance where chunks are: for each, a peer's base
+// URL or "" for the appliance; nil when it does not say.
+func (s *PeerChunks) where(ctx context.Context, chunks []chunkstore.IndexChunk) []string {
+	if s.Image == "" || s.whereOff.Load() {
+		return nil
+	}
+	ids := make([]string, len(chunks))
+	for i, c := range chunks {
+		ids[i] = c.ID.String()
+	}
+	u := agentapi.WhereURL(s.Base, ids, url.QueryEscape(s.Image))
+	what := fmt.Sprintf("where %d chunks are (the first %s)", len(ids), ids[0])
+	b, loc, err := httpGet(ctx, s.client, s.Header, u, what, 0, 64<<10, s.Timeout)
+	if err != nil || loc != "" {
+		if (isPermanent(err) || loc != "") && s.whereOff.CompareAndSwap(false, true) {
+			s.Logger.Info("the appliance does not say where chunks are; all come from it", "err", err)
+		}
+		return nil
+	}
+	var p agentapi.ChunkPlaces
+	if err := json.Unmarshal(b, &p); err != nil || len(p.Peers) != len(chunks) {
+		s.Logger.Warn("the appliance's answer of where chunks are does not fit the request", "chunks", len(chunks), "err", err)
+		return nil
+	}
+	return p.Peers
+}
+
+var _ BatchSource = (*PeerChunks)(nil)
 
 // chunkLimit bounds a chunk's compressed bytes: zstd's worst case for
 // the largest chunk, and room.

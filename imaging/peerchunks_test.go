@@ -2,9 +2,11 @@ package imaging
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,19 +22,27 @@ import (
 
 // fakeAppliance serves a chunk store under /artifacts/chunks/ and
 // redirects a request with peers=IMAGE to redirect(id), when that is
-// not empty.
+// not empty. With batches it answers ?ids= and ?where= as the appliance
+// does, the latter with the base of redirect(id).
 type fakeAppliance struct {
 	dir      string
 	image    string
+	batches  bool
 	redirect func(id string) string
 	direct   atomic.Int64 // chunks served
 	sent     atomic.Int64 // redirects
 	badToken atomic.Int64 // requests without the token
+	wheres   atomic.Int64 // where-requests answered
 }
 
 func (a *fakeAppliance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "Bearer tok" {
 		a.badToken.Add(1)
+	}
+	q := r.URL.Query()
+	if a.batches && r.URL.Path == "/artifacts/chunks" && q.Get("mac") == "m" {
+		a.batch(w, r)
+		return
 	}
 	name := strings.TrimPrefix(r.URL.Path, "/artifacts/chunks/")
 	id, err := chunkstore.ParseChunkID(strings.TrimSuffix(name[strings.IndexByte(name, '/')+1:], ".zst"))
@@ -65,15 +75,52 @@ type peerScenario struct {
 	appTS *httptest.Server
 }
 
-func newPeerScenario(t *testing.T, seed uint64) *peerScenario {
+func newPeerScenario(t *testing.T, seed uint64, batches bool) *peerScenario {
 	t.Helper()
 	dir := t.TempDir()
 	img := testimage.Bytes(seed, 3<<20)
 	r := importBytes(t, dir, img)
-	app := &fakeAppliance{dir: dir, image: r.Index.Digest()}
+	app := &fakeAppliance{dir: dir, image: r.Index.Digest(), batches: batches}
 	ts := httptest.NewServer(app)
 	t.Cleanup(ts.Close)
 	return &peerScenario{img: img, ix: r.Index, app: app, appTS: ts}
+}
+
+// batch answers ?where= and ?ids=.
+func (a *fakeAppliance) batch(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if where := q.Get(agentapi.ParamWhere); where != "" && q.Get(agentapi.ParamPeers) == a.image {
+		a.wheres.Add(1)
+		var places agentapi.ChunkPlaces
+		for _, id := range strings.Split(where, ",") {
+			base := ""
+			if a.redirect != nil {
+				if u := a.redirect(id); u != "" {
+					a.sent.Add(1)
+					base = u[:strings.Index(u, agentapi.PeerChunks+"/")]
+				}
+			}
+			places.Peers = append(places.Peers, base)
+		}
+		json.NewEncoder(w).Encode(places)
+		return
+	}
+	ids := q.Get("ids")
+	if ids == "" {
+		http.NotFound(w, r)
+		return
+	}
+	var all []byte
+	for _, id := range strings.Split(ids, ",") {
+		z, err := os.ReadFile(filepath.Join(a.dir, id[:4], id+".zst"))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		all = append(all, z...)
+	}
+	a.direct.Add(int64(len(strings.Split(ids, ","))))
+	w.Write(all)
 }
 
 func (p *peerScenario) source(t *testing.T, failures *[]agentapi.PeerFailure) *PeerChunks {
@@ -102,9 +149,24 @@ func (p *peerScenario) assemble(t *testing.T, src ChunkSource) {
 
 // TestPeerChunksFromPeer: chunks redirected to a peer that serves them
 // (a ChunkServer over another machine's disk) come from it, verified;
-// the install token never reaches the peer.
+// the install token never reaches the peer. Chunk by chunk (redirects)
+// and in batches (where-requests) alike.
 func TestPeerChunksFromPeer(t *testing.T) {
-	p := newPeerScenario(t, 21)
+	for _, batches := range []bool{false, true} {
+		t.Run(modeName(batches), func(t *testing.T) { peerChunksFromPeer(t, batches) })
+	}
+}
+
+// modeName names the subtests of an appliance with and without batches.
+func modeName(batches bool) string {
+	if batches {
+		return "batches"
+	}
+	return "one-by-one"
+}
+
+func peerChunksFromPeer(t *testing.T, batches bool) {
+	p := newPeerScenario(t, 21, batches)
 	// The peer is a machine that installed the same image.
 	d := newPeerDisk(t, 21, 3<<20, 0)
 	var tokenLeaked atomic.Bool
@@ -127,6 +189,9 @@ func TestPeerChunksFromPeer(t *testing.T) {
 		t.Errorf("appliance served %d chunks (%d bytes), peers %d bytes after %d redirects; want every chunk from the peer",
 			p.app.direct.Load(), app, peers, p.app.sent.Load())
 	}
+	if (p.app.wheres.Load() > 0) != batches {
+		t.Errorf("%d where-requests with batches %v", p.app.wheres.Load(), batches)
+	}
 	if len(failures) != 0 || tokenLeaked.Load() || p.app.badToken.Load() != 0 {
 		t.Errorf("failures %v, token sent to the peer %v, requests to the appliance without it %d", failures, tokenLeaked.Load(), p.app.badToken.Load())
 	}
@@ -135,8 +200,15 @@ func TestPeerChunksFromPeer(t *testing.T) {
 // TestPeerChunksBadPeers: a peer that serves corrupt bytes, hangs,
 // breaks off mid-transfer, is gone or declines does not fail or stall
 // the install: every chunk comes from the appliance, within a bounded
-// time, and the peer is reported (bad or not) unless it declined.
+// time, and the peer is reported (bad or not) unless it declined. Chunk
+// by chunk and in batches alike.
 func TestPeerChunksBadPeers(t *testing.T) {
+	for _, batches := range []bool{false, true} {
+		t.Run(modeName(batches), func(t *testing.T) { peerChunksBadPeers(t, batches) })
+	}
+}
+
+func peerChunksBadPeers(t *testing.T, batches bool) {
 	enc, _ := zstd.NewWriter(nil)
 	release := make(chan struct{})
 	defer close(release)
@@ -184,7 +256,7 @@ func TestPeerChunksBadPeers(t *testing.T) {
 		{name: "no-longer-holds", handler: http.NotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newPeerScenario(t, 22)
+			p := newPeerScenario(t, 22, batches)
 			var asked atomic.Int64
 			peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				asked.Add(1)
@@ -271,7 +343,7 @@ func TestPeerChunksRefusesLocations(t *testing.T) {
 
 // TestPeerChunksWithoutImage: without Image no redirect is asked for.
 func TestPeerChunksWithoutImage(t *testing.T) {
-	p := newPeerScenario(t, 23)
+	p := newPeerScenario(t, 23, true)
 	p.app.redirect = func(id string) string { return "http://127.0.0.1:1" + agentapi.ChunkURL(agentapi.PeerChunks, id) }
 	var failures []agentapi.PeerFailure
 	src := p.source(t, &failures)
