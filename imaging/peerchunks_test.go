@@ -273,8 +273,11 @@ func peerChunksBadPeers(t *testing.T, batches bool) {
 			p.assemble(t, src)
 			took := time.Since(start)
 			// 16 workers may each meet the peer once before it rests:
-			// at most one PeerTimeout, and some.
-			if took > 3*time.Second {
+			// one PeerTimeout (300 ms) and the install itself. The bound
+			// is loose for -race on a busy machine; that the peer is
+			// asked at most once per worker (below) is the exact check.
+			t.Logf("installed in %v", took)
+			if took > 10*time.Second {
 				t.Errorf("the install took %v with a failing peer", took)
 			}
 			distinct := int64(0)
