@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -113,6 +114,49 @@ func (p *peerRoutes) Redirect(r *http.Request, name string, mac net.HardwareAddr
 		return "", false
 	}
 	return p.coord.Pick(image, id, peers.Requester{MAC: mac.String(), Addr: ap.Addr().Unmap()})
+}
+
+// Where wraps the artifacts handler mounted at prefix ("/artifacts/"):
+// it answers an agent's question where a batch of chunks is (GET
+// prefix+chunks?where=ID,…&peers=IMAGE, agentapi.ChunkPlaces: a peer
+// from Pick for each chunk that has one, else "" for the appliance) and
+// hands every other request to next.
+func (p *peerRoutes) Where(prefix string, next http.Handler) http.Handler {
+	dir := strings.TrimSuffix(prefix, "/") + "/" + profiles.ChunkDir
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if r.Method != http.MethodGet || r.URL.Path != dir || !q.Has(agentapi.ParamWhere) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		image := q.Get(agentapi.ParamPeers)
+		ids := strings.Split(q.Get(agentapi.ParamWhere), ",")
+		if image == "" || len(ids) > agentapi.MaxChunkBatch {
+			http.Error(w, fmt.Sprintf("where needs peers=IMAGE and at most %d chunk ids", agentapi.MaxChunkBatch), http.StatusBadRequest)
+			return
+		}
+		var req peers.Requester
+		if hw, err := net.ParseMAC(q.Get("mac")); err == nil && len(hw) == 6 {
+			req.MAC = hw.String()
+		}
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			req.Addr = ap.Addr().Unmap()
+		}
+		places := agentapi.ChunkPlaces{Peers: make([]string, len(ids))}
+		for i, s := range ids {
+			id, err := chunkstore.ParseChunkID(s)
+			if err != nil {
+				http.Error(w, "a chunk id is 64 hex digits", http.StatusBadRequest)
+				return
+			}
+			if u, ok := p.coord.Pick(image, id, req); ok {
+				places.Peers[i] = u[:strings.Index(u, agentapi.PeerChunks+"/")]
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(places)
+	})
 }
 
 // chunkName parses a chunk's name under the artifacts directory,

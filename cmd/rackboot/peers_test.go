@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -133,5 +135,71 @@ func TestChunkName(t *testing.T) {
 		if _, got := chunkName(name); got != ok {
 			t.Errorf("chunkName(%q) = %v", name, got)
 		}
+	}
+}
+
+// TestPeerWhere: where a batch of chunks is: the holder for those it
+// holds, the appliance ("") for the others and for the holder itself;
+// other requests reach the artifacts handler.
+func TestPeerWhere(t *testing.T) {
+	dir := t.TempDir()
+	img := make([]byte, 1<<20)
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range img {
+		img[i] = byte(r.Uint32() >> 28)
+	}
+	res, err := chunkstore.Import(context.Background(), bytes.NewReader(img), filepath.Join(dir, profiles.ChunkDir), chunkstore.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := res.Index
+	os.MkdirAll(filepath.Join(dir, profiles.IndexDir), 0o755)
+	if err := chunkstore.WriteIndexFile(filepath.Join(dir, profiles.IndexDir, "v1.rbidx"), ix); err != nil {
+		t.Fatal(err)
+	}
+	catalog := []*profiles.Version{{Name: "v1", Image: profiles.Image{URL: profiles.IndexDir + "/v1.rbidx", SHA256: ix.Digest(), Format: agentapi.FormatChunked}}}
+	routes := newPeerRoutes(dir, func() []*profiles.Version { return catalog })
+	const holder, requester = "52:54:00:00:00:01", "52:54:00:00:00:02"
+	have := agentapi.NewBitmap(len(ix.Chunks))
+	have.Set(0)
+	if _, err := routes.Hold(holder, netip.MustParseAddr("10.0.0.1"), agentapi.Holdings{Image: ix.Digest(), Port: 8090, Have: have}); err != nil {
+		t.Fatal(err)
+	}
+	h := routes.Where("/artifacts/", &artifacts.Handler{Dir: dir, Prefix: "/artifacts/", ChunkStore: profiles.ChunkDir})
+	ids := []string{ix.Chunks[0].ID.String(), ix.Chunks[1].ID.String()}
+	get := func(u, from string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, u, nil)
+		req.RemoteAddr = from + ":40000"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	for _, tc := range []struct {
+		name, mac, from string
+		want            []string
+	}{
+		{"requester", requester, "10.0.0.2", []string{"http://10.0.0.1:8090", ""}},
+		{"the-holder-itself", holder, "10.0.0.1", []string{"", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := get(agentapi.WhereURL("/artifacts/chunks?mac="+strings.ReplaceAll(tc.mac, ":", "-"), ids, ix.Digest()), tc.from)
+			var got agentapi.ChunkPlaces
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != http.StatusOK {
+				t.Fatalf("%d %s: %v", w.Code, w.Body, err)
+			}
+			if !slices.Equal(got.Peers, tc.want) || w.Header().Get("Cache-Control") != "no-store" {
+				t.Errorf("places %q, want %q", got.Peers, tc.want)
+			}
+		})
+	}
+	// Malformed: 400. Other requests: the artifacts handler's.
+	if w := get("/artifacts/chunks?where=zz&peers="+ix.Digest(), "10.0.0.2"); w.Code != http.StatusBadRequest {
+		t.Errorf("bad id: %d", w.Code)
+	}
+	if w := get("/artifacts/chunks?where="+ids[0], "10.0.0.2"); w.Code != http.StatusBadRequest {
+		t.Errorf("no image: %d", w.Code)
+	}
+	if w := get(agentapi.ChunksURL("/artifacts/chunks?mac=52-54-00-00-00-02", ids), "10.0.0.2"); w.Code != http.StatusOK || w.Body.Len() == 0 {
+		t.Errorf("a batch through the wrapper: %d, %d bytes", w.Code, w.Body.Len())
 	}
 }
