@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,6 +199,19 @@ func (c *Coordinator) Pick(imageSHA string, id chunkstore.ChunkID, r Requester) 
 	}
 	h.leases = append(h.leases, now.Add(c.lease(im.ix.Chunks[pos[0]].Stored)))
 	return agentapi.ChunkURL(h.base+agentapi.PeerChunks, id.String()), true
+}
+
+// Places picks a peer for each of a batch's chunks, as Pick does: the
+// peer's base URL ("http://IP:PORT", agentapi.ChunkPlaces), or "" for
+// the appliance.
+func (c *Coordinator) Places(imageSHA string, ids []chunkstore.ChunkID, r Requester) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		if u, ok := c.Pick(imageSHA, id, r); ok {
+			out[i] = u[:strings.Index(u, agentapi.PeerChunks+"/")]
+		}
+	}
+	return out
 }
 
 // Report marks the peer at base ("http://IP:PORT", as agentapi.PeerFailure

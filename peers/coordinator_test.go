@@ -103,6 +103,15 @@ func TestPickURL(t *testing.T) {
 	}
 }
 
+func TestPlaces(t *testing.T) {
+	c, _, sha := newCoordinator(t)
+	hold(t, c, sha, "a", "10.0.0.1", have(2))
+	got := c.Places(sha, []chunkstore.ChunkID{chunkID(2), chunkID(5), {}}, req("me", "10.0.0.9"))
+	if diff := cmp.Diff([]string{"http://10.0.0.1:8081", "", ""}, got); diff != "" {
+		t.Errorf("Places (-want +got):\n%s", diff)
+	}
+}
+
 // TestPickAmongHolders: only holders of the chunk are picked, each about
 // as often; a chunk the index has twice is held by whoever has either
 // place; the requester, by MAC or address, is never picked.

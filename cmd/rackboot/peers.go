@@ -142,17 +142,15 @@ func (p *peerRoutes) Where(prefix string, next http.Handler) http.Handler {
 		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 			req.Addr = ap.Addr().Unmap()
 		}
-		places := agentapi.ChunkPlaces{Peers: make([]string, len(ids))}
+		chunks := make([]chunkstore.ChunkID, len(ids))
 		for i, s := range ids {
-			id, err := chunkstore.ParseChunkID(s)
-			if err != nil {
+			var err error
+			if chunks[i], err = chunkstore.ParseChunkID(s); err != nil {
 				http.Error(w, "a chunk id is 64 hex digits", http.StatusBadRequest)
 				return
 			}
-			if u, ok := p.coord.Pick(image, id, req); ok {
-				places.Peers[i] = u[:strings.Index(u, agentapi.PeerChunks+"/")]
-			}
 		}
+		places := agentapi.ChunkPlaces{Peers: p.coord.Places(image, chunks, req)}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(places)
