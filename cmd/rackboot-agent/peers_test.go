@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -33,15 +34,19 @@ import (
 // and reporting its holdings every 20 ms. Every install must end with
 // the image, and the appliance must send far less than one image per
 // agent. It stands in for bench P8 until that exists; the numbers are
-// logged. In image order (Spread off) the same wave is logged too, not
-// checked: it shows why Spread exists.
+// logged. With batches the appliance answers ?ids= and ?where= as
+// cmd/rackboot's peerRoutes.Where does. In image order (Spread off) the
+// same wave is logged too, not checked: it shows why Spread exists.
 func TestPeerWave(t *testing.T) {
-	for _, spread := range []bool{true, false} {
-		t.Run(map[bool]string{true: "spread", false: "in-order"}[spread], func(t *testing.T) { peerWave(t, spread) })
+	for _, tc := range []struct {
+		name            string
+		spread, batches bool
+	}{{"spread", true, false}, {"spread-batches", true, true}, {"in-order", false, false}} {
+		t.Run(tc.name, func(t *testing.T) { peerWave(t, tc.spread, tc.batches) })
 	}
 }
 
-func peerWave(t *testing.T, spread bool) {
+func peerWave(t *testing.T, spread, batches bool) {
 	const agents = 6
 	dir := t.TempDir()
 	img := make([]byte, 8<<20)
@@ -82,7 +87,31 @@ func peerWave(t *testing.T, spread bool) {
 				fromAppliance.Add(s.Bytes)
 			}
 		}}
-	app := httptest.NewServer(art)
+	var app *httptest.Server
+	if batches {
+		art.ChunkStore = "chunks"
+		app = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			switch {
+			case r.URL.Path == "/artifacts/chunks" && q.Has(agentapi.ParamWhere):
+				var ids []chunkstore.ChunkID
+				for _, s := range strings.Split(q.Get(agentapi.ParamWhere), ",") {
+					id, _ := chunkstore.ParseChunkID(s)
+					ids = append(ids, id)
+				}
+				hw, _ := net.ParseMAC(q.Get("mac"))
+				ap := netip.MustParseAddrPort(r.RemoteAddr)
+				json.NewEncoder(w).Encode(agentapi.ChunkPlaces{Peers: coord.Places(sha, ids, peers.Requester{MAC: hw.String(), Addr: ap.Addr()})})
+				return
+			case q.Has("ids"):
+				// A batch costs the link 5 ms a chunk as well.
+				time.Sleep(time.Duration(len(strings.Split(q.Get("ids"), ","))) * 5 * time.Millisecond)
+			}
+			art.ServeHTTP(w, r)
+		}))
+	} else {
+		app = httptest.NewServer(art)
+	}
 	defer app.Close()
 	// The agents serve until the whole wave is done.
 	wave, end := context.WithCancel(context.Background())
@@ -109,8 +138,8 @@ func peerWave(t *testing.T, spread bool) {
 		}
 	}
 	stored := ix.StoredSize()
-	t.Logf("%d agents, image %d bytes (%d stored) in %v: the appliance sent %d bytes (%.2f images), peers %d",
-		agents, ix.Size, stored, took.Round(time.Millisecond), fromAppliance.Load(),
+	t.Logf("batches %v: %d agents, image %d bytes (%d stored) in %v: the appliance sent %d bytes (%.2f images), peers %d",
+		batches, agents, ix.Size, stored, took.Round(time.Millisecond), fromAppliance.Load(),
 		float64(fromAppliance.Load())/float64(stored), fromPeers.Load())
 	if spread && (fromAppliance.Load() > agents*stored/2 || fromPeers.Load() == 0) {
 		t.Errorf("the appliance sent %d bytes for %d agents of a %d-byte image, peers %d: peer distribution did not spread the load",
