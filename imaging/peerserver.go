@@ -94,6 +94,11 @@ type ChunkServer struct {
 	// is answered 503 at once, and its agent falls back to the
 	// appliance. Default 4.
 	Uploads int
+	// MaxConns bounds the connections Serve keeps open: beyond, new
+	// ones wait in the kernel's accept queue (and their requester's 1 s
+	// connect timeout sends it to the appliance), so a flood from the
+	// segment cannot take the installer's file descriptors. Default 64.
+	MaxConns int
 	// Logger receives chunks that no longer verify. Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -196,8 +201,14 @@ func peerChunkID(p string) (chunkstore.ChunkID, bool) {
 }
 
 // Serve serves the chunks on ln until ctx ends, then shuts down within
-// 5 s. Peers are on the segment: the timeouts are short.
+// 5 s. Peers are on the segment: the timeouts are short, and at most
+// MaxConns connections are open at once.
 func (s *ChunkServer) Serve(ctx context.Context, ln net.Listener) error {
+	maxConns := s.MaxConns
+	if maxConns <= 0 {
+		maxConns = 64
+	}
+	ln = &limitListener{Listener: ln, slots: make(chan struct{}, maxConns), closed: make(chan struct{})}
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -214,7 +225,12 @@ func (s *ChunkServer) Serve(ctx context.Context, ln net.Listener) error {
 		// A fresh context: the serving one has ended.
 		sctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 		defer stop()
-		done <- srv.Shutdown(sctx)
+		err := srv.Shutdown(sctx)
+		if err != nil {
+			// Requests still running after 5 s are cut.
+			srv.Close()
+		}
+		done <- err
 	}()
 	err := srv.Serve(ln)
 	cancel()
@@ -223,4 +239,45 @@ func (s *ChunkServer) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("imaging: chunk server: %w", err)
 	}
 	return <-done
+}
+
+// limitListener accepts a connection only while fewer than cap(slots)
+// are open; the others wait in the kernel's accept queue.
+type limitListener struct {
+	net.Listener
+	slots     chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+// limitConn gives its slot back once, at its first Close.
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

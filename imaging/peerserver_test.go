@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -246,4 +247,50 @@ func TestChunkServerServe(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Serve = %v", err)
 	}
+}
+
+// TestChunkServerMaxConns: beyond MaxConns open connections a new one
+// is not served until one closes; Serve still stops with its context.
+func TestChunkServerMaxConns(t *testing.T) {
+	d := newPeerDisk(t, 16, 1<<20, 0)
+	s := d.server(t)
+	s.MaxConns = 2
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	client := &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	url := "http://" + ln.Addr().String() + peerPath(d.ix.Chunks[0].ID)
+	if resp, err := client.Get(url); err == nil {
+		resp.Body.Close()
+		t.Fatalf("served a third connection: %s", resp.Status)
+	}
+	held[0].Close()
+	client.Timeout = 5 * time.Second
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("after a connection closed: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not stop with connections held")
+	}
+	held[1].Close()
 }
