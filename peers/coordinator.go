@@ -56,9 +56,8 @@ type Coordinator struct {
 	UploadRate int64
 	// Rest is how long a peer reported unreachable (a timeout, a
 	// refusal, a cut transfer) is not picked for requesters in the
-	// reporter's subnet. Default 30 s. A peer
-	// reported bad (its bytes did not verify) is not picked again until
-	// Forget.
+	// reporter's subnet. Default 30 s. A peer reported bad (its bytes
+	// did not verify) is not picked again until Forget.
 	Rest time.Duration
 	// SubnetBits is the prefix length within which a holder counts as
 	// the requester's neighbour (same subnet: preferred). Default 24;
@@ -108,9 +107,11 @@ type holder struct {
 // Hold records an agent's holdings report, received from addr: which
 // chunks of the image it has and the port it serves them on, and the
 // peers that failed it (reported as with Report). A report with port 0
-// withdraws the agent as a holder of the image.
+// withdraws the agent as a holder of the image. A refused report
+// changes nothing.
 func (c *Coordinator) Hold(mac string, addr netip.Addr, h agentapi.Holdings) error {
 	now := c.now()
+	addr = addr.Unmap()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweep(now)
@@ -118,8 +119,20 @@ func (c *Coordinator) Hold(mac string, addr netip.Addr, h agentapi.Holdings) err
 	if err != nil {
 		return err
 	}
-	if len(h.Failed) > agentapi.MaxPeerFailures {
+	switch {
+	case len(h.Failed) > agentapi.MaxPeerFailures:
 		return fmt.Errorf("%w: %d peer failures, at most %d", ErrBadHoldings, len(h.Failed), agentapi.MaxPeerFailures)
+	case h.Port == 0:
+	case h.Port < 0 || h.Port > 65535:
+		return fmt.Errorf("%w: port %d", ErrBadHoldings, h.Port)
+	case !addr.IsValid() || addr.IsUnspecified() || addr.IsMulticast() || addr.Zone() != "":
+		return fmt.Errorf("%w: address %v", ErrBadHoldings, addr)
+	case mac == "":
+		return fmt.Errorf("%w: no MAC", ErrBadHoldings)
+	default:
+		if err := h.Have.Check(len(im.ix.Chunks)); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadHoldings, err)
+		}
 	}
 	for _, f := range h.Failed {
 		c.report(im, f.Peer, f.Bad, addr, now)
@@ -127,18 +140,6 @@ func (c *Coordinator) Hold(mac string, addr netip.Addr, h agentapi.Holdings) err
 	if h.Port == 0 {
 		delete(im.holders, mac)
 		return nil
-	}
-	addr = addr.Unmap()
-	switch {
-	case h.Port < 0 || h.Port > 65535:
-		return fmt.Errorf("%w: port %d", ErrBadHoldings, h.Port)
-	case !addr.IsValid() || addr.IsUnspecified() || addr.IsMulticast() || addr.Zone() != "":
-		return fmt.Errorf("%w: address %v", ErrBadHoldings, addr)
-	case mac == "":
-		return fmt.Errorf("%w: no MAC", ErrBadHoldings)
-	}
-	if err := h.Have.Check(len(im.ix.Chunks)); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadHoldings, err)
 	}
 	ho := im.holders[mac]
 	if ho == nil {
@@ -156,9 +157,10 @@ func (c *Coordinator) Hold(mac string, addr netip.Addr, h agentapi.Holdings) err
 // requester r: chosen at random among the holders other than r that are
 // live, neither resting nor reported bad, and below their upload cap,
 // among those in r's subnet when there are any. The redirect is counted
-// against the peer's cap for the chunk's time at UploadRate. ok is false when there is no such
-// peer, the chunk is not in the image (or all zeros), or the image is
-// unknown: the appliance serves the chunk itself.
+// against the peer's cap for the chunk's time at UploadRate. ok is false
+// when there is no such peer, the chunk is not in the image (or all
+// zeros), or the image is unknown: the appliance serves the chunk
+// itself.
 func (c *Coordinator) Pick(imageSHA string, id chunkstore.ChunkID, r Requester) (peerURL string, ok bool) {
 	if id.IsZero() {
 		return "", false

@@ -368,3 +368,18 @@ func TestPickFinished(t *testing.T) {
 		t.Errorf("picked %s after the linger", u)
 	}
 }
+
+// TestHoldRefusedChangesNothing: a refused report's failures are not
+// applied.
+func TestHoldRefusedChangesNothing(t *testing.T) {
+	c, _, sha := newCoordinator(t)
+	hold(t, c, sha, "a", "10.0.0.1", have(2))
+	err := c.Hold("me", netip.MustParseAddr("10.0.0.9"), agentapi.Holdings{Image: sha, Port: 8081, Have: agentapi.Bitmap{0},
+		Failed: []agentapi.PeerFailure{{Peer: "http://10.0.0.1:8081", Bad: true}}})
+	if !errors.Is(err, ErrBadHoldings) {
+		t.Fatalf("Hold = %v", err)
+	}
+	if _, ok := c.Pick(sha, chunkID(2), req("x", "10.0.0.3")); !ok {
+		t.Error("a refused report excluded a peer")
+	}
+}
