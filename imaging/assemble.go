@@ -268,6 +268,7 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 		}
 		return a.res, err
 	}
+	a.res.Written = a.res.Copied + a.res.FetchedRaw + a.res.Zeroed
 	a.res.SHA256 = hex.EncodeToString(whole.Sum(nil))
 	if want := ix.Digest(); a.res.SHA256 != want {
 		return a.res, fmt.Errorf("%w: the assembled image has SHA-256 %s, its index says %s", ErrChecksum, a.res.SHA256, want)
@@ -792,7 +793,6 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 				r.Punched += c.Size
 			}
 		}
-		r.Written = r.Copied + r.FetchedRaw + r.Zeroed
 		fetched, reused := r.Fetched, r.InPlace+r.Copied
 		a.mu.Unlock()
 		done += c.Size
