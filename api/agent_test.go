@@ -371,14 +371,9 @@ func TestForgedDone(t *testing.T) {
 	e := newEnv(t, nil)
 	e.srv.Planner = profiles.Planner{ImageSizes: func(string, string) (int64, int64, error) { return 1 << 20, 4 << 20, nil }}
 	_, tok := e.boot(macN01, "efi")
-	var p agentapi.PlanResponse
-	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
-	e.must(http.StatusOK, code, body)
-	if err := json.Unmarshal([]byte(body), &p); err != nil {
-		t.Fatal(err)
-	}
+	p := e.plan(macN01, tok)
 	forged := agentapi.Done{SHA256: p.Plan.Image.SHA256, Bytes: 1}
-	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, forged)
+	code, body := e.agent(http.MethodPost, "/api/agent/done", macN01, tok, forged)
 	if code != http.StatusConflict || !strings.Contains(body, "never reported writing") {
 		t.Errorf("done before any image progress: %d %s, want 409", code, body)
 	}
@@ -611,13 +606,8 @@ func TestChunkedReports(t *testing.T) {
 	e := newEnv(t, nil)
 	e.srv.Planner = profiles.Planner{ImageSizes: func(string, string) (int64, int64, error) { return 1 << 20, 4 << 20, nil }}
 	_, tok := e.boot(macN01, "efi")
-	var p agentapi.PlanResponse
-	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
-	e.must(http.StatusOK, code, body)
-	if err := json.Unmarshal([]byte(body), &p); err != nil {
-		t.Fatal(err)
-	}
-	code, body = e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, agentapi.Progress{Phase: agentapi.PhaseImage, Done: 3 << 20, Total: 4 << 20, Fetched: 1 << 18, Reused: 3<<20 - 1<<18})
+	p := e.plan(macN01, tok)
+	code, body := e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, agentapi.Progress{Phase: agentapi.PhaseImage, Done: 3 << 20, Total: 4 << 20, Fetched: 1 << 18, Reused: 3<<20 - 1<<18})
 	e.must(http.StatusNoContent, code, body)
 	if v := e.host(macN01); v.Progress == nil || v.Progress.Fetched != 1<<18 || v.Progress.Reused != 3<<20-1<<18 {
 		t.Errorf("progress in the host view = %+v", v.Progress)

@@ -222,15 +222,22 @@ func (e *env) install(mac string) agentapi.PlanResponse {
 	if tok == "" {
 		e.t.Fatalf("%s got no token", mac)
 	}
+	p := e.plan(mac, tok)
+	e.writing(mac, tok, 1<<30)
+	code, body := e.agent(http.MethodPost, "/api/agent/done", mac, tok, agentapi.Done{SHA256: p.Plan.Image.SHA256, Bytes: 1 << 30, DurationMS: 9000})
+	e.must(http.StatusOK, code, body)
+	return p
+}
+
+// plan is mac's agent fetching its plan, which must be served.
+func (e *env) plan(mac, tok string) agentapi.PlanResponse {
+	e.t.Helper()
 	var p agentapi.PlanResponse
 	code, body := e.agent(http.MethodGet, "/api/agent/plan", mac, tok, nil)
 	e.must(http.StatusOK, code, body)
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
 		e.t.Fatal(err)
 	}
-	e.writing(mac, tok, 1<<30)
-	code, body = e.agent(http.MethodPost, "/api/agent/done", mac, tok, agentapi.Done{SHA256: p.Plan.Image.SHA256, Bytes: 1 << 30, DurationMS: 9000})
-	e.must(http.StatusOK, code, body)
 	return p
 }
 

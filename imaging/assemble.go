@@ -318,6 +318,7 @@ func Assemble(ctx context.Context, dst io.WriterAt, opt AssembleOptions) (Assemb
 		a.res.SHA256 = hex.EncodeToString(whole.Sum(nil))
 	}
 	a.mu.Lock()
+	a.res.Written = a.res.Copied + a.res.FetchedRaw + a.res.Zeroed
 	fetched, reused := a.res.Fetched, a.res.InPlace+a.res.Copied
 	a.mu.Unlock()
 	a.p.updateChunked(a.done, fetched, reused, true)
@@ -869,7 +870,6 @@ func (a *assembler) write(ctx context.Context, dst io.WriterAt, order <-chan *as
 				r.Punched += c.Size
 			}
 		}
-		r.Written = r.Copied + r.FetchedRaw + r.Zeroed
 		fetched, reused := r.Fetched, r.InPlace+r.Copied
 		a.mu.Unlock()
 		a.mu.Lock()

@@ -169,37 +169,16 @@ func httpGet(ctx context.Context, client *http.Client, header http.Header, url, 
 		// the same.
 		return nil, "", Permanent(fmt.Errorf("%s: %d bytes, want %d", what, resp.ContentLength, max(want, limit)))
 	}
-	n := want
-	if resp.ContentLength >= 0 {
-		n = resp.ContentLength
-	}
-	buf := make([]byte, 0, n)
-	buf, err = readAllLimit(resp.Body, buf, limit)
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Grow(int(max(want, resp.ContentLength, 0)) + bytes.MinRead) // room to see the end without copying
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1)); err != nil {
 		return nil, "", fmt.Errorf("%s: %w", what, err)
 	}
-	if want > 0 && int64(len(buf)) != want {
-		return nil, "", fmt.Errorf("%s: %d bytes, want %d", what, len(buf), want)
+	if int64(buf.Len()) > limit {
+		return nil, "", fmt.Errorf("%s: more than %d bytes", what, limit)
 	}
-	return buf, "", nil
-}
-
-// readAllLimit appends r's bytes to buf, failing past limit bytes.
-func readAllLimit(r io.Reader, buf []byte, limit int64) ([]byte, error) {
-	for {
-		if int64(len(buf)) > limit {
-			return nil, fmt.Errorf("more than %d bytes", limit)
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	if want > 0 && int64(buf.Len()) != want {
+		return nil, "", fmt.Errorf("%s: %d bytes, want %d", what, buf.Len(), want)
 	}
+	return buf.Bytes(), "", nil
 }

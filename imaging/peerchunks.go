@@ -1,11 +1,13 @@
 package imaging
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -328,8 +330,15 @@ func (s *PeerChunks) getPeer(ctx context.Context, loc string, timeout time.Durat
 	if resp.ContentLength > chunkLimit {
 		return nil, false, fmt.Errorf("%d bytes", resp.ContentLength)
 	}
-	z, err = readAllLimit(resp.Body, make([]byte, 0, max(resp.ContentLength, 64<<10)), chunkLimit)
-	return z, false, err
+	var buf bytes.Buffer
+	buf.Grow(int(max(resp.ContentLength, 64<<10)) + bytes.MinRead)
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, chunkLimit+1)); err != nil {
+		return nil, false, err
+	}
+	if buf.Len() > chunkLimit {
+		return nil, false, fmt.Errorf("more than %d bytes", chunkLimit)
+	}
+	return buf.Bytes(), false, nil
 }
 
 // verify checks that z is a zstd frame of chunk id.

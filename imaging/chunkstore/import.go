@@ -1,6 +1,7 @@
 package chunkstore
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -65,8 +66,11 @@ func Import(ctx context.Context, r io.Reader, store string, opt ImportOptions) (
 		return nil, fmt.Errorf("chunkstore: chunk store: %w", err)
 	}
 	source := sha256.New()
-	br := &peekReader{r: io.TeeReader(r, source)}
-	head, err := br.peek(agentapi.MagicLen)
+	br := bufio.NewReaderSize(io.TeeReader(r, source), 1<<20)
+	head, err := br.Peek(agentapi.MagicLen)
+	if err == io.EOF {
+		err = nil // a file shorter than the magic is raw
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chunkstore: read image: %w", err)
 	}
@@ -256,28 +260,3 @@ func IsZero(b []byte) bool {
 
 // zeroPage is compared with (bytes.Equal is vectorised).
 var zeroPage [16 << 10]byte
-
-// peekReader lets Import read the magic bytes and then the whole file.
-type peekReader struct {
-	r    io.Reader
-	head []byte
-}
-
-func (p *peekReader) peek(n int) ([]byte, error) {
-	p.head = make([]byte, n)
-	m, err := io.ReadFull(p.r, p.head)
-	p.head = p.head[:m]
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		err = nil
-	}
-	return p.head, err
-}
-
-func (p *peekReader) Read(b []byte) (int, error) {
-	if len(p.head) > 0 {
-		n := copy(b, p.head)
-		p.head = p.head[n:]
-		return n, nil
-	}
-	return p.r.Read(b)
-}
