@@ -43,10 +43,31 @@ type rackLab struct {
 	boots    []lab.Timeline // one per boot from disk
 }
 
-// startRack builds everything the rack needs, writes the profiles,
-// creates the lab and starts rackboot. Everything is removed when the test
-// ends, or on SIGINT.
+// startRack builds everything the rack needs, writes the profiles (the
+// example fleet and extra, files by name), creates the lab and starts
+// rackboot with serveArgs. Everything is removed when the test ends, or
+// on SIGINT.
 func startRack(t *testing.T, ctx context.Context, extra map[string]string, serveArgs ...string) *rackLab {
+	t.Helper()
+	return startRackWith(t, ctx, rackConfig{
+		extra: func(*testing.T, *rack.Built) map[string]string { return extra },
+		serve: serveArgs,
+	})
+}
+
+// rackConfig says what startRackWith adds to the demo's rack.
+type rackConfig struct {
+	// extra returns the profiles files, by name, added to the example
+	// fleet; it is called once everything is built, so that it can add
+	// artifacts (such as a chunked import of an image) and name their
+	// digests.
+	extra func(*testing.T, *rack.Built) map[string]string
+	// serve are more flags for rackboot serve.
+	serve []string
+}
+
+// startRackWith is startRack with the profiles and flags of cfg.
+func startRackWith(t *testing.T, ctx context.Context, cfg rackConfig) *rackLab {
 	t.Helper()
 	requireLab(t)
 	if errs := rack.CheckHost(); len(errs) > 0 {
@@ -70,6 +91,10 @@ func startRack(t *testing.T, ctx context.Context, extra map[string]string, serve
 	}
 	t.Logf("built rackboot, the agent, its initramfs and the images in %.1f s", time.Since(start).Seconds())
 	profDir := filepath.Join(r.dir, "profiles")
+	var extra map[string]string
+	if cfg.extra != nil {
+		extra = cfg.extra(t, r.built)
+	}
 	if r.set, err = rack.WriteProfiles(profDir, r.built.Images, extra); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +117,7 @@ func startRack(t *testing.T, ctx context.Context, extra map[string]string, serve
 	data := filepath.Join(r.dir, "data")
 	r.rb, err = r.net.StartRackboot(ctx, lab.RackbootConfig{
 		Binary: r.built.Rackboot, Profiles: profDir, Data: data, Artifacts: r.built.Artifacts,
-		Log: filepath.Join(r.dir, "rackboot.log"), Args: append(append([]string(nil), rack.ServeArgs...), serveArgs...),
+		Log: filepath.Join(r.dir, "rackboot.log"), Args: append(append([]string(nil), rack.ServeArgs...), cfg.serve...),
 	})
 	if err != nil {
 		t.Fatal(err)
