@@ -67,75 +67,184 @@ func TestPeers(t *testing.T) {
 		serve: peerServeArgs(mode),
 	})
 	t.Logf("peer distribution %s; the appliance's link limited to %.1f Mbit/s for the image phase", mode, peerRate/1e6)
+	p := &peerLab{rackLab: r, image: image, mode: mode}
+	steps := []struct {
+		name string
+		run  func(*testing.T, context.Context, *peerLab)
+	}{
+		{"install", testPeersInstall},
+		{"boot-from-disk", testPeersBoot},
+		{"reinstall-peer-gone", testPeersGone},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, func(t *testing.T) { s.run(t, ctx, p) }) {
+			break
+		}
+	}
+	t.Logf("installs, seconds from power-on (rackboot's log and the serial consoles):\n%s", lab.FormatTimelines(r.installs))
+	t.Logf("boots from disk, seconds from power-on:\n%s", lab.FormatTimelines(r.boots))
+}
 
+// peerLab is TestPeers' rack: the demo's rack with the four machines and
+// their chunked version.
+type peerLab struct {
+	*rackLab
+	image importedImage
+	mode  string // --peers
+}
+
+// testPeersInstall is the first wave: the four machines, blank, install at
+// once.
+func testPeersInstall(t *testing.T, ctx context.Context, p *peerLab) {
+	w := p.wave(t, ctx, "install", nil)
+	p.checkWave(t, w, 1)
+}
+
+// testPeersBoot boots the four disks: the demo OS reports the version and
+// the hostname its profile gave it.
+func testPeersBoot(t *testing.T, ctx context.Context, p *peerLab) {
+	for _, m := range peerMachines {
+		t.Run(m.Name, func(t *testing.T) {
+			t.Parallel()
+			h := p.host(t, m)
+			got := p.bootOS(t, ctx, m, m.Name+"-boot")
+			if got.Version != peerSource || got.Hostname != h.Hostname || !got.Done {
+				t.Errorf("%s's installed OS reported version %q, hostname %q, done %v; want %s, %s, done",
+					m.Name, got.Version, got.Hostname, got.Done, peerSource, h.Hostname)
+			}
+		})
+	}
+}
+
+// peerGone is the machine of the second wave that loses its power in the
+// middle of its image, while the others take chunks from it.
+var peerGone = peerMachines[len(peerMachines)-1]
+
+// goneAt is how much of the image peerGone has fetched when its power is
+// cut: by then it holds (and has reported) that much of the chunks, which
+// the appliance redirects the others to.
+const goneAt = 0.4
+
+// testPeersGone is the second wave, the acceptance's "reinstall at once"
+// and its adverse peer: `rackboot reinstall` of the four, their disks
+// wiped (blank again: a reinstall of the same version onto the installed
+// disks would find every chunk in place and fetch nothing), powered on at
+// once; peerGone is powered off (QEMU killed: no FIN, no RST, its address
+// silent) once it has fetched goneAt of the image. The three others
+// succeed, their agents falling back from the dead peer; then peerGone is
+// powered on again and installs.
+func testPeersGone(t *testing.T, ctx context.Context, p *peerLab) {
+	var macs []string
+	for _, m := range peerMachines {
+		macs = append(macs, m.MAC.String())
+	}
+	const reason = "e2e: a wave of reinstalls onto wiped disks"
+	out := p.cli(t, append(append([]string{"reinstall"}, macs...), "--reason", reason)...)
+	if !strings.Contains(out, fmt.Sprintf("marked %d machines pending", len(macs))) {
+		t.Errorf("rackboot reinstall said:\n%s", out)
+	}
+	w := p.wave(t, ctx, "reinstall", &peerGone)
+	p.checkWave(t, w, 2)
+	for _, a := range w.agentPeerLines {
+		t.Logf("agent log: %s", a)
+	}
+
+	// The machine that lost its power comes back and installs.
+	mac := peerGone.MAC.String()
+	if hv := p.hostView(t, mac); hv.State != registry.StateInstalling {
+		t.Errorf("%s after its power cut: %s, want installing", peerGone.Name, hv.State)
+	}
+	if _, done := p.install(t, ctx, peerGone, peerGone.Name+"-again"); !done {
+		t.Fatalf("%s's install after its power cut failed", peerGone.Name)
+	}
+	hist := p.history(t, mac)
+	if n := len(hist); n < 3 || hist[n-1].Result != registry.ResultSuccess || hist[n-2].Result == registry.ResultSuccess {
+		t.Errorf("history of %s: %+v; want the first install, the attempt cut short, then a success", peerGone.Name, withoutLogs(hist))
+	}
+	t.Logf("%s, back on: %s", peerGone.Name, lastLine(p.cli(t, "history", mac)))
+}
+
+// wave powers on the four machines at once with blank disks, limits the
+// appliance's link once their installers have booted, and waits for every
+// install to end; gone, when set, is powered off midway instead (see
+// testPeersGone). Subtests named after run wait for each machine.
+func (p *peerLab) wave(t *testing.T, ctx context.Context, run string, gone *rack.Machine) peerWave {
+	t.Helper()
 	vms := map[string]*lab.VM{}
 	for _, m := range peerMachines {
-		if err := m.NewDisk(r.dir); err != nil {
+		if err := m.NewDisk(p.dir); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Powered on together, as a rack's power comes on.
+	w := peerWave{start: time.Now(), gone: gone}
+	chunks := p.chunksSent(t)
 	for _, m := range peerMachines {
-		vms[m.Name] = r.powerOn(t, ctx, m, m.Name+"-install")
+		vms[m.Name] = p.powerOn(t, ctx, m, m.Name+"-"+run)
 	}
-	start := time.Now()
-	limitedAt, sentBefore := limitAfterInstallers(t, ctx, r)
-	t.Cleanup(func() {
-		// The lab goes with its namespaces; a later step (boot from
-		// disk) would only be slower.
-		r.net.LimitServerRate(context.Background(), 0)
-	})
+	t.Cleanup(func() { p.net.LimitServerRate(context.Background(), 0) })
+	w.limitedAt, w.sent = p.limitAfterInstallers(t, ctx, w.start)
 
 	var mu sync.Mutex
-	ended := map[string]time.Time{}
-	ok := t.Run("install", func(t *testing.T) {
+	ok := t.Run("machines", func(t *testing.T) {
 		for _, m := range peerMachines {
 			t.Run(m.Name, func(t *testing.T) {
 				t.Parallel()
-				if !r.waitInstall(t, ctx, m, vms[m.Name]) {
-					t.Fatalf("the install of %s failed:\n%s", m.Name, vms[m.Name].Tail(20))
+				vm := vms[m.Name]
+				if gone != nil && m.Name == gone.Name {
+					p.cutPower(t, ctx, m, vm)
+					return
+				}
+				if !p.waitInstall(t, ctx, m, vm) {
+					t.Fatalf("the install of %s failed:\n%s", m.Name, vm.Tail(20))
 				}
 				mu.Lock()
-				ended[m.Name] = time.Now()
+				w.last = max(w.last, time.Since(w.start))
 				mu.Unlock()
 			})
 		}
 	})
-	sentAfter, err := r.net.ServerSent(ctx)
+	sent, err := p.net.ServerSent(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.net.LimitServerRate(ctx, 0); err != nil {
+	w.sent = sent - w.sent
+	w.chunks = p.chunksSent(t) - chunks
+	if err := p.net.LimitServerRate(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	if !ok {
 		t.FailNow()
 	}
-	var last time.Time
-	for _, e := range ended {
-		if e.After(last) {
-			last = e
+	return w
+}
+
+// cutPower waits until m's agent has fetched goneAt of the image, then
+// kills its QEMU.
+func (p *peerLab) cutPower(t *testing.T, ctx context.Context, m rack.Machine, vm *lab.VM) {
+	t.Helper()
+	mac := m.MAC.String()
+	want := int64(goneAt * float64(p.image.Chunks))
+	deadline := time.Now().Add(rackPowerOn)
+	for {
+		hv := p.hostView(t, mac)
+		if pr := hv.Progress; pr != nil && pr.Fetched >= want {
+			vm.Kill()
+			t.Logf("%s powered off %.1f s after power-on, %.1f of %.1f MiB fetched (%d of the image written)",
+				m.Name, time.Since(vm.Started()).Seconds(), inMiB(pr.Fetched), inMiB(p.image.Chunks), pr.Done)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not fetch %d bytes within %v:\n%s", m.Name, want, rackPowerOn, vm.Tail(20))
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-vm.Done():
+			t.Fatalf("%s ended before its power cut:\n%s", m.Name, vm.Tail(20))
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	checkPeerInstalls(t, r, image, mode, peerWave{
-		limitedAt: limitedAt, start: start, last: last, sent: sentAfter - sentBefore,
-	})
-
-	t.Run("boot-from-disk", func(t *testing.T) {
-		for _, m := range peerMachines {
-			t.Run(m.Name, func(t *testing.T) {
-				t.Parallel()
-				h := r.host(t, m)
-				got := r.bootOS(t, ctx, m, m.Name+"-boot")
-				if got.Version != peerSource || got.Hostname != h.Hostname || !got.Done {
-					t.Errorf("%s's installed OS reported version %q, hostname %q, done %v; want %s, %s, done",
-						m.Name, got.Version, got.Hostname, got.Done, peerSource, h.Hostname)
-				}
-			})
-		}
-	})
-	t.Logf("installs, seconds from power-on (rackboot's log and the serial consoles):\n%s", lab.FormatTimelines(r.installs))
-	t.Logf("boots from disk, seconds from power-on:\n%s", lab.FormatTimelines(r.boots))
 }
 
 // peerSource is the demo image TestPeers imports as chunks, under the
@@ -232,97 +341,115 @@ func importChunked(t *testing.T, ctx context.Context, b *rack.Built, source, nam
 	return got
 }
 
-// limitAfterInstallers waits until rackboot has sent every machine of
-// TestPeers its installer's initramfs (iPXE fetches the kernel first),
-// then limits the appliance's link to peerRate. It returns when the limit
-// was set and the link's transmit counter then.
-func limitAfterInstallers(t *testing.T, ctx context.Context, r *rackLab) (time.Time, int64) {
+// limitAfterInstallers waits until rackboot has sent every machine its
+// installer's initramfs since from (iPXE fetches the kernel first), then
+// limits the appliance's link to peerRate. It returns when the limit was
+// set and the link's transmit counter then.
+func (p *peerLab) limitAfterInstallers(t *testing.T, ctx context.Context, from time.Time) (time.Time, int64) {
 	t.Helper()
 	for _, m := range peerMachines {
-		r.waitLogged(t, ctx, time.Time{}, rack.ArtifactServed(m.MAC, rack.InitrdFile), rackPowerOn)
+		p.waitLogged(t, ctx, from, rack.ArtifactServed(m.MAC, rack.InitrdFile), rackPowerOn)
 	}
-	if err := r.net.LimitServerRate(ctx, peerRate); err != nil {
+	if err := p.net.LimitServerRate(ctx, peerRate); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Now()
-	sent, err := r.net.ServerSent(ctx)
+	sent, err := p.net.ServerSent(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return at, sent
 }
 
-// peerWave is what TestPeers measured of the four installs.
+// peerWave is what TestPeers measured of a wave of installs.
 type peerWave struct {
-	limitedAt time.Time // the appliance's link limited
-	start     time.Time // the machines powered on
-	last      time.Time // the last install done
-	sent      int64     // bytes the appliance's link sent while limited
+	gone      *rack.Machine // powered off midway, if any
+	start     time.Time     // the machines powered on
+	limitedAt time.Time     // the appliance's link limited
+	last      time.Duration // the last install done, from start
+	sent      int64         // bytes the appliance's link sent while limited
+	chunks    int64         // bytes of chunks rackboot sent in the wave (/metrics)
+	// agentPeerLines are the lines of the agents' logs about peers.
+	agentPeerLines []string
 }
 
-// checkPeerInstalls checks what the appliance recorded of the wave and
-// logs the numbers.
-func checkPeerInstalls(t *testing.T, r *rackLab, image importedImage, mode string, w peerWave) {
+// chunksSent is rackboot's count of the chunk bytes it sent.
+func (p *peerLab) chunksSent(t *testing.T) int64 {
 	t.Helper()
-	entries, err := lab.ReadLog(r.rb.Config().Log)
+	return int64(scrape(t, p.admin)[`rackboot_http_sent_bytes_total{handler="chunks"}`])
+}
+
+// checkWave checks what the appliance recorded of wave w, whose machines
+// (but the one gone) have had n attempts, the last one w's, and logs the
+// numbers.
+func (p *peerLab) checkWave(t *testing.T, w peerWave, n int) {
+	t.Helper()
+	entries, err := lab.ReadLog(p.rb.Config().Log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var early int
-	for _, e := range entries {
-		p := e.Str("path") // a chunk, or "chunks" for a batch
-		if e.Msg == "artifact request" && (p == "chunks" || strings.HasPrefix(p, "chunks/")) && e.Time.Before(w.limitedAt) {
+	for _, e := range since(entries, w.start) {
+		path := e.Str("path") // a chunk, or "chunks" for a batch
+		if e.Msg == "artifact request" && (path == "chunks" || strings.HasPrefix(path, "chunks/")) && e.Time.Before(w.limitedAt) {
 			early++
 		}
 	}
 	if early > 0 {
-		// The limit came late for some chunks: the test still passes if
-		// the rest holds, but the wave was not wholly limited.
+		// The limit came late for some chunks: the wave was not wholly
+		// limited, though the rest holds.
 		t.Logf("warning: %d chunk requests ended before the appliance's link was limited", early)
 	}
 
 	var fetched, fromPeers int64
 	var lines []string
 	for _, m := range peerMachines {
+		if w.gone != nil && m.Name == w.gone.Name {
+			continue
+		}
 		mac := m.MAC.String()
-		h := r.host(t, m)
-		hv := r.hostView(t, mac)
+		h := p.host(t, m)
+		hv := p.hostView(t, mac)
 		if hv.State != registry.StateInstalled || hv.Version.Name != peerVersion {
 			t.Errorf("%s: %s with %+v (%s), want installed with %s", h.Hostname, hv.State, hv.Version, hv.Reason, peerVersion)
 		}
-		hist := r.history(t, mac)
-		if len(hist) != 1 {
-			t.Errorf("history of %s: %d attempts, want 1: %+v", h.Hostname, len(hist), hist)
+		hist := p.history(t, mac)
+		if len(hist) != n {
+			t.Errorf("history of %s: %d attempts, want %d: %+v", h.Hostname, len(hist), n, withoutLogs(hist))
 			continue
 		}
-		a := hist[0]
-		if a.Result != registry.ResultSuccess || a.ImageSHA256 != image.SHA256 || a.BytesFetched <= 0 {
+		a := hist[n-1]
+		if a.Result != registry.ResultSuccess || a.ImageSHA256 != p.image.SHA256 || a.BytesFetched <= 0 {
 			t.Errorf("attempt of %s: %s, sha256 %s, %d bytes fetched; want success, %s, some fetched (error %q)",
-				h.Hostname, a.Result, a.ImageSHA256, a.BytesFetched, image.SHA256, a.Error)
+				h.Hostname, a.Result, a.ImageSHA256, a.BytesFetched, p.image.SHA256, a.Error)
+		}
+		for _, l := range a.Log {
+			if strings.Contains(strings.ToLower(l), "peer") {
+				w.agentPeerLines = append(w.agentPeerLines, h.Hostname+": "+l)
+			}
 		}
 		peers := attemptPeerBytes(a)
 		fetched += a.BytesFetched
 		fromPeers += peers
-		text := r.cli(t, "history", mac)
-		lines = append(lines, fmt.Sprintf("%s: fetched %.1f MiB, %.1f MiB from peers, wrote %.1f MiB, reused %.1f MiB, attempt %d ms; rackboot history: %s",
-			h.Hostname, inMiB(a.BytesFetched), inMiB(peers), inMiB(a.BytesWritten), inMiB(a.BytesReused), a.DurationMS, strings.TrimSpace(lastLine(text))))
+		lines = append(lines, fmt.Sprintf("%s: fetched %.1f MiB, %.1f MiB from peers, wrote %.1f MiB, reused %.1f MiB, attempt %.1f s; rackboot history: %s",
+			h.Hostname, inMiB(a.BytesFetched), inMiB(peers), inMiB(a.BytesWritten), inMiB(a.BytesReused), float64(a.DurationMS)/1000,
+			strings.TrimSpace(lastLine(p.cli(t, "history", mac)))))
 	}
-	metrics := scrape(t, r.admin)
-	fromAppliance := int64(metrics[`rackboot_http_sent_bytes_total{handler="chunks"}`])
-	t.Logf("the wave: four installs done %.0f s after power-on, %.0f s after the link was limited; "+
-		"the appliance's link sent %.1f MiB while limited (%.2f× the chunked image's %.1f MiB), of which chunks %.1f MiB (%.2f×); "+
+	img := float64(p.image.Chunks)
+	t.Logf("the wave: installs done %.0f s after power-on, %.0f s after the link was limited; "+
+		"the appliance's link sent %.1f MiB while limited (%.2f× the chunked image's %.1f MiB); rackboot sent %.1f MiB of chunks (%.2f×); "+
 		"the agents fetched %.1f MiB in all, %.1f MiB (%.0f %%) from peers:\n  %s",
-		w.last.Sub(w.start).Seconds(), w.last.Sub(w.limitedAt).Seconds(),
-		inMiB(w.sent), float64(w.sent)/float64(image.Chunks), inMiB(image.Chunks), inMiB(fromAppliance), float64(fromAppliance)/float64(image.Chunks),
+		w.last.Seconds(), (w.last - w.limitedAt.Sub(w.start)).Seconds(),
+		inMiB(w.sent), float64(w.sent)/img, inMiB(p.image.Chunks), inMiB(w.chunks), float64(w.chunks)/img,
 		inMiB(fetched), inMiB(fromPeers), 100*float64(fromPeers)/float64(max(fetched, 1)), strings.Join(lines, "\n  "))
-	if mode == "off" {
+	if p.mode == "off" {
 		return
 	}
 	if fromPeers <= 0 {
 		t.Errorf("no machine took a byte from a peer")
 	}
-	if fromAppliance >= 4*image.Chunks {
-		t.Errorf("the appliance sent %d bytes of chunks, want less than four images (%d)", fromAppliance, 4*image.Chunks)
+	if w.chunks >= int64(len(peerMachines))*p.image.Chunks {
+		t.Errorf("the appliance sent %d bytes of chunks, want less than one image per machine (%d)", w.chunks, int64(len(peerMachines))*p.image.Chunks)
 	}
 }
 
