@@ -154,7 +154,7 @@ func testPeersGone(t *testing.T, ctx context.Context, p *peerLab) {
 	if hv := p.hostView(t, mac); hv.State != registry.StateInstalling {
 		t.Errorf("%s after its power cut: %s, want installing", peerGone.Name, hv.State)
 	}
-	if _, done := p.install(t, ctx, peerGone, peerGone.Name+"-again"); !done {
+	if !p.waitPeerInstall(t, ctx, peerGone, p.powerOn(t, ctx, peerGone, peerGone.Name+"-again")) {
 		t.Fatalf("%s's install after its power cut failed", peerGone.Name)
 	}
 	hist := p.history(t, mac)
@@ -195,7 +195,7 @@ func (p *peerLab) wave(t *testing.T, ctx context.Context, run string, gone *rack
 					p.cutPower(t, ctx, m, vm)
 					return
 				}
-				if !p.waitInstall(t, ctx, m, vm) {
+				if !p.waitPeerInstall(t, ctx, m, vm) {
 					t.Fatalf("the install of %s failed:\n%s", m.Name, vm.Tail(20))
 				}
 				mu.Lock()
@@ -217,6 +217,32 @@ func (p *peerLab) wave(t *testing.T, ctx context.Context, run string, gone *rack
 		t.FailNow()
 	}
 	return w
+}
+
+// peerOffWait bounds the time from an agent's last line to QEMU's end.
+// With peer distribution an agent serves its peers after its install,
+// until none has asked for 30 s (or --peer-linger, 5 minutes, has
+// passed); rack.WaitInstall allows a minute.
+const peerOffWait = 6 * time.Minute
+
+// waitPeerInstall is rackLab.waitInstall, QEMU given peerOffWait to end.
+func (p *peerLab) waitPeerInstall(t *testing.T, ctx context.Context, m rack.Machine, vm *lab.VM) bool {
+	t.Helper()
+	l, err := vm.WaitFor(ctx, regexp.QuoteMeta(rack.AgentDone)+"|"+regexp.QuoteMeta(rack.AgentFailed), rackPowerOn)
+	if err != nil {
+		t.Fatalf("%v\nlast console lines (%s):\n%s\nlast rackboot log lines:\n%s", err, vm.SerialLog(), vm.Tail(25), readTail(p.rb.Config().Log, 20))
+	}
+	select {
+	case <-vm.Done():
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	case <-time.After(peerOffWait):
+		t.Fatalf("%s still running %v after %q:\n%s", vm.Name(), peerOffWait, l.Text, vm.Tail(15))
+	}
+	end := rack.Ending{Line: l, Off: time.Since(vm.Started())}
+	t.Logf("%s: %s (QEMU off at %.1f s)", vm.Name(), end.Line, end.Off.Seconds())
+	p.record(t, &p.installs, vm, rack.InstallMilestones(m.MAC), end)
+	return strings.Contains(l.Text, rack.AgentDone)
 }
 
 // cutPower waits until m's agent has fetched goneAt of the image, then
