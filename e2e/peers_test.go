@@ -300,9 +300,6 @@ var peerMachines = func() []rack.Machine {
 
 // peerServeArgs are rackboot serve's flags for mode ("all" or "off").
 func peerServeArgs(mode string) []string {
-	if mode == "off" {
-		return nil // TODO: "--peers off" once the flag is on main
-	}
 	return []string{"--peers", mode}
 }
 
@@ -480,9 +477,7 @@ func (p *peerLab) checkWave(t *testing.T, w peerWave, n int) {
 }
 
 // attemptPeerBytes is the bytes the attempt's agent took from peers.
-func attemptPeerBytes(a registry.Attempt) int64 {
-	return 0 // TODO: the attempt's field once peer distribution lands on main
-}
+func attemptPeerBytes(a registry.Attempt) int64 { return a.BytesFetchedPeers }
 
 func inMiB(n int64) float64 { return float64(n) / mib }
 
