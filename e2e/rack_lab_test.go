@@ -32,6 +32,7 @@ const rackPowerOn = 5 * time.Minute
 // rackboot serving them with at most rackMaxAttempts attempts per install.
 type rackLab struct {
 	net   *lab.Net
+	site  *lab.SiteDHCP
 	rb    *lab.Rackboot
 	built *rack.Built
 	set   *profiles.Set
@@ -111,7 +112,7 @@ func startRackWith(t *testing.T, ctx context.Context, cfg rackConfig) *rackLab {
 	if err := r.net.PinBridgeAddress(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.net.StartSiteDHCP(r.dir); err != nil {
+	if r.site, err = r.net.StartSiteDHCP(r.dir); err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(r.dir, "data")
