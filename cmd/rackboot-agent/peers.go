@@ -105,6 +105,21 @@ func (s *peerSession) share(ix *chunkstore.Index, off int64) (func(int), bool) {
 	return held.Add, s.ln != nil
 }
 
+// final sends the holdings as they are at the end of the assembly: the
+// appliance keeps the last report of a finished install for its linger,
+// and the periodic ones may be up to an interval old. Best effort: the
+// install does not depend on it.
+func (s *peerSession) final(ctx context.Context) {
+	if s.rep.held == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.rep.once(ctx); err != nil {
+		s.log.Warn("final holdings report", "err", err)
+	}
+}
+
 // received is the compressed chunk bytes fetched from peers so far.
 func (s *peerSession) received() int64 {
 	_, peers := s.src.Received()
@@ -160,8 +175,11 @@ func (s *peerSession) linger(ctx context.Context, con *console, idle time.Durati
 // stop ends the chunk server and the reports, and closes the target.
 func (s *peerSession) stop() {
 	s.cancel()
-	if s.ln != nil {
-		s.ln.Close() // when the assembly never started, Serve never took it
+	s.mu.Lock()
+	started := s.srv != nil
+	s.mu.Unlock()
+	if s.ln != nil && !started {
+		s.ln.Close() // Serve never took it
 	}
 	s.wg.Wait()
 	if s.disk != nil {

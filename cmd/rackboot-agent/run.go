@@ -145,6 +145,9 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 			return outcome{}, fmt.Errorf("reporting the image written: %w", err)
 		}
 	}
+	if a.peers != nil {
+		a.peers.final(ctx)
+	}
 	a.flushLog(ctx)
 	a.con.close() // the token is spent once done is accepted
 	var r agentapi.Result
