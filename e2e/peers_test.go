@@ -206,6 +206,13 @@ func (p *peerLab) wave(t *testing.T, ctx context.Context, run string, gone *rack
 	for _, m := range peerMachines {
 		vms[m.Name] = p.powerOn(t, ctx, m, m.Name+"-"+run)
 	}
+	// The power cut runs beside the waits: parallel subtests run
+	// GOMAXPROCS at a time, so the cut machine's own could start after
+	// the others are done.
+	var cut <-chan cutResult
+	if gone != nil {
+		cut = p.cutPower(t, ctx, *gone, vms[gone.Name], gone.Name+"-"+run+"-again")
+	}
 	t.Cleanup(func() { p.net.LimitServerRate(context.Background(), 0) })
 	w.limitedAt, w.sent = p.limitAfterInstallers(t, ctx, w.start)
 
@@ -216,8 +223,11 @@ func (p *peerLab) wave(t *testing.T, ctx context.Context, run string, gone *rack
 				t.Parallel()
 				vm := vms[m.Name]
 				if gone != nil && m.Name == gone.Name {
-					p.cutPower(t, ctx, m, vm)
-					vm = p.powerOn(t, ctx, m, m.Name+"-"+run+"-again")
+					c := <-cut
+					if c.err != nil {
+						t.Fatal(c.err)
+					}
+					vm = c.vm
 				}
 				if !p.waitPeerInstall(t, ctx, m, vm) {
 					t.Fatalf("the install of %s failed:\n%s", m.Name, vm.Tail(20))
@@ -269,31 +279,50 @@ func (p *peerLab) waitPeerInstall(t *testing.T, ctx context.Context, m rack.Mach
 	return strings.Contains(l.Text, rack.AgentDone)
 }
 
-// cutPower waits until m's agent has fetched goneAt of the image, as its
-// console says (the admin API is behind the limited link, whose queue
-// the chunks fill), then kills its QEMU.
-func (p *peerLab) cutPower(t *testing.T, ctx context.Context, m rack.Machine, vm *lab.VM) {
-	t.Helper()
+// cutResult is how a power cut went: the machine powered on again, or
+// why not.
+type cutResult struct {
+	vm  *lab.VM
+	err error
+}
+
+// cutPower waits, in a goroutine of its own, until m's agent has fetched
+// goneAt of the image, as its console says (the admin API is behind the
+// limited link, whose queue the chunks fill), then kills its QEMU and
+// powers it on again at once for run.
+func (p *peerLab) cutPower(t *testing.T, ctx context.Context, m rack.Machine, vm *lab.VM, run string) <-chan cutResult {
+	out := make(chan cutResult, 1)
 	want := goneAt * inMiB(p.image.Chunks)
-	deadline := time.Now().Add(rackPowerOn)
-	for {
-		if got, line := consoleFetched(vm); got >= want {
-			vm.Kill()
-			t.Logf("%s powered off %.1f s after power-on, %.1f of %.1f MiB fetched: %s",
-				m.Name, time.Since(vm.Started()).Seconds(), got, inMiB(p.image.Chunks), line)
-			return
+	go func() {
+		deadline := time.Now().Add(rackPowerOn)
+		for {
+			if got, line := consoleFetched(vm); got >= want {
+				vm.Kill()
+				t.Logf("%s powered off %.1f s after power-on, %.1f of %.1f MiB fetched: %s",
+					m.Name, time.Since(vm.Started()).Seconds(), got, inMiB(p.image.Chunks), line)
+				break
+			}
+			if time.Now().After(deadline) {
+				out <- cutResult{err: fmt.Errorf("%s did not fetch %.1f MiB within %v:\n%s", m.Name, want, rackPowerOn, vm.Tail(20))}
+				return
+			}
+			select {
+			case <-ctx.Done():
+				out <- cutResult{err: ctx.Err()}
+				return
+			case <-vm.Done():
+				out <- cutResult{err: fmt.Errorf("%s ended before its power cut:\n%s", m.Name, vm.Tail(20))}
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not fetch %.1f MiB within %v:\n%s", m.Name, want, rackPowerOn, vm.Tail(20))
+		again, err := m.PowerOn(ctx, p.net, p.dir, run)
+		if err == nil {
+			t.Cleanup(func() { again.Close() })
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatal(ctx.Err())
-		case <-vm.Done():
-			t.Fatalf("%s ended before its power cut:\n%s", m.Name, vm.Tail(20))
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		out <- cutResult{vm: again, err: err}
+	}()
+	return out
 }
 
 // fetchedRE reads the MiB fetched from the agent's progress line
