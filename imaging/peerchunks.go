@@ -63,6 +63,10 @@ type PeerChunks struct {
 	// Rest is how long a peer that failed is not asked again (the
 	// appliance is told, and stops sending others to it). Default 30 s.
 	Rest time.Duration
+	// MaxDefer is how long a chunk may be deferred in all
+	// (agentapi.PlaceLater) before it is fetched from the appliance
+	// without asking where. Default 10 s.
+	MaxDefer time.Duration
 	// OnPeerFailure, if set, is told each peer failure, for the next
 	// holdings report. It must not block.
 	OnPeerFailure func(agentapi.PeerFailure)
@@ -76,8 +80,9 @@ type PeerChunks struct {
 	peerClient *http.Client
 	dec        *zstd.Decoder
 
-	mu     sync.Mutex
-	rested map[string]time.Time // peer base → asked again after
+	mu       sync.Mutex
+	rested   map[string]time.Time             // peer base → asked again after
+	deferred map[chunkstore.ChunkID]time.Time // chunk → first deferred at
 
 	whereOff atomic.Bool // the appliance does not answer where-requests
 
@@ -112,6 +117,7 @@ func (s *PeerChunks) init() {
 		s.Logger = slog.Default()
 	}
 	s.rested = map[string]time.Time{}
+	s.deferred = map[chunkstore.ChunkID]time.Time{}
 }
 
 // Index reads the chunk index at u from the appliance.
@@ -160,10 +166,13 @@ func (s *PeerChunks) Fetch(ctx context.Context, id chunkstore.ChunkID, stored in
 // FetchMany gets several chunks (BatchSource): it asks the appliance
 // where they are (agentapi.ParamWhere), fetches the peers' from them,
 // each verified, up to 8 at once, and the rest, with those whose peer
-// failed, in one batch from the appliance. Without Image all come in one
-// batch from the appliance; from an appliance that does not answer
-// where-requests, the error is Permanent, so that Assemble fetches one
-// by one (Fetch, whose requests may be redirected).
+// failed, in one batch from the appliance. A chunk the appliance says to
+// ask for later is left nil (Assemble asks again after other chunks),
+// until it has been deferred for MaxDefer: then it comes from the
+// appliance. Without Image all come in one batch from the appliance;
+// from an appliance that does not answer where-requests, the error is
+// Permanent, so that Assemble fetches one by one (Fetch, whose requests
+// may be redirected).
 func (s *PeerChunks) FetchMany(ctx context.Context, chunks []chunkstore.IndexChunk) ([][]byte, error) {
 	s.once.Do(s.init)
 	if s.err != nil {
@@ -176,7 +185,28 @@ func (s *PeerChunks) FetchMany(ctx context.Context, chunks []chunkstore.IndexChu
 		// one, Fetch asks with the peers parameter.
 		return nil, Permanent(errors.New("imaging: the appliance does not say where chunks are: no batches with peers"))
 	}
+	later := make([]bool, len(chunks))
 	if places != nil {
+		now := time.Now()
+		s.mu.Lock()
+		for i, c := range chunks {
+			if places[i] != agentapi.PlaceLater {
+				delete(s.deferred, c.ID)
+				continue
+			}
+			places[i] = ""
+			first, ok := s.deferred[c.ID]
+			if !ok {
+				first = now
+				s.deferred[c.ID] = now
+			}
+			if now.Sub(first) < s.maxDefer() {
+				later[i] = true
+			} else {
+				delete(s.deferred, c.ID)
+			}
+		}
+		s.mu.Unlock()
 		var wg sync.WaitGroup
 		slots := make(chan struct{}, 8)
 		for i, c := range chunks {
@@ -201,7 +231,7 @@ func (s *PeerChunks) FetchMany(ctx context.Context, chunks []chunkstore.IndexChu
 	var rest []chunkstore.IndexChunk
 	var at []int
 	for i, c := range chunks {
-		if out[i] == nil {
+		if out[i] == nil && !later[i] {
 			rest, at = append(rest, c), append(at, i)
 		}
 	}
@@ -225,6 +255,13 @@ func (s *PeerChunks) FetchMany(ctx context.Context, chunks []chunkstore.IndexChu
 		s.fromAppliance.Add(int64(len(z)))
 	}
 	return out, nil
+}
+
+func (s *PeerChunks) maxDefer() time.Duration {
+	if s.MaxDefer > 0 {
+		return s.MaxDefer
+	}
+	return 10 * time.Second
 }
 
 // where asks the appliance where chunks are: for each, a peer's base
