@@ -60,15 +60,21 @@ type PeerChunks struct {
 	// PeerTimeout bounds one fetch from a peer, body included. Default
 	// 3 s.
 	PeerTimeout time.Duration
-	// Rest is how long a peer that failed is not asked again (the
-	// appliance is told, and stops sending others to it). Default 30 s.
+	// Rest is how long a peer that could not be reached or served bytes
+	// that do not verify is not asked again (the appliance is told, and
+	// stops sending others to it). Default 30 s.
 	Rest time.Duration
 	// MaxDefer is how long a chunk may be deferred in all
 	// (agentapi.PlaceLater) before it is fetched from the appliance
 	// without asking where. Default 10 s.
 	MaxDefer time.Duration
-	// OnPeerFailure, if set, is told each peer failure, for the next
-	// holdings report. It must not block.
+	// SlowRest is how long a peer that answered too slowly or broke off
+	// mid-transfer is not asked again by this agent; it is not
+	// reported. Default 10 s.
+	SlowRest time.Duration
+	// OnPeerFailure, if set, is told each peer that failed by being
+	// unreachable or by its bytes, for the next holdings report. It
+	// must not block.
 	OnPeerFailure func(agentapi.PeerFailure)
 	// Logger receives peer failures. Default slog.Default().
 	Logger *slog.Logger
@@ -329,15 +335,28 @@ func (s *PeerChunks) fromPeer(ctx context.Context, loc string, id chunkstore.Chu
 		// Our own end, or the peer's honest no: nobody to blame.
 		return nil, false
 	}
+	// A peer that cannot be reached, or whose bytes are wrong, is
+	// rested and reported: the appliance stops sending others to it.
+	// One that answered too slowly or broke off is busy, not gone (a
+	// machine writing its own disk): this agent alone rests it, for
+	// less; if it has gone, the next connection fails and tells.
+	var op *net.OpError
+	dead := bad || (errors.As(err, &op) && op.Op == "dial")
 	rest := s.Rest
 	if rest <= 0 {
 		rest = 30 * time.Second
 	}
+	if !dead {
+		rest = s.SlowRest
+		if rest <= 0 {
+			rest = 10 * time.Second
+		}
+	}
 	s.mu.Lock()
 	s.rested[peer] = time.Now().Add(rest)
 	s.mu.Unlock()
-	s.Logger.Warn("peer failed: the chunk comes from the appliance", "peer", peer, "chunk", id.String(), "bad", bad, "err", err)
-	if s.OnPeerFailure != nil {
+	s.Logger.Warn("peer failed: the chunk comes from the appliance", "peer", peer, "chunk", id.String(), "bad", bad, "reported", dead, "err", err)
+	if dead && s.OnPeerFailure != nil {
 		s.OnPeerFailure(agentapi.PeerFailure{Peer: peer, Bad: bad})
 	}
 	return nil, false
