@@ -54,11 +54,13 @@ type PeerChunks struct {
 	// Default 60 s.
 	Timeout time.Duration
 	// PeerClient sends the requests to peers. Nil means one that gives
-	// a peer 1 s to connect and 1 s to answer: peers are on the
-	// segment, and a slow one is worth less than the appliance.
+	// a peer 2 s to connect and 2 s to answer: peers are on the
+	// segment, and a slow one is worth less than the appliance (1 s,
+	// the first choice, failed healthy peers on a loaded machine: P8's
+	// fifty agents on two cores).
 	PeerClient *http.Client
 	// PeerTimeout bounds one fetch from a peer, body included. Default
-	// 3 s.
+	// 5 s.
 	PeerTimeout time.Duration
 	// Rest is how long a peer that could not be reached or served bytes
 	// that do not verify is not asked again (the appliance is told, and
@@ -106,11 +108,11 @@ func (s *PeerChunks) init() {
 	s.direct = HTTPChunks{Base: s.Base, Header: s.Header, Client: s.client, Timeout: s.Timeout}
 	s.peerClient = s.PeerClient
 	if s.peerClient == nil {
-		dialer := &net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}
+		dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 		s.peerClient = &http.Client{
 			Transport: &http.Transport{
 				DialContext:           dialer.DialContext,
-				ResponseHeaderTimeout: time.Second,
+				ResponseHeaderTimeout: 2 * time.Second,
 				IdleConnTimeout:       30 * time.Second,
 				MaxIdleConnsPerHost:   4,
 				DisableCompression:    true,
@@ -318,7 +320,7 @@ func (s *PeerChunks) fromPeer(ctx context.Context, loc string, id chunkstore.Chu
 	}
 	timeout := s.PeerTimeout
 	if timeout <= 0 {
-		timeout = 3 * time.Second
+		timeout = 5 * time.Second
 	}
 	z, declined, err := s.getPeer(ctx, loc, timeout)
 	bad := false
