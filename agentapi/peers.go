@@ -73,6 +73,10 @@ type HoldingsReply struct {
 	Serve bool `json:"serve"`
 	// IntervalMS is how long the agent waits before its next report.
 	IntervalMS int `json:"interval_ms"`
+	// Installing is how many other agents install the same image now.
+	// In the answer to the agent's last report, before its done, none
+	// means the wave has ended: it need not linger to serve.
+	Installing int `json:"installing"`
 }
 
 // ChunkPlaces answers a ParamWhere request.

@@ -341,6 +341,25 @@ func (c *Coordinator) live(h *holder, now time.Time) bool {
 	return now.Sub(h.seen) <= c.ttl() || now.Before(h.until)
 }
 
+// Installing is the number of agents other than mac installing the
+// image now: holders heard from within TTL whose install has not
+// finished. None means the wave mac belongs to has ended for it: no one
+// still needs what it holds.
+func (c *Coordinator) Installing(imageSHA, mac string) int {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	if im := c.images[imageSHA]; im != nil {
+		for _, h := range im.holders {
+			if h.mac != mac && h.until.IsZero() && now.Sub(h.seen) <= c.ttl() {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Holders is the number of live holders of the image, for metrics and
 // tests.
 func (c *Coordinator) Holders(imageSHA string) int {

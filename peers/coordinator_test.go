@@ -440,3 +440,27 @@ func TestHoldRefusedChangesNothing(t *testing.T) {
 		t.Error("a refused report excluded a peer")
 	}
 }
+
+// TestInstalling: the agents installing an image are the live holders
+// whose install has not finished, the asker not counted.
+func TestInstalling(t *testing.T) {
+	c, clk, sha := newCoordinator(t)
+	hold(t, c, sha, "a", "10.0.0.1", have())
+	hold(t, c, sha, "b", "10.0.0.2", have())
+	hold(t, c, sha, "c", "10.0.0.3", have())
+	if n := c.Installing(sha, "a"); n != 2 {
+		t.Errorf("Installing = %d, want 2", n)
+	}
+	c.Finish("b", time.Minute)
+	if n := c.Installing(sha, "a"); n != 1 {
+		t.Errorf("after b finished: %d, want 1", n)
+	}
+	clk.advance(time.Hour) // c is no longer heard from
+	hold(t, c, sha, "a", "10.0.0.1", have())
+	if n := c.Installing(sha, "a"); n != 0 {
+		t.Errorf("the wave has ended: %d, want 0", n)
+	}
+	if n := c.Installing("unknown", "a"); n != 0 {
+		t.Errorf("unknown image: %d", n)
+	}
+}

@@ -47,6 +47,10 @@ type peerSession struct {
 
 	mu  sync.Mutex
 	srv *imaging.ChunkServer // set when the assembly starts
+	// waveOver is set when the appliance answered the final report
+	// that no other machine installs the image: nobody needs the
+	// linger.
+	waveOver bool
 }
 
 // startPeers opens the chunk server's port and the target for reading,
@@ -121,9 +125,14 @@ func (s *peerSession) final(ctx context.Context) {
 	s.repCancel()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := s.rep.once(ctx); err != nil {
+	reply, err := s.rep.once(ctx)
+	if err != nil {
 		s.log.Warn("final holdings report", "err", err)
+		return
 	}
+	s.mu.Lock()
+	s.waveOver = reply.Installing == 0
+	s.mu.Unlock()
 }
 
 // received is the compressed chunk bytes fetched from peers so far.
@@ -147,10 +156,13 @@ func (s *peerSession) served() int64 {
 // then it stops the session.
 func (s *peerSession) linger(ctx context.Context, con *console, idle time.Duration) {
 	s.mu.Lock()
-	srv := s.srv
+	srv, over := s.srv, s.waveOver
 	s.mu.Unlock()
 	max := time.Duration(s.settings.LingerMS) * time.Millisecond
-	if srv == nil || max <= 0 {
+	if srv == nil || max <= 0 || over {
+		if over {
+			con.Printf("rackboot-agent: no other machine installs this image: not serving chunks after done")
+		}
 		s.stop()
 		return
 	}

@@ -84,7 +84,7 @@ func (p *peerRoutes) Hold(mac string, addr netip.Addr, h agentapi.Holdings) (age
 	if interval <= 0 {
 		interval = 500 * time.Millisecond
 	}
-	return agentapi.HoldingsReply{Serve: true, IntervalMS: int(interval.Milliseconds())}, nil
+	return agentapi.HoldingsReply{Serve: true, IntervalMS: int(interval.Milliseconds()), Installing: p.coord.Installing(h.Image, mac)}, nil
 }
 
 // Finished keeps a finished install's holdings live for the linger
