@@ -210,9 +210,20 @@ func TestInstallFlow(t *testing.T) {
 		t.Errorf("profile digest %q, want a hex SHA-256", hist[0].ProfileDigest)
 	}
 
-	// The token died with the attempt.
+	// The token died with the attempt, but for the same done sent again
+	// (its answer lost), answered with the host as it is, no change, for
+	// ten minutes.
+	if code, _ := e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, agentapi.Progress{Phase: agentapi.PhaseReport}); code != http.StatusUnauthorized {
+		t.Errorf("progress after done: %d, want 401", code)
+	}
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{SHA256: p.Plan.Image.SHA256, Bytes: 4 << 30})
+	e.must(http.StatusOK, code, body)
+	if !strings.Contains(string(body), `"installed"`) || len(e.history(macN01)) != 1 {
+		t.Errorf("done sent again: %s; history %d attempts", body, len(e.history(macN01)))
+	}
+	e.clock.Add(10 * time.Minute)
 	if code, _ := e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{}); code != http.StatusUnauthorized {
-		t.Errorf("replayed done: %d, want 401", code)
+		t.Errorf("done sent again ten minutes later: %d, want 401", code)
 	}
 	// Installed: the local disk, per firmware, with no token.
 	script, tok = e.boot(macN01, "pcbios")

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -61,6 +62,16 @@ type agentRequest struct {
 // agent guards an agent handler with the install token of the MAC the
 // request names.
 func (s *Server) agent(h func(http.ResponseWriter, *http.Request, agentRequest)) http.HandlerFunc {
+	return s.agentWith(func(ctx context.Context, mac net.HardwareAddr, tok string) (registry.HostRecord, error) {
+		return s.Registry.Authenticate(ctx, mac, tok)
+	}, h)
+}
+
+// agentWith is agent with the registry's check of the token given: the
+// success report's also takes the token of the done just accepted
+// (registry.Registry.AuthenticateDone).
+func (s *Server) agentWith(authenticate func(context.Context, net.HardwareAddr, string) (registry.HostRecord, error),
+	h func(http.ResponseWriter, *http.Request, agentRequest)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		log := s.log().With("ip", remoteIP(r), "path", r.URL.Path)
 		tok, ok := bearer(r)
@@ -83,7 +94,7 @@ func (s *Server) agent(h func(http.ResponseWriter, *http.Request, agentRequest))
 				return
 			}
 		}
-		rec, err := s.Registry.Authenticate(r.Context(), mac, tok)
+		rec, err := authenticate(r.Context(), mac, tok)
 		if errors.Is(err, registry.ErrUnauthorized) {
 			log.Warn("agent request refused", "err", err)
 			unauthorized(w, "invalid or expired install token")

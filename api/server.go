@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net"
@@ -86,7 +87,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/agent/plan", s.agent(s.plan))
 	m.HandleFunc("POST /api/agent/progress", s.agent(s.reportProgress))
 	m.HandleFunc("POST /api/agent/log", s.agent(s.reportLog))
-	m.HandleFunc("POST /api/agent/done", s.agent(s.reportDone))
+	m.HandleFunc("POST /api/agent/done", s.agentWith(func(ctx context.Context, mac net.HardwareAddr, tok string) (registry.HostRecord, error) {
+		return s.Registry.AuthenticateDone(ctx, mac, tok)
+	}, s.reportDone))
 	m.HandleFunc("POST /api/agent/failed", s.agent(s.reportFailed))
 	m.HandleFunc("POST "+agentapi.PathHoldings, s.agent(s.reportHoldings))
 

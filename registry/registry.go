@@ -172,6 +172,22 @@ func (r *Registry) Authenticate(ctx context.Context, mac net.HardwareAddr, token
 	return h, nil
 }
 
+// AuthenticateDone is Authenticate for a success report: it also takes
+// the token of the done the host accepted last, for a short while, so
+// that the same report sent again, its answer lost, gets to Done (which
+// answers it with the host as it is) instead of a refusal.
+func (r *Registry) AuthenticateDone(ctx context.Context, mac net.HardwareAddr, token string) (HostRecord, error) {
+	h, err := r.Authenticate(ctx, mac, token)
+	if !errors.Is(err, ErrUnauthorized) {
+		return h, err
+	}
+	rec, gerr := r.Store.Host(ctx, mac.String())
+	if gerr == nil && doneAgain(rec, true, token, r.now()) {
+		return rec, nil
+	}
+	return HostRecord{}, err
+}
+
 // Install describes what an attempt installs, from the plan its agent is
 // given, for the attempt's record.
 type Install struct {
