@@ -2,10 +2,10 @@
 # rackboot against the peers people would otherwise run, on this machine, in
 # one run ("make bench"; issue 7). Installs the peers from Debian packages,
 # builds rackboot and the load generators, creates the network namespaces
-# rbbench-PID-srv/-cli (removed at the end and on Ctrl-C), runs P1-P5 and P9 and
+# rbbench-PID-srv/-cli (removed at the end and on Ctrl-C), runs P1-P5, P9 and P8 and
 # prints the table of ratios with the raw figures, the core count and date.
 #
-#   sudo bench/run.sh                 # everything (about 20 minutes)
+#   sudo bench/run.sh                 # everything (about 35 minutes; P8 needs ~28 GB of disk)
 #   sudo bench/run.sh P2 P3           # some comparisons
 #
 # Environment (defaults in brackets):
@@ -18,6 +18,15 @@
 #                   SCRIPT_CONNS_LOW [100] of the latency-at-low-concurrency script tests
 #   P4_MIB [2048]   image size; P4_ITERS [3] rotations of the three variants
 #   AGENTS [1000]   P5 agents; P5_SECS [60] how long they report
+#   P8_N ["20 50 100"] agents per wave (P8; each wave with peers on and off, and
+#                   one agent alone first); P8_MIB [256] the image; P8_RATE [1gbit] the
+#                   appliance's link (tc tbf); P8_AGENT_RATE [none] each agent's link;
+#                   P8_MODES ["on off"]; P8_OFF_N [P8_N] the N that also run with peers
+#                   off; P8_PEERS [all] serve's --peers when on; P8_ALONE [1];
+#                   P8_LINGER [10m] the agents' -linger (the bench stops them once all
+#                   ended); P8_TIMEOUT [30m] per wave; P8_DISKS [BENCH_OUT/p8/disks] where
+#                   the agents' disk files go (not tmpfs; N × P8_MIB MiB are written);
+#                   P8_REPS [REPS]
 #   P9_PAIR [debian] the v1 -> v2 pair of P9: "debian" (the e2e test's debian-12.1
 #                   and debian-12.2 = 12.1 + jq, built or found in the lab cache by
 #                   e2e/osimage/cmd/mkdebian; needs root and the Debian mirror the
@@ -563,6 +572,7 @@ P8_PEERS=${P8_PEERS:-all}
 P8_LINGER=${P8_LINGER:-10m}
 P8_TIMEOUT=${P8_TIMEOUT:-30m}
 P8_ALONE=${P8_ALONE:-1}
+P8_OFF_N=${P8_OFF_N:-$P8_N} # the N of P8_N that run with peers off too (a slow link makes off N× one install's time)
 P8_NET=10.78.0
 P8_MAC_PREFIX=52:54:08
 
@@ -787,7 +797,7 @@ run_p8() {
   [ "$(stat -f -c %T "$P8_DISKS")" != tmpfs ] || die "P8: $P8_DISKS is on tmpfs; the disks must be files on a disk"
   p8_image "$d" "$max"
   p8_net_up "$max"
-  for rep in $(seq "$REPS"); do
+  for rep in $(seq "${P8_REPS:-$REPS}"); do
     local steps=()
     [ "$P8_ALONE" = 1 ] && steps+=(1)
     # shellcheck disable=SC2206
@@ -797,6 +807,7 @@ run_p8() {
       # On and off alternate who goes first from one step to the next.
       # shellcheck disable=SC2086
       for mode in $(order "$k" $P8_MODES); do
+        if [ "$mode" = off ] && [ "$n" != 1 ] && ! grep -qw "$n" <<<"$P8_OFF_N"; then continue; fi
         p8_wave "$d" "$n" "$mode" "$rep"
       done
     done

@@ -44,9 +44,12 @@ func writeDisk(f *os.File, size int64) error {
 	if err := f.Truncate(size); err != nil {
 		return err
 	}
-	tbl := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true, Partitions: []*gpt.Partition{
-		{Index: 1, Name: "root", Type: gpt.LinuxRootX86_64, Start: mib / 512, End: uint64(size-mib)/512 - 1},
-	}}
+	// Fixed GUIDs: the same size gives the same image, so the same chunks.
+	tbl := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true,
+		GUID: "5A8B0E41-7C3D-4F2A-9B61-0D8E2C4F6A18", Partitions: []*gpt.Partition{
+			{Index: 1, Name: "root", Type: gpt.LinuxRootX86_64, Start: mib / 512, End: uint64(size-mib)/512 - 1,
+				GUID: "0C9E5B7D-3A14-4E68-8F2B-6D1A9C3E5B70"},
+		}}
 	if err := tbl.Write(f, size); err != nil {
 		return fmt.Errorf("mkdisk: the partition table: %w", err)
 	}
