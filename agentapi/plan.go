@@ -227,6 +227,25 @@ type Image struct {
 	// such index; chunks already in place are still found by reading
 	// the disk.
 	Seed *Seed `json:"seed,omitempty"`
+	// Peers, with FormatChunked, turns on peer distribution (docs/
+	// DESIGN.md, "Peer distribution"): the agent serves the chunks it
+	// has verified on its disk to its peers, reports what it holds
+	// (PathHoldings), and fetches chunks where the appliance redirects
+	// it. Nil: the agent fetches every chunk from the appliance and
+	// serves nothing.
+	Peers *PeerSettings `json:"peers,omitempty"`
+}
+
+// PeerSettings is how an agent takes part in peer distribution.
+type PeerSettings struct {
+	// Port is the TCP port the agent serves chunks on (PeerChunks), on
+	// every address of the machine.
+	Port int `json:"port"`
+	// LingerMS is how long the agent keeps serving after its done was
+	// accepted, at most, in milliseconds; it stops earlier when the
+	// appliance says the wave has ended (HoldingsReply.Serve false) or
+	// when no peer has asked for a while. 0: it stops at done.
+	LingerMS int64 `json:"linger_ms,omitempty"`
 }
 
 // Seed names the chunk index of the image a machine's disk holds.
@@ -458,8 +477,8 @@ func (img *Image) validate(imageParts int) error {
 	}
 	switch img.Format {
 	case FormatAuto, FormatRaw, FormatGzip, FormatZstd, FormatXz:
-		if img.Chunks != "" || img.Seed != nil {
-			return fmt.Errorf("chunks and seed are for format %q only", FormatChunked)
+		if img.Chunks != "" || img.Seed != nil || img.Peers != nil {
+			return fmt.Errorf("chunks, seed and peers are for format %q only", FormatChunked)
 		}
 	case FormatChunked:
 		if img.Chunks == "" {
@@ -467,6 +486,9 @@ func (img *Image) validate(imageParts int) error {
 		}
 		if s := img.Seed; s != nil && (s.URL == "" || s.Version == "") {
 			return errors.New("seed without url or version")
+		}
+		if p := img.Peers; p != nil && (p.Port < 1 || p.Port > 65535 || p.LingerMS < 0) {
+			return fmt.Errorf("peers: port %d (want 1-65535), linger_ms %d", p.Port, p.LingerMS)
 		}
 	default:
 		return fmt.Errorf("unknown format %q", img.Format)

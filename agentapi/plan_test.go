@@ -129,6 +129,13 @@ func TestPlanValidate(t *testing.T) {
 			Partitions: []Partition{{Name: "r", Type: "linux", Size: mib, Content: ContentImage}}}, wantErr: "whole-disk"},
 		{name: "partition image without partition", plan: Plan{Image: &Image{URL: "http://x", SHA256: testSHA, Kind: KindPartitions}}, wantErr: "no partition"},
 		{name: "negative raw size", plan: Plan{Image: &Image{URL: "http://x", SHA256: testSHA, RawSize: -1}}, wantErr: "size"},
+		{name: "chunked with peers", plan: Plan{Image: &Image{URL: "http://x/a.rbidx", SHA256: testSHA, Format: FormatChunked, Chunks: "http://x/chunks",
+			Peers: &PeerSettings{Port: 8090, LingerMS: 1000}}}},
+		{name: "peers of a streamed image", plan: Plan{Image: &Image{URL: "http://x", SHA256: testSHA, Format: FormatZstd, Peers: &PeerSettings{Port: 8090}}}, wantErr: "peers are for format"},
+		{name: "peers without a port", plan: Plan{Image: &Image{URL: "http://x/a.rbidx", SHA256: testSHA, Format: FormatChunked, Chunks: "http://x/chunks",
+			Peers: &PeerSettings{}}}, wantErr: "peers: port 0"},
+		{name: "negative linger", plan: Plan{Image: &Image{URL: "http://x/a.rbidx", SHA256: testSHA, Format: FormatChunked, Chunks: "http://x/chunks",
+			Peers: &PeerSettings{Port: 1, LingerMS: -1}}}, wantErr: "linger_ms -1"},
 		{name: "duplicate file", plan: Plan{
 			Partitions:  []Partition{{Name: "c", Type: "linux", Size: mib, Content: ContentConfigDrive}},
 			ConfigDrive: []File{{Name: "a"}, {Name: "a"}},

@@ -82,11 +82,14 @@ type Progress struct {
 	// Rate is bytes written per second over the last interval.
 	Rate float64 `json:"rate"`
 	// Fetched and Reused, for a chunked image: compressed bytes fetched
-	// from the appliance so far, and image bytes taken from the disk
-	// (already in place, or copied from the old image). Done counts both
-	// the reused bytes and those written.
+	// so far (from the appliance and from peers), and image bytes taken
+	// from the disk (already in place, or copied from the old image).
+	// Done counts both the reused bytes and those written.
 	Fetched int64 `json:"fetched,omitempty"`
 	Reused  int64 `json:"reused,omitempty"`
+	// FetchedPeers is the part of Fetched that came from peers (peer
+	// distribution); the rest came from the appliance.
+	FetchedPeers int64 `json:"fetched_peers,omitempty"`
 }
 
 // Log is the body of POST /api/agent/log: a batch of console lines.
@@ -107,11 +110,13 @@ type Done struct {
 	// disk; 0 means Bytes (a streamed image is written whole). A chunked
 	// image writes only the chunks not already in place.
 	Written int64 `json:"written,omitempty"`
-	// Fetched is the compressed bytes received from the appliance for
-	// the image (0 when not measured), Reused the image bytes taken from
-	// the disk instead (chunked images only).
+	// Fetched is the compressed bytes received for the image, from the
+	// appliance and from peers (0 when not measured), Reused the image
+	// bytes taken from the disk instead (chunked images only).
 	Fetched int64 `json:"fetched,omitempty"`
 	Reused  int64 `json:"reused,omitempty"`
+	// FetchedPeers is the part of Fetched that came from peers.
+	FetchedPeers int64 `json:"fetched_peers,omitempty"`
 }
 
 // Failed is the body of POST /api/agent/failed.

@@ -215,7 +215,7 @@ func (s *Server) reportDone(w http.ResponseWriter, r *http.Request, a agentReque
 		return
 	}
 	h, err := s.Registry.Done(r.Context(), a.mac, a.token, registry.Report{SHA256: d.SHA256, Bytes: d.Bytes, WriteMS: d.DurationMS,
-		Written: d.Written, Fetched: d.Fetched, Reused: d.Reused})
+		Written: d.Written, Fetched: d.Fetched, Reused: d.Reused, FetchedPeers: d.FetchedPeers})
 	if errors.Is(err, registry.ErrReport) {
 		// Not what the machine's own agent sends: refused, the attempt
 		// goes on (its agent reports for real, or the machine boots

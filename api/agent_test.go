@@ -458,6 +458,9 @@ func TestAgentBadReports(t *testing.T) {
 		{"done negative reused", "/api/agent/done", agentapi.Done{Bytes: 10, Reused: -1}, http.StatusBadRequest},
 		{"done written beyond the image", "/api/agent/done", agentapi.Done{Bytes: 10, Written: 11}, http.StatusBadRequest},
 		{"done reused beyond the image", "/api/agent/done", agentapi.Done{Bytes: 10, Reused: 11}, http.StatusBadRequest},
+		{"progress more from peers than fetched", "/api/agent/progress", agentapi.Progress{Phase: "image", Fetched: 5, FetchedPeers: 6}, http.StatusBadRequest},
+		{"done more from peers than fetched", "/api/agent/done", agentapi.Done{Bytes: 10, Fetched: 5, FetchedPeers: 6}, http.StatusBadRequest},
+		{"done negative from peers", "/api/agent/done", agentapi.Done{Bytes: 10, Fetched: 5, FetchedPeers: -1}, http.StatusBadRequest},
 		{"log too many lines", "/api/agent/log", agentapi.Log{Lines: make([]string, maxLogLines+1)}, http.StatusBadRequest},
 		{"log too large", "/api/agent/log", agentapi.Log{Lines: []string{strings.Repeat("x", maxLogBody)}}, http.StatusRequestEntityTooLarge},
 		{"done bad digest", "/api/agent/done", agentapi.Done{SHA256: "xyz"}, http.StatusBadRequest},
@@ -600,25 +603,26 @@ func TestPlanInstalled(t *testing.T) {
 }
 
 // TestChunkedReports: a chunked install's progress carries what was
-// fetched and reused to the host view, and its success report what it
-// wrote, fetched and reused to the history.
+// fetched (from peers too) and reused to the host view, and its success
+// report what it wrote, fetched (from peers too) and reused to the
+// history.
 func TestChunkedReports(t *testing.T) {
 	e := newEnv(t, nil)
 	e.srv.Planner = profiles.Planner{ImageSizes: func(string, string) (int64, int64, error) { return 1 << 20, 4 << 20, nil }}
 	_, tok := e.boot(macN01, "efi")
 	p := e.plan(macN01, tok)
-	code, body := e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, agentapi.Progress{Phase: agentapi.PhaseImage, Done: 3 << 20, Total: 4 << 20, Fetched: 1 << 18, Reused: 3<<20 - 1<<18})
+	code, body := e.agent(http.MethodPost, "/api/agent/progress", macN01, tok, agentapi.Progress{Phase: agentapi.PhaseImage, Done: 3 << 20, Total: 4 << 20, Fetched: 1 << 18, Reused: 3<<20 - 1<<18, FetchedPeers: 1 << 17})
 	e.must(http.StatusNoContent, code, body)
-	if v := e.host(macN01); v.Progress == nil || v.Progress.Fetched != 1<<18 || v.Progress.Reused != 3<<20-1<<18 {
+	if v := e.host(macN01); v.Progress == nil || v.Progress.Fetched != 1<<18 || v.Progress.Reused != 3<<20-1<<18 || v.Progress.FetchedPeers != 1<<17 {
 		t.Errorf("progress in the host view = %+v", v.Progress)
 	}
-	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{SHA256: p.Plan.Image.SHA256, Bytes: 4 << 20, Written: 1 << 20, Fetched: 1 << 19, Reused: 3 << 20})
+	code, body = e.agent(http.MethodPost, "/api/agent/done", macN01, tok, agentapi.Done{SHA256: p.Plan.Image.SHA256, Bytes: 4 << 20, Written: 1 << 20, Fetched: 1 << 19, Reused: 3 << 20, FetchedPeers: 1 << 18})
 	e.must(http.StatusOK, code, body)
 	hist := e.history(macN01)
 	if len(hist) != 1 {
 		t.Fatalf("history %+v", hist)
 	}
-	if a := hist[0]; a.BytesWritten != 1<<20 || a.BytesFetched != 1<<19 || a.BytesReused != 3<<20 || a.ImageRawSize != 4<<20 {
+	if a := hist[0]; a.BytesWritten != 1<<20 || a.BytesFetched != 1<<19 || a.BytesReused != 3<<20 || a.ImageRawSize != 4<<20 || a.BytesFetchedPeers != 1<<18 {
 		t.Errorf("attempt %+v", a)
 	}
 }

@@ -54,6 +54,9 @@ func decodeProgress(b []byte) (agentapi.Progress, error) {
 	if p.Done < 0 || p.Total < 0 || p.Fetched < 0 || p.Reused < 0 {
 		return agentapi.Progress{}, errors.New("done, total, fetched and reused must not be negative")
 	}
+	if p.FetchedPeers < 0 || p.FetchedPeers > p.Fetched {
+		return agentapi.Progress{}, fmt.Errorf("fetched_peers %d must be between 0 and fetched %d", p.FetchedPeers, p.Fetched)
+	}
 	if p.Rate < 0 || math.IsNaN(p.Rate) || math.IsInf(p.Rate, 0) {
 		return agentapi.Progress{}, errors.New("rate must be a finite number, not negative")
 	}
@@ -87,6 +90,9 @@ func decodeDone(b []byte) (agentapi.Done, error) {
 	}
 	if d.Bytes < 0 || d.DurationMS < 0 || d.Written < 0 || d.Fetched < 0 || d.Reused < 0 {
 		return agentapi.Done{}, errors.New("bytes, duration_ms, written, fetched and reused must not be negative")
+	}
+	if d.FetchedPeers < 0 || d.FetchedPeers > d.Fetched {
+		return agentapi.Done{}, fmt.Errorf("fetched_peers %d must be between 0 and fetched %d", d.FetchedPeers, d.Fetched)
 	}
 	if d.Written > d.Bytes || d.Reused > d.Bytes {
 		// Of an image of Bytes, no more can be written or reused.

@@ -44,6 +44,9 @@ func (j *job) assemble(ctx context.Context, dst io.WriterAt, off, limit int64) (
 	if h, ok := dst.(*heldHead); ok {
 		opt.Hold = int64(len(h.buf))
 	}
+	if img.Peers != nil && j.in.Share != nil {
+		opt.OnDisk, opt.Spread = j.in.Share(ix, off)
+	}
 	res, err := Assemble(ctx, dst, opt)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
 	"github.com/rackboot/rackboot/agentapi"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
 )
 
 // Installer applies Plans to disks. The zero value is ready to use: it
@@ -31,6 +32,13 @@ type Installer struct {
 	// store without extra headers; the agent sets one that adds its
 	// install token.
 	Chunks func(agentapi.Image) ChunkStore
+	// Share, if set, is called when the assembly of a chunked image
+	// whose plan turns peer distribution on (agentapi.Image.Peers)
+	// starts, with the image's index and its offset on the target: the
+	// agent serves its peers the chunks the returned onDisk is told of
+	// (AssembleOptions.OnDisk, e.g. HeldChunks.Add), and spread asks
+	// for AssembleOptions.Spread. docs/DESIGN.md, "Peer distribution".
+	Share func(ix *chunkstore.Index, offset int64) (onDisk func(int), spread bool)
 	// Host is where CheckIdle looks before a block device is opened.
 	Host Host
 	// Logger receives one line per step. Nil means slog.Default().

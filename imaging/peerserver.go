@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -108,7 +109,23 @@ type ChunkServer struct {
 	pos   map[chunkstore.ChunkID][]int
 	enc   *zstd.Encoder
 	slots chan struct{}
+
+	requested atomic.Int64 // unix nanoseconds of the last chunk request
+	served    atomic.Int64 // bytes of chunk frames sent
 }
+
+// LastRequest is when a peer last asked for a chunk (answered or not);
+// zero before the first. An agent whose install is done stops serving
+// once nobody has asked for a while: the wave has ended.
+func (s *ChunkServer) LastRequest() time.Time {
+	if ns := s.requested.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// Served is the bytes of chunk frames the server has sent its peers.
+func (s *ChunkServer) Served() int64 { return s.served.Load() }
 
 func (s *ChunkServer) init() {
 	s.pos = make(map[chunkstore.ChunkID][]int, len(s.Index.Chunks))
@@ -143,6 +160,7 @@ func (s *ChunkServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	s.requested.Store(time.Now().UnixNano())
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
@@ -162,7 +180,9 @@ func (s *ChunkServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(z)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
-		w.Write(z)
+		if n, _ := w.Write(z); n > 0 {
+			s.served.Add(int64(n))
+		}
 	}
 }
 

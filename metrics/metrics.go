@@ -42,6 +42,7 @@ type Metrics struct {
 	installsFinished *prometheus.CounterVec
 	installDuration  *prometheus.HistogramVec
 	installBytes     prometheus.Counter
+	installFetched   *prometheus.CounterVec
 
 	profilesInvalid      prometheus.Gauge
 	profilesReloadErrors prometheus.Counter
@@ -103,6 +104,10 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Name: "install_written_bytes_total",
 			Help: "Bytes agents reported writing to disks in successful installs.",
 		}),
+		installFetched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "install_fetched_bytes_total",
+			Help: "Compressed bytes of chunked images agents reported receiving in successful installs, by source: the appliance, or their peers (peer distribution).",
+		}, []string{"source"}),
 		profilesInvalid: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "profiles_invalid",
 			Help: "1 while the profiles directory holds an edit that failed to load (the previous snapshot is served), else 0.",
@@ -123,9 +128,12 @@ func New(o Options) *Metrics {
 		m.installsFinished.WithLabelValues(r)
 		m.installDuration.WithLabelValues(r)
 	}
+	for _, src := range []string{"appliance", "peers"} {
+		m.installFetched.WithLabelValues(src)
+	}
 	m.reg.MustRegister(
 		m.dhcpReplies, m.tftpTransfers, m.tftpBytes, m.httpRequests, m.httpBytes, m.scripts,
-		m.installsStarted, m.installsFinished, m.installDuration, m.installBytes,
+		m.installsStarted, m.installsFinished, m.installDuration, m.installBytes, m.installFetched,
 		m.profilesInvalid, m.profilesReloadErrors, m.discoveredForgotten,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -196,6 +204,18 @@ func (m *Metrics) InstallEnded(result string, took time.Duration, written int64)
 	if result == "success" && written > 0 {
 		m.installBytes.Add(float64(written))
 	}
+}
+
+// InstallFetched counts what a successful install of a chunked image
+// received: compressed bytes in all, of which peers came from its peers
+// and the rest from the appliance.
+func (m *Metrics) InstallFetched(fetched, peers int64) {
+	if fetched <= 0 {
+		return
+	}
+	peers = min(max(peers, 0), fetched)
+	m.installFetched.WithLabelValues("appliance").Add(float64(fetched - peers))
+	m.installFetched.WithLabelValues("peers").Add(float64(peers))
 }
 
 // HTTPConnections exports the HTTP connection limiter's counts: open

@@ -63,6 +63,11 @@ type Coordinator struct {
 	// the requester's neighbour (same subnet: preferred). Default 24;
 	// an IPv6 address uses 64.
 	SubnetBits int
+	// SubnetOnly picks only holders in the requester's subnet (rackboot
+	// serve --peers subnet): where firewalls or routers between subnets
+	// would cut peer transfers, a chunk no neighbour holds comes from
+	// the appliance.
+	SubnetOnly bool
 	// Now and Rand (a uniform int in [0, n)) are the clock and the
 	// randomness; nil means the real ones.
 	Now  func() time.Time
@@ -188,6 +193,8 @@ func (c *Coordinator) Pick(imageSHA string, id chunkstore.ChunkID, r Requester) 
 			if nNear++; c.rand(nNear) == 0 {
 				near = h
 			}
+		} else if c.SubnetOnly {
+			continue
 		} else if nFar++; c.rand(nFar) == 0 {
 			far = h
 		}

@@ -175,6 +175,22 @@ func TestPickPrefersSubnet(t *testing.T) {
 	}
 }
 
+// TestPickSubnetOnly: with SubnetOnly a holder outside the requester's
+// subnet is never picked; the appliance serves the chunk.
+func TestPickSubnetOnly(t *testing.T) {
+	c, clk, sha := newCoordinator(t)
+	c.SubnetOnly, c.Uploads = true, 1
+	hold(t, c, sha, "near", "10.0.1.5", have(2))
+	hold(t, c, sha, "far", "10.0.2.5", have(2))
+	if got := picks(c, sha, 2, 3, req("me", "10.0.1.77")); got["http://10.0.1.5:8081"] != 1 || got[""] != 2 {
+		t.Errorf("picks %v; want the neighbour once (its cap), then the appliance", got)
+	}
+	clk.advance(3 * time.Second)
+	if got := picks(c, sha, 2, 3, req("me", "10.0.9.9")); got[""] != 3 {
+		t.Errorf("a requester with no neighbour: %v, want the appliance only", got)
+	}
+}
+
 // TestPickCaps: a peer gets at most Uploads redirects per the time a
 // chunk takes at UploadRate (a second for the test's 1-byte chunks at 1
 // byte/s); at the

@@ -40,6 +40,10 @@ type Planner struct {
 	// before a catalog moved to chunks take their first chunked
 	// install from their disks too. Nil: no such seeds.
 	Twin func(source string) (path string, ok bool)
+	// Peers, when set, is copied into every chunked image's plan
+	// (agentapi.Image.Peers): the daemon's --peers. Nil: peer
+	// distribution off.
+	Peers *agentapi.PeerSettings
 }
 
 // IndexDir is where `rackboot image add` writes the indexes in the
@@ -164,6 +168,10 @@ func (pl Planner) chunked(img *agentapi.Image, h *Host, v, installed *Version, b
 		if !strings.EqualFold(sum, img.SHA256) {
 			return fmt.Errorf("profiles: version %s: the catalog says sha256 %s, but its index %s describes an image of sha256 %s (paste the entry rackboot image add printed)", v.Name, img.SHA256, v.Image.URL, sum)
 		}
+	}
+	if pl.Peers != nil {
+		ps := *pl.Peers
+		img.Peers = &ps
 	}
 	if s := installed; s != nil && s.Image.Format == agentapi.FormatChunked && s.Image.Kind == v.Image.Kind && !strings.Contains(s.Image.URL, "://") {
 		// Of the same kind only: the agent looks for the old image's

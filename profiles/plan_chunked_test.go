@@ -88,6 +88,11 @@ func TestPlanChunked(t *testing.T) {
 			i.Size, i.RawSize = 0, 0
 			return i
 		}()},
+		{"peer distribution on", Planner{ChunkIndex: fakeIndexes(indexes), Peers: &agentapi.PeerSettings{Port: 8090, LingerMS: 300_000}}, nil, func() *agentapi.Image {
+			i := img(nil)
+			i.Peers = &agentapi.PeerSettings{Port: 8090, LingerMS: 300_000}
+			return i
+		}()},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := tt.pl.Plan(h, nil, tt.installed, base)
@@ -101,6 +106,25 @@ func TestPlanChunked(t *testing.T) {
 				t.Errorf("ChunkURL = %s", u)
 			}
 		})
+	}
+}
+
+// TestPlanPeersChunkedOnly: the daemon's peer settings reach the plans of
+// chunked images only; a streamed image has no chunks to share.
+func TestPlanPeersChunkedOnly(t *testing.T) {
+	set := mustLoad(t, chunkedFleet)
+	h, _ := set.Lookup(mustMAC(t, "52:54:00:00:00:01"))
+	v, ok := set.Version("v1")
+	if !ok {
+		t.Fatal("no version v1")
+	}
+	pl := Planner{Peers: &agentapi.PeerSettings{Port: 8090}}
+	p, err := pl.Plan(h, v, nil, "http://192.0.2.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Image.Peers != nil {
+		t.Errorf("a %s image got peer settings %+v", p.Image.Format, p.Image.Peers)
 	}
 }
 

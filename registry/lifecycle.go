@@ -203,6 +203,7 @@ type doneIn struct {
 	// fetched and reused, what it received and what it took from the
 	// disk instead.
 	written, fetched, reused int64
+	peers                    int64 // of fetched, from peers
 	now                      time.Time
 }
 
@@ -253,7 +254,7 @@ func done(h HostRecord, in doneIn, l limits) (next HostRecord, a *Attempt, ok bo
 	if in.written > 0 {
 		c.BytesWritten = in.written // a chunked image writes what was not in place
 	}
-	c.BytesFetched, c.BytesReused = in.fetched, in.reused
+	c.BytesFetched, c.BytesReused, c.BytesFetchedPeers = in.fetched, in.reused, in.peers
 	c.DurationMS = in.now.Sub(c.Started).Milliseconds()
 	if c.ImageSHA256 == "" {
 		c.ImageSHA256 = got

@@ -166,12 +166,15 @@ type Attempt struct {
 	// whole image, or for a chunked image the chunks that were not
 	// already in place (agentapi.Done.Written).
 	BytesWritten int64 `json:"bytes_written,omitempty"`
-	// BytesFetched is the compressed bytes the agent received from the
-	// appliance for the image, 0 when it did not measure them;
-	// BytesReused the image bytes it took from the disk instead, already
-	// in place or copied from the old image (chunked images only).
-	BytesFetched int64 `json:"bytes_fetched,omitempty"`
-	BytesReused  int64 `json:"bytes_reused,omitempty"`
+	// BytesFetched is the compressed bytes the agent received for the
+	// image, from the appliance and from peers, 0 when it did not
+	// measure them; BytesReused the image bytes it took from the disk
+	// instead, already in place or copied from the old image (chunked
+	// images only); BytesFetchedPeers the part of BytesFetched that came
+	// from peers (peer distribution).
+	BytesFetched      int64 `json:"bytes_fetched,omitempty"`
+	BytesReused       int64 `json:"bytes_reused,omitempty"`
+	BytesFetchedPeers int64 `json:"bytes_fetched_peers,omitempty"`
 	// DurationMS is the wall time from plan fetch to the final report, as
 	// the appliance measured it; WriteMS is the agent's own measure.
 	DurationMS int64  `json:"duration_ms,omitempty"`

@@ -216,6 +216,8 @@ type Report struct {
 	// it), the compressed bytes it received, and the bytes it took from
 	// the disk instead (agentapi.Done).
 	Written, Fetched, Reused int64
+	// FetchedPeers is the part of Fetched that came from peers.
+	FetchedPeers int64
 	// Phase and Error: where and why it failed, with failure.
 	Phase string
 	Error string
@@ -233,7 +235,7 @@ func (r *Registry) Done(ctx context.Context, mac net.HardwareAddr, token string,
 			return nil, err
 		}
 		next, a, good, err := done(*h, doneIn{sha256: rep.SHA256, bytes: rep.Bytes, writeMS: rep.WriteMS,
-			written: rep.Written, fetched: rep.Fetched, reused: rep.Reused, now: now}, r.limits())
+			written: rep.Written, fetched: rep.Fetched, reused: rep.Reused, peers: rep.FetchedPeers, now: now}, r.limits())
 		*h, ended, ok = next, a, good
 		return a, err
 	})

@@ -3,17 +3,27 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/artifacts"
 	"github.com/rackboot/rackboot/imaging/chunkstore"
@@ -27,8 +37,10 @@ var chunkRequests atomic.Int64
 
 // newChunkAppliance is the real appliance serving two chunked versions
 // of the test image, os-1 and os-2 (a few blocks rewritten), imported
-// into its chunk store as `rackboot image add` does.
-func newChunkAppliance(t *testing.T, v1, v2 []byte) (*appliance, map[string]*chunkstore.Index) {
+// into its chunk store as `rackboot image add` does. With opts, the
+// planner's and the API server's settings can be changed before it
+// serves.
+func newChunkAppliance(t *testing.T, v1, v2 []byte, opts ...func(*api.Server)) (*appliance, map[string]*chunkstore.Index) {
 	t.Helper()
 	profDir, artDir := t.TempDir(), t.TempDir()
 	store := filepath.Join(artDir, profiles.ChunkDir)
@@ -77,8 +89,12 @@ hosts:
 	}
 	reg := &registry.Registry{Store: registry.NewMemory()}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set, AdminToken: adminToken,
-		Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: artDir}).Image, ChunkIndex: (&artifacts.Indexes{Dir: artDir, Parse: parse}).Image}})
+	srv := &api.Server{Registry: reg, Fleet: set, AdminToken: adminToken,
+		Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: artDir}).Image, ChunkIndex: (&artifacts.Indexes{Dir: artDir, Parse: parse}).Image}}
+	for _, o := range opts {
+		o(srv)
+	}
+	mux.Handle("/api/", srv)
 	mux.Handle("/artifacts/", &artifacts.Handler{Dir: artDir, Prefix: "/artifacts/", QuietDir: profiles.ChunkDir, ChunkStore: profiles.ChunkDir,
 		OnServe: func(s artifacts.Served) {
 			if strings.HasPrefix(s.Path, profiles.ChunkDir) {
@@ -176,4 +192,141 @@ func TestChunkedAgainstAppliance(t *testing.T) {
 	if host.State == registry.StateInstalled || !host.Version.IsZero() {
 		t.Errorf("n02 is %s with version %+v after a damaged chunk", host.State, host.Version)
 	}
+}
+
+// holdings records the holdings reports the appliance receives (api.Peers).
+type holdings struct {
+	mu       sync.Mutex
+	reports  []agentapi.Holdings
+	finished []string
+}
+
+func (h *holdings) Hold(mac string, _ netip.Addr, r agentapi.Holdings) (agentapi.HoldingsReply, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reports = append(h.reports, r)
+	return agentapi.HoldingsReply{Serve: true, IntervalMS: 20}, nil
+}
+
+func (h *holdings) Finished(mac string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.finished = append(h.finished, mac)
+}
+
+func (h *holdings) Forget(string) {}
+
+// TestAgentServesPeers: with a plan that turns peer distribution on, the
+// agent reports what it holds while it installs, serves its chunks on
+// the plan's port, verified, after its done was accepted, and stops once
+// no peer has asked for the idle time.
+func TestAgentServesPeers(t *testing.T) {
+	img := newTestImage(t)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 2 * mib; i < imageSize-2*mib; i++ {
+		img.raw[i] = "rackboot \x00\x01usr/lib"[r.IntN(18)]
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // the agent listens on every address of it
+	rec := &holdings{}
+	ap, ixs := newChunkAppliance(t, img.raw, img.raw, func(s *api.Server) {
+		pl := s.Planner.(profiles.Planner)
+		pl.Peers = &agentapi.PeerSettings{Port: port, LingerMS: 60_000}
+		s.Planner, s.Peers = pl, rec
+	})
+	ix := ixs["os-1"]
+	const n01 = "52:54:00:00:01:01"
+	disk, disks := newTarget(t, targetSize)
+	a, screen := testAgent(t, ap.url, n01, ap.boot(n01, "n01"), disks)
+	a.peerIdle = 2 * time.Second
+
+	// A peer asks for a chunk while the agent lingers: one in the middle
+	// of the image (the first ones hold the partition table, which the
+	// install rewrites, so they are no longer the image's and not served).
+	var chunk chunkstore.IndexChunk
+	for _, c := range ix.Chunks[len(ix.Chunks)/2:] {
+		if !c.ID.IsZero() {
+			chunk = c
+			break
+		}
+	}
+	got := make(chan error, 1)
+	go func() {
+		u := agentapi.ChunkURL(fmt.Sprintf("http://127.0.0.1:%d%s", port, agentapi.PeerChunks), chunk.ID.String())
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			rec.mu.Lock()
+			done := len(rec.finished) > 0
+			rec.mu.Unlock()
+			if !done {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			got <- fetchPeerChunk(u, chunk.ID)
+			return
+		}
+		got <- errors.New("the install did not finish in 30 s")
+	}()
+	start := time.Now()
+	out, err := a.attempt(context.Background())
+	if err != nil || !out.Done {
+		t.Fatalf("attempt: %+v, %v\nconsole:\n%s", out, err, screen)
+	}
+	if err := <-got; err != nil {
+		t.Errorf("a peer's request after done: %v\nconsole:\n%s", err, screen)
+	}
+	checkInstalled(t, disk, img)
+	rec.mu.Lock()
+	reports := slices.Clone(rec.reports)
+	rec.mu.Unlock()
+	if len(reports) == 0 {
+		t.Fatal("no holdings report")
+	}
+	last := reports[len(reports)-1]
+	if last.Image != ix.Digest() || last.Port != port || last.Have.Check(len(ix.Chunks)) != nil || last.Have.Count() == 0 {
+		t.Errorf("last holdings report: image %s port %d, %d of %d chunks", last.Image, last.Port, last.Have.Count(), len(ix.Chunks))
+	}
+	if !strings.Contains(screen.String(), "stopped serving chunks") {
+		t.Errorf("the agent did not stop serving:\n%s", screen)
+	}
+	if took := time.Since(start); took > 40*time.Second {
+		t.Errorf("the attempt took %v: the linger did not end at the idle time", took)
+	}
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		t.Error("the chunk server still listens after the attempt")
+	}
+}
+
+// fetchPeerChunk gets chunk id from a peer's chunk server at u and
+// verifies it.
+func fetchPeerChunk(u string, id chunkstore.ChunkID) error {
+	resp, err := http.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	z, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	b, err := dec.DecodeAll(z, nil)
+	if err != nil {
+		return err
+	}
+	if chunkstore.ChunkID(sha256.Sum256(b)) != id {
+		return errors.New("the chunk served does not verify")
+	}
+	return nil
 }

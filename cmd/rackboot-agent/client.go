@@ -128,11 +128,16 @@ func (c *client) imageSource(img agentapi.Image) imaging.Opener {
 // chunkStore is where a chunked image's index and chunks come from,
 // carrying the install token when all of them are on the appliance.
 func (c *client) chunkStore(img agentapi.Image) imaging.ChunkStore {
-	s := &imaging.HTTPChunks{Base: img.Chunks}
+	return &imaging.HTTPChunks{Base: img.Chunks, Header: c.chunkHeader(img)}
+}
+
+// chunkHeader is what requests for img's chunks and indexes carry: the
+// install token when all of them are on the appliance, else nothing.
+func (c *client) chunkHeader(img agentapi.Image) http.Header {
 	if c.sameOrigin(img.Chunks) && c.sameOrigin(img.URL) && (img.Seed == nil || c.sameOrigin(img.Seed.URL)) {
-		s.Header = c.authHeader()
+		return c.authHeader()
 	}
-	return s
+	return nil
 }
 
 func (c *client) plan(ctx context.Context) (*agentapi.PlanResponse, error) {

@@ -20,8 +20,8 @@ func (c *client) holdings(ctx context.Context, h agentapi.Holdings) (agentapi.Ho
 
 // holdingsReporter tells the appliance, every interval it asks for, what
 // the agent holds of the image it installs and which peers failed it
-// (docs/DESIGN.md, "Peer distribution"). run does not start it yet
-// (docs/peer-status.md).
+// (docs/DESIGN.md, "Peer distribution"); the peer session starts it when
+// the assembly starts.
 type holdingsReporter struct {
 	post  func(context.Context, agentapi.Holdings) (agentapi.HoldingsReply, error)
 	image string // the plan's Image.SHA256
@@ -56,6 +56,28 @@ func (r *holdingsReporter) failure(f agentapi.PeerFailure) {
 	}
 }
 
+// send posts one report: the bitmap as it is now, and the failures not
+// yet reported, kept for the next report when this one fails.
+func (r *holdingsReporter) send(ctx context.Context) (agentapi.HoldingsReply, error) {
+	r.mu.Lock()
+	failed := r.failed
+	r.failed = nil
+	r.mu.Unlock()
+	reply, err := r.post(ctx, agentapi.Holdings{Image: r.image, Port: r.port, Have: r.held.Bitmap(), Failed: failed})
+	if err != nil {
+		for _, f := range failed {
+			r.failure(f)
+		}
+	}
+	return reply, err
+}
+
+// once sends one report now, besides the periodic ones.
+func (r *holdingsReporter) once(ctx context.Context) error {
+	_, err := r.send(ctx)
+	return err
+}
+
 // run reports until ctx ends (nil) or the appliance says to stop
 // (errStopServing). A report that fails otherwise is sent again at the
 // next tick, with its failures.
@@ -66,11 +88,7 @@ func (r *holdingsReporter) run(ctx context.Context) error {
 	}
 	interval := 2 * time.Second
 	for {
-		r.mu.Lock()
-		failed := r.failed
-		r.failed = nil
-		r.mu.Unlock()
-		reply, err := r.post(ctx, agentapi.Holdings{Image: r.image, Port: r.port, Have: r.held.Bitmap(), Failed: failed})
+		reply, err := r.send(ctx)
 		var ae *apiError
 		switch {
 		case ctx.Err() != nil:
@@ -78,9 +96,6 @@ func (r *holdingsReporter) run(ctx context.Context) error {
 		case errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusUnauthorized):
 			return errStopServing
 		case err != nil:
-			for _, f := range failed {
-				r.failure(f)
-			}
 		case !reply.Serve:
 			return errStopServing
 		default:

@@ -14,6 +14,9 @@
 //
 // Whatever fails, the machine reboots after showing the error: the
 // appliance counts the failed attempt, and the next network boot retries.
+//
+// Not PID 1, with arguments, it runs one attempt against disk image
+// files on the host's network as it is (local_linux.go, rackboot-agent -h).
 package main
 
 import (
@@ -23,7 +26,10 @@ import (
 
 func main() {
 	if os.Getpid() != 1 {
-		fmt.Fprintln(os.Stderr, "rackboot-agent is /init of rackboot's installer initramfs and runs only as PID 1 (build one with rackboot initrd)")
+		if len(os.Args) > 1 {
+			os.Exit(runLocal(os.Args[1:], os.Stderr))
+		}
+		fmt.Fprintln(os.Stderr, "rackboot-agent is /init of rackboot's installer initramfs (build one with rackboot initrd); outside it, it installs onto disk image files: rackboot-agent -h")
 		os.Exit(2)
 	}
 	cerr := attachConsole()

@@ -82,6 +82,16 @@ type progress struct {
 	sent    bool // cur was sent
 	shown   bool // cur was printed
 	printed time.Time
+	// peers, if set, is the compressed bytes fetched from peers so far
+	// (the attempt's peer session): part of the image's Fetched.
+	peers func() int64
+}
+
+// fromPeers makes the reports say how much of Fetched came from peers.
+func (p *progress) fromPeers(f func() int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.peers = f
 }
 
 func newProgress(con *console, now func() time.Time) *progress {
@@ -127,14 +137,18 @@ func (p *progress) run(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		p.mu.Lock()
-		cur, sent := p.cur, p.sent
+		cur, sent, peers := p.cur, p.sent, p.peers
 		p.sent = true
 		p.mu.Unlock()
 		if sent || cur.Phase == "" || p.post == nil {
 			continue
 		}
+		var fromPeers int64
+		if peers != nil && cur.Fetched > 0 {
+			fromPeers = min(peers(), cur.Fetched)
+		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		p.post(rctx, agentapi.Progress{Phase: cur.Phase, Done: cur.Done, Total: cur.Total, Rate: cur.Rate, Fetched: cur.Fetched, Reused: cur.Reused})
+		p.post(rctx, agentapi.Progress{Phase: cur.Phase, Done: cur.Done, Total: cur.Total, Rate: cur.Rate, Fetched: cur.Fetched, Reused: cur.Reused, FetchedPeers: fromPeers})
 		cancel()
 	}
 }

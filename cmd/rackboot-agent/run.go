@@ -10,6 +10,7 @@ import (
 
 	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/imaging"
+	"github.com/rackboot/rackboot/imaging/chunkstore"
 )
 
 // agent runs one install attempt once the network is up: plan, disk,
@@ -38,6 +39,12 @@ type agent struct {
 	planRetry backoff
 	// reportRetry paces the final report.
 	reportRetry backoff
+	// peers is the attempt's peer distribution, nil when its plan does
+	// not turn it on; peerIdle and peerLinger (when > 0, instead of the
+	// plan's) bound the serving after done.
+	peers      *peerSession
+	peerIdle   time.Duration
+	peerLinger time.Duration
 }
 
 // newAgent returns an agent for the machine's disks, talking to api,
@@ -45,23 +52,43 @@ type agent struct {
 func newAgent(con *console, log *slog.Logger, api *client) *agent {
 	prog := newProgress(con, time.Now)
 	prog.post = api.progress
-	return &agent{
-		log:      log,
-		con:      con,
-		api:      api,
-		progress: prog,
-		ship:     &shipper{con: con, post: api.log},
-		disks:    imaging.Host{}.Disks,
-		installer: &imaging.Installer{
-			Logger:   log,
-			Progress: prog.Set,
-			Source:   api.imageSource,
-			Chunks:   api.chunkStore,
-		},
+	a := &agent{
+		log:         log,
+		con:         con,
+		api:         api,
+		progress:    prog,
+		ship:        &shipper{con: con, post: api.log},
+		disks:       imaging.Host{}.Disks,
 		diskWait:    30 * time.Second,
 		planRetry:   backoff{first: time.Second, max: 15 * time.Second, total: 5 * time.Minute},
 		reportRetry: backoff{first: time.Second, max: 10 * time.Second, total: 2 * time.Minute},
+		peerIdle:    peerIdle,
 	}
+	a.installer = &imaging.Installer{
+		Logger:   log,
+		Progress: prog.Set,
+		Source:   api.imageSource,
+		Chunks:   a.chunkStore,
+		Share:    a.share,
+	}
+	return a
+}
+
+// chunkStore is the installer's source of a chunked image: through the
+// peers when the attempt takes part in peer distribution.
+func (a *agent) chunkStore(img agentapi.Image) imaging.ChunkStore {
+	if a.peers != nil {
+		return a.peers.src
+	}
+	return a.api.chunkStore(img)
+}
+
+// share is the installer's Share: the peer session's, if any.
+func (a *agent) share(ix *chunkstore.Index, off int64) (func(int), bool) {
+	if a.peers == nil {
+		return nil, false
+	}
+	return a.peers.share(ix, off)
 }
 
 // outcome is how an attempt ended, for the console and the reboot.
@@ -90,6 +117,9 @@ func isUnreported(err error) bool {
 // take it, and is unreported when it would not.
 func (a *agent) attempt(ctx context.Context) (outcome, error) {
 	res, err := a.fetchAndInstall(ctx)
+	if a.peers != nil {
+		defer a.peers.stop()
+	}
 	if err != nil {
 		return a.reportFailed(ctx, a.progress.Phase(), err)
 	}
@@ -100,17 +130,23 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 	}
 	if c := res.Chunked; c != nil {
 		d.Written, d.Fetched, d.Reused = c.Written, c.Fetched, c.Reused()
+		if a.peers != nil {
+			d.FetchedPeers = min(a.peers.received(), d.Fetched)
+		}
 	}
 	a.log.Info("install done, reporting", "phase", agentapi.PhaseReport, "bytes", d.Bytes, "sha256", d.SHA256,
-		"fetched", d.Fetched, "reused", d.Reused)
+		"fetched", d.Fetched, "fetched_peers", d.FetchedPeers, "reused", d.Reused)
 	if res.Image != nil {
 		// The appliance takes success only from an agent it heard
 		// writing (registry.Done); the periodic reports may all have
 		// missed a short write, so the final count goes first.
-		final := agentapi.Progress{Phase: agentapi.PhaseImage, Done: d.Bytes, Total: d.Bytes, Fetched: d.Fetched, Reused: d.Reused}
+		final := agentapi.Progress{Phase: agentapi.PhaseImage, Done: d.Bytes, Total: d.Bytes, Fetched: d.Fetched, Reused: d.Reused, FetchedPeers: d.FetchedPeers}
 		if err := a.reportRetry.do(ctx, a.log, "report the image written", func(ctx context.Context) error { return a.api.progress(ctx, final) }); err != nil {
 			return outcome{}, fmt.Errorf("reporting the image written: %w", err)
 		}
+	}
+	if a.peers != nil {
+		a.peers.final(ctx)
 	}
 	a.flushLog(ctx)
 	a.con.close() // the token is spent once done is accepted
@@ -123,7 +159,14 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 	if err != nil {
 		return outcome{}, fmt.Errorf("reporting done: %w", err)
 	}
-	return outcome{Done: r.State == "installed", State: r.State, Reason: r.Reason}, nil
+	out := outcome{Done: r.State == "installed", State: r.State, Reason: r.Reason}
+	if a.peers != nil && out.Done {
+		if a.peerLinger > 0 {
+			a.peers.settings.LingerMS = a.peerLinger.Milliseconds()
+		}
+		a.peers.linger(ctx, a.con, a.peerIdle)
+	}
+	return out, nil
 }
 
 func (a *agent) fetchAndInstall(ctx context.Context) (*imaging.Result, error) {
@@ -157,6 +200,10 @@ func (a *agent) fetchAndInstall(ctx context.Context) (*imaging.Result, error) {
 	log.Info("disk selected", "phase", agentapi.PhaseDisk, "path", d.Path, "size", agentapi.Size(d.Size).String(),
 		"sector_size", d.LogicalSectorSize, "model", d.Model, "serial", d.Serial)
 
+	if img := p.Plan.Image; img != nil && img.Format == agentapi.FormatChunked && img.Peers != nil {
+		a.peers = a.startPeers(ctx, *img, d.Path)
+		a.progress.fromPeers(a.peers.received)
+	}
 	start := time.Now()
 	res, err := a.installer.Install(ctx, &p.Plan, imaging.Target{Path: d.Path})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/registry"
 	"github.com/rackboot/rackboot/tftp"
 )
@@ -75,7 +76,24 @@ type serveConfig struct {
 	// Requests from anywhere else must come from the machine they name
 	// (see neigh.go and docs/DESIGN.md §7).
 	TrustRouted []string `yaml:"trust-routed"`
+	// Peers is peer distribution of chunked images (docs/DESIGN.md,
+	// "Peer distribution"): "off", "subnet" (agents fetch only from
+	// peers in their own subnet) or "all".
+	Peers string `yaml:"peers"`
+	// PeerPort is the TCP port installing agents serve chunks on.
+	PeerPort int `yaml:"peer-port"`
+	// PeerLinger is how long an agent may go on serving its peers after
+	// its install is done; it stops sooner once no peer has asked for
+	// a while (the wave has ended).
+	PeerLinger time.Duration `yaml:"peer-linger"`
 }
+
+// Peer distribution's modes (serveConfig.Peers).
+const (
+	peersOff    = "off"
+	peersSubnet = "subnet"
+	peersAll    = "all"
+)
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
@@ -104,6 +122,9 @@ func defaultServeConfig() serveConfig {
 		HTTPMaxPerClient: defaultHTTPMaxPerClient,
 		MaxDiscovered:    registry.DefaultMaxDiscovered,
 		DiscoveredTTL:    registry.DefaultDiscoveredTTL,
+		Peers:            peersOff,
+		PeerPort:         8090,
+		PeerLinger:       5 * time.Minute,
 	}
 }
 
@@ -158,6 +179,9 @@ func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.Flag
 	fs.IntVar(&c.MaxDiscovered, "max-discovered", c.MaxDiscovered, "most discovered `records` kept (with --discovery); at the cap a new unknown MAC evicts the least recently seen")
 	fs.DurationVar(&c.DiscoveredTTL, "discovered-ttl", c.DiscoveredTTL, "forget a discovered record not seen for this `duration`")
 	fs.Var(&listFlag{list: &c.TrustRouted}, "trust-routed", "source `prefix` (CIDR) whose /ipxe and agent requests are believed by the MAC they name without a link-layer check: a routed segment behind a DHCP relay, or 127.0.0.0/8 for local tools (repeatable)")
+	fs.StringVar(&c.Peers, "peers", c.Peers, "peer `mode` of chunked images: off, subnet (installing machines serve chunks to machines of their own subnet) or all")
+	fs.IntVar(&c.PeerPort, "peer-port", c.PeerPort, "TCP `port` installing machines serve chunks to their peers on (with --peers)")
+	fs.DurationVar(&c.PeerLinger, "peer-linger", c.PeerLinger, "longest `duration` a machine serves its peers after its install is done (it stops sooner once no peer asked for 30s)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: auto (text on a terminal, JSON otherwise), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	return fs
@@ -193,6 +217,15 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 		return c, err
 	}
 	return c, c.check()
+}
+
+// peerSettings is what plans of chunked images carry with --peers on;
+// nil when off.
+func (c *serveConfig) peerSettings() *agentapi.PeerSettings {
+	if c.Peers == peersOff || c.Peers == "" {
+		return nil
+	}
+	return &agentapi.PeerSettings{Port: c.PeerPort, LingerMS: c.PeerLinger.Milliseconds()}
 }
 
 func (c *serveConfig) check() error {
@@ -231,6 +264,17 @@ func (c *serveConfig) check() error {
 	}
 	if _, err := c.trustedPrefixes(); err != nil {
 		return err
+	}
+	switch c.Peers {
+	case peersOff, peersSubnet, peersAll:
+	default:
+		return fmt.Errorf("peers %q: want off, subnet or all", c.Peers)
+	}
+	if c.PeerPort < 1 || c.PeerPort > 65535 {
+		return fmt.Errorf("peer-port %d: not a port", c.PeerPort)
+	}
+	if c.PeerLinger < 0 {
+		return fmt.Errorf("peer-linger %s: want 0 (stop at done) or more", c.PeerLinger)
 	}
 	if c.MaxAttempts < 1 {
 		return fmt.Errorf("max-attempts %d: want at least 1", c.MaxAttempts)

@@ -25,7 +25,9 @@ func TestServeConfig(t *testing.T) {
 		{"defaults", nil, func(*serveConfig) {}},
 		{"flags", []string{"--interface", "br0", "--interface", "br1", "--dhcp-port", "6767", "--efi-file", "ipxe.efi",
 			"--http-max-conns", "10000", "--http-max-per-client", "0", "--tftp-max-per-client", "0", "--max-discovered", "64", "--discovered-ttl", "90m",
-			"--trust-routed", "10.20.0.0/16,127.0.0.0/8", "--trust-routed", "192.0.2.0/24"}, func(c *serveConfig) {
+			"--trust-routed", "10.20.0.0/16,127.0.0.0/8", "--trust-routed", "192.0.2.0/24",
+			"--peers", "subnet", "--peer-port", "9000", "--peer-linger", "90s"}, func(c *serveConfig) {
+			c.Peers, c.PeerPort, c.PeerLinger = peersSubnet, 9000, 90*time.Second
 			c.HTTPMaxConns, c.HTTPMaxPerClient, c.TFTPMaxPerClient = 10000, 0, 0
 			c.TrustRouted = []string{"10.20.0.0/16,127.0.0.0/8", "192.0.2.0/24"}
 			c.MaxDiscovered, c.DiscoveredTTL = 64, 90*time.Minute
@@ -91,6 +93,9 @@ func TestServeConfigErrors(t *testing.T) {
 		{"https on the http port", []string{"--https-port", "8080"}, "https-port 8080: the same as http-port"},
 		{"cert without key", []string{"--tls-cert", "/etc/x.pem"}, "tls-cert and tls-key go together"},
 		{"key without cert", []string{"--tls-key", "/etc/x.key"}, "tls-cert and tls-key go together"},
+		{"bad peers mode", []string{"--peers", "on"}, `peers "on": want off, subnet or all`},
+		{"bad peer port", []string{"--peers", "all", "--peer-port", "0"}, "peer-port 0: not a port"},
+		{"negative linger", []string{"--peer-linger", "-1s"}, "peer-linger -1s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseServeConfig(tc.args, io.Discard)

@@ -114,12 +114,12 @@ func (c *cli) historyText(h api.HostView, hist []registry.Attempt) string {
 	for _, a := range hist {
 		// Without the plan's size no share is given: written and reused
 		// overlap (a chunk copied from the seed is both).
-		if t := transferText(a.BytesFetched, a.BytesReused, a.ImageRawSize); t != "" {
+		if t := transferText(a.BytesFetched, a.BytesFetchedPeers, a.BytesReused, a.ImageRawSize); t != "" {
 			moved = append(moved, fmt.Sprintf("  ID %d: %s\n", a.ID, t))
 		}
 	}
 	if len(moved) > 0 {
-		b.WriteString("\nchunked images (fetched: compressed bytes from the appliance; reused: bytes the disk already had)\n")
+		b.WriteString("\nchunked images (fetched: compressed bytes over the network, from the appliance and from peers; reused: bytes the disk already had)\n")
 		b.WriteString(strings.Join(moved, ""))
 	}
 	return b.String()

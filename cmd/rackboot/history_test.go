@@ -86,7 +86,8 @@ func TestHistoryErrors(t *testing.T) {
 }
 
 // TestHistoryChunked: an attempt that installed a chunked image says what
-// it fetched and how much of the image its disk already had.
+// it fetched (and how much of that came from peers) and how much of the
+// image its disk already had.
 func TestHistoryChunked(t *testing.T) {
 	e := newAdminEnv(t)
 	const mac = "52:54:00:77:00:03" // r1-n03
@@ -102,7 +103,7 @@ func TestHistoryChunked(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := e.reg.Done(ctx, mustMAC(mac), e.tokens[mac], registry.Report{SHA256: sha, Bytes: 1229 << 20, WriteMS: 50000,
-		Written: 40 << 20, Fetched: 38 << 20, Reused: 1189 << 20}); err != nil {
+		Written: 40 << 20, Fetched: 38 << 20, Reused: 1189 << 20, FetchedPeers: 31 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	c, stdout, stderr := e.cli()

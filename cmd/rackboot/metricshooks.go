@@ -72,6 +72,9 @@ func installMetrics(m *metrics.Metrics, next func(registry.Change)) func(registr
 		case a != nil && a.Result != "":
 			// "done", "failed" and "superseded" carry the ended attempt.
 			m.InstallEnded(string(a.Result), time.Duration(a.DurationMS)*time.Millisecond, a.BytesWritten)
+			if a.Result == registry.ResultSuccess {
+				m.InstallFetched(a.BytesFetched, a.BytesFetchedPeers)
+			}
 		}
 		if next != nil {
 			next(c)

@@ -43,9 +43,10 @@ func TestInstallMetrics(t *testing.T) {
 	for _, c := range []registry.Change{
 		{Event: "boot"},
 		{Event: "start", Attempt: &registry.Attempt{}},
-		{Event: "failed", Attempt: &registry.Attempt{Result: registry.ResultFailed, DurationMS: 30000}},
+		{Event: "failed", Attempt: &registry.Attempt{Result: registry.ResultFailed, DurationMS: 30000, BytesFetched: 99}},
 		{Event: "start", Attempt: &registry.Attempt{}},
-		{Event: "done", Attempt: &registry.Attempt{Result: registry.ResultSuccess, DurationMS: int64(5 * time.Minute / time.Millisecond), BytesWritten: 1 << 30}},
+		{Event: "done", Attempt: &registry.Attempt{Result: registry.ResultSuccess, DurationMS: int64(5 * time.Minute / time.Millisecond), BytesWritten: 1 << 30,
+			BytesFetched: 3 << 20, BytesFetchedPeers: 2 << 20}},
 		{Event: "reinstall"},
 	} {
 		notify(c)
@@ -65,9 +66,13 @@ rackboot_installs_finished_total{result="superseded"} 0
 # HELP rackboot_install_written_bytes_total Bytes agents reported writing to disks in successful installs.
 # TYPE rackboot_install_written_bytes_total counter
 rackboot_install_written_bytes_total 1.073741824e+09
+# HELP rackboot_install_fetched_bytes_total Compressed bytes of chunked images agents reported receiving in successful installs, by source: the appliance, or their peers (peer distribution).
+# TYPE rackboot_install_fetched_bytes_total counter
+rackboot_install_fetched_bytes_total{source="appliance"} 1.048576e+06
+rackboot_install_fetched_bytes_total{source="peers"} 2.097152e+06
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
-		"rackboot_installs_started_total", "rackboot_installs_finished_total", "rackboot_install_written_bytes_total"); err != nil {
+		"rackboot_installs_started_total", "rackboot_installs_finished_total", "rackboot_install_written_bytes_total", "rackboot_install_fetched_bytes_total"); err != nil {
 		t.Error(err)
 	}
 }

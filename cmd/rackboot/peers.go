@@ -22,21 +22,24 @@ import (
 // the agent API, which takes the agents' holdings reports (api.Peers),
 // and to the artifacts handler, which asks it where a chunk request
 // goes (artifacts.Handler.Redirect): docs/DESIGN.md, "Peer
-// distribution". serve does not use it yet (docs/peer-status.md).
+// distribution". serve mounts it with --peers subnet or all.
 type peerRoutes struct {
 	coord *peers.Coordinator
 	// interval is how often agents report their holdings. Default 2 s.
 	interval time.Duration
 	// linger is how long a finished install's holdings stay live (its
-	// agent serves as long at most). Default 5 min.
+	// agent serves as long at most); 0: forgotten at done.
 	linger time.Duration
+	// where, if set, counts the where-requests Where answers, by
+	// status (the artifacts handler counts every other request).
+	where func(status int)
 }
 
 // newPeerRoutes returns the routes over a coordinator of the chunked
 // versions of the catalog versions returns, whose indexes are read from
 // the artifacts directory dir.
 func newPeerRoutes(dir string, versions func() []*profiles.Version) *peerRoutes {
-	return &peerRoutes{coord: &peers.Coordinator{Index: func(sha string) (*chunkstore.Index, error) {
+	return &peerRoutes{linger: 5 * time.Minute, coord: &peers.Coordinator{Index: func(sha string) (*chunkstore.Index, error) {
 		return publishedIndex(dir, versions(), sha)
 	}}}
 }
@@ -86,11 +89,11 @@ func (p *peerRoutes) Hold(mac string, addr netip.Addr, h agentapi.Holdings) (age
 // Finished keeps a finished install's holdings live for the linger
 // (api.Peers).
 func (p *peerRoutes) Finished(mac string) {
-	linger := p.linger
-	if linger <= 0 {
-		linger = 5 * time.Minute
+	if p.linger <= 0 {
+		p.coord.Forget(mac)
+		return
 	}
-	p.coord.Finish(mac, linger)
+	p.coord.Finish(mac, p.linger)
 }
 
 // Forget drops what an agent holds (api.Peers).
@@ -132,6 +135,7 @@ func (p *peerRoutes) Where(prefix string, next http.Handler) http.Handler {
 		image := q.Get(agentapi.ParamPeers)
 		ids := strings.Split(q.Get(agentapi.ParamWhere), ",")
 		if image == "" || len(ids) > agentapi.MaxChunkBatch {
+			p.count(http.StatusBadRequest)
 			http.Error(w, fmt.Sprintf("where needs peers=IMAGE and at most %d chunk ids", agentapi.MaxChunkBatch), http.StatusBadRequest)
 			return
 		}
@@ -146,6 +150,7 @@ func (p *peerRoutes) Where(prefix string, next http.Handler) http.Handler {
 		for i, s := range ids {
 			var err error
 			if chunks[i], err = chunkstore.ParseChunkID(s); err != nil {
+				p.count(http.StatusBadRequest)
 				http.Error(w, "a chunk id is 64 hex digits", http.StatusBadRequest)
 				return
 			}
@@ -154,7 +159,14 @@ func (p *peerRoutes) Where(prefix string, next http.Handler) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(places)
+		p.count(http.StatusOK)
 	})
+}
+
+func (p *peerRoutes) count(status int) {
+	if p.where != nil {
+		p.where(status)
+	}
 }
 
 // chunkName parses a chunk's name under the artifacts directory,

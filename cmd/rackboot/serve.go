@@ -95,6 +95,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	fl := fleet{&profiles.Watcher{Dir: cfg.Profiles, Log: log}}
 	m := metrics.New(metrics.Options{Census: fleetCensus(store, fl), Log: log})
 	pl := planner(cfg.Artifacts, readIndex)
+	pl.Peers = cfg.peerSettings()
 	fl.OnReload = func(set *profiles.Set) {
 		m.ProfilesLoaded()
 		go measureImages(pl, set, log)
@@ -347,14 +348,27 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	// An install of a chunked image fetches its chunks by the ten
 	// thousand: one debug line each, and their own handler class in the
 	// metrics, so the artifacts' counts stay readable.
-	mux.Handle("/artifacts/", &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: links.macOf,
+	art := &artifacts.Handler{Dir: cfg.Artifacts, Prefix: "/artifacts/", Log: log, Identify: links.macOf,
 		QuietDir: profiles.ChunkDir, ChunkStore: profiles.ChunkDir, OnServe: func(s artifacts.Served) {
 			class := "artifacts"
 			if s.Path == profiles.ChunkDir || strings.HasPrefix(s.Path, profiles.ChunkDir+"/") { // a batch, a chunk
-				class = "chunks"
+				class = "chunks" // a redirect to a peer is a chunk's 307
 			}
 			m.HTTPRequest(class, s.Status, s.Bytes)
-		}})
+		}}
+	// Peer distribution: chunk requests of agents that take redirects
+	// may be sent to peers, and agents ask where a batch's chunks are.
+	var pr *peerRoutes
+	if cfg.peerSettings() != nil {
+		pr = newPeerRoutes(cfg.Artifacts, func() []*profiles.Version { return fl.Current().Versions() })
+		pr.coord.SubnetOnly = cfg.Peers == peersSubnet
+		pr.linger = cfg.PeerLinger
+		pr.where = func(status int) { m.HTTPRequest("chunks-where", status, 0) }
+		art.Redirect = pr.Redirect
+		mux.Handle("/artifacts/", pr.Where("/artifacts/", art))
+	} else {
+		mux.Handle("/artifacts/", art)
+	}
 	// UEFI HTTP boot clients are given an http:// URL of the iPXE binary;
 	// the agent's CA archive is staged here too.
 	mux.Handle("/nbp/", &artifacts.Handler{Dir: nbp, Prefix: "/nbp/", Log: log, Identify: links.macOf,
@@ -366,8 +380,12 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	mux.Handle("GET "+caURLPath, caHandler(ca))
 
 	secure := http.NewServeMux()
-	secure.Handle("/api/", m.Instrument("api", &api.Server{Registry: reg, Fleet: fl, Planner: pl, AdminToken: adminToken, Events: events,
-		BaseURL: base, ArtifactsPort: cfg.HTTPPort, VerifyAgent: links.verifyRequest, Log: log, Profiles: fl.Watcher, ProfilesDir: cfg.Profiles}))
+	apiServer := &api.Server{Registry: reg, Fleet: fl, Planner: pl, AdminToken: adminToken, Events: events,
+		BaseURL: base, ArtifactsPort: cfg.HTTPPort, VerifyAgent: links.verifyRequest, Log: log, Profiles: fl.Watcher, ProfilesDir: cfg.Profiles}
+	if pr != nil {
+		apiServer.Peers = pr // not a nil *peerRoutes in the interface: nil turns the holdings path off
+	}
+	secure.Handle("/api/", m.Instrument("api", apiServer))
 	secure.HandleFunc("/healthz", healthz)
 	secure.Handle("GET "+caURLPath, caHandler(ca))
 	return routes{plain: mux, secure: secure}

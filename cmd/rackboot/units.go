@@ -92,14 +92,18 @@ func orDash(s string) string {
 }
 
 // transferText says how much of a chunked image came over the network
-// and how much the disk already had, of an image of size bytes (0:
-// unknown): "fetched 38.0 MiB of 1.20 GiB, 97 % reused". It is empty when
-// neither is known: a streamed image reports neither.
-func transferText(fetched, reused, size int64) string {
+// (of it, peers bytes from peers) and how much the disk already had, of
+// an image of size bytes (0: unknown): "fetched 38.0 MiB (31.2 MiB from
+// peers) of 1.20 GiB, 97 % reused". It is empty when neither is known: a
+// streamed image reports neither.
+func transferText(fetched, peers, reused, size int64) string {
 	if fetched <= 0 && reused <= 0 {
 		return ""
 	}
 	s := "fetched " + humanBytes(fetched)
+	if peers > 0 {
+		s += " (" + humanBytes(peers) + " from peers)"
+	}
 	if size > 0 {
 		return s + " of " + humanBytes(size) + fmt.Sprintf(", %d %% reused", percentOf(reused, size))
 	}

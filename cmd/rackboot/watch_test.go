@@ -302,25 +302,26 @@ func TestWatchReconnect(t *testing.T) {
 }
 
 // TestWatchChunked: a chunked install's progress and end say how much was
-// fetched and how much of the image the disk already had.
+// fetched (how much of it from peers) and how much of the image the disk
+// already had.
 func TestWatchChunked(t *testing.T) {
 	var out syncBuffer
 	now := at(time.Minute)
 	v := &watchView{out: &out, loc: time.UTC, interval: 5 * time.Second, now: func() time.Time { return now }}
 	p := progress(macN01, "r1-n01", "image", 1<<30, 2<<30, 200<<20, 10*time.Second)
-	p.Fetched, p.Reused = 12<<20, 1<<30-16<<20
+	p.Fetched, p.Reused, p.FetchedPeers = 12<<20, 1<<30-16<<20, 9<<20
 	v.onProgress(p)
 	done := registry.HostRecord{MAC: macN01, Hostname: "r1-n01", State: registry.StateInstalled, Attempt: 1,
 		Version: registry.Version{Name: "base-4", Number: 4}, UpdatedAt: at(2 * time.Minute)}
 	v.onState(api.StateEvent{Event: "done", Host: done, Attempt: &registry.Attempt{DurationMS: 60000, ImageRawSize: 2 << 30,
-		BytesWritten: 40 << 20, BytesFetched: 38 << 20, BytesReused: 2<<30 - 40<<20}})
-	want := "10:00:10 r1-n01 (52:54:00:77:00:01) image 50% 1.00 GiB of 2.00 GiB, 200 MiB/s, fetched 12.0 MiB of 2.00 GiB, 49 % reused, ETA 5s\n" +
-		"10:02:00 r1-n01 (52:54:00:77:00:01) installed base-4 (4) in 1m00s, 40.0 MiB written, fetched 38.0 MiB of 2.00 GiB, 98 % reused\n"
+		BytesWritten: 40 << 20, BytesFetched: 38 << 20, BytesReused: 2<<30 - 40<<20, BytesFetchedPeers: 30 << 20}})
+	want := "10:00:10 r1-n01 (52:54:00:77:00:01) image 50% 1.00 GiB of 2.00 GiB, 200 MiB/s, fetched 12.0 MiB (9.00 MiB from peers) of 2.00 GiB, 49 % reused, ETA 5s\n" +
+		"10:02:00 r1-n01 (52:54:00:77:00:01) installed base-4 (4) in 1m00s, 40.0 MiB written, fetched 38.0 MiB (30.0 MiB from peers) of 2.00 GiB, 98 % reused\n"
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	m := &watched{mac: macN01, hostname: "r1-n01", progress: &p, received: now}
-	if got, want := barLine(m, 6, 140, now), "]   50%  1.00 GiB/2.00 GiB  200 MiB/s  fetched 12.0 MiB of 2.00 GiB, 49 % reused  ETA 5s"; !strings.HasSuffix(got, want) {
+	if got, want := barLine(m, 6, 180, now), "]   50%  1.00 GiB/2.00 GiB  200 MiB/s  fetched 12.0 MiB (9.00 MiB from peers) of 2.00 GiB, 49 % reused  ETA 5s"; !strings.HasSuffix(got, want) {
 		t.Errorf("bar line %q, want it to end with %q", got, want)
 	}
 }

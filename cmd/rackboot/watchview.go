@@ -203,7 +203,7 @@ func (v *watchView) onState(s api.StateEvent) {
 			if a.BytesWritten > 0 {
 				msg += ", " + humanBytes(a.BytesWritten) + " written"
 			}
-			if t := transferText(a.BytesFetched, a.BytesReused, a.ImageRawSize); t != "" {
+			if t := transferText(a.BytesFetched, a.BytesFetchedPeers, a.BytesReused, a.ImageRawSize); t != "" {
 				msg += ", " + t
 			}
 		}
@@ -273,7 +273,7 @@ func progressText(p api.ProgressEvent) string {
 	if p.Rate > 0 {
 		fmt.Fprintf(&b, ", %s", humanRate(p.Rate))
 	}
-	if t := transferText(p.Fetched, p.Reused, p.Total); t != "" {
+	if t := transferText(p.Fetched, p.FetchedPeers, p.Reused, p.Total); t != "" {
 		fmt.Fprintf(&b, ", %s", t)
 	}
 	if p.ETASeconds > 0 {
@@ -373,7 +373,7 @@ func barLine(m *watched, nameW, width int, now time.Time) string {
 		stats = humanBytes(p.Done)
 	}
 	stats += "  " + humanRate(p.Rate)
-	if t := transferText(p.Fetched, p.Reused, p.Total); t != "" {
+	if t := transferText(p.Fetched, p.FetchedPeers, p.Reused, p.Total); t != "" {
 		stats += "  " + t
 	}
 	if p.ETASeconds > 0 {
