@@ -659,7 +659,11 @@ p8_image() {
 
 # p8_serve_flags MODE: serve's flags for peer distribution on or off.
 p8_serve_flags() {
-  if ! "$BIN/rackboot" serve -h 2>&1 | grep -q -- '-peers'; then
+  # The help into a variable first: with pipefail, grep -q closing the
+  # pipe early would fail the command that is still writing.
+  local help
+  help=$("$BIN/rackboot" serve -h 2>&1)
+  if [[ $help != *-peers* ]]; then
     [ "$1" = off ] && return 0
     die "P8: this rackboot serve has no --peers flag (peer distribution not wired)"
   fi
@@ -691,7 +695,9 @@ p8_wave() {
   sleep 0.5
   # Each machine's script, fetched from its own namespace, and its disk.
   local agent_flags=() argv=()
-  if "$BIN/rackboot-agent" -h 2>&1 | grep -q -- '-ca '; then agent_flags+=(-ca "$d/rb-data/tls/ca.pem"); fi
+  local help
+  help=$("$BIN/rackboot-agent" -h 2>&1)
+  [[ $help != *"-ca "* ]] || agent_flags+=(-ca "$d/rb-data/tls/ca.pem")
   : >"$out/macs"
   for ((i = 0; i < n; i++)); do
     mac=$(p8_mac "$i")
