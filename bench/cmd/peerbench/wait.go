@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rackboot/rackboot/bench/internal/result"
@@ -137,6 +138,12 @@ func wait(ctx context.Context, fs *flag.FlagSet, args []string, tags result.Tags
 		return err
 	}
 	s.metrics["waited_s"] = ended.Sub(t0).Seconds()
+	// Its own CPU: run.sh counts the agents' as its shell's reaped
+	// children's, which include this process.
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		s.metrics["wait_cpu_s"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
 	fmt.Fprintf(os.Stderr, "peerbench wait: %s: %s after %.1f s; %d of %d installed, the last %.1f s after the start; fetched %.1f MB (%.1f MB from peers)\n",
 		tags, why, ended.Sub(t0).Seconds(), int(s.metrics["installed"]), len(macs), s.metrics["wall_s"],
 		s.metrics["fetched_bytes"]/1e6, s.metrics["peer_bytes"]/1e6)
