@@ -572,7 +572,7 @@ P8_PEERS=${P8_PEERS:-all}
 P8_LINGER=${P8_LINGER:-10m}
 P8_TIMEOUT=${P8_TIMEOUT:-30m}
 P8_ALONE=${P8_ALONE:-1}
-P8_OFF_N=${P8_OFF_N:-$P8_N} # the N of P8_N that run with peers off too (a slow link makes off N× one install's time)
+P8_OFF_N=${P8_OFF_N-$P8_N} # the N of P8_N that run with peers off too (a slow link makes off N× one install's time)
 P8_NET=10.78.0
 P8_MAC_PREFIX=52:54:08
 
