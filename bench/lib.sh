@@ -30,6 +30,7 @@ ALL_CPUS=${ALL_CPUS:-0-$((CORES - 1))}
 
 BENCH_PIDS=()   # servers started by bench_start and not yet stopped
 BENCH_SCRATCH=() # large scratch folders (P8's disks) removed on every exit
+BENCH_RESTORE=() # commands that undo a run's changes to the host (P8's ARP table limits)
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -124,6 +125,8 @@ bench_cleanup() {
     ip netns del "$ns" 2>/dev/null
   done
   for p in "${BENCH_SCRATCH[@]}"; do rm -rf "$p"; done
+  for p in "${BENCH_RESTORE[@]}"; do eval "$p"; done
+  BENCH_RESTORE=()
   BENCH_PIDS=()
 }
 

@@ -612,6 +612,22 @@ p8_net_up() {
   ip -n "$app" link set app0 up
   ip -n "$sw" link set p-app master br8 up
   p8_limit "$app" app0 "$P8_RATE"
+  # The kernel's ARP table is one for every namespace, and its limits
+  # (net.ipv4.neigh.default.gc_thresh1-3, 128/512/1024 by default) count
+  # the entries of all: N agents that each resolve their N peers need
+  # N × N. Over gc_thresh3 new entries fail ("neighbour: arp_cache:
+  # neighbor table overflow!"), the SYN to a peer is dropped and its
+  # connect times out: at N = 50 most peer fetches failed that way. A
+  # rack's machines each have their own table; raise the shared one for
+  # the run (restored at exit).
+  local need=$(((nmax + 2) * (nmax + 2) * 2)) t
+  P8_NEIGH_OLD=$(sysctl -n net.ipv4.neigh.default.gc_thresh1 net.ipv4.neigh.default.gc_thresh2 net.ipv4.neigh.default.gc_thresh3 | tr '\n' ' ')
+  t=$(sysctl -n net.ipv4.neigh.default.gc_thresh3)
+  if [ "$t" -lt "$need" ]; then
+    sysctl -q -w net.ipv4.neigh.default.gc_thresh1=$((need / 4)) net.ipv4.neigh.default.gc_thresh2=$((need / 2)) \
+      net.ipv4.neigh.default.gc_thresh3="$need" || die "P8: cannot raise net.ipv4.neigh.default.gc_thresh3 to $need"
+    BENCH_RESTORE+=("sysctl -q -w net.ipv4.neigh.default.gc_thresh1=$(echo "$P8_NEIGH_OLD" | cut -d' ' -f1) net.ipv4.neigh.default.gc_thresh2=$(echo "$P8_NEIGH_OLD" | cut -d' ' -f2) net.ipv4.neigh.default.gc_thresh3=$(echo "$P8_NEIGH_OLD" | cut -d' ' -f3)")
+  fi
   for ((i = 0; i < nmax; i++)); do
     ns=$(p8_ns "$i")
     ip netns add "$ns" || die "P8: ip netns add $ns"
