@@ -73,15 +73,27 @@ type HoldingsReply struct {
 	Serve bool `json:"serve"`
 	// IntervalMS is how long the agent waits before its next report.
 	IntervalMS int `json:"interval_ms"`
+	// Installing is how many other agents install the same image now.
+	// In the answer to the agent's last report, before its done, none
+	// means the wave has ended: it need not linger to serve.
+	Installing int `json:"installing"`
 }
 
 // ChunkPlaces answers a ParamWhere request.
 type ChunkPlaces struct {
 	// Peers holds, for each chunk asked for, in order, the base URL of
-	// the peer to fetch it from ("http://IP:PORT"), or "" for the
-	// appliance.
+	// the peer to fetch it from ("http://IP:PORT"), "" for the
+	// appliance, or PlaceLater.
 	Peers []string `json:"peers"`
 }
+
+// PlaceLater in ChunkPlaces says: no peer can serve the chunk now, but
+// one will soon (the appliance has just sent it to a peer, or its
+// holders are at their upload cap); ask again after other chunks. It
+// spares the appliance's link, which would otherwise send a chunk once
+// per machine at the start of a wave. An agent asks for a deferred
+// chunk without where once it has waited long enough.
+const PlaceLater = "later"
 
 // WhereURL is the URL of a ParamWhere request for the chunks ids of the
 // store at base, for the image whose SHA-256 is image.

@@ -38,9 +38,16 @@ type ChunkSource interface {
 type BatchSource interface {
 	ChunkSource
 	// FetchMany returns the stored bytes of each chunk, in order; an
-	// error fails them all (they are then fetched one by one).
+	// error fails them all (they are then fetched one by one). A nil
+	// entry means "not now, ask again later" (peer distribution: a peer
+	// is receiving the chunk from the appliance); a Spread assembly's
+	// second pass fetches it again after the others, the in-order pass
+	// at once through Fetch.
 	FetchMany(ctx context.Context, chunks []chunkstore.IndexChunk) ([][]byte, error)
 }
+
+// errLater is a chunk a BatchSource deferred (a nil entry of FetchMany).
+var errLater = errors.New("imaging: the chunk source says: ask again later")
 
 // AssembleOptions configures Assemble. Zero values mean the defaults.
 type AssembleOptions struct {
@@ -405,6 +412,9 @@ type assembler struct {
 	p    progressMeter
 	done int64   // image bytes on the target
 	hole []int32 // with Spread, the chunks left for the second pass
+	// holes is set during the second pass: a chunk the source defers
+	// (errLater) is asked for again after the others.
+	holes bool
 }
 
 // sharedChunk is one fetch of a chunk several places of the image need.
@@ -591,6 +601,12 @@ func (a *assembler) fetch(ctx context.Context, j *asmJob) error {
 			delay = min(2*delay, 30*time.Second)
 		}
 		z, fresh, err := a.fetchOnce(ctx, c, try)
+		if errors.Is(err, errLater) {
+			if a.holes {
+				return err // fetchHoles asks again after the others
+			}
+			z, err = a.opt.Source.Fetch(ctx, c.ID, c.Stored)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -670,7 +686,7 @@ func (a *assembler) fetchOnce(ctx context.Context, c *chunkstore.IndexChunk, try
 func (a *assembler) first(ctx context.Context, c *chunkstore.IndexChunk) ([]byte, error) {
 	if a.batch != nil && c.Stored > 0 && !a.batch.off.Load() {
 		z, err := a.batch.fetch(ctx, c)
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || errors.Is(err, errLater) {
 			return z, err
 		}
 		if isPermanent(err) && a.batch.off.CompareAndSwap(false, true) {
@@ -752,9 +768,12 @@ func (b *batcher) run(ctx context.Context) {
 			}
 			zs, err := b.src.FetchMany(ctx, chunks)
 			for i, r := range batch {
-				if err != nil {
+				switch {
+				case err != nil:
 					r.err = err
-				} else {
+				case zs[i] == nil:
+					r.err = errLater
+				default:
 					r.z = zs[i]
 				}
 				close(r.done)

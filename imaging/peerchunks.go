@@ -54,17 +54,29 @@ type PeerChunks struct {
 	// Default 60 s.
 	Timeout time.Duration
 	// PeerClient sends the requests to peers. Nil means one that gives
-	// a peer 1 s to connect and 1 s to answer: peers are on the
-	// segment, and a slow one is worth less than the appliance.
+	// a peer 2 s to connect and 2 s to answer: peers are on the
+	// segment, and a slow one is worth less than the appliance (1 s,
+	// the first choice, failed healthy peers on a loaded machine: P8's
+	// fifty agents on two cores).
 	PeerClient *http.Client
 	// PeerTimeout bounds one fetch from a peer, body included. Default
-	// 3 s.
+	// 5 s.
 	PeerTimeout time.Duration
-	// Rest is how long a peer that failed is not asked again (the
-	// appliance is told, and stops sending others to it). Default 30 s.
+	// Rest is how long a peer that could not be reached or served bytes
+	// that do not verify is not asked again (the appliance is told, and
+	// stops sending others to it). Default 30 s.
 	Rest time.Duration
-	// OnPeerFailure, if set, is told each peer failure, for the next
-	// holdings report. It must not block.
+	// MaxDefer is how long a chunk may be deferred in all
+	// (agentapi.PlaceLater) before it is fetched from the appliance
+	// without asking where. Default 10 s.
+	MaxDefer time.Duration
+	// SlowRest is how long a peer that answered too slowly or broke off
+	// mid-transfer is not asked again by this agent; it is not
+	// reported. Default 10 s.
+	SlowRest time.Duration
+	// OnPeerFailure, if set, is told each peer that failed by being
+	// unreachable or by its bytes, for the next holdings report. It
+	// must not block.
 	OnPeerFailure func(agentapi.PeerFailure)
 	// Logger receives peer failures. Default slog.Default().
 	Logger *slog.Logger
@@ -76,8 +88,9 @@ type PeerChunks struct {
 	peerClient *http.Client
 	dec        *zstd.Decoder
 
-	mu     sync.Mutex
-	rested map[string]time.Time // peer base → asked again after
+	mu       sync.Mutex
+	rested   map[string]time.Time             // peer base → asked again after
+	deferred map[chunkstore.ChunkID]time.Time // chunk → first deferred at
 
 	whereOff atomic.Bool // the appliance does not answer where-requests
 
@@ -95,11 +108,11 @@ func (s *PeerChunks) init() {
 	s.direct = HTTPChunks{Base: s.Base, Header: s.Header, Client: s.client, Timeout: s.Timeout}
 	s.peerClient = s.PeerClient
 	if s.peerClient == nil {
-		dialer := &net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}
+		dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 		s.peerClient = &http.Client{
 			Transport: &http.Transport{
 				DialContext:           dialer.DialContext,
-				ResponseHeaderTimeout: time.Second,
+				ResponseHeaderTimeout: 2 * time.Second,
 				IdleConnTimeout:       30 * time.Second,
 				MaxIdleConnsPerHost:   4,
 				DisableCompression:    true,
@@ -112,6 +125,7 @@ func (s *PeerChunks) init() {
 		s.Logger = slog.Default()
 	}
 	s.rested = map[string]time.Time{}
+	s.deferred = map[chunkstore.ChunkID]time.Time{}
 }
 
 // Index reads the chunk index at u from the appliance.
@@ -160,10 +174,13 @@ func (s *PeerChunks) Fetch(ctx context.Context, id chunkstore.ChunkID, stored in
 // FetchMany gets several chunks (BatchSource): it asks the appliance
 // where they are (agentapi.ParamWhere), fetches the peers' from them,
 // each verified, up to 8 at once, and the rest, with those whose peer
-// failed, in one batch from the appliance. Without Image all come in one
-// batch from the appliance; from an appliance that does not answer
-// where-requests, the error is Permanent, so that Assemble fetches one
-// by one (Fetch, whose requests may be redirected).
+// failed, in one batch from the appliance. A chunk the appliance says to
+// ask for later is left nil (Assemble asks again after other chunks),
+// until it has been deferred for MaxDefer: then it comes from the
+// appliance. Without Image all come in one batch from the appliance;
+// from an appliance that does not answer where-requests, the error is
+// Permanent, so that Assemble fetches one by one (Fetch, whose requests
+// may be redirected).
 func (s *PeerChunks) FetchMany(ctx context.Context, chunks []chunkstore.IndexChunk) ([][]byte, error) {
 	s.once.Do(s.init)
 	if s.err != nil {
@@ -176,7 +193,28 @@ func (s *PeerChunks) FetchMany(ctx context.Context, chunks []chunkstore.IndexChu
 		// one, Fetch asks with the peers parameter.
 		return nil, Permanent(errors.New("imaging: the appliance does not say where chunks are: no batches with peers"))
 	}
+	later := make([]bool, len(chunks))
 	if places != nil {
+		now := time.Now()
+		s.mu.Lock()
+		for i, c := range chunks {
+			if places[i] != agentapi.PlaceLater {
+				delete(s.deferred, c.ID)
+				continue
+			}
+			places[i] = ""
+			first, ok := s.deferred[c.ID]
+			if !ok {
+				first = now
+				s.deferred[c.ID] = now
+			}
+			if now.Sub(first) < s.maxDefer() {
+				later[i] = true
+			} else {
+				delete(s.deferred, c.ID)
+			}
+		}
+		s.mu.Unlock()
 		var wg sync.WaitGroup
 		slots := make(chan struct{}, 8)
 		for i, c := range chunks {
@@ -201,7 +239,7 @@ func (s *PeerChunks) FetchMany(ctx context.Context, chunks []chunkstore.IndexChu
 	var rest []chunkstore.IndexChunk
 	var at []int
 	for i, c := range chunks {
-		if out[i] == nil {
+		if out[i] == nil && !later[i] {
 			rest, at = append(rest, c), append(at, i)
 		}
 	}
@@ -225,6 +263,13 @@ func (s *PeerChunks) FetchMany(ctx context.Context, chunks []chunkstore.IndexChu
 		s.fromAppliance.Add(int64(len(z)))
 	}
 	return out, nil
+}
+
+func (s *PeerChunks) maxDefer() time.Duration {
+	if s.MaxDefer > 0 {
+		return s.MaxDefer
+	}
+	return 10 * time.Second
 }
 
 // where asks the appliance where chunks are: for each, a peer's base
@@ -275,7 +320,7 @@ func (s *PeerChunks) fromPeer(ctx context.Context, loc string, id chunkstore.Chu
 	}
 	timeout := s.PeerTimeout
 	if timeout <= 0 {
-		timeout = 3 * time.Second
+		timeout = 5 * time.Second
 	}
 	z, declined, err := s.getPeer(ctx, loc, timeout)
 	bad := false
@@ -292,15 +337,28 @@ func (s *PeerChunks) fromPeer(ctx context.Context, loc string, id chunkstore.Chu
 		// Our own end, or the peer's honest no: nobody to blame.
 		return nil, false
 	}
+	// A peer that cannot be reached, or whose bytes are wrong, is
+	// rested and reported: the appliance stops sending others to it.
+	// One that answered too slowly or broke off is busy, not gone (a
+	// machine writing its own disk): this agent alone rests it, for
+	// less; if it has gone, the next connection fails and tells.
+	var op *net.OpError
+	dead := bad || (errors.As(err, &op) && op.Op == "dial")
 	rest := s.Rest
 	if rest <= 0 {
 		rest = 30 * time.Second
 	}
+	if !dead {
+		rest = s.SlowRest
+		if rest <= 0 {
+			rest = 10 * time.Second
+		}
+	}
 	s.mu.Lock()
 	s.rested[peer] = time.Now().Add(rest)
 	s.mu.Unlock()
-	s.Logger.Warn("peer failed: the chunk comes from the appliance", "peer", peer, "chunk", id.String(), "bad", bad, "err", err)
-	if s.OnPeerFailure != nil {
+	s.Logger.Warn("peer failed: the chunk comes from the appliance", "peer", peer, "chunk", id.String(), "bad", bad, "reported", dead, "err", err)
+	if dead && s.OnPeerFailure != nil {
 		s.OnPeerFailure(agentapi.PeerFailure{Peer: peer, Bad: bad})
 	}
 	return nil, false

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -42,35 +44,60 @@ func (a *assembler) fetchHoles(ctx context.Context, dst io.WriterAt) error {
 	}
 	// Each distinct chunk is fetched once here already.
 	a.shared = nil
+	a.holes = true
 	g, gctx := errgroup.WithContext(ctx)
-	work := make(chan int)
+	// work holds every chunk still to fetch, so that a deferred one
+	// (errLater: a peer is receiving it) goes back at its end without
+	// blocking; it is closed when the last one is written.
+	work := make(chan int, len(first))
+	for _, i := range first {
+		work <- i
+	}
+	var left atomic.Int64
+	left.Store(int64(len(first)))
 	for range a.opt.Workers {
 		g.Go(func() error {
-			for i := range work {
-				if err := a.fetchHole(gctx, dst, i, places[ix.Chunks[i].ID]); err != nil {
+			for {
+				var i int
+				select {
+				case j, ok := <-work:
+					if !ok {
+						return nil
+					}
+					i = j
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				err := a.fetchHole(gctx, dst, i, places[ix.Chunks[i].ID])
+				if errors.Is(err, errLater) {
+					// Not a busy loop when only deferred chunks are left.
+					select {
+					case <-time.After(laterDelay):
+					case <-gctx.Done():
+						return gctx.Err()
+					}
+					work <- i
+					continue
+				}
+				if err != nil {
 					return err
 				}
+				if left.Add(-1) == 0 {
+					close(work)
+				}
 			}
-			return nil
 		})
 	}
-	g.Go(func() error {
-		defer close(work)
-		for _, i := range first {
-			select {
-			case work <- i:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		return nil
-	})
 	err := g.Wait()
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		err = ctx.Err()
 	}
 	return err
 }
+
+// laterDelay is how long a worker waits before it asks again for a chunk
+// its source deferred.
+const laterDelay = 100 * time.Millisecond
 
 // fetchHole fetches chunk first, verified, and writes it at the places
 // at (positions in the index).

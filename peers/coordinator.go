@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +67,11 @@ type Coordinator struct {
 	// would cut peer transfers, a chunk no neighbour holds comes from
 	// the appliance.
 	SubnetOnly bool
+	// Pending is how long after the appliance sent a chunk to an agent
+	// Places tells others to ask for it later rather than fetch it from
+	// the appliance too: the agent holds it once it has written it and
+	// reported. Default 5 s.
+	Pending time.Duration
 	// Now and Rand (a uniform int in [0, n)) are the clock and the
 	// randomness; nil means the real ones.
 	Now  func() time.Time
@@ -91,6 +95,15 @@ type image struct {
 	ix      *chunkstore.Index
 	pos     map[chunkstore.ChunkID][]int32 // positions of each non-zero chunk
 	holders map[string]*holder             // by MAC
+	// sent records, for Places, the last agent the appliance was told
+	// to serve each chunk to, and when.
+	sent map[chunkstore.ChunkID]sent
+}
+
+// sent is a chunk the appliance serves to an agent: to, by MAC, at.
+type sent struct {
+	to string
+	at time.Time
 }
 
 // holder is one agent serving chunks of an image.
@@ -177,47 +190,97 @@ func (c *Coordinator) Pick(imageSHA string, id chunkstore.ChunkID, r Requester) 
 	if im == nil {
 		return "", false
 	}
+	h, _ := c.pick(im, id, r, now)
+	if h == nil {
+		return "", false
+	}
+	return agentapi.ChunkURL(h.base+agentapi.PeerChunks, id.String()), true
+}
+
+// pick is Pick on a known image, with c.mu held. Without a peer to pick,
+// busy says whether one holds the chunk but is at its upload cap.
+func (c *Coordinator) pick(im *image, id chunkstore.ChunkID, r Requester, now time.Time) (h *holder, busy bool) {
 	pos := im.pos[id]
 	if len(pos) == 0 {
-		return "", false
+		return nil, false
 	}
 	raddr := r.Addr.Unmap()
 	home := c.subnet(raddr)
 	var near, far *holder
 	nNear, nFar := 0, 0
 	for _, h := range im.holders {
-		if !c.eligible(h, r.MAC, raddr, home, now) || !holds(h.have, pos) {
+		if !c.usable(h, r.MAC, raddr, home, now) || !holds(h.have, pos) {
 			continue
 		}
-		if home.IsValid() && home.Contains(h.addr) {
+		isNear := home.IsValid() && home.Contains(h.addr)
+		if !isNear && c.SubnetOnly {
+			continue
+		}
+		if !c.belowCap(h, now) {
+			busy = true
+			continue
+		}
+		if isNear {
 			if nNear++; c.rand(nNear) == 0 {
 				near = h
 			}
-		} else if c.SubnetOnly {
-			continue
 		} else if nFar++; c.rand(nFar) == 0 {
 			far = h
 		}
 	}
-	h := near
+	h = near
 	if h == nil {
 		h = far
 	}
 	if h == nil {
-		return "", false
+		return nil, busy
 	}
 	h.leases = append(h.leases, now.Add(c.lease(im.ix.Chunks[pos[0]].Stored)))
-	return agentapi.ChunkURL(h.base+agentapi.PeerChunks, id.String()), true
+	return h, false
 }
 
 // Places picks a peer for each of a batch's chunks, as Pick does: the
-// peer's base URL ("http://IP:PORT", agentapi.ChunkPlaces), or "" for
-// the appliance.
+// peer's base URL ("http://IP:PORT", agentapi.ChunkPlaces), "" for the
+// appliance, or agentapi.PlaceLater when no peer can serve it now but
+// one will soon: its holders are at their upload cap, or the appliance
+// sent it to a peer less than Pending ago (that peer holds it once it
+// has written it and reported). So at the start of a wave the
+// appliance sends each chunk about once, not once per machine.
 func (c *Coordinator) Places(imageSHA string, ids []chunkstore.ChunkID, r Requester) []string {
 	out := make([]string, len(ids))
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	im := c.images[imageSHA]
+	if im == nil {
+		return out
+	}
+	raddr := r.Addr.Unmap()
+	home := c.subnet(raddr)
 	for i, id := range ids {
-		if u, ok := c.Pick(imageSHA, id, r); ok {
-			out[i] = u[:strings.Index(u, agentapi.PeerChunks+"/")]
+		if id.IsZero() {
+			continue
+		}
+		h, busy := c.pick(im, id, r, now)
+		switch {
+		case h != nil:
+			out[i] = h.base
+		case busy:
+			out[i] = agentapi.PlaceLater
+		default:
+			if s, ok := im.sent[id]; ok && now.Sub(s.at) < c.pending() && s.to != r.MAC {
+				if to := im.holders[s.to]; to != nil && c.usable(to, r.MAC, raddr, home, now) &&
+					(!c.SubnetOnly || (home.IsValid() && home.Contains(to.addr))) {
+					out[i] = agentapi.PlaceLater
+					continue
+				}
+			}
+			if len(im.pos[id]) > 0 {
+				if im.sent == nil {
+					im.sent = map[chunkstore.ChunkID]sent{}
+				}
+				im.sent[id] = sent{to: r.MAC, at: now}
+			}
 		}
 	}
 	return out
@@ -276,6 +339,25 @@ func (c *Coordinator) Finish(mac string, linger time.Duration) {
 // finished and lingering.
 func (c *Coordinator) live(h *holder, now time.Time) bool {
 	return now.Sub(h.seen) <= c.ttl() || now.Before(h.until)
+}
+
+// Installing is the number of agents other than mac installing the
+// image now: holders heard from within TTL whose install has not
+// finished. None means the wave mac belongs to has ended for it: no one
+// still needs what it holds.
+func (c *Coordinator) Installing(imageSHA, mac string) int {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	if im := c.images[imageSHA]; im != nil {
+		for _, h := range im.holders {
+			if h.mac != mac && h.until.IsZero() && now.Sub(h.seen) <= c.ttl() {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Holders is the number of live holders of the image, for metrics and
@@ -348,14 +430,17 @@ func (c *Coordinator) report(im *image, base string, bad bool, from netip.Addr, 
 	}
 }
 
-// eligible reports whether h may be sent a request of the agent mac at
-// addr, in the subnet home, now, dropping its ended leases. Called with
-// c.mu held.
-func (c *Coordinator) eligible(h *holder, mac string, addr netip.Addr, home netip.Prefix, now time.Time) bool {
-	if h.mac == mac || h.addr == addr || c.bad[h.mac] || !c.live(h, now) ||
-		now.Before(h.rest[home]) || now.Before(h.rest[netip.Prefix{}]) {
-		return false
-	}
+// usable reports whether h may serve the agent mac at addr, in the
+// subnet home, now: not the agent itself, live, neither bad nor resting
+// for that subnet. Called with c.mu held.
+func (c *Coordinator) usable(h *holder, mac string, addr netip.Addr, home netip.Prefix, now time.Time) bool {
+	return h.mac != mac && h.addr != addr && !c.bad[h.mac] && c.live(h, now) &&
+		!now.Before(h.rest[home]) && !now.Before(h.rest[netip.Prefix{}])
+}
+
+// belowCap reports whether h has an upload to spare, dropping its ended
+// leases. Called with c.mu held.
+func (c *Coordinator) belowCap(h *holder, now time.Time) bool {
 	live := h.leases[:0]
 	for _, end := range h.leases {
 		if now.Before(end) {
@@ -439,6 +524,9 @@ func (c *Coordinator) lease(stored int64) time.Duration {
 	return max(time.Duration(float64(stored)/float64(rate)*float64(time.Second)), time.Millisecond)
 }
 func (c *Coordinator) rest() time.Duration { return orDefault(c.Rest, 30*time.Second) }
+func (c *Coordinator) pending() time.Duration {
+	return orDefault(c.Pending, 5*time.Second)
+}
 func (c *Coordinator) uploads() int {
 	if c.Uploads > 0 {
 		return c.Uploads

@@ -112,6 +112,47 @@ func TestPlaces(t *testing.T) {
 	}
 }
 
+// TestPlacesLater: a chunk the appliance was just told to send to a
+// peer, or whose holders are all at their cap, is to be asked for later
+// by the others; the appliance serves it again to the agent it was sent
+// to (which asks again after a failure), once Pending has passed, when
+// that agent is no holder, or when it is bad.
+func TestPlacesLater(t *testing.T) {
+	c, clk, sha := newCoordinator(t)
+	c.Pending, c.Uploads = 5*time.Second, 1
+	hold(t, c, sha, "a", "10.0.0.1", have())
+	hold(t, c, sha, "b", "10.0.0.2", have())
+	ids := []chunkstore.ChunkID{chunkID(5), chunkID(6)}
+	check := func(step, mac, addr string, want ...string) {
+		t.Helper()
+		if diff := cmp.Diff(want, c.Places(sha, ids, req(mac, addr))); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", step, diff)
+		}
+	}
+	later := agentapi.PlaceLater
+	check("first request", "a", "10.0.0.1", "", "")
+	check("while a receives them", "b", "10.0.0.2", later, later)
+	check("a asks again", "a", "10.0.0.1", "", "")
+	check("an agent that is no holder, while a receives them", "x", "10.0.0.9", later, later)
+
+	// Pending passes: x is sent chunk 6, but it is no holder.
+	clk.advance(6 * time.Second)
+	hold(t, c, sha, "a", "10.0.0.1", have())
+	hold(t, c, sha, "b", "10.0.0.2", have())
+	check("after Pending", "x", "10.0.0.9", "", "")
+	check("the receiver is no holder", "b", "10.0.0.2", "", "")
+
+	// a reports chunk 5: a peer serves it, and while a is at its cap of
+	// one upload, the next requester waits.
+	hold(t, c, sha, "a", "10.0.0.1", have(5))
+	check("chunk 5 held by a", "y", "10.0.0.8", "http://10.0.0.1:8081", later)
+	check("a at its cap", "z", "10.0.0.7", later, later)
+	c.Report(sha, "http://10.0.0.1:8081", true, netip.MustParseAddr("10.0.0.8"))
+	clk.advance(6 * time.Second)
+	hold(t, c, sha, "b", "10.0.0.2", have())
+	check("a reported bad", "z", "10.0.0.7", "", "")
+}
+
 // TestPickAmongHolders: only holders of the chunk are picked, each about
 // as often; a chunk the index has twice is held by whoever has either
 // place; the requester, by MAC or address, is never picked.
@@ -397,5 +438,29 @@ func TestHoldRefusedChangesNothing(t *testing.T) {
 	}
 	if _, ok := c.Pick(sha, chunkID(2), req("x", "10.0.0.3")); !ok {
 		t.Error("a refused report excluded a peer")
+	}
+}
+
+// TestInstalling: the agents installing an image are the live holders
+// whose install has not finished, the asker not counted.
+func TestInstalling(t *testing.T) {
+	c, clk, sha := newCoordinator(t)
+	hold(t, c, sha, "a", "10.0.0.1", have())
+	hold(t, c, sha, "b", "10.0.0.2", have())
+	hold(t, c, sha, "c", "10.0.0.3", have())
+	if n := c.Installing(sha, "a"); n != 2 {
+		t.Errorf("Installing = %d, want 2", n)
+	}
+	c.Finish("b", time.Minute)
+	if n := c.Installing(sha, "a"); n != 1 {
+		t.Errorf("after b finished: %d, want 1", n)
+	}
+	clk.advance(time.Hour) // c is no longer heard from
+	hold(t, c, sha, "a", "10.0.0.1", have())
+	if n := c.Installing(sha, "a"); n != 0 {
+		t.Errorf("the wave has ended: %d, want 0", n)
+	}
+	if n := c.Installing("unknown", "a"); n != 0 {
+		t.Errorf("unknown image: %d", n)
 	}
 }

@@ -262,6 +262,9 @@ func done(h HostRecord, in doneIn, l limits) (next HostRecord, a *Attempt, ok bo
 	h.State, h.Since, h.UpdatedAt = StateInstalled, in.now, in.now
 	h.Version = c.Version
 	h.Reason = fmt.Sprintf("installed %s (attempt %d)", c.Version.Name, c.Number)
+	if h.Token != nil {
+		h.DoneToken = &Token{SHA256: h.Token.SHA256, Attempt: h.Attempt, Expires: in.now.Add(doneAgainFor)}
+	}
 	h.Current, h.Token, h.PendingVersion, h.LastError = nil, nil, "", ""
 	return h, &c, true, nil
 }
@@ -358,6 +361,19 @@ func reinstall(h HostRecord, exists bool, in reinstallIn) (HostRecord, *Attempt)
 // match, be meant for the pending or running attempt, and not be expired.
 // The error, wrapping ErrUnauthorized, says which check failed, for the
 // appliance's log; never show it to the client.
+// doneAgainFor is how long a done sent again with the token of an
+// accepted one gets the host's state instead of a refusal: the agent's
+// retries of a report whose answer was lost end within two minutes.
+const doneAgainFor = 10 * time.Minute
+
+// doneAgain reports whether token is that of the done the installed host
+// accepted last, less than doneAgainFor ago, with no attempt since.
+func doneAgain(h HostRecord, exists bool, token string, now time.Time) bool {
+	t := h.DoneToken
+	return exists && t != nil && h.State == StateInstalled && h.Current == nil && h.Attempt == t.Attempt &&
+		now.Before(t.Expires) && subtle.ConstantTimeCompare([]byte(tokenDigest(token)), []byte(t.SHA256)) == 1
+}
+
 func authorize(h HostRecord, exists bool, token string, now time.Time) error {
 	if !exists {
 		return fmt.Errorf("%w: no record for %s", ErrUnauthorized, h.MAC)

@@ -261,6 +261,7 @@ func TestDone(t *testing.T) {
 			doneIn{sha256: strings.ToUpper(sha), bytes: 4096, writeMS: 1500, now: now},
 			with(installing(2), func(h *HostRecord) {
 				h.State, h.Since, h.UpdatedAt, h.Version = StateInstalled, now, now, v11
+				h.DoneToken = &Token{SHA256: h.Token.SHA256, Attempt: 2, Expires: now.Add(10 * time.Minute)}
 				h.Current, h.Token, h.Reason = nil, nil, "installed demo-1.1 (attempt 2)"
 			}),
 			ended(writingImage(installing(2), 4096).Current, func(a *Attempt) {
@@ -269,6 +270,7 @@ func TestDone(t *testing.T) {
 		{"chunked: written, fetched and reused recorded", writingImage(installing(1), 4096), doneIn{sha256: sha, bytes: 4096, written: 1024, fetched: 512, reused: 3072, now: now},
 			with(installing(1), func(h *HostRecord) {
 				h.State, h.Since, h.UpdatedAt, h.Version = StateInstalled, now, now, v11
+				h.DoneToken = &Token{SHA256: h.Token.SHA256, Attempt: 1, Expires: now.Add(10 * time.Minute)}
 				h.Current, h.Token, h.Reason = nil, nil, "installed demo-1.1 (attempt 1)"
 			}),
 			ended(writingImage(installing(1), 4096).Current, func(a *Attempt) {

@@ -93,6 +93,11 @@ type HostRecord struct {
 	// Token is the stored half of the install token minted for the next or
 	// running attempt: its digest, never the token.
 	Token *Token `json:"token,omitempty"`
+	// DoneToken is the stored half of the token whose success report
+	// (done) was accepted, for a short while: the same report sent again
+	// with it, because the agent never got the first answer, is answered
+	// with the host as it is, not refused (Registry.Done).
+	DoneToken *Token `json:"done_token,omitempty"`
 }
 
 // Reinstall records an explicit request to install a machine again.

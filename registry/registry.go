@@ -229,9 +229,14 @@ type Report struct {
 func (r *Registry) Done(ctx context.Context, mac net.HardwareAddr, token string, rep Report) (HostRecord, error) {
 	now := r.now()
 	var ended *Attempt
-	var ok bool
+	var ok, again bool
 	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
 		if err := authorize(*h, exists, token, now); err != nil {
+			if doneAgain(*h, exists, token, now) {
+				// The agent did not get the first answer: the same one.
+				again = true
+				return nil, nil
+			}
 			return nil, err
 		}
 		next, a, good, err := done(*h, doneIn{sha256: rep.SHA256, bytes: rep.Bytes, writeMS: rep.WriteMS,
@@ -241,6 +246,10 @@ func (r *Registry) Done(ctx context.Context, mac net.HardwareAddr, token string,
 	})
 	if err != nil {
 		return HostRecord{}, err
+	}
+	if again {
+		r.log().Info("install done reported again: the first report was accepted", "mac", h.MAC, "attempt", h.Attempt)
+		return h, nil
 	}
 	if !ok {
 		r.changed("failed", h, ended)

@@ -3,6 +3,7 @@ package registry_test
 import (
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,9 +70,20 @@ func TestRegistryInstallFlow(t *testing.T) {
 	if err != nil || h.State != registry.StateInstalled || h.Version.Number != 11 {
 		t.Fatalf("Done = %+v, %v", h, err)
 	}
-	// The token dies with the attempt.
+	// The token dies with the attempt: only the same done sent again, its
+	// answer lost, gets the host as it is, for ten minutes.
+	if err := r.Writing(ctx, hwA, d.Token); !errors.Is(err, registry.ErrUnauthorized) {
+		t.Errorf("a report after done: err = %v, want ErrUnauthorized", err)
+	}
+	if again, err := r.Done(ctx, hwA, d.Token, registry.Report{SHA256: digest, Bytes: 1 << 20}); err != nil || again.State != registry.StateInstalled || again.Attempt != h.Attempt {
+		t.Errorf("done sent again: %+v, %v; want the installed host", again, err)
+	}
+	if _, err := r.Done(ctx, hwA, strings.Repeat("ab", 32), registry.Report{SHA256: digest}); !errors.Is(err, registry.ErrUnauthorized) {
+		t.Errorf("done with another token: err = %v, want ErrUnauthorized", err)
+	}
+	*clock = clock.Add(10 * time.Minute)
 	if _, err := r.Done(ctx, hwA, d.Token, registry.Report{SHA256: digest}); !errors.Is(err, registry.ErrUnauthorized) {
-		t.Errorf("replayed done: err = %v, want ErrUnauthorized", err)
+		t.Errorf("done sent again after ten minutes: err = %v, want ErrUnauthorized", err)
 	}
 	log, err := r.Store.Log(ctx, hwA.String(), 1, 0)
 	if err != nil {

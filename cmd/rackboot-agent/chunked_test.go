@@ -194,18 +194,21 @@ func TestChunkedAgainstAppliance(t *testing.T) {
 	}
 }
 
-// holdings records the holdings reports the appliance receives (api.Peers).
+// holdings records the holdings reports the appliance receives
+// (api.Peers), and answers that installing other agents install the
+// image.
 type holdings struct {
-	mu       sync.Mutex
-	reports  []agentapi.Holdings
-	finished []string
+	installing int
+	mu         sync.Mutex
+	reports    []agentapi.Holdings
+	finished   []string
 }
 
 func (h *holdings) Hold(mac string, _ netip.Addr, r agentapi.Holdings) (agentapi.HoldingsReply, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.reports = append(h.reports, r)
-	return agentapi.HoldingsReply{Serve: true, IntervalMS: 20}, nil
+	return agentapi.HoldingsReply{Serve: true, IntervalMS: 20, Installing: h.installing}, nil
 }
 
 func (h *holdings) Finished(mac string) {
@@ -218,9 +221,15 @@ func (h *holdings) Forget(string) {}
 
 // TestAgentServesPeers: with a plan that turns peer distribution on, the
 // agent reports what it holds while it installs, serves its chunks on
-// the plan's port, verified, after its done was accepted, and stops once
-// no peer has asked for the idle time.
+// the plan's port, verified, after its done was accepted while another
+// machine installs the image, and stops once no peer has asked for the
+// idle time; when no other machine installs it, it does not linger.
 func TestAgentServesPeers(t *testing.T) {
+	t.Run("wave", func(t *testing.T) { agentServesPeers(t, 1) })
+	t.Run("alone", func(t *testing.T) { agentServesPeers(t, 0) })
+}
+
+func agentServesPeers(t *testing.T, others int) {
 	img := newTestImage(t)
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := 2 * mib; i < imageSize-2*mib; i++ {
@@ -232,7 +241,7 @@ func TestAgentServesPeers(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close() // the agent listens on every address of it
-	rec := &holdings{}
+	rec := &holdings{installing: others}
 	ap, ixs := newChunkAppliance(t, img.raw, img.raw, func(s *api.Server) {
 		pl := s.Planner.(profiles.Planner)
 		pl.Peers = &agentapi.PeerSettings{Port: port, LingerMS: 60_000}
@@ -255,7 +264,13 @@ func TestAgentServesPeers(t *testing.T) {
 		}
 	}
 	got := make(chan error, 1)
+	if others == 0 {
+		got <- nil
+	}
 	go func() {
+		if others == 0 {
+			return
+		}
 		u := agentapi.ChunkURL(fmt.Sprintf("http://127.0.0.1:%d%s", port, agentapi.PeerChunks), chunk.ID.String())
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
@@ -290,7 +305,11 @@ func TestAgentServesPeers(t *testing.T) {
 	if last.Image != ix.Digest() || last.Port != port || last.Have.Check(len(ix.Chunks)) != nil || last.Have.Count() == 0 {
 		t.Errorf("last holdings report: image %s port %d, %d of %d chunks", last.Image, last.Port, last.Have.Count(), len(ix.Chunks))
 	}
-	if !strings.Contains(screen.String(), "stopped serving chunks") {
+	if others == 0 {
+		if !strings.Contains(screen.String(), "no other machine installs this image") || strings.Contains(screen.String(), "serving chunks to peers for") {
+			t.Errorf("alone, the agent lingered:\n%s", screen)
+		}
+	} else if !strings.Contains(screen.String(), "stopped serving chunks") {
 		t.Errorf("the agent did not stop serving:\n%s", screen)
 	}
 	if took := time.Since(start); took > 40*time.Second {

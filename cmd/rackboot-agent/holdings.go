@@ -73,9 +73,8 @@ func (r *holdingsReporter) send(ctx context.Context) (agentapi.HoldingsReply, er
 }
 
 // once sends one report now, besides the periodic ones.
-func (r *holdingsReporter) once(ctx context.Context) error {
-	_, err := r.send(ctx)
-	return err
+func (r *holdingsReporter) once(ctx context.Context) (agentapi.HoldingsReply, error) {
+	return r.send(ctx)
 }
 
 // run reports until ctx ends (nil) or the appliance says to stop

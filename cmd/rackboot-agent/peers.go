@@ -40,12 +40,17 @@ type peerSession struct {
 	ln   net.Listener
 	disk *os.File
 
-	ctx    context.Context // ends the server and the reports
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context // ends the server and the reports
+	cancel    context.CancelFunc
+	repCancel context.CancelFunc // ends the reports only
+	wg        sync.WaitGroup
 
 	mu  sync.Mutex
 	srv *imaging.ChunkServer // set when the assembly starts
+	// waveOver is set when the appliance answered the final report
+	// that no other machine installs the image: nobody needs the
+	// linger.
+	waveOver bool
 }
 
 // startPeers opens the chunk server's port and the target for reading,
@@ -53,6 +58,7 @@ type peerSession struct {
 func (a *agent) startPeers(ctx context.Context, img agentapi.Image, target string) *peerSession {
 	s := &peerSession{log: a.log, settings: *img.Peers}
 	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.repCancel = func() {}
 	s.rep = &holdingsReporter{post: a.api.holdings, image: img.SHA256}
 	s.src = &imaging.PeerChunks{Base: img.Chunks, Image: img.SHA256, Header: a.api.chunkHeader(img),
 		Logger: a.log, OnPeerFailure: s.rep.failure}
@@ -92,10 +98,12 @@ func (s *peerSession) share(ix *chunkstore.Index, off int64) (func(int), bool) {
 			}
 		}()
 	}
+	var repCtx context.Context
+	repCtx, s.repCancel = context.WithCancel(s.ctx)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.rep.run(s.ctx); err != nil && !errors.Is(err, errStopServing) {
+		if err := s.rep.run(repCtx); err != nil && !errors.Is(err, errStopServing) {
 			s.log.Warn("holdings reports", "err", err)
 		}
 	}()
@@ -105,19 +113,26 @@ func (s *peerSession) share(ix *chunkstore.Index, off int64) (func(int), bool) {
 	return held.Add, s.ln != nil
 }
 
-// final sends the holdings as they are at the end of the assembly: the
-// appliance keeps the last report of a finished install for its linger,
-// and the periodic ones may be up to an interval old. Best effort: the
-// install does not depend on it.
+// final ends the periodic reports and sends the holdings as they are at
+// the end of the assembly, before done spends the token: the appliance
+// keeps the last report of a finished install for its linger, and the
+// periodic ones may be up to an interval old. Best effort: the install
+// does not depend on it.
 func (s *peerSession) final(ctx context.Context) {
 	if s.rep.held == nil {
 		return
 	}
+	s.repCancel()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := s.rep.once(ctx); err != nil {
+	reply, err := s.rep.once(ctx)
+	if err != nil {
 		s.log.Warn("final holdings report", "err", err)
+		return
 	}
+	s.mu.Lock()
+	s.waveOver = reply.Installing == 0
+	s.mu.Unlock()
 }
 
 // received is the compressed chunk bytes fetched from peers so far.
@@ -141,10 +156,13 @@ func (s *peerSession) served() int64 {
 // then it stops the session.
 func (s *peerSession) linger(ctx context.Context, con *console, idle time.Duration) {
 	s.mu.Lock()
-	srv := s.srv
+	srv, over := s.srv, s.waveOver
 	s.mu.Unlock()
 	max := time.Duration(s.settings.LingerMS) * time.Millisecond
-	if srv == nil || max <= 0 {
+	if srv == nil || max <= 0 || over {
+		if over {
+			con.Printf("rackboot-agent: no other machine installs this image: not serving chunks after done")
+		}
 		s.stop()
 		return
 	}

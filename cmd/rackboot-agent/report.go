@@ -85,6 +85,15 @@ type progress struct {
 	// peers, if set, is the compressed bytes fetched from peers so far
 	// (the attempt's peer session): part of the image's Fetched.
 	peers func() int64
+	// closed ends the periodic reports: done spends the token.
+	closed bool
+}
+
+// close ends the periodic reports before the final one (done).
+func (p *progress) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
 }
 
 // fromPeers makes the reports say how much of Fetched came from peers.
@@ -137,10 +146,10 @@ func (p *progress) run(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		p.mu.Lock()
-		cur, sent, peers := p.cur, p.sent, p.peers
+		cur, sent, peers, closed := p.cur, p.sent, p.peers, p.closed
 		p.sent = true
 		p.mu.Unlock()
-		if sent || cur.Phase == "" || p.post == nil {
+		if sent || closed || cur.Phase == "" || p.post == nil {
 			continue
 		}
 		var fromPeers int64

@@ -148,6 +148,7 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 	if a.peers != nil {
 		a.peers.final(ctx)
 	}
+	a.progress.close()
 	a.flushLog(ctx)
 	a.con.close() // the token is spent once done is accepted
 	var r agentapi.Result

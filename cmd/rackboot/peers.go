@@ -25,7 +25,8 @@ import (
 // distribution". serve mounts it with --peers subnet or all.
 type peerRoutes struct {
 	coord *peers.Coordinator
-	// interval is how often agents report their holdings. Default 2 s.
+	// interval is how often agents report their holdings. Default 500 ms:
+	// a chunk a peer wrote is of use to the others only once reported.
 	interval time.Duration
 	// linger is how long a finished install's holdings stay live (its
 	// agent serves as long at most); 0: forgotten at done.
@@ -81,9 +82,9 @@ func (p *peerRoutes) Hold(mac string, addr netip.Addr, h agentapi.Holdings) (age
 	}
 	interval := p.interval
 	if interval <= 0 {
-		interval = 2 * time.Second
+		interval = 500 * time.Millisecond
 	}
-	return agentapi.HoldingsReply{Serve: true, IntervalMS: int(interval.Milliseconds())}, nil
+	return agentapi.HoldingsReply{Serve: true, IntervalMS: int(interval.Milliseconds()), Installing: p.coord.Installing(h.Image, mac)}, nil
 }
 
 // Finished keeps a finished install's holdings live for the linger

@@ -58,7 +58,7 @@ func TestPeerRoutes(t *testing.T) {
 		have.Set(i)
 	}
 	reply, err := routes.Hold(holder, netip.MustParseAddr("10.0.0.1"), agentapi.Holdings{Image: ix.Digest(), Port: 8090, Have: have})
-	if err != nil || reply != (agentapi.HoldingsReply{Serve: true, IntervalMS: 2000}) {
+	if err != nil || reply != (agentapi.HoldingsReply{Serve: true, IntervalMS: 500}) {
 		t.Fatalf("Hold = %+v, %v", reply, err)
 	}
 
