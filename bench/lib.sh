@@ -10,7 +10,8 @@
 # this file starts is recorded by pid and stopped by pid; bench_cleanup (run
 # on exit and on Ctrl-C) kills what is left in the namespaces and deletes
 # them. Namespaces left by a run that was SIGKILLed are swept at the next
-# start (their owner pid is gone).
+# start (their owner pid is gone). P8 adds namespaces of its own, on a
+# bridge of their own (bench/run.sh, run_p8); the same rules hold.
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
@@ -28,6 +29,8 @@ CLI_CPU=${CLI_CPU:-0}
 ALL_CPUS=${ALL_CPUS:-0-$((CORES - 1))}
 
 BENCH_PIDS=()   # servers started by bench_start and not yet stopped
+BENCH_SCRATCH=() # large scratch folders (P8's disks) removed on every exit
+BENCH_RESTORE=() # commands that undo a run's changes to the host (P8's ARP table limits)
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -69,7 +72,7 @@ bench_packages() {
 # bench_sweep removes rbbench- namespaces whose owner process is gone.
 bench_sweep() {
   local ns pid p
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^rbbench-[0-9]+-(srv|cli)$'); do
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^rbbench-[0-9]+-[a-z0-9]+$'); do
     pid=${ns#rbbench-}; pid=${pid%%-*}
     kill -0 "$pid" 2>/dev/null && continue
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
@@ -115,12 +118,15 @@ bench_cleanup() {
     [ $alive = 0 ] && break
     sleep 0.1
   done
-  # Whatever still runs inside our own namespaces is ours.
-  for ns in "$NS_SRV" "$NS_CLI"; do
-    ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$ns" || continue
+  # Whatever still runs inside our own namespaces is ours: the two above
+  # and P8's (rbbench-PID-app, -sw and one per agent, -aNNN).
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^rbbench-$$-[a-z0-9]+\$"); do
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
     ip netns del "$ns" 2>/dev/null
   done
+  for p in "${BENCH_SCRATCH[@]}"; do rm -rf "$p"; done
+  for p in "${BENCH_RESTORE[@]}"; do eval "$p"; done
+  BENCH_RESTORE=()
   BENCH_PIDS=()
 }
 

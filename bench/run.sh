@@ -2,10 +2,10 @@
 # rackboot against the peers people would otherwise run, on this machine, in
 # one run ("make bench"; issue 7). Installs the peers from Debian packages,
 # builds rackboot and the load generators, creates the network namespaces
-# rbbench-PID-srv/-cli (removed at the end and on Ctrl-C), runs P1-P5 and P9 and
+# rbbench-PID-srv/-cli (removed at the end and on Ctrl-C), runs P1-P5, P9 and P8 and
 # prints the table of ratios with the raw figures, the core count and date.
 #
-#   sudo bench/run.sh                 # everything (about 20 minutes)
+#   sudo bench/run.sh                 # everything (about 35 minutes; P8 needs ~28 GB of disk)
 #   sudo bench/run.sh P2 P3           # some comparisons
 #
 # Environment (defaults in brackets):
@@ -18,6 +18,15 @@
 #                   SCRIPT_CONNS_LOW [100] of the latency-at-low-concurrency script tests
 #   P4_MIB [2048]   image size; P4_ITERS [3] rotations of the three variants
 #   AGENTS [1000]   P5 agents; P5_SECS [60] how long they report
+#   P8_N ["20 50 100"] agents per wave (P8; each wave with peers on and off, and
+#                   one agent alone first); P8_MIB [256] the image; P8_RATE [1gbit] the
+#                   appliance's link (tc tbf); P8_AGENT_RATE [none] each agent's link;
+#                   P8_MODES ["on off"]; P8_OFF_N [P8_N] the N that also run with peers
+#                   off; P8_PEERS [all] serve's --peers when on; P8_ALONE [1];
+#                   P8_LINGER [10m] the agents' -linger (the bench stops them once all
+#                   ended); P8_TIMEOUT [30m] per wave; P8_DISKS [BENCH_OUT/p8/disks] where
+#                   the agents' disk files go (not tmpfs; N × P8_MIB MiB are written);
+#                   P8_REPS [REPS]
 #   P9_PAIR [debian] the v1 -> v2 pair of P9: "debian" (the e2e test's debian-12.1
 #                   and debian-12.2 = 12.1 + jq, built or found in the lab cache by
 #                   e2e/osimage/cmd/mkdebian; needs root and the Debian mirror the
@@ -45,9 +54,9 @@ SCRIPT_CONNS=${SCRIPT_CONNS:-1000}
 SCRIPT_CONNS_LOW=${SCRIPT_CONNS_LOW:-100}
 MAC_PREFIX=52:54:02       # the bench fleet (agentload -write-fleet)
 WANT=("$@")
-[ ${#WANT[@]} -gt 0 ] || WANT=(P1 P2 P3 P4 P5 P9)
+[ ${#WANT[@]} -gt 0 ] || WANT=(P1 P2 P3 P4 P5 P9 P8)
 for w in "${WANT[@]}"; do
-  case $w in P1|P2|P3|P4|P5|P9) ;; *) echo "usage: bench/run.sh [P1 P2 P3 P4 P5 P9]: unknown comparison $w" >&2; exit 2 ;; esac
+  case $w in P1|P2|P3|P4|P5|P8|P9) ;; *) echo "usage: bench/run.sh [P1 P2 P3 P4 P5 P8 P9]: unknown comparison $w" >&2; exit 2 ;; esac
 done
 
 bench_need_root
@@ -84,6 +93,7 @@ prepare() {
   say "building rackboot and the load generators into $BIN"
   mkdir -p "$BIN"
   (cd "$ROOT" && go build -o "$BIN/rackboot" ./cmd/rackboot) || die "go build ./cmd/rackboot"
+  if want P8; then (cd "$ROOT" && go build -o "$BIN/rackboot-agent" ./cmd/rackboot-agent) || die "go build ./cmd/rackboot-agent"; fi
   (cd "$ROOT" && go build -o "$BIN/" ./bench/cmd/...) || die "go build ./bench/cmd/..."
   # wrk's connections, the agents' connections and the TFTP sockets.
   local need=$((SCRIPT_CONNS + AGENTS + 512))
@@ -531,14 +541,311 @@ run_p9() {
   rm -rf "$d/v1.img" "$d/v2.img" "$d/www/store" "$d/www/castore" "$d/www/v2.img.zst"
 }
 
+# ---- P8 peer distribution -------------------------------------------------------
+
+# P8 (issue 15): N real rackboot-agent processes, each in its own network
+# namespace with its machine's MAC, install one chunked whole-disk image
+# at once onto file-backed disks (sparse files on disk, not tmpfs), from
+# an appliance whose link is rate-limited with tc; peer distribution on
+# (serve --peers P8_PEERS) and off, interleaved, and each alone first.
+#
+#   rbbench-PID-app:  app0 10.78.0.1/24, tbf at P8_RATE on its egress: the appliance
+#         │ veth
+#   rbbench-PID-sw:   br8, the switch (no address)
+#         │ veth × N, unlimited (or P8_AGENT_RATE on each agent's egress)
+#   rbbench-PID-aNNN: v0 10.78.0.(10+NNN)/24, MAC 52:54:08:00:HH:LL: agent NNN
+#
+# The appliance's bytes are its link's: app0's tx_bytes before and after
+# the wave, every byte it sent (chunks, redirects, plans, TLS). The wall
+# time runs from the agents' start to the last success the appliance
+# recorded (its history's `finished`); the agents then keep serving
+# (-linger) until the bench stops them. Each agent fetched its iPXE script
+# from its own namespace first (GET /ipxe?mac=), as agentload does, and
+# runs with the rackboot.* words of its kernel line: the appliance checks
+# each request's MAC against its neighbour table, so no --trust-routed.
+P8_N=${P8_N-"20 50 100"} # empty: one install alone only
+P8_MIB=${P8_MIB:-256}
+P8_RATE=${P8_RATE:-1gbit}
+P8_AGENT_RATE=${P8_AGENT_RATE:-}
+P8_MODES=${P8_MODES:-"on off"}
+P8_PEERS=${P8_PEERS:-all}
+P8_LINGER=${P8_LINGER:-10m}
+P8_TIMEOUT=${P8_TIMEOUT:-30m}
+P8_ALONE=${P8_ALONE:-1}
+P8_OFF_N=${P8_OFF_N-$P8_N} # the N of P8_N that run with peers off too (a slow link makes off N× one install's time)
+P8_NET=10.78.0
+P8_MAC_PREFIX=52:54:08
+
+p8_ns() { printf 'rbbench-%s-a%03d' $$ "$1"; } # agent i's namespace
+p8_mac() { printf '%s:00:%02x:%02x' "$P8_MAC_PREFIX" $(($1 >> 8)) $(($1 & 255)); }
+p8_ip() { echo "$P8_NET.$((10 + $1))"; }
+
+# p8_bytes_per_s RATE: tc's rate (1gbit, 50mbit, 800kbit) in bytes/s.
+p8_bytes_per_s() {
+  awk -v r="$1" 'BEGIN{ n = r + 0; u = tolower(substr(r, length(n "") + 1))
+    m = 1; if (u ~ /^k/) m = 1e3; else if (u ~ /^m/) m = 1e6; else if (u ~ /^g/) m = 1e9
+    if (u ~ /bit$/) m /= 8; printf "%d\n", n * m }'
+}
+
+# p8_limit NS DEV RATE: a token bucket on DEV's egress. The bucket holds
+# 10 ms at the rate (at least 64 KiB): the kernel's timers and GSO bursts
+# need it, and 10 ms is about a switch port's buffer.
+p8_limit() {
+  local burst
+  burst=$(($(p8_bytes_per_s "$3") / 100))
+  [ "$burst" -ge 65536 ] || burst=65536
+  ip netns exec "$1" tc qdisc replace dev "$2" root tbf rate "$3" burst "$burst" latency 100ms ||
+    die "P8: tc tbf rate $3 on $2"
+}
+
+# p8_net_up NMAX: the switch, the appliance and NMAX agents.
+p8_net_up() {
+  local nmax=$1 i ns sw=rbbench-$$-sw app=rbbench-$$-app
+  say "P8: the network: appliance, switch and $nmax agent namespaces"
+  ip netns add "$sw" && ip netns add "$app" || die "P8: ip netns add"
+  ip -n "$sw" link set lo up
+  ip -n "$sw" link add br8 type bridge stp_state 0 forward_delay 0
+  ip -n "$sw" link set br8 up
+  ip -n "$app" link set lo up
+  ip -n "$app" link add app0 type veth peer name p-app netns "$sw" || die "P8: veth of the appliance"
+  ip -n "$app" addr add "$P8_NET.1/24" dev app0
+  ip -n "$app" link set app0 up
+  ip -n "$sw" link set p-app master br8 up
+  p8_limit "$app" app0 "$P8_RATE"
+  # The kernel's ARP table is one for every namespace, and its limits
+  # (net.ipv4.neigh.default.gc_thresh1-3, 128/512/1024 by default) count
+  # the entries of all: N agents that each resolve their N peers need
+  # N × N. Over gc_thresh3 new entries fail ("neighbour: arp_cache:
+  # neighbor table overflow!"), the SYN to a peer is dropped and its
+  # connect times out: at N = 50 most peer fetches failed that way. A
+  # rack's machines each have their own table; raise the shared one for
+  # the run (restored at exit).
+  local need=$(((nmax + 2) * (nmax + 2) * 2)) t
+  P8_NEIGH_OLD=$(sysctl -n net.ipv4.neigh.default.gc_thresh1 net.ipv4.neigh.default.gc_thresh2 net.ipv4.neigh.default.gc_thresh3 | tr '\n' ' ')
+  t=$(sysctl -n net.ipv4.neigh.default.gc_thresh3)
+  if [ "$t" -lt "$need" ]; then
+    sysctl -q -w net.ipv4.neigh.default.gc_thresh1=$((need / 4)) net.ipv4.neigh.default.gc_thresh2=$((need / 2)) \
+      net.ipv4.neigh.default.gc_thresh3="$need" || die "P8: cannot raise net.ipv4.neigh.default.gc_thresh3 to $need"
+    BENCH_RESTORE+=("sysctl -q -w net.ipv4.neigh.default.gc_thresh1=$(echo "$P8_NEIGH_OLD" | cut -d' ' -f1) net.ipv4.neigh.default.gc_thresh2=$(echo "$P8_NEIGH_OLD" | cut -d' ' -f2) net.ipv4.neigh.default.gc_thresh3=$(echo "$P8_NEIGH_OLD" | cut -d' ' -f3)")
+  fi
+  for ((i = 0; i < nmax; i++)); do
+    ns=$(p8_ns "$i")
+    ip netns add "$ns" || die "P8: ip netns add $ns"
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link add v0 address "$(p8_mac "$i")" type veth peer name "p$i" netns "$sw" || die "P8: veth of agent $i"
+    ip -n "$ns" addr add "$(p8_ip "$i")/24" dev v0
+    ip -n "$ns" link set v0 up
+    ip -n "$sw" link set "p$i" master br8 up
+    [ -z "$P8_AGENT_RATE" ] || p8_limit "$ns" v0 "$P8_AGENT_RATE"
+  done
+  for i in $(seq 50); do
+    bridge -n "$sw" link show 2>/dev/null | grep -v -q 'state forwarding' || return 0
+    sleep 0.1
+  done
+  die "P8: ports of br8 are not forwarding after 5 s"
+}
+
+# p8_image DIR NMAX: the image (peerbench mkdisk) imported chunked into
+# DIR/art as `rackboot image add` does, and a fleet of NMAX machines in
+# DIR/profiles. Sets P8_SIZE, P8_STORED and P8_DISK_MIB.
+p8_image() {
+  local d=$1 nmax=$2 sha i
+  mkdir -p "$d/art" "$d/profiles"
+  "$BIN/peerbench" mkdisk -size-mib "$P8_MIB" "$d/p8.img" || die "P8: peerbench mkdisk"
+  "$BIN/rackboot" image add "$d/p8.img" --name p8-1 --number 1 --artifacts "$d/art" >"$d/image-add.out" 2>&1 ||
+    { cat "$d/image-add.out" >&2; die "P8: rackboot image add"; }
+  sha=$(sed -n 's/.*sha256: \([0-9a-f]\{64\}\).*/\1/p' "$d/image-add.out" | head -1)
+  [ -n "$sha" ] || { cat "$d/image-add.out" >&2; die "P8: no sha256 in the output of rackboot image add"; }
+  P8_SIZE=$(stat -c %s "$d/p8.img")
+  P8_STORED=$(find "$d/art/chunks" -type f -printf '%s\n' | awk '{n += $1} END {print n + 0}')
+  # The disk: the image, the config drive at its end, GPT and alignment.
+  P8_DISK_MIB=$((P8_MIB + 64))
+  {
+    printf '# Written by bench/run.sh P8: %d machines installing one chunked image.\n' "$nmax"
+    printf 'versions:\n  - name: p8-1\n    number: 1\n'
+    printf '    image: { url: images/p8-1.rbidx, sha256: %s, format: chunked, kind: whole-disk }\n' "$sha"
+    printf '    installer: { kernel: vmlinuz, initrd: initrd.img, cmdline: "console=ttyS0,115200" }\n'
+    printf 'layouts:\n  - name: p8\n    disk: { select: smallest, min_size: %dMiB }\n' $((P8_MIB + 32))
+    printf '    partitions:\n      - { name: cidata, size: 16MiB, type: linux, content: config }\n'
+    printf 'defaults:\n  version: p8-1\n  layout: p8\nhosts:\n'
+    for ((i = 0; i < nmax; i++)); do printf '  - { mac: "%s", hostname: p8-%03d }\n' "$(p8_mac "$i")" "$i"; done
+  } >"$d/profiles/fleet.yaml"
+  say "P8: image of $P8_MIB MiB, $((P8_STORED >> 20)) MiB stored in $(find "$d/art/chunks" -type f | wc -l) chunks"
+}
+
+# p8_serve_flags MODE: serve's flags for peer distribution on or off.
+p8_serve_flags() {
+  # The help into a variable first: with pipefail, grep -q closing the
+  # pipe early would fail the command that is still writing.
+  local help
+  help=$("$BIN/rackboot" serve -h 2>&1)
+  if [[ $help != *-peers* ]]; then
+    [ "$1" = off ] && return 0
+    die "P8: this rackboot serve has no --peers flag (peer distribution not wired)"
+  fi
+  if [ "$1" = on ]; then echo "--peers $P8_PEERS"; else echo "--peers off"; fi
+}
+
+# p8_wave DIR N MODE REP: one wave of N installs at once; one record.
+p8_wave() {
+  local d=$1 n=$2 mode=$3 rep=$4 i mac words name out flags
+  local NS_SRV=rbbench-$$-app # for bench_start and bench_wait_port: the appliance's namespace
+  name=p8-$n-$mode-$rep
+  out=$d/$name
+  mkdir -p "$out"
+  local avail need
+  avail=$(df -Pm "$P8_DISKS" | awk 'NR == 2 {print $4}')
+  need=$((n * P8_MIB + 2048))
+  if [ "$avail" -lt "$need" ]; then
+    check_failed "P8 N=$n: $avail MiB free under $P8_DISKS, $need needed; not run"
+    return
+  fi
+  rm -rf "$d/rb-data" "${P8_DISKS:?}"/*
+  flags=$(p8_serve_flags "$mode") || exit 1
+  # shellcheck disable=SC2086
+  bench_start "$name" "$ALL_CPUS" "$BIN/rackboot" serve --profiles "$d/profiles" --data "$d/rb-data" \
+    --artifacts "$d/art" --ipxe-dir "$WORK/ipxe" --interface app0 --http-port "$HTTP_PORT" \
+    --tftp-port 69 --dhcp-port 67 --log-level warn --log-format json $flags
+  bench_wait_port tcp "$HTTP_PORT" "$name"
+  bench_wait_port tcp 8443 "$name"
+  sleep 0.5
+  # Each machine's script, fetched from its own namespace, and its disk.
+  local agent_flags=() argv=()
+  local help
+  help=$("$BIN/rackboot-agent" -h 2>&1)
+  [[ $help != *"-ca "* ]] || agent_flags+=(-ca "$d/rb-data/tls/ca.pem")
+  : >"$out/macs"
+  for ((i = 0; i < n; i++)); do
+    mac=$(p8_mac "$i")
+    words=$(ip netns exec "$(p8_ns "$i")" curl -sf --max-time 10 \
+      "http://$P8_NET.1:$HTTP_PORT/ipxe?mac=${mac//:/-}&arch=x86_64&platform=pcbios" | grep -o 'rackboot\.[a-z]*=[^ ]*' | tr '\n' ' ')
+    case $words in
+      *rackboot.token=*) ;;
+      *) bench_stop; check_failed "P8: no install token in the script of $mac"; return ;;
+    esac
+    argv[i]=$words
+    echo "$mac" >>"$out/macs"
+    truncate -s "${P8_DISK_MIB}M" "$P8_DISKS/a$i.img"
+  done
+  sync
+  local hz tx0 tx1 c0 c1 s0 s1 b0 b1 t0 t1 pids=() rc
+  hz=$(getconf CLK_TCK)
+  tx0=$(ip netns exec "$NS_SRV" cat /sys/class/net/app0/statistics/tx_bytes)
+  # The agents are this shell's children: their CPU is the growth of its
+  # children's times (/proc/$$/stat: cutime, cstime) once they are reaped.
+  c0=$(awk '{print $16 + $17}' /proc/$$/stat)
+  s0=$(cpu_ticks "$SRV_PID")
+  b0=$(busy_ticks)
+  t0=$(date +%s.%N)
+  for ((i = 0; i < n; i++)); do
+    # shellcheck disable=SC2086
+    ip netns exec "$(p8_ns "$i")" "$BIN/rackboot-agent" -disk "$P8_DISKS/a$i.img" -linger "$P8_LINGER" "${agent_flags[@]}" \
+      ${argv[i]} 2>"$out/agent-$i.log" &
+    pids+=($!)
+  done
+  echo "${pids[*]}" >"$out/pids"
+  # Not timed with bash's `time`: it would count the agents reaped
+  # meanwhile as its command's children; peerbench reports its own CPU.
+  ip netns exec "$NS_SRV" "$BIN/peerbench" wait -server "https://$P8_NET.1:8443" -ca "$d/rb-data/tls/ca.pem" \
+    -token-file "$d/rb-data/admin.token" -macs "$out/macs" -pids-file "$out/pids" -start "$t0" -timeout "$P8_TIMEOUT" \
+    -tag cmp=P8 -tag "peers=$mode" -tag "n=$n" -tag "rep=$rep" -tag "rate=$P8_RATE" -tag "agent_rate=${P8_AGENT_RATE:-none}" \
+    -tag "mib=$P8_MIB" >"$out/wait.out" 2>"$out/wait.err"
+  rc=$?
+  t1=$(date +%s.%N)
+  b1=$(busy_ticks)
+  s1=$(cpu_ticks "$SRV_PID")
+  tx1=$(ip netns exec "$NS_SRV" cat /sys/class/net/app0/statistics/tx_bytes)
+  cat "$out/wait.err" >&2
+  # The wave is over: stop the lingering agents.
+  for i in "${pids[@]}"; do kill "$i" 2>/dev/null; done
+  local codes=() q
+  for i in "${pids[@]}"; do
+    for q in $(seq 150); do kill -0 "$i" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$i" 2>/dev/null
+    wait "$i"
+    codes+=($?)
+  done
+  c1=$(awk '{print $16 + $17}' /proc/$$/stat)
+  bench_stop
+  # Two disks compared with the image past its partition table (the agent
+  # adds the config drive to the table): the root partition's bytes.
+  local bad=0
+  for i in $(printf '%s\n' 0 $((n - 1)) | sort -u); do
+    cmp -s -n $((P8_SIZE - (2 << 20))) -i $((1 << 20)):$((1 << 20)) "$d/p8.img" "$P8_DISKS/a$i.img" ||
+      { bad=$((bad + 1)); echo "bench: P8: the disk of agent $i does not hold the image" >&2; }
+  done
+  rm -f "${P8_DISKS:?}"/*
+  if [ "$rc" != 0 ]; then
+    tail -5 "$out/wait.err" >&2
+    check_failed "P8 N=$n peers $mode: peerbench wait failed"
+    return
+  fi
+  local m
+  m=$(awk -v c0="$c0" -v c1="$c1" -v hz="$hz" -v pb="$(sed -n 's/.*"wait_cpu_s":\([0-9.e+-]*\).*/\1/p' "$out/wait.out")" -v n="$n" \
+    -v s0="$s0" -v s1="$s1" -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" 'BEGIN{
+      a = (c1 - c0) / hz - pb; if (a < 0) a = 0
+      printf "-m agent_cpu_s=%.3f -m agent_cpu_per_install_s=%.3f -m appliance_cpu_s=%.3f -m machine_busy_pct=%.1f -m secs=%.3f",
+        a, a / n, (s1 - s0) / hz, (b1 - b0) / hz / (t1 - t0) * 100, t1 - t0 }')
+  local nonzero=0
+  for q in "${codes[@]}"; do [ "$q" = 0 ] || nonzero=$((nonzero + 1)); done
+  local req=""
+  [ "$STRICT" = 1 ] && req="installed=$n,disks_bad=0"
+  # The agents' reports of what came from peers, when the appliance
+  # records them (peerbench wait finds the field by name).
+  if [ "${P8_REQUIRE_PEERS:-0}" = 1 ] && [ "$mode" = on ] && [ "$n" -gt 1 ]; then
+    if grep -q '"peer_bytes"' "$out/wait.out"; then req="$req,peer_bytes>0"; else
+      echo "bench: P8: the appliance's history records no bytes from peers; not checked" >&2; fi
+  fi
+  # shellcheck disable=SC2086
+  "$BIN/benchtab" json $m -m "tx_bytes=$((tx1 - tx0))" -m "image_bytes=$P8_SIZE" -m "stored_bytes=$P8_STORED" \
+    -m "disks_bad=$bad" -m "agents_nonzero_exit=$nonzero" -require "${req#,}" <"$out/wait.out" >>"$RES" ||
+    check_failed "P8 N=$n peers $mode: not every machine installed, or a disk is wrong, or nothing came from peers (see $out)"
+  [ "$bad" = 0 ] || echo "bench: WARNING: P8 N=$n peers $mode: $bad disks do not hold the image" >&2
+  say "P8 N=$n peers $mode: the appliance sent $(((tx1 - tx0) >> 20)) MiB; agents' exit statuses: ${codes[*]:0:20}"
+}
+
+run_p8() {
+  local max=1 n rep k=0 mode d=$WORK/p8
+  for n in $P8_N; do [ "$n" -gt "$max" ] && max=$n; done
+  [ "$max" -le 240 ] || die "P8: at most 240 agents (one /24)"
+  say "P8 peer distribution: N = ${P8_N// /, } agents (and 1 alone) × peers {$P8_MODES}, a ${P8_MIB} MiB image, the appliance's link at $P8_RATE; $REPS repetitions"
+  P8_DISKS=${P8_DISKS:-$d/disks}
+  mkdir -p "$d" "$P8_DISKS" || die "P8: mkdir $P8_DISKS"
+  BENCH_SCRATCH+=("$P8_DISKS")
+  # The disks are sparse, but every agent writes the image's data: refuse
+  # a run that would fill the file system (other people's work shares it).
+  local avail need=$((max * P8_MIB + 2048 + 3 * P8_MIB))
+  avail=$(df -Pm "$P8_DISKS" | awk 'NR == 2 {print $4}')
+  [ "$avail" -ge "$need" ] || die "P8: $avail MiB free under $P8_DISKS; N = $max needs $need (set P8_DISKS elsewhere, or a smaller P8_N)"
+  [ "$(stat -f -c %T "$P8_DISKS")" != tmpfs ] || die "P8: $P8_DISKS is on tmpfs; the disks must be files on a disk"
+  p8_image "$d" "$max"
+  p8_net_up "$max"
+  for rep in $(seq "${P8_REPS:-$REPS}"); do
+    local steps=()
+    [ "$P8_ALONE" = 1 ] && steps+=(1)
+    # shellcheck disable=SC2206
+    steps+=($P8_N)
+    for n in "${steps[@]}"; do
+      k=$((k + 1))
+      # On and off alternate who goes first from one step to the next.
+      # shellcheck disable=SC2086
+      for mode in $(order "$k" $P8_MODES); do
+        if [ "$mode" = off ] && [ "$n" != 1 ] && ! grep -qw "$n" <<<"$P8_OFF_N"; then continue; fi
+        p8_wave "$d" "$n" "$mode" "$rep"
+      done
+    done
+  done
+  rm -f "$d/p8.img"
+}
+
 # ---- main --------------------------------------------------------------------
 
 prepare
 bench_net_up
 started=$(date +%s)
-for p in P1 P2 P3 P4 P5 P9; do
+for p in P1 P2 P3 P4 P5 P9 P8; do
   want "$p" || continue
-  case $p in P1) run_p1 ;; P2) run_p2 ;; P3) run_p3 ;; P4) run_p4 ;; P5) run_p5 ;; P9) run_p9 ;; esac
+  case $p in P1) run_p1 ;; P2) run_p2 ;; P3) run_p3 ;; P4) run_p4 ;; P5) run_p5 ;; P8) run_p8 ;; P9) run_p9 ;; esac
 done
 bench_cleanup
 "$BIN/benchtab" record -tag cmp=meta-end -tag "load=$(cut -d' ' -f1-3 /proc/loadavg)" -m "seconds=$(($(date +%s) - started))" >>"$RES"

@@ -159,7 +159,7 @@ func writeTable(w io.Writer, rs runs) error {
 	b.WriteString("Figures: median (min–max) over the repetitions; ratio = rackboot / peer on the medians (for P4, the median of the per-run ratios).\n\n")
 	b.WriteString("| # | measure | rackboot | peer | ratio | goal | met |\n|---|---|---|---|---|---|---|\n")
 	var rows []row
-	for _, f := range []func(runs) []row{p1Rows, p2Rows, p3Rows, p4Rows, p5Rows, p9Rows} {
+	for _, f := range []func(runs) []row{p1Rows, p2Rows, p3Rows, p4Rows, p5Rows, p8Rows, p9Rows} {
 		rows = append(rows, f(rs)...)
 	}
 	for _, r := range rows {
