@@ -68,8 +68,10 @@ type PeerFailure struct {
 
 // HoldingsReply answers Holdings.
 type HoldingsReply struct {
-	// Serve is false once the agent may stop serving chunks: the wave
-	// of installs it belongs to has ended, or peer distribution is off.
+	// Serve false tells the agent to stop its reports and its chunk
+	// server now. rackboot serve answers true while peer distribution
+	// is on (off, the path is a 404, which stops them too); the end of
+	// a wave is told by Installing, in the answer to the last report.
 	Serve bool `json:"serve"`
 	// IntervalMS is how long the agent waits before its next report.
 	IntervalMS int `json:"interval_ms"`

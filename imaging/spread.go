@@ -122,7 +122,6 @@ func (a *assembler) fetchHole(ctx context.Context, dst io.WriterAt, first int, a
 		r := &a.res
 		r.FetchedRaw += c.Size
 		r.ChunksFetched++
-		r.Written = r.Copied + r.FetchedRaw + r.Zeroed
 		a.done += c.Size
 		done, fetched, reused := a.done, r.Fetched, r.InPlace+r.Copied
 		// The meter is not safe for concurrent use.

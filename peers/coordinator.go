@@ -346,30 +346,25 @@ func (c *Coordinator) live(h *holder, now time.Time) bool {
 // finished. None means the wave mac belongs to has ended for it: no one
 // still needs what it holds.
 func (c *Coordinator) Installing(imageSHA, mac string) int {
-	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	if im := c.images[imageSHA]; im != nil {
-		for _, h := range im.holders {
-			if h.mac != mac && h.until.IsZero() && now.Sub(h.seen) <= c.ttl() {
-				n++
-			}
-		}
-	}
-	return n
+	return c.count(imageSHA, func(h *holder, now time.Time) bool {
+		return h.mac != mac && h.until.IsZero() && now.Sub(h.seen) <= c.ttl()
+	})
 }
 
-// Holders is the number of live holders of the image, for metrics and
-// tests.
+// Holders is the number of live holders of the image, for tests.
 func (c *Coordinator) Holders(imageSHA string) int {
+	return c.count(imageSHA, c.live)
+}
+
+// count is the number of the image's holders that match.
+func (c *Coordinator) count(imageSHA string, match func(*holder, time.Time) bool) int {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
 	if im := c.images[imageSHA]; im != nil {
 		for _, h := range im.holders {
-			if c.live(h, now) {
+			if match(h, now) {
 				n++
 			}
 		}

@@ -158,6 +158,18 @@ func (r *Registry) Boot(ctx context.Context, mac net.HardwareAddr, hostname stri
 // error wraps ErrUnauthorized (with the reason, for logs) or is a store
 // failure.
 func (r *Registry) Authenticate(ctx context.Context, mac net.HardwareAddr, token string) (HostRecord, error) {
+	return r.authenticate(ctx, mac, token, false)
+}
+
+// AuthenticateDone is Authenticate for a success report: it also takes
+// the token of the done the host accepted last, for a short while, so
+// that the same report sent again, its answer lost, gets to Done (which
+// answers it with the host as it is) instead of a refusal.
+func (r *Registry) AuthenticateDone(ctx context.Context, mac net.HardwareAddr, token string) (HostRecord, error) {
+	return r.authenticate(ctx, mac, token, true)
+}
+
+func (r *Registry) authenticate(ctx context.Context, mac net.HardwareAddr, token string, doneToo bool) (HostRecord, error) {
 	h, err := r.Store.Host(ctx, mac.String())
 	exists := err == nil
 	if errors.Is(err, ErrNotFound) {
@@ -166,26 +178,14 @@ func (r *Registry) Authenticate(ctx context.Context, mac net.HardwareAddr, token
 	if err != nil {
 		return HostRecord{}, err
 	}
-	if err := authorize(h, exists, token, r.now()); err != nil {
+	now := r.now()
+	if err := authorize(h, exists, token, now); err != nil {
+		if doneToo && doneAgain(h, exists, token, now) {
+			return h, nil
+		}
 		return HostRecord{}, err
 	}
 	return h, nil
-}
-
-// AuthenticateDone is Authenticate for a success report: it also takes
-// the token of the done the host accepted last, for a short while, so
-// that the same report sent again, its answer lost, gets to Done (which
-// answers it with the host as it is) instead of a refusal.
-func (r *Registry) AuthenticateDone(ctx context.Context, mac net.HardwareAddr, token string) (HostRecord, error) {
-	h, err := r.Authenticate(ctx, mac, token)
-	if !errors.Is(err, ErrUnauthorized) {
-		return h, err
-	}
-	rec, gerr := r.Store.Host(ctx, mac.String())
-	if gerr == nil && doneAgain(rec, true, token, r.now()) {
-		return rec, nil
-	}
-	return HostRecord{}, err
 }
 
 // Install describes what an attempt installs, from the plan its agent is

@@ -152,13 +152,12 @@ func (s *peerSession) served() int64 {
 }
 
 // linger serves the peers after the install was accepted as done, until
-// nobody asked for idle, the plan's linger has passed, or ctx ends;
-// then it stops the session.
-func (s *peerSession) linger(ctx context.Context, con *console, idle time.Duration) {
+// nobody asked for idle, max has passed, or ctx ends; then it stops the
+// session.
+func (s *peerSession) linger(ctx context.Context, con *console, idle, max time.Duration) {
 	s.mu.Lock()
 	srv, over := s.srv, s.waveOver
 	s.mu.Unlock()
-	max := time.Duration(s.settings.LingerMS) * time.Millisecond
 	if srv == nil || max <= 0 || over {
 		if over {
 			con.Printf("rackboot-agent: no other machine installs this image: not serving chunks after done")

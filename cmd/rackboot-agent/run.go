@@ -162,10 +162,11 @@ func (a *agent) attempt(ctx context.Context) (outcome, error) {
 	}
 	out := outcome{Done: r.State == "installed", State: r.State, Reason: r.Reason}
 	if a.peers != nil && out.Done {
+		longest := time.Duration(a.peers.settings.LingerMS) * time.Millisecond
 		if a.peerLinger > 0 {
-			a.peers.settings.LingerMS = a.peerLinger.Milliseconds()
+			longest = a.peerLinger
 		}
-		a.peers.linger(ctx, a.con, a.peerIdle)
+		a.peers.linger(ctx, a.con, a.peerIdle, longest)
 	}
 	return out, nil
 }
