@@ -193,28 +193,76 @@ func installers(set *profiles.Set) []*profiles.Installer {
 	return all
 }
 
-// statusLocked counts set's versions by outcome. c.mu is held.
+// statusLocked counts set's versions by outcome and words every
+// problem: each version's image and installer, then the installer files
+// of hosts and defaults that no version's problem named. c.mu is held.
 func (c *catalogCheck) statusLocked(set *profiles.Set) catalogStatus {
 	st := catalogStatus{Checked: true}
+	named := map[string]bool{} // file keys whose problem is in st.Problems
 	for _, v := range set.Versions() {
 		p, pending := c.imageProblemLocked(v)
-		if p == "" && !pending && v.Installer != nil {
-			var ip string
-			if ip, pending = c.installerProblemLocked(v.Installer); ip != "" {
-				p = v.Source + ": version " + v.Name + ": " + ip
+		var problems []string
+		failed := p != ""
+		if failed {
+			problems = append(problems, p)
+		}
+		if v.Installer != nil {
+			ps, ifailed, ipending := c.installerProblemsLocked(v.Installer, named)
+			for _, ip := range ps {
+				problems = append(problems, v.Source+": version "+v.Name+": "+ip)
 			}
+			failed, pending = failed || ifailed, pending || ipending
 		}
 		switch {
+		case failed:
+			st.Failed++
+			st.Problems = append(st.Problems, problems...)
 		case pending:
 			st.Pending++
-		case p != "":
-			st.Failed++
-			st.Problems = append(st.Problems, p)
 		default:
 			st.OK++
 		}
 	}
+	if in := set.DefaultInstaller(); in != nil {
+		ps, _, _ := c.installerProblemsLocked(in, named)
+		for _, p := range ps {
+			st.Problems = append(st.Problems, "defaults: "+p)
+		}
+	}
+	for _, h := range set.Hosts() {
+		if h.Installer == nil {
+			continue
+		}
+		ps, _, _ := c.installerProblemsLocked(h.Installer, named)
+		for _, p := range ps {
+			st.Problems = append(st.Problems, h.Source+": host "+h.Hostname+": "+p)
+		}
+	}
 	return st
+}
+
+// installerProblemsLocked words the problems of in's files not yet in
+// named, and adds them there; failed reports a file with a problem
+// (named before or not), pending a file not checked yet.
+// c.mu is held.
+func (c *catalogCheck) installerProblemsLocked(in *profiles.Installer, named map[string]bool) (problems []string, failed, pending bool) {
+	for _, f := range []string{in.Kernel, in.Initrd} {
+		if !local(f) {
+			continue
+		}
+		r, ok := c.results[fileKey(f)]
+		switch {
+		case !ok:
+			pending = true
+		case r.problem != "":
+			failed = true
+			if !named[fileKey(f)] {
+				named[fileKey(f)] = true
+				problems = append(problems, "installer: "+r.problem)
+			}
+		}
+	}
+	return problems, failed, pending
 }
 
 // imageProblemLocked is why v's image cannot be installed ("" if it
