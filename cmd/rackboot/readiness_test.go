@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rackboot/rackboot/metrics"
 	"github.com/rackboot/rackboot/registry"
@@ -85,5 +89,52 @@ func TestReadyz(t *testing.T) {
 	code, rep = get()
 	if code != http.StatusServiceUnavailable || rep.Checks["store"] == "ok" {
 		t.Errorf("store closed: %d %+v, want 503 naming the store", code, rep)
+	}
+}
+
+// TestReloadLog: a load after failed ones logs that the profiles are
+// fixed, once; a load after a good one logs nothing.
+func TestReloadLog(t *testing.T) {
+	var buf bytes.Buffer
+	r := &reloadLog{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	set := loadExamples(t)
+	r.loaded(set)
+	r.failed()
+	r.failed()
+	r.loaded(set)
+	r.loaded(set)
+	if n := strings.Count(buf.String(), "profiles fixed"); n != 1 {
+		t.Errorf("%d 'profiles fixed' lines, want 1:\n%s", n, buf.String())
+	}
+	if !strings.Contains(buf.String(), "broken_for=") {
+		t.Errorf("the line does not say for how long:\n%s", buf.String())
+	}
+}
+
+// TestNotifyReady: under systemd ($NOTIFY_SOCKET) the daemon says READY=1
+// (Type=notify) and its status.
+func TestNotifyReady(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	log := slog.New(slog.DiscardHandler)
+	notifyReady(log)
+	notifyStatus(log, catalogStatus{Checked: true, OK: 2, Failed: 1})
+	var got []string
+	buf := make([]byte, 4096)
+	for range 2 {
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(buf[:n]))
+	}
+	if !strings.Contains(got[0], "READY=1") || !strings.Contains(got[1], "STATUS=serving; catalog: 2 versions ok, 1 failed the artifact check") {
+		t.Errorf("notifications = %q", got)
 	}
 }

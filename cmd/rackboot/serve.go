@@ -112,22 +112,16 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	pl := planner(cfg.Artifacts, readIndex)
 	pl.Peers = cfg.peerSettings()
-	// brokenSince is when the profiles directory last failed to load
-	// (Unix nanoseconds), 0 while it loads: the watcher's loop and SIGHUP
-	// both reload.
-	var brokenSince atomic.Int64
+	reloads := &reloadLog{log: log}
 	fl.OnReload = func(set *profiles.Set) {
 		m.ProfilesLoaded()
-		if t := brokenSince.Swap(0); t != 0 {
-			log.Info("profiles fixed: the edit that failed now loads, and the new profiles serve",
-				"broken_for", time.Since(time.Unix(0, t)).Round(time.Second).String(), "files", len(set.Files()), "hosts", set.Len())
-		}
+		reloads.loaded(set)
 		check.Changed()
 		go measureImages(pl, set, log)
 	}
 	fl.OnError = func(error) {
 		m.ProfilesFailed()
-		brokenSince.CompareAndSwap(0, time.Now().UnixNano())
+		reloads.failed()
 	}
 	reg := &registry.Registry{Store: store, MaxAttempts: cfg.MaxAttempts, Log: log, Notify: installMetrics(m, events.Changed),
 		MaxDiscovered: cfg.MaxDiscovered, DiscoveredTTL: cfg.DiscoveredTTL, OnForget: m.DiscoveredForgotten, Hold: hold}
@@ -280,6 +274,26 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	err = g.Wait()
 	log.Info("rackboot stopped")
 	return err
+}
+
+// reloadLog says when a broken profiles edit is fixed: the watcher logs
+// each failed load with every file:line, and an operator watching the log
+// wants the line that says it is over. The watcher's loop and SIGHUP both
+// reload, so it is safe for concurrent use.
+type reloadLog struct {
+	log *slog.Logger
+	// brokenSince is when the profiles directory first failed to load
+	// (Unix nanoseconds), 0 while it loads.
+	brokenSince atomic.Int64
+}
+
+func (r *reloadLog) failed() { r.brokenSince.CompareAndSwap(0, time.Now().UnixNano()) }
+
+func (r *reloadLog) loaded(set *profiles.Set) {
+	if t := r.brokenSince.Swap(0); t != 0 {
+		r.log.Info("profiles fixed: the edit that failed now loads, and the new profiles serve",
+			"broken_for", time.Since(time.Unix(0, t)).Round(time.Second).String(), "files", len(set.Files()), "hosts", set.Len())
+	}
 }
 
 // sweepDiscovered runs the registry's Sweep at once and then every
