@@ -40,8 +40,8 @@ const setupCmdline = "console=tty0 console=ttyS0,115200 quiet loglevel=3 panic=-
 // ARTIFACTS/vmlinuz, builds ARTIFACTS/initrd.img from the agent and that
 // kernel's modules (as `rackboot initrd` does), and with --image imports
 // an image (as `rackboot image add` does) and writes its catalog entry as
-// a profiles file of its own, PROFILES/version-NAME.yaml, checked by
-// loading the profiles directory. What is already current is left as it
+// a profiles file of its own, PROFILES/version-NAME.yaml, written only
+// once the profiles directory loads with it. What is already current is left as it
 // is, so running it again rewrites nothing.
 func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newCLI(stdout, stderr)
@@ -261,9 +261,11 @@ func (s *setup) checkCatalog() (string, error) {
 }
 
 // writeVersion writes the version's file, unless it already holds this
-// entry; it refuses to replace another entry without --force. It then
-// loads the profiles directory: a file that makes it fail is taken back
-// (the previous one restored) and the errors returned.
+// entry; it refuses to replace another entry without --force. The
+// profiles directory is loaded with the new file first, in a copy: a
+// daemon watching the directory never sees a file that would not load,
+// and one that would is not written, its errors returned as file:line of
+// the real directory.
 func (s *setup) writeVersion(file string, v profiles.Version) (changed bool, err error) {
 	text, err := versionYAML(v)
 	if err != nil {
@@ -272,7 +274,6 @@ func (s *setup) writeVersion(file string, v profiles.Version) (changed bool, err
 	old, err := os.ReadFile(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		old = nil
 	case err != nil:
 		return false, err
 	case bytes.Equal(old, text):
@@ -280,25 +281,61 @@ func (s *setup) writeVersion(file string, v profiles.Version) (changed bool, err
 	case !s.force:
 		return false, fmt.Errorf("%s exists and holds another entry (--force replaces it, or choose another --name)", file)
 	}
+	if err := loadWith(s.profiles, filepath.Base(file), text, v.Name); err != nil {
+		return false, fmt.Errorf("the profiles would not load with %s, so it was not written:\n%w", file, err)
+	}
 	if _, err := writeAtomic(file, func(w io.Writer) (int, error) { return w.Write(text) }); err != nil {
 		return false, err
 	}
-	set, lerr := profiles.Load(s.profiles)
-	if lerr == nil {
-		if _, ok := set.Version(v.Name); ok {
-			return true, nil
-		}
-		lerr = fmt.Errorf("version %s is not in the loaded catalog", v.Name)
+	return true, nil
+}
+
+// loadWith loads a copy of the profiles directory dir in which the file
+// name holds text, and checks that it has the version. Errors name the
+// files of dir.
+func loadWith(dir, name string, text []byte, version string) error {
+	tmp, err := os.MkdirTemp("", "rackboot-setup-")
+	if err != nil {
+		return err
 	}
-	if old == nil {
-		err = os.Remove(file)
-	} else {
-		_, err = writeAtomic(file, func(w io.Writer) (int, error) { return w.Write(old) })
+	defer os.RemoveAll(tmp)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		ext := filepath.Ext(e.Name())
+		if e.Name() == name || strings.HasPrefix(e.Name(), ".") || ext != ".yaml" && ext != ".yml" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(tmp, e.Name()), b, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, name), text, 0o644); err != nil {
+		return err
+	}
+	set, err := profiles.Load(tmp)
+	var list profiles.ErrorList
+	if errors.As(err, &list) {
+		for i := range list {
+			if rel, rerr := filepath.Rel(tmp, list[i].File); rerr == nil && !strings.HasPrefix(rel, "..") {
+				list[i].File = filepath.Join(dir, rel)
+			}
+		}
+		return list
 	}
 	if err != nil {
-		return false, fmt.Errorf("the profiles do not load with %s (%w), and taking it back failed: %w", file, lerr, err)
+		return err
 	}
-	return false, fmt.Errorf("the profiles do not load with %s, so it was not kept:\n%w", file, lerr)
+	if _, ok := set.Version(version); !ok {
+		return fmt.Errorf("version %s is not in the loaded catalog", version)
+	}
+	return nil
 }
 
 // versionYAML is a version file: one catalog entry, as a profiles file

@@ -297,7 +297,7 @@ func TestSetupImage(t *testing.T) {
 			t.Error("a version file was written")
 		}
 	})
-	t.Run("invalid result is taken back", func(t *testing.T) {
+	t.Run("invalid result is not written", func(t *testing.T) {
 		// A host follows channel lab with a layout for a partitions
 		// image; a whole-disk version numbered above lab's current one
 		// would become its version, which that layout cannot take.
@@ -319,7 +319,8 @@ hosts:
 			t.Fatalf("the fixture does not load: %v", err)
 		}
 		code, _, errs := e.run(t, "--image", img1, "--name", "base-4", "--number", "4", "--channel", "lab")
-		if code != 1 || !strings.Contains(errs, "not kept") || !strings.Contains(errs, "whole-disk") {
+		if code != 1 || !strings.Contains(errs, "not written") || !strings.Contains(errs, "whole-disk") ||
+			!strings.Contains(errs, filepath.Join(e.profiles, "lab.yaml")+":") {
 			t.Errorf("exit %d: %s", code, errs)
 		}
 		if _, err := os.Stat(filepath.Join(e.profiles, "version-base-4.yaml")); err == nil {
