@@ -30,6 +30,11 @@ if [ ${#missing[@]} -gt 0 ] && [ "${RACKBOOT_SKIP_APT:-0}" != 1 ]; then
   fi
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # prometheus is here for promtool; the package also starts a Prometheus
+  # server (port 9090) that nothing here needs.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now prometheus.service 2>/dev/null || true
+  fi
 fi
 
 echo "== gofmt"
