@@ -217,6 +217,15 @@ func (s *setup) run(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(s.stdout, "version: %s in %s: %s\n", v.Name, versionFile, state(changed))
+	// The check serve will make (validate --artifacts): the new version
+	// passes it, but the catalog's other versions are shown too.
+	if set, err := profiles.Load(s.profiles); err == nil {
+		st := newCatalogCheck(s.artifacts, nil).Check(ctx, set)
+		fmt.Fprintf(s.stdout, "check:   %d of %d versions of %s can be installed from %s\n", st.OK, st.OK+st.Failed+st.Pending, s.profiles, s.artifacts)
+		for _, p := range st.Problems {
+			fmt.Fprintf(s.stdout, "         held by serve until fixed: %s\n", p)
+		}
+	}
 	fmt.Fprintf(s.stdout, "next:    rackboot serve reloads %s by itself (or: systemctl reload rackboot); give hosts version: %s in their profiles, then rackboot reinstall\n",
 		s.profiles, v.Name)
 	return nil

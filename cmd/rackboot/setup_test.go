@@ -255,6 +255,10 @@ func TestSetupImage(t *testing.T) {
 	if !strings.Contains(out, "next:") {
 		t.Errorf("no next step:\n%s", out)
 	}
+	// The version setup wrote passes the check serve makes.
+	if !strings.Contains(out, "check:   1 of 1 versions of "+e.profiles+" can be installed") || strings.Contains(out, "held by serve") {
+		t.Errorf("the catalog check of the new version:\n%s", out)
+	}
 
 	t.Run("again", func(t *testing.T) {
 		before, _ := os.ReadFile(versionFile)
