@@ -87,7 +87,7 @@ func (c *cli) flagSet(name, usage string) (*flag.FlagSet, *clientFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "usage: %s\n\nflags:\n", usage)
+		fmt.Fprintf(fs.Output(), "usage: %s\n\nflags:\n", usage)
 		fs.PrintDefaults()
 	}
 	cf := &clientFlags{}
@@ -95,26 +95,6 @@ func (c *cli) flagSet(name, usage string) (*flag.FlagSet, *clientFlags) {
 	fs.StringVar(&cf.data, "data", "", "rackboot's data `dir`ectory, holding admin.token (default: $RACKBOOT_TOKEN if set, else "+defaultDataDir+")")
 	fs.StringVar(&cf.ca, "ca", "", "PEM `file` of the CA the daemon's certificate is checked against (default $RACKBOOT_CA, else DATA/tls/ca.pem)")
 	return fs, cf
-}
-
-// parseArgs parses args, allowing flags after positional arguments
-// ("rackboot history MAC --json"), which the flag package alone stops at.
-// It returns the positional arguments, or false after printing the error.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, bool) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, false
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, true
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), true
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
 }
 
 // clientFlags are the flags every admin command has.

@@ -24,8 +24,13 @@ import (
 // runImage implements `rackboot image`: for now one sub-command, add.
 func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newCLI(stdout, stderr)
+	const usage = "usage: rackboot image add FILE --name NAME [flags] (rackboot image add -h: the flags)"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintln(stdout, usage)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "add" {
-		fmt.Fprintln(stderr, "usage: rackboot image add FILE --name NAME [flags] (rackboot image add -h: the flags)")
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	return c.imageAdd(ctx, args[1:])
@@ -42,7 +47,7 @@ func (c *cli) imageAdd(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("image add", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "usage: %s\n\nImports FILE into DIR/%s and writes its index DIR/%s/NAME.rbidx; prints the catalog entry.\n\nflags:\n",
+		fmt.Fprintf(fs.Output(), "usage: %s\n\nImports FILE into DIR/%s and writes its index DIR/%s/NAME.rbidx; prints the catalog entry.\n\nflags:\n",
 			usage, profiles.ChunkDir, imageDir)
 		fs.PrintDefaults()
 	}
@@ -54,9 +59,9 @@ func (c *cli) imageAdd(ctx context.Context, args []string) int {
 	kind := fs.String("kind", profiles.KindWholeDisk, "what the image holds: whole-disk or partitions")
 	format := fs.String("format", agentapi.FormatAuto, "FILE's compression: auto (detected), raw, gzip, zstd or xz")
 	force := fs.Bool("force", false, "replace an index of that name that describes another image")
-	pos, ok := parseArgs(fs, args)
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if len(pos) != 1 || *name == "" {
 		fs.Usage()

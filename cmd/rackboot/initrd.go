@@ -17,7 +17,7 @@ import (
 // host's programs the agent runs (--tools; by default mkfs.xfs when the
 // host has it), written atomically so that a daemon serving the file never
 // serves half of it.
-func runInitrd(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runInitrd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("initrd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	agent := fs.String("agent", "", "the static rackboot-agent `binary` (default: rackboot-agent beside this program)")
@@ -27,13 +27,14 @@ func runInitrd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	comp := fs.String("compression", "gzip", "gzip or zstd")
 	out := fs.String("o", "", "output `file` (e.g. ARTIFACTS/agent.cpio.gz)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rackboot initrd -o FILE [--agent BIN] [--modules DIR] [--include m1,m2] [--tools p1,p2] [--compression gzip|zstd]")
+		fmt.Fprintln(fs.Output(), "usage: rackboot initrd -o FILE [--agent BIN] [--modules DIR] [--include m1,m2] [--tools p1,p2] [--compression gzip|zstd]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, exit, ok := parseArgs(ctx, fs, args, stdout)
+	if !ok {
+		return exit
 	}
-	if *out == "" || fs.NArg() != 0 {
+	if *out == "" || len(pos) != 0 {
 		fs.Usage()
 		return 2
 	}

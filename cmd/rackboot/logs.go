@@ -23,9 +23,9 @@ func (c *cli) logs(ctx context.Context, args []string) int {
 	fs.BoolVar(&follow, "f", false, "follow the log until the attempt ends")
 	fs.BoolVar(&follow, "follow", false, "same as -f")
 	attempt := fs.Int("attempt", 0, "the attempt `ID` (see rackboot history; default: the running or latest)")
-	pos, ok := parseArgs(fs, args)
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if len(pos) != 1 || *attempt < 0 {
 		fs.Usage()

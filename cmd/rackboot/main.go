@@ -20,7 +20,7 @@ commands:
   initrd     build the installer initramfs from rackboot-agent, a kernel's modules and mkfs.xfs
   image add  import an OS image into the artifacts' chunk store, write its index, print its catalog entry
   schema     print the JSON Schema of the profiles YAML (for editors)
-  version    print the version
+  version    print the version, the VCS revision and the Go version (also --version)
 
 fleet (talk to a running daemon: --server URL or $RACKBOOT_SERVER; admin token
 from --data DIR/admin.token or $RACKBOOT_TOKEN):
@@ -57,6 +57,9 @@ func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
+	}
+	if os.Args[1] == "--version" || os.Args[1] == "-version" {
+		os.Args[1] = "version"
 	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {

@@ -31,9 +31,9 @@ func (c *cli) reinstall(ctx context.Context, args []string) int {
 		"without it the installer refuses such a layout. One attempt only; needs --reason")
 	dryRun := fs.Bool("dry-run", false, "show which machines would be marked pending; change nothing")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, ok := parseArgs(fs, args)
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if *wipe && strings.TrimSpace(*reason) == "" {
 		fmt.Fprintln(c.stderr, "rackboot reinstall: --wipe-data destroys preserved data: say why with --reason")

@@ -14,14 +14,15 @@ import (
 // as the admin types, with a first line such as
 //
 //	# yaml-language-server: $schema=./rackboot.schema.json
-func runSchema(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runSchema(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("schema", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: rackboot schema > rackboot.schema.json") }
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage: rackboot schema > rackboot.schema.json") }
+	pos, exit, ok := parseArgs(ctx, fs, args, stdout)
+	if !ok {
+		return exit
 	}
-	if fs.NArg() != 0 {
+	if len(pos) != 0 {
 		fs.Usage()
 		return 2
 	}

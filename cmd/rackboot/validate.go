@@ -13,18 +13,26 @@ import (
 // runValidate loads a profiles directory the way the daemon does. It exits 0
 // with a one-line summary, or 1 with every problem as file:line: message, so
 // that admins can run it in their own CI before an edit reaches the appliance.
-func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: rackboot validate DIR") }
-	if err := fs.Parse(args); err != nil {
-		return 2
+	asJSON := fs.Bool("json", false, "print the summary, or the errors, as one JSON object on stdout (see validateJSON)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: rackboot validate DIR [--json]\n\nflags:\n")
+		fs.PrintDefaults()
 	}
-	if fs.NArg() != 1 {
+	pos, exit, ok := parseArgs(ctx, fs, args, stdout)
+	if !ok {
+		return exit
+	}
+	if len(pos) != 1 {
 		fs.Usage()
 		return 2
 	}
-	set, err := profiles.Load(fs.Arg(0))
+	set, err := profiles.Load(pos[0])
+	if *asJSON {
+		return printValidateJSON(stdout, stderr, set, err)
+	}
 	if err != nil {
 		printLoadError(stderr, err)
 		return 1

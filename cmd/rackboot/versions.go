@@ -19,9 +19,9 @@ func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func (c *cli) versions(ctx context.Context, args []string) int {
 	fs, cf := c.flagSet("versions", "rackboot versions [--json]")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, ok := parseArgs(fs, args)
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(c.stderr, "rackboot versions: unexpected argument %q\n", pos[0])

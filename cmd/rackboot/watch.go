@@ -24,9 +24,9 @@ func (c *cli) watch(ctx context.Context, args []string) int {
 	timeout := fs.Duration("timeout", 0, "exit after `duration` (with --until-idle: status 1 if machines are still installing)")
 	plain := fs.Bool("plain", false, "plain lines even on a terminal")
 	every := fs.Duration("interval", 5*time.Second, "plain lines: at most one progress line per machine per `duration`")
-	pos, ok := parseArgs(fs, args)
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(c.stderr, "rackboot watch: unexpected argument %q\n", pos[0])

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/rackboot/rackboot/profiles"
+)
+
+// validateJSON is what `rackboot validate --json` prints: the same facts
+// as the text, the summary line's counts or every error of the list, so
+// that a script never parses the text.
+type validateJSON struct {
+	OK       bool                `json:"ok"`
+	Hosts    int                 `json:"hosts"`
+	Groups   int                 `json:"groups"`
+	Versions int                 `json:"versions"`
+	Layouts  int                 `json:"layouts"`
+	Files    int                 `json:"files"`
+	Digest   string              `json:"digest,omitempty"`
+	Errors   []validateJSONError `json:"errors,omitempty"`
+}
+
+// validateJSONError is one profiles.Error; line and column are 0 when
+// unknown, file is empty for an error of the directory itself.
+type validateJSONError struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Message string `json:"message"`
+}
+
+// printValidateJSON prints the outcome of a Load as JSON on stdout and
+// returns the exit code: 0 valid, 1 not.
+func printValidateJSON(stdout, stderr io.Writer, set *profiles.Set, err error) int {
+	out := validateJSON{OK: err == nil}
+	var list profiles.ErrorList
+	switch {
+	case err == nil:
+		out.Hosts, out.Groups, out.Versions = set.Len(), len(set.Groups()), len(set.Versions())
+		out.Layouts, out.Files, out.Digest = len(set.Layouts()), len(set.Files()), set.Digest()
+	case errors.As(err, &list):
+		for _, e := range list {
+			out.Errors = append(out.Errors, validateJSONError{File: e.File, Line: e.Line, Column: e.Column, Message: e.Msg})
+		}
+	default:
+		out.Errors = []validateJSONError{{Message: err.Error()}}
+	}
+	b, merr := json.MarshalIndent(out, "", "  ")
+	if merr == nil {
+		_, merr = fmt.Fprintf(stdout, "%s\n", b)
+	}
+	if merr != nil {
+		fmt.Fprintf(stderr, "rackboot validate: %v\n", merr)
+		return 1
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
