@@ -63,6 +63,9 @@ func main() {
 	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {
+		cmd, ok = generators[os.Args[1]]
+	}
+	if !ok {
 		if a := os.Args[1]; a == "-h" || a == "--help" || a == "help" {
 			fmt.Print(usage)
 			os.Exit(0)

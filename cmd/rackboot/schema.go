@@ -9,6 +9,11 @@ import (
 	"github.com/rackboot/rackboot/profiles"
 )
 
+// schemaPath is where the package installs the output of `rackboot
+// schema`, and where the modelines of the example profiles point: an
+// absolute path works from /etc/rackboot/profiles and from any copy.
+const schemaPath = "/usr/share/rackboot/rackboot.schema.json"
+
 // runSchema prints the JSON Schema of profiles files. Saved next to the
 // profiles, it lets yaml-language-server (VS Code, Neovim, …) check a file
 // as the admin types, with a first line such as
