@@ -60,10 +60,15 @@ type cli struct {
 	user string
 	// terminal reports whether stdout is a terminal, and its size.
 	terminal func() (width, height int, ok bool)
+	// stdin answers questions; interactive reports whether it is a
+	// terminal, where a person can answer (nil: it is not).
+	stdin       io.Reader
+	interactive func() bool
 }
 
 func newCLI(stdout, stderr io.Writer) *cli {
-	c := &cli{stdout: stdout, stderr: stderr, getenv: os.Getenv, loc: time.Local, now: time.Now}
+	c := &cli{stdout: stdout, stderr: stderr, getenv: os.Getenv, loc: time.Local, now: time.Now,
+		stdin: os.Stdin, interactive: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) }}
 	if u, err := user.Current(); err == nil {
 		c.user = u.Username
 	}
