@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rackboot/rackboot/api"
+	"github.com/rackboot/rackboot/initrd"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
 )
@@ -197,5 +198,72 @@ func TestVersionJSON(t *testing.T) {
 	}
 	if b.Go != runtime.Version() || b.String()+"\n" != text.String() {
 		t.Errorf("text %q, JSON %s", text.String(), stdout.String())
+	}
+}
+
+// TestImageAddJSON: image add --json says what the text says.
+func TestImageAddJSON(t *testing.T) {
+	v1, _ := testImages(t)
+	work := t.TempDir()
+	dir := filepath.Join(work, "artifacts")
+	os.Mkdir(dir, 0o755)
+	os.WriteFile(filepath.Join(work, "v1.img"), v1, 0o644)
+	add := func(more ...string) (int, string, string) {
+		return runImageCmd(t, append([]string{"add", filepath.Join(work, "v1.img"), "--artifacts", dir, "--name", "base", "--number", "3"}, more...)...)
+	}
+	code, text, errs := add()
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	code, out, errs := add("--json")
+	if code != 0 {
+		t.Fatalf("--json: exit %d: %s", code, errs)
+	}
+	var r imageReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	// Both ran on the same store: the second found every chunk stored.
+	for _, want := range []string{
+		fmt.Sprintf("(%d chunks), digest %s\n", r.Chunks, r.Digest),
+		fmt.Sprintf("index:  %s, ", r.Index),
+		fmt.Sprintf("  - name: %s\n    number: %d\n    image: { url: %s, sha256: %s, format: %s, kind: %s }\n",
+			r.Entry.Name, r.Entry.Number, r.Entry.Image.URL, r.Entry.Image.SHA256, r.Entry.Image.Format, r.Entry.Image.Kind),
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the text lacks %q of the JSON:\n%s\n%s", want, text, out)
+		}
+	}
+	if !r.Unchanged || r.NewChunks != 0 {
+		t.Errorf("again: unchanged %v, new chunks %d", r.Unchanged, r.NewChunks)
+	}
+}
+
+// TestInitrdReport: the text and the JSON of a build report agree.
+func TestInitrdReport(t *testing.T) {
+	rep := initrd.Report{Modules: []string{"kernel/drivers/virtio.ko"}, Missing: []string{"mlx5_core"}, Tools: []string{"/usr/sbin/mkfs.ext4"},
+		Libraries: []string{"/lib/libc.so.6"}, MissingTools: []string{"mkfs.xfs"}, Files: 12, Bytes: 4096}
+	b, err := json.Marshal(newInitrdReport("out.cpio.gz", rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r initrdReport
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	text := initrdText("out.cpio.gz", rep)
+	for _, want := range []string{
+		fmt.Sprintf("%s: %d files, %d modules, %d tools, %d bytes before compression\n", r.Output, r.Files, len(r.Modules), len(r.Tools), r.Bytes),
+		"not in this kernel (skipped): " + strings.Join(r.Missing, ", ") + "\n",
+		"tools: " + strings.Join(r.Tools, ", ") + "\n",
+		"their libraries: " + strings.Join(r.Libraries, ", ") + "\n",
+		"not on this host (skipped): " + r.MissingTools[0],
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the text lacks %q:\n%s", want, text)
+		}
+	}
+	if b, _ := json.Marshal(newInitrdReport("x", initrd.Report{})); strings.Contains(string(b), "null") {
+		t.Errorf("empty lists are null: %s", b)
 	}
 }
