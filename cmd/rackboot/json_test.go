@@ -267,3 +267,20 @@ func TestInitrdReport(t *testing.T) {
 		t.Errorf("empty lists are null: %s", b)
 	}
 }
+
+// TestBuildInfoText: the text of version names every field of the JSON.
+func TestBuildInfoText(t *testing.T) {
+	for _, tc := range []struct {
+		b    buildInfo
+		want string
+	}{
+		{buildInfo{Version: "(devel)", Go: "go1.26.8"}, "rackboot (devel) go1.26.8"},
+		{buildInfo{Version: "v1.2.0", Revision: "9fbe812", Time: "2026-12-07T14:00:00Z", Go: "go1.26.8"}, "rackboot v1.2.0 9fbe812 2026-12-07T14:00:00Z go1.26.8"},
+		{buildInfo{Version: "v1.2.1-0.20261207140000-9fbe812+dirty", Revision: "9fbe812", Time: "2026-12-07T14:00:00Z", Modified: true, Go: "go1.26.8"},
+			"rackboot v1.2.1-0.20261207140000-9fbe812+dirty 9fbe812 (modified) 2026-12-07T14:00:00Z go1.26.8"},
+	} {
+		if got := tc.b.String(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.b, got, tc.want)
+		}
+	}
+}
