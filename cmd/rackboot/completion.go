@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -26,11 +27,11 @@ func runCompletion(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fs.Usage()
 		return 2
 	}
-	script := bashCompletion(verbs())
+	script := bashCompletion
 	if pos[0] == "zsh" {
-		script = zshCompletion(verbs())
+		script = zshCompletion
 	}
-	if _, err := io.WriteString(stdout, script); err != nil {
+	if _, err := io.WriteString(stdout, script(verbs())); err != nil {
 		fmt.Fprintf(stderr, "rackboot completion: %v\n", err)
 		return 1
 	}
@@ -68,7 +69,7 @@ _rackboot() {
 	var names []string
 	subs := map[string][]string{}
 	for _, v := range vs {
-		if !contains(names, v.words[0]) {
+		if !slices.Contains(names, v.words[0]) {
 			names = append(names, v.words[0])
 		}
 		if len(v.words) > 1 {
@@ -136,7 +137,7 @@ func zshCompletion(vs []verb) string {
 	var names []string
 	subs := map[string][]string{}
 	for _, v := range vs {
-		if !contains(names, v.words[0]) {
+		if !slices.Contains(names, v.words[0]) {
 			names = append(names, v.words[0])
 			fmt.Fprintf(&b, "        %s\n", shellWord(zshName(v.words[0])+":"+zshDesc(v.summary)))
 		}
@@ -172,13 +173,4 @@ func zshCompletion(vs []verb) string {
 	}
 	b.WriteString("    esac\n}\n\n_rackboot \"$@\"\n")
 	return b.String()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
