@@ -192,7 +192,7 @@ func TestVersionJSON(t *testing.T) {
 	if code := runVersion(context.Background(), []string{"--json"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	var b buildInfo
+	var b versionInfo
 	if err := json.Unmarshal(stdout.Bytes(), &b); err != nil {
 		t.Fatal(err)
 	}
@@ -271,16 +271,44 @@ func TestInitrdReport(t *testing.T) {
 // TestBuildInfoText: the text of version names every field of the JSON.
 func TestBuildInfoText(t *testing.T) {
 	for _, tc := range []struct {
-		b    buildInfo
+		b    versionInfo
 		want string
 	}{
-		{buildInfo{Version: "(devel)", Go: "go1.26.8"}, "rackboot (devel) go1.26.8"},
-		{buildInfo{Version: "v1.2.0", Revision: "9fbe812", Time: "2026-12-07T14:00:00Z", Go: "go1.26.8"}, "rackboot v1.2.0 9fbe812 2026-12-07T14:00:00Z go1.26.8"},
-		{buildInfo{Version: "v1.2.1-0.20261207140000-9fbe812+dirty", Revision: "9fbe812", Time: "2026-12-07T14:00:00Z", Modified: true, Go: "go1.26.8"},
+		{versionInfo{Version: "(devel)", Go: "go1.26.8"}, "rackboot (devel) go1.26.8"},
+		{versionInfo{Version: "v1.2.0", Revision: "9fbe812", Time: "2026-12-07T14:00:00Z", Go: "go1.26.8"}, "rackboot v1.2.0 9fbe812 2026-12-07T14:00:00Z go1.26.8"},
+		{versionInfo{Version: "v1.2.1-0.20261207140000-9fbe812+dirty", Revision: "9fbe812", Time: "2026-12-07T14:00:00Z", Modified: true, Go: "go1.26.8"},
 			"rackboot v1.2.1-0.20261207140000-9fbe812+dirty 9fbe812 (modified) 2026-12-07T14:00:00Z go1.26.8"},
 	} {
 		if got := tc.b.String(); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.b, got, tc.want)
 		}
+	}
+}
+
+// TestValidateArtifactsJSON: validate --artifacts --json lists the
+// problems the text prints.
+func TestValidateArtifactsJSON(t *testing.T) {
+	dir := t.TempDir() // no image, no installer file
+	var stdout, text bytes.Buffer
+	if code := runValidate(context.Background(), []string{"--artifacts", dir, "../../examples"}, &stdout, &text); code != 1 {
+		t.Fatalf("exit %d: %s", code, text.String())
+	}
+	stdout.Reset()
+	var stderr bytes.Buffer
+	if code := runValidate(context.Background(), []string{"--artifacts", dir, "--json", "../../examples"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("--json: exit %d: %s", code, stderr.String())
+	}
+	var out validateJSON
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	a := out.Artifacts
+	if out.OK || a == nil || a.Dir != dir || a.Failed == 0 || len(a.Problems) == 0 {
+		t.Fatalf("JSON %s", stdout.String())
+	}
+	want := strings.Join(a.Problems, "\n") + "\n" +
+		fmt.Sprintf("%d of %d versions cannot be installed from %s: serve holds their hosts until this is fixed\n", a.Failed, a.Failed+a.OK, dir)
+	if diff := cmp.Diff(text.String(), want); diff != "" {
+		t.Errorf("text and --json disagree (-text +json):\n%s", diff)
 	}
 }

@@ -98,7 +98,7 @@ func runManpage(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fs.Usage()
 		return 2
 	}
-	if _, err := io.WriteString(stdout, manpage(verbs(), readBuildInfo())); err != nil {
+	if _, err := io.WriteString(stdout, manpage(verbs(), readVersionInfo())); err != nil {
 		fmt.Fprintf(stderr, "rackboot manpage: %v\n", err)
 		return 1
 	}
@@ -127,7 +127,7 @@ func roff(s string) string {
 	return s
 }
 
-func manpage(vs []verb, b buildInfo) string {
+func manpage(vs []verb, b versionInfo) string {
 	var w strings.Builder
 	date := ""
 	if t, err := time.Parse(time.RFC3339, b.Time); err == nil {

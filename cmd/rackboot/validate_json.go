@@ -21,6 +21,19 @@ type validateJSON struct {
 	Files    int                 `json:"files"`
 	Digest   string              `json:"digest,omitempty"`
 	Errors   []validateJSONError `json:"errors,omitempty"`
+	// Artifacts is the check of --artifacts, when given and the
+	// profiles load.
+	Artifacts *validateArtifacts `json:"artifacts,omitempty"`
+}
+
+// validateArtifacts is the outcome of the catalog check: versions
+// installable from the directory and not, and each problem as the text
+// prints it, led by the file:line of the entry.
+type validateArtifacts struct {
+	Dir      string   `json:"dir"`
+	OK       int      `json:"ok"`
+	Failed   int      `json:"failed"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 // validateJSONError is one profiles.Error; line and column are 0 when
@@ -32,10 +45,14 @@ type validateJSONError struct {
 	Message string `json:"message"`
 }
 
-// printValidateJSON prints the outcome of a Load as JSON on stdout and
-// returns the exit code: 0 valid, 1 not.
-func printValidateJSON(stdout, stderr io.Writer, set *profiles.Set, err error) int {
-	out := validateJSON{OK: err == nil}
+// printValidateJSON prints the outcome of a Load, and of the catalog check
+// of dir when st is not nil, as JSON on stdout and returns the exit code:
+// 0 valid, 1 not.
+func printValidateJSON(stdout, stderr io.Writer, set *profiles.Set, err error, dir string, st *catalogStatus) int {
+	out := validateJSON{OK: err == nil && (st == nil || len(st.Problems) == 0)}
+	if st != nil {
+		out.Artifacts = &validateArtifacts{Dir: dir, OK: st.OK, Failed: st.Failed, Problems: st.Problems}
+	}
 	var list profiles.ErrorList
 	switch {
 	case err == nil:
@@ -56,7 +73,7 @@ func printValidateJSON(stdout, stderr io.Writer, set *profiles.Set, err error) i
 		fmt.Fprintf(stderr, "rackboot validate: %v\n", merr)
 		return 1
 	}
-	if err != nil {
+	if !out.OK {
 		return 1
 	}
 	return 0

@@ -10,10 +10,10 @@ import (
 	"runtime/debug"
 )
 
-// buildInfo is what `rackboot version` prints: the module version and the
+// versionInfo is what `rackboot version` prints: the module version and the
 // VCS state the Go toolchain stamped into the binary (empty when built
 // outside a checkout, or with -buildvcs=false), and the Go version.
-type buildInfo struct {
+type versionInfo struct {
 	Version  string `json:"version"`
 	Revision string `json:"revision,omitempty"`
 	Time     string `json:"time,omitempty"` // the commit's, RFC 3339
@@ -21,8 +21,8 @@ type buildInfo struct {
 	Go       string `json:"go"`
 }
 
-func readBuildInfo() buildInfo {
-	b := buildInfo{Version: "(devel)", Go: runtime.Version()}
+func readVersionInfo() versionInfo {
+	b := versionInfo{Version: "(devel)", Go: runtime.Version()}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b
@@ -43,7 +43,7 @@ func readBuildInfo() buildInfo {
 	return b
 }
 
-func (b buildInfo) String() string {
+func (b versionInfo) String() string {
 	s := "rackboot " + b.Version
 	if b.Revision != "" {
 		s += " " + b.Revision
@@ -74,7 +74,7 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fs.Usage()
 		return 2
 	}
-	b := readBuildInfo()
+	b := readVersionInfo()
 	if !*asJSON {
 		fmt.Fprintln(stdout, b)
 		return 0
