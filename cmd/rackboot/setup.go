@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -68,6 +69,7 @@ func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&s.version.Image.Kind, "kind", profiles.KindWholeDisk, "what the image holds: whole-disk or partitions")
 	fs.StringVar(&s.format, "format", agentapi.FormatAuto, "the image file's compression: auto (detected), raw, gzip, zstd or xz")
 	fs.BoolVar(&s.force, "force", false, "replace a version file, or an index of that name, that describes another image")
+	asJSON := fs.Bool("json", false, "print what was done as one JSON object (setupReport) instead of text")
 	pos, exit, ok := parseArgs(ctx, fs, args, stdout)
 	if !ok {
 		return exit
@@ -90,10 +92,61 @@ func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 2
 		}
 	}
+	if *asJSON {
+		s.stdout = io.Discard
+	}
 	if err := s.run(ctx); err != nil {
 		return c.fail("setup", err)
 	}
+	if *asJSON {
+		b, err := json.Marshal(s.report)
+		if err == nil {
+			err = writeJSON(stdout, b)
+		}
+		if err != nil {
+			return c.fail("setup", err)
+		}
+	}
 	return 0
+}
+
+// setupReport is what `rackboot setup --json` prints: the facts of its
+// text, written as they happen.
+type setupReport struct {
+	Kernel struct {
+		Path    string `json:"path"`
+		Version string `json:"version"`
+		Source  string `json:"source"`
+		Changed bool   `json:"changed"`
+	} `json:"kernel"`
+	Initrd struct {
+		Path    string   `json:"path"`
+		Agent   string   `json:"agent"`
+		Modules int      `json:"modules"`
+		Skipped []string `json:"skipped_modules,omitempty"` // not in this kernel
+		Tools   []string `json:"tools"`
+		Changed bool     `json:"changed"`
+	} `json:"initrd"`
+	// Image is the import, with --image.
+	Image *imageReport `json:"image,omitempty"`
+	// Version is the catalog entry's file, with --image.
+	Version *setupVersion `json:"version,omitempty"`
+	// Check is the catalog check serve makes, with --image.
+	Check *setupCheck `json:"check,omitempty"`
+}
+
+// setupVersion is the version file setup wrote (or found current).
+type setupVersion struct {
+	Name    string `json:"name"`
+	File    string `json:"file"`
+	Changed bool   `json:"changed"`
+}
+
+// setupCheck is the outcome of the catalog check after setup.
+type setupCheck struct {
+	OK       int      `json:"ok"`
+	Failed   int      `json:"failed"`
+	Problems []string `json:"problems"`
 }
 
 // setup is one `rackboot setup`.
@@ -108,6 +161,7 @@ type setup struct {
 	force               bool
 
 	stdout io.Writer
+	report setupReport
 	// candidates lists where the agent is looked for without --agent;
 	// nil: agentCandidates().
 	candidates []string
@@ -181,6 +235,8 @@ func (s *setup) run(ctx context.Context) error {
 		return fmt.Errorf("kernel: %w", err)
 	}
 	fmt.Fprintf(s.stdout, "kernel:  %s, kernel %s (%s): %s\n", kernelOut, k.version, k.vmlinuz, state(changed))
+	r := &s.report
+	r.Kernel.Path, r.Kernel.Version, r.Kernel.Source, r.Kernel.Changed = kernelOut, k.version, k.vmlinuz, changed
 
 	cfg := initrd.Config{Agent: agent, ModulesDir: k.modules, Tools: s.tools}
 	initrdOut := filepath.Join(s.artifacts, setupInitrd)
@@ -190,6 +246,8 @@ func (s *setup) run(ctx context.Context) error {
 	}
 	fmt.Fprintf(s.stdout, "initrd:  %s, agent %s, %d modules of kernel %s, tools: %s: %s\n",
 		initrdOut, agent, len(rep.Modules), k.version, listOrNone(rep.Tools), state(changed))
+	r.Initrd.Path, r.Initrd.Agent, r.Initrd.Modules, r.Initrd.Skipped, r.Initrd.Tools, r.Initrd.Changed =
+		initrdOut, agent, len(rep.Modules), rep.Missing, append([]string{}, rep.Tools...), changed
 	if len(rep.Missing) > 0 {
 		fmt.Fprintf(s.stdout, "         not in this kernel (skipped): %s\n", strings.Join(rep.Missing, ", "))
 	}
@@ -217,6 +275,9 @@ func (s *setup) run(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(s.stdout, "version: %s in %s: %s\n", v.Name, versionFile, state(changed))
+	ir := newImageReport(in, res, catalogEntry{Name: v.Name, Number: v.Number, Channel: v.Channel, URL: v.Image.URL, SHA256: v.Image.SHA256, Kind: v.Image.Kind})
+	r.Image = &ir
+	r.Version = &setupVersion{Name: v.Name, File: versionFile, Changed: changed}
 	// The check serve will make (validate --artifacts): the new version
 	// passes it, but the catalog's other versions are shown too.
 	if set, err := profiles.Load(s.profiles); err == nil {
@@ -225,6 +286,7 @@ func (s *setup) run(ctx context.Context) error {
 		for _, p := range st.Problems {
 			fmt.Fprintf(s.stdout, "         held by serve until fixed: %s\n", p)
 		}
+		r.Check = &setupCheck{OK: st.OK, Failed: st.Failed, Problems: append([]string{}, st.Problems...)}
 	}
 	fmt.Fprintf(s.stdout, "next:    rackboot serve reloads %s by itself (or: systemctl reload rackboot); give hosts version: %s in their profiles, then rackboot reinstall\n",
 		s.profiles, v.Name)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -347,4 +348,42 @@ hosts:
 func sha256hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// TestSetupJSON: --json prints one object with what the text says.
+func TestSetupJSON(t *testing.T) {
+	e := newSetupEnv(t, "6.1.0-28-amd64")
+	v1, _ := testImages(t)
+	img := filepath.Join(e.work, "v1.img")
+	if err := os.WriteFile(img, v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := e.run(t, "--image", img, "--name", "base-1", "--number", "1", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r setupReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	if r.Kernel.Version != "6.1.0-28-amd64" || !r.Kernel.Changed || r.Kernel.Path != filepath.Join(e.artifacts, "vmlinuz") ||
+		r.Initrd.Path != filepath.Join(e.artifacts, "initrd.img") || !r.Initrd.Changed {
+		t.Errorf("kernel %+v, initrd %+v", r.Kernel, r.Initrd)
+	}
+	if r.Image == nil || r.Image.Digest != sha256hex(v1) || r.Image.Entry.Image.URL != "images/base-1.rbidx" {
+		t.Errorf("image %+v", r.Image)
+	}
+	if r.Version == nil || r.Version.Name != "base-1" || r.Version.File != filepath.Join(e.profiles, "version-base-1.yaml") || !r.Version.Changed {
+		t.Errorf("version %+v", r.Version)
+	}
+	if r.Check == nil || r.Check.OK != 1 || r.Check.Failed != 0 {
+		t.Errorf("check %+v", r.Check)
+	}
+	// Run again as text: the same facts, nothing changed.
+	_, text, _ := e.run(t, "--image", img, "--name", "base-1", "--number", "1")
+	for _, want := range []string{"kernel 6.1.0-28-amd64", r.Image.Digest, "version: base-1 in " + r.Version.File, "check:   1 of 1 versions"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text lacks %q:\n%s", want, text)
+		}
+	}
 }
