@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/e2e/lab"
 	"github.com/rackboot/rackboot/e2e/osimage"
+	"github.com/rackboot/rackboot/ipxe"
+	"github.com/rackboot/rackboot/registry"
 )
 
 // packageConfig is what TestPackage adds to the package's
@@ -41,9 +43,12 @@ log-level: debug
 // line of the unit the package installed, parsed from it, chrooted into
 // the root in the lab's server namespace, as the unit's User= with only
 // the unit's capabilities and no new privileges (setpriv, from the root).
-// A BIOS machine then installs the synthetic OS from that appliance with
-// the installer the package's own binaries build (rackboot initrd with
-// the packaged agent), and the admin API says installed.
+// A BIOS machine then installs the demo OS (package osimage) from that
+// appliance with the installer the package's own binaries build (rackboot
+// initrd with the packaged agent): the admin API says installed, the
+// package's CLI shows one successful attempt, and at the next power-on
+// rackboot's local-boot script boots the OS from the disk, which reports
+// its version, hostname and key.
 //
 // What the unit's sandboxing (ProtectSystem=, PrivateTmp= and the rest)
 // adds is not reproduced: systemd is not PID 1 here. User, capabilities
@@ -72,7 +77,11 @@ func TestPackage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the package's rackboot initrd: %v\n%s", err, out)
 	}
-	img := buildTestOS(t, work)
+	img, err := osimage.Build(ctx, osimage.Config{Version: demoVersion, Kernel: arts.Kernel, ModulesDir: arts.ModulesDir,
+		Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	cfg := filepath.Join(root, "etc/rackboot/rackboot.yaml")
 	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
@@ -86,42 +95,36 @@ func TestPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	host := "pkg-bios-01"
 	tb := startTestbed(t, ctx, testbedConfig{
-		fleet:   installFleet(img.sha256),
-		files:   map[string]string{"testos-1.img.zst": img.zst, "agent.cpio.gz": initrd},
+		fleet:   lifecycleFleet(img.SHA256, map[string]string{lifecycleBIOSMAC: host, lifecycleUEFIMAC: "pkg-uefi-01"}),
+		files:   map[string]string{demoVersion + ".img.zst": img.Path, "agent.cpio.gz": initrd},
 		command: func(n *lab.Net, dirs serveDirs) *exec.Cmd { return u.command(t, n, root, dirs) },
 	})
 	checkPrivileges(t, tb.rackboot.Pid(), root, u)
-	admin := tb.adminAPI(t)
+	// The admin CLI is the package's too.
+	cli := rackbootCLI{tb: tb, bin: filepath.Join(root, "usr/bin/rackboot")}
 
-	hw, _ := net.ParseMAC(installBIOSMAC)
-	vm, err := tb.net.StartVM(ctx, lab.VMConfig{Name: "package-bios", Dir: tb.dir, Firmware: lab.BIOS, MAC: hw, DiskSize: diskSize})
-	if err != nil {
-		t.Fatal(err)
+	// Power-on: PXE, the installer, demo-1.0 written, reboot.
+	m := newMachine(tb, "pkg-bios", lab.BIOS, lifecycleBIOSMAC)
+	defer func() { t.Logf("timeline, seconds since the first power-on:\n%s", m.timeline()) }()
+	vm := m.powerOn(t, ctx)
+	m.install(t, ctx, vm)
+	checkOutcomes(t, m.scripts(t, vm), ipxe.OutcomeInstaller)
+	var view api.HostView
+	tb.adminAPI(t).get(t, "/api/hosts/"+m.mac, &view)
+	if view.State != registry.StateInstalled || view.Version.Name != demoVersion {
+		t.Errorf("host %s: state %s version %+v, want installed %s", m.mac, view.State, view.Version, demoVersion)
 	}
-	t.Cleanup(func() {
-		if err := vm.Close(); err != nil {
-			t.Errorf("closing %s: %v", vm.Name(), err)
-		}
-	})
-	line, err := vm.WaitFor(ctx, "rackboot-agent: install done", installTimeout)
-	if err != nil {
-		t.Fatalf("%v\nlast console lines (%s):\n%s\nlast rackboot log lines:\n%s",
-			err, vm.SerialLog(), vm.Tail(40), readTail(tb.serverLog, 30))
-	}
-	t.Logf("%s", line)
-	select { // the agent reboots; -no-reboot makes that QEMU's exit
-	case <-vm.Done():
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s still running 60 s after the install:\n%s", vm.Name(), vm.Tail(20))
-	}
-	checkRecord(t, admin, installBIOSMAC, img)
-	checkDisk(t, vm.Config().Disk, img)
-	tl, err := lab.NewTimeline(vm, since(tb.entries(t), vm.Started()), installMilestones(installBIOSMAC))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("seconds from power-on:\n%s", lab.FormatTimelines([]lab.Timeline{tl}))
+	checkHistory(t, cli.history(t, m.mac), 1)
+	t.Logf("rackboot hosts (the package's CLI):\n%s", cli.run(t, "hosts"))
+
+	// Power-on: PXE, rackboot's local-boot script, the OS from the disk.
+	vm = m.powerOn(t, ctx)
+	rep := m.bootOS(t, ctx, vm)
+	checkFirstBoot(t, m, vm)
+	checkReport(t, rep, osimage.Report{Init: true, Version: demoVersion, Firmware: "bios", Kernel: rep.Kernel, Hostname: host,
+		SSHKey: osimage.SSHKeySummary(opsKey), Formatted: "/dev/vda4", Data: osimage.DataLine(demoVersion, host), Done: true})
 }
 
 // buildPackage runs packaging/build.sh into dir and returns the .deb.
