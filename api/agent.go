@@ -63,6 +63,14 @@ func (s *Server) buildPlan(r *http.Request, a agentRequest) (*profiles.Host, *pr
 	if a.host.Current != nil && a.host.Current.Version.Name != "" {
 		name = a.host.Current.Version.Name
 	}
+	// A version whose image failed the appliance's check is not started
+	// (its hosts are held at PXE boot; this is an agent that got its
+	// token before the check failed).
+	if s.Held != nil && a.host.State == registry.StatePending {
+		if why := s.Held(a.mac, a.host.PendingVersion); why != "" {
+			return nil, nil, agentapi.Plan{}, errors.New("held, nothing is written: " + why)
+		}
+	}
 	v := host.Version
 	if name != "" {
 		if v, ok = s.Fleet.Version(name); !ok {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -450,6 +451,60 @@ func TestPlanErrorCountsAsAttempt(t *testing.T) {
 	}
 	if _, tok := e.boot(macN01, "efi"); tok == "" {
 		t.Error("no second attempt after a plan error")
+	}
+}
+
+// TestHeld: a host whose version fails the appliance's catalog check
+// (Server.Held, the registry's Hold) gets no installer and no token, the
+// hosts view says why, and an agent that got its token before the check
+// failed is refused its plan, so nothing is written.
+func TestHeld(t *testing.T) {
+	e := newEnv(t, nil)
+	var mu sync.Mutex
+	held := map[string]string{} // MAC → why
+	var asked []string          // pending versions asked about
+	e.reg.Hold = func(mac net.HardwareAddr, pendingVersion string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, pendingVersion)
+		return held[mac.String()]
+	}
+	e.srv.Held = e.reg.Hold
+
+	_, tok := e.boot(macN01, "efi") // not held yet: a token
+	if tok == "" {
+		t.Fatal("no token before the hold")
+	}
+	why := "catalog.yaml:21: version demo-1.0: image demo-1.0.img.zst: no such file in the artifacts directory"
+	mu.Lock()
+	held[macN01] = why
+	mu.Unlock()
+	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+	e.must(http.StatusConflict, code, body)
+	if !strings.Contains(body, "held, nothing is written: "+why) {
+		t.Errorf("plan of a held host = %s", body)
+	}
+	script, tok := e.boot(macN01, "efi")
+	if tok != "" || !strings.Contains(script, "is held") || !strings.Contains(script, "no such file in the artifacts directory") {
+		t.Errorf("script of a held host (token %q):\n%s", tok, script)
+	}
+	if h := e.host(macN01); h.State != registry.StatePending || h.Held != why {
+		t.Errorf("host view: state %s, held %q; want pending, held %q", h.State, h.Held, why)
+	}
+	if h := e.host(macN02); h.Held != "" {
+		t.Errorf("a host not held shows %q", h.Held)
+	}
+	// A reinstall asks about the version it names.
+	var rr ReinstallResponse
+	e.must(http.StatusOK, e.admin(http.MethodPost, "/api/reinstall", ReinstallRequest{MACs: []string{macN02}, Version: "demo-1.1", Reason: "canary"}, &rr), "")
+	mu.Lock()
+	asked = nil
+	mu.Unlock()
+	e.host(macN02)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 1 || asked[0] != "demo-1.1" {
+		t.Errorf("hold asked about %q, want the reinstall's version demo-1.1", asked)
 	}
 }
 

@@ -104,7 +104,7 @@ func (l testLifecycle) Boot(ctx context.Context, f ipxe.Facts, host *profiles.Ho
 		name = host.Hostname
 	}
 	d, err := l.reg.Boot(ctx, f.MAC, name, host != nil, false)
-	steps := map[registry.BootKind]string{registry.BootInstall: ipxe.StepInstall, registry.BootLocal: ipxe.StepLocal, registry.BootFailed: ipxe.StepFailed}
+	steps := map[registry.BootKind]string{registry.BootInstall: ipxe.StepInstall, registry.BootLocal: ipxe.StepLocal, registry.BootFailed: ipxe.StepFailed, registry.BootHeld: ipxe.StepHeld}
 	return ipxe.Step{Kind: cmp.Or(steps[d.Kind], ipxe.StepDefault), Token: d.Token, Message: d.Message}, err
 }
 

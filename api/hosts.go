@@ -26,6 +26,10 @@ type HostView struct {
 	// a reinstall would install, unless overridden.
 	ProfileVersion *registry.Version `json:"profile_version,omitempty"`
 	Progress       *ProgressEvent    `json:"progress,omitempty"`
+	// Held says why a pending host is not given its installer now (its
+	// version's image is missing or not what the catalog says: Server.
+	// Held), "" when it is not held.
+	Held string `json:"held,omitempty"`
 }
 
 // view joins a record (nil: none) and a profile host (nil: none). A host
@@ -52,6 +56,9 @@ func (s *Server) view(rec *registry.HostRecord, host *profiles.Host) HostView {
 		if v.State == registry.StateDiscovered {
 			v.State = registry.StatePending
 		}
+	}
+	if v.State == registry.StatePending && host != nil && s.Held != nil {
+		v.Held = s.Held(host.MAC, v.PendingVersion)
 	}
 	if p, ok := s.progress.get(v.MAC); ok && v.State == registry.StateInstalling && p.Attempt == v.Attempt {
 		v.Progress = &p

@@ -66,6 +66,10 @@ type Server struct {
 	// distribution (docs/DESIGN.md, "Peer distribution"). Nil: peer
 	// distribution is off, and the path answers 404.
 	Peers Peers
+	// Held, if set, says why a pending host is held back from its
+	// installer ("" when it is not): the registry's Hold. The hosts
+	// views show it, and a plan of a held host is refused.
+	Held func(mac net.HardwareAddr, pendingVersion string) string
 	// Log receives a line per request that changes something or fails.
 	// Nil discards.
 	Log *slog.Logger

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"net"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,14 +21,13 @@ import (
 	"github.com/rackboot/rackboot/registry"
 )
 
-// rackMaxAttempts is rackboot's --max-attempts in TestRack: two attempts
-// show a retry and the end in failed, at the cost of two power-ons.
+// rackMaxAttempts is rackboot's --max-attempts in TestRack.
 const rackMaxAttempts = 2
 
 // Machines only the suite installs, besides the rack. BIOS machines are
 // the quickest to PXE-boot.
 var (
-	// badMachine is given a version whose catalog digest is wrong.
+	// badMachine is given a version whose catalog digest is wrong: held.
 	badMachine = rack.Machine{Name: "bad", MAC: net.HardwareAddr{0x52, 0x54, 0x00, 0x77, 0x00, 0x21},
 		Firmware: lab.BIOS, NIC: "virtio-net-pci", DiskSize: 8 << 30}
 	// crashMachine installs while rackboot is killed and restarted.
@@ -44,7 +44,7 @@ var wrongDigest = sha256Hex([]byte("rackboot e2e: not the digest of demo-1.0.img
 var rackFleetYAML = `# The end-to-end suite's own hosts, beside the example fleet (e2e/rack_test.go).
 versions:
   # demo-1.0's image under a digest that is not its own: a catalog
-  # edited by hand. The agent must refuse to install it.
+  # edited by hand. rackboot holds its hosts and writes nothing.
   - name: demo-1.0-bad-digest
     number: 1
     channel: broken
@@ -62,8 +62,8 @@ hosts:
 
 // TestRack runs the demo's rack (package rack) and what the demo does not
 // show: the three machines install at once over the network and boot
-// their disks; a machine whose image digest is wrong ends failed after
-// rackMaxAttempts attempts; one machine is upgraded from demo-1.0 to
+// their disks; a machine whose version's image digest is wrong is held
+// with the reason shown and its disk untouched; one machine is upgraded from demo-1.0 to
 // demo-1.1 with `rackboot reinstall` and keeps its data partition; and
 // rackboot is killed in the middle of an image write, restarted, and the
 // install completes with the history intact. Each step builds on the
@@ -127,68 +127,63 @@ func testRackInstall(t *testing.T, ctx context.Context, r *rackLab) {
 	})
 }
 
-// testBadDigest installs a version whose catalog digest is wrong: every
-// attempt fails in phase image, the host ends failed after
-// rackMaxAttempts, is never marked installed, and its next PXE boot gets
-// the failed script, not the installer.
+// testBadDigest powers on a machine whose version's catalog digest is
+// wrong (the image file is demo-1.0's, which is fine): rackboot's catalog
+// check found it at start, so the machine is held. Its script says why
+// and asks again 30 s later, it is never sent the installer, no attempt
+// starts, `rackboot hosts` shows it pending (held) with the version's
+// file:line, `rackboot validate --artifacts` names the same, and its disk
+// is never written.
 func testBadDigest(t *testing.T, ctx context.Context, r *rackLab) {
 	m, mac := badMachine, badMachine.MAC.String()
 	if err := m.NewDisk(r.dir); err != nil {
 		t.Fatal(err)
 	}
-	for try := 1; try <= rackMaxAttempts; try++ {
-		vm, done := r.install(t, ctx, m, "bad-try"+strconv.Itoa(try))
-		if done {
-			t.Fatalf("attempt %d installed an image whose digest is wrong", try)
-		}
-		if !consoleHas(t, vm, `INSTALL FAILED \(phase image\)`) || !consoleHas(t, vm, `checksum mismatch`) {
-			t.Errorf("attempt %d: the console does not say the image's checksum failed:\n%s", try, vm.Tail(20))
-		}
-		hv := r.hostView(t, mac)
-		want := registry.StatePending
-		if try == rackMaxAttempts {
-			want = registry.StateFailed
-		}
-		if hv.State != want || !hv.Version.IsZero() {
-			t.Errorf("after attempt %d: %s, version %+v (%s); want %s and no version installed", try, hv.State, hv.Version, hv.Reason, want)
-		}
+	vm := r.powerOn(t, ctx, m, "bad-held")
+	r.waitLogged(t, ctx, vm.Started(), rack.ScriptServed(m.MAC, "held"), rackPowerOn)
+	if _, err := vm.WaitFor(ctx, `is held: nothing is installed`, 30*time.Second); err != nil {
+		t.Errorf("the held script printed nothing: %v\n%s", err, vm.Tail(20))
 	}
-	hist := r.history(t, mac)
-	if len(hist) != rackMaxAttempts {
-		t.Fatalf("history: %d attempts, want %d: %+v", len(hist), rackMaxAttempts, hist)
+	if !consoleHas(t, vm, `its sha256 is [0-9a-f]{64}, the catalog says `+wrongDigest) {
+		t.Errorf("the console does not say why:\n%s", vm.Tail(20))
 	}
-	for _, a := range hist {
-		if a.Result != registry.ResultFailed || a.Phase != "image" || !strings.Contains(a.Error, "checksum mismatch") ||
-			a.ImageSHA256 != wrongDigest || a.BytesWritten != 0 {
-			t.Errorf("attempt %d: %s in phase %q, error %q, sha256 %s, %d bytes written; want failed in phase image, "+
-				"checksum mismatch, the catalog's digest, nothing written", a.Number, a.Result, a.Phase, a.Error, a.ImageSHA256, a.BytesWritten)
-		}
-	}
-	if hv := r.hostView(t, mac); !strings.Contains(hv.LastError, "checksum mismatch") {
-		t.Errorf("host's last error %q, want the checksum mismatch", hv.LastError)
-	}
-	t.Logf("attempt %d's error: %s", hist[len(hist)-1].Number, hist[len(hist)-1].Error)
-
-	// A failed machine that boots again is told why and gets nothing
-	// destructive: no installer, no new attempt.
-	vm := r.powerOn(t, ctx, m, "bad-failed")
-	r.waitLogged(t, ctx, vm.Started(), rack.ScriptServed(m.MAC, "failed"), rackPowerOn)
-	if _, err := vm.WaitFor(ctx, `^rackboot: `, 30*time.Second); err != nil {
-		t.Errorf("the failed script printed nothing: %v", err)
-	}
-	time.Sleep(5 * time.Second) // long enough for an installer kernel to be asked for
+	// The machine asks again after its pause, and is held again.
+	asked := r.waitLogged(t, ctx, vm.Started(), rack.ScriptServed(m.MAC, "held"), rackPowerOn)
+	r.waitLogged(t, ctx, asked.Time.Add(time.Millisecond), rack.ScriptServed(m.MAC, "held"), 90*time.Second)
 	vm.Kill()
+
 	entries, err := lab.ReadLog(r.rb.Config().Log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if logged(since(entries, vm.Started()), rack.ArtifactServed(m.MAC, rack.KernelFile)) {
-		t.Error("the failed machine was sent the installer kernel")
+		t.Error("the held machine was sent the installer kernel")
 	}
-	if hist2 := r.history(t, mac); len(hist2) != len(hist) {
-		t.Errorf("the boot after failed added attempts: %d, had %d", len(hist2), len(hist))
+	hv := r.hostView(t, mac)
+	wantWhy := regexp.MustCompile(`e2e\.yaml:\d+: version demo-1\.0-bad-digest: image demo-1\.0\.img\.zst: its sha256 is [0-9a-f]{64}, the catalog says ` + wrongDigest)
+	if hv.State != registry.StatePending || !wantWhy.MatchString(hv.Held) || !hv.Version.IsZero() || hv.Attempt != 0 {
+		t.Errorf("host: %s, held %q, version %+v, attempt %d; want pending, held by the digest, nothing installed, no attempt", hv.State, hv.Held, hv.Version, hv.Attempt)
 	}
-	t.Logf("boot after failed, console:\n%s", vm.Tail(8))
+	if hist := r.history(t, mac); len(hist) != 0 {
+		t.Errorf("history of a held machine: %+v, want no attempt", hist)
+	}
+	out := r.cli(t, "hosts")
+	if !regexp.MustCompile(mac+`\s+r1-bad01\s+pending \(held\)`).MatchString(out) || !wantWhy.MatchString(out) {
+		t.Errorf("rackboot hosts does not show the machine held and why:\n%s", out)
+	}
+	cfg := r.rb.Config()
+	vout, err := exec.CommandContext(ctx, cfg.Binary, "validate", "--artifacts", cfg.Artifacts, cfg.Profiles).CombinedOutput()
+	if err == nil || !wantWhy.Match(vout) {
+		t.Errorf("rackboot validate --artifacts (err %v) does not name the version's file:line:\n%s", err, vout)
+	}
+	written, err := lab.DiskWritten(m.Disk(r.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if written {
+		t.Error("the held machine's disk was written")
+	}
+	t.Logf("held machine, console:\n%s", vm.Tail(6))
 }
 
 // testRackBoot powers the installed rack on again: each machine PXE-boots,

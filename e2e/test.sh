@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(qemu-system-x86 ipxe ipxe-qemu ovmf busybox-static kmod cpio dosfstools gdisk
       iproute2 curl atftp zstd systemd-boot-efi syslinux syslinux-common mtools squashfs-tools
-      cloud-init mmdebstrap e2fsprogs xfsprogs lintian systemd procps util-linux)
+      cloud-init mmdebstrap e2fsprogs xfsprogs prometheus lintian systemd procps util-linux)
 if [ "$(id -u)" != 0 ]; then
   echo "e2e/test.sh: the end-to-end suite needs root (network namespaces, QEMU taps, port 67)." >&2
   echo "  run it as root, or run only the unit tests: go vet ./... && go test ./..." >&2
@@ -30,6 +30,11 @@ if [ ${#missing[@]} -gt 0 ] && [ "${RACKBOOT_SKIP_APT:-0}" != 1 ]; then
   fi
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # prometheus is here for promtool; the package also starts a Prometheus
+  # server (port 9090) that nothing here needs.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now prometheus.service 2>/dev/null || true
+  fi
 fi
 
 echo "== gofmt"
@@ -40,6 +45,9 @@ go vet ./...
 go vet -tags e2e ./e2e/...
 echo "== unit tests"
 go test -count=1 ./...
+echo "== alert rules (promtool; metrics/README.md)"
+promtool check rules metrics/alerts.yml
+promtool test rules metrics/alerts_test.yml
 echo "== Debian package (packaging/check.sh: reproducible, lintian, contents, systemd-analyze)"
 bash packaging/check.sh
 echo "== fuzzing (every target briefly; .ci/fuzz.sh)"

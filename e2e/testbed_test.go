@@ -202,15 +202,14 @@ func serveCommand(t *testing.T, ctx context.Context, n *lab.Net, cfg testbedConf
 	return n.Command(n.Srv, name, args...)
 }
 
-// waitServing waits for rackboot's "serving" line: every socket is open.
+// waitServing waits for rackboot's "serving" and "catalog checked" lines:
+// every socket is open and the artifacts are checked (lab.Ready).
 func (tb *testbed) waitServing(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		for _, e := range tb.entries(t) {
-			if e.Msg == "rackboot serving" {
-				return
-			}
+		if lab.Ready(tb.entries(t)) {
+			return
 		}
 		select {
 		case <-tb.rackboot.Done():
@@ -218,7 +217,7 @@ func (tb *testbed) waitServing(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	t.Fatalf("rackboot serve not serving after 20 s:\n%s", readTail(tb.serverLog, 30))
+	t.Fatalf("rackboot serve not ready after 60 s:\n%s", readTail(tb.serverLog, 30))
 }
 
 // entries returns rackboot's log so far.

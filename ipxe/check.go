@@ -125,7 +125,7 @@ func validHostname(s string) bool {
 // scriptCommand reports whether a rendered script may use command c.
 func scriptCommand(c string) bool {
 	switch c {
-	case "echo", "kernel", "initrd", "boot", "goto", "sleep", "exit", "sanboot":
+	case "echo", "kernel", "initrd", "boot", "goto", "sleep", "exit", "sanboot", "chain":
 		return true
 	}
 	return false
@@ -174,6 +174,9 @@ func checkScript(s string) error {
 		}
 		if words[0] == "goto" && (len(words) != 2 || !labels[words[1]]) {
 			return fmt.Errorf("line %d: goto to undefined label", n+2)
+		}
+		if words[0] == "chain" && (len(words) != 3 || words[1] != "--replace" || !strings.HasSuffix(words[2], "/boot.ipxe")) {
+			return fmt.Errorf("line %d: chain other than \"chain --replace BASE/boot.ipxe\" (a held machine asking again)", n+2)
 		}
 		if words[0] == "sanboot" && strings.Join(words, " ") != localBoot {
 			return fmt.Errorf("line %d: sanboot other than %q", n+2, localBoot)

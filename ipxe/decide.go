@@ -36,6 +36,10 @@ const (
 	// OutcomeFailed: the machine's install failed for good; the script
 	// shows why and exits (Lifecycle).
 	OutcomeFailed = "failed"
+	// OutcomeHeld: the machine's version cannot be installed now (its
+	// image is missing or not what the catalog says); the script shows
+	// why, waits and asks again (Lifecycle).
+	OutcomeHeld = "held"
 	// OutcomeStateError: the Lifecycle could not tell the machine's state;
 	// the script boots nothing. Only the Handler produces it.
 	OutcomeStateError = "state-error"
@@ -56,7 +60,7 @@ type Decision struct {
 	// Token is the install token handed to the installer, or "" (no
 	// Lifecycle, or discovery).
 	Token string
-	// Message says why, with OutcomeFailed.
+	// Message says why, with OutcomeFailed and OutcomeHeld.
 	Message string
 }
 

@@ -29,7 +29,7 @@ type Step struct {
 	// Token is the install token, with StepInstall: the installer gets it
 	// as rackboot.token= on its kernel command line.
 	Token string
-	// Message says why, with StepFailed; it is shown on the console,
+	// Message says why, with StepFailed and StepHeld; it is shown on the console,
 	// reduced to characters that are inert in a script.
 	Message string
 }
@@ -45,6 +45,10 @@ const (
 	StepLocal = "local"
 	// StepFailed: the install failed for good; boot nothing destructive.
 	StepFailed = "failed"
+	// StepHeld: the machine may not install now (its version's image is
+	// missing or not what the catalog says); boot nothing and ask again
+	// later.
+	StepHeld = "held"
 )
 
 // Follow applies the lifecycle's step to what the profiles decided. An
@@ -60,6 +64,10 @@ func Follow(d Decision, s Step) Decision {
 		d.Outcome, d.Installer = OutcomeLocal, nil
 	case StepFailed:
 		d.Outcome, d.Installer, d.Message = OutcomeFailed, nil, s.Message
+	case StepHeld:
+		if d.Outcome == OutcomeInstaller {
+			d.Outcome, d.Installer, d.Message = OutcomeHeld, nil, s.Message
+		}
 	}
 	return d
 }

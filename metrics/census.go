@@ -15,6 +15,9 @@ type Census struct {
 	States map[string]int
 	// Versions counts hosts by installed version.
 	Versions []VersionCount
+	// Held counts the pending hosts held back from their installer
+	// because their version failed the catalog check.
+	Held int
 }
 
 // VersionCount is how many hosts run one version.
@@ -38,6 +41,9 @@ var (
 	versionsDesc = prometheus.NewDesc(namespace+"_hosts_by_version",
 		"Hosts by installed version (name and catalog number), counted at scrape time.",
 		[]string{"version", "number"}, nil)
+	heldDesc = prometheus.NewDesc(namespace+"_hosts_held",
+		"Pending hosts held back from their installer because their version's image is missing or not what the catalog says, counted at scrape time.",
+		nil, nil)
 )
 
 // census is a collector computing the fleet gauges at scrape time: the
@@ -49,6 +55,7 @@ type census struct {
 
 func (c census) Describe(ch chan<- *prometheus.Desc) {
 	ch <- hostsDesc
+	ch <- heldDesc
 	ch <- versionsDesc
 }
 
@@ -60,6 +67,7 @@ func (c census) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(hostsDesc, err)
 		return
 	}
+	ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(cs.Held))
 	for state, n := range cs.States {
 		ch <- prometheus.MustNewConstMetric(hostsDesc, prometheus.GaugeValue, float64(n), state)
 	}

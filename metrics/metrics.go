@@ -23,6 +23,13 @@ type Options struct {
 	Census CensusFunc
 	// Log receives scrape errors (a failing Census). Nil discards.
 	Log *slog.Logger
+	// Build labels rackboot_build_info.
+	Build BuildInfo
+}
+
+// BuildInfo is what rackboot_build_info says of the running binary.
+type BuildInfo struct {
+	Version, Revision, GoVersion string
 }
 
 // Metrics holds rackboot's metrics and the registry that serves them.
@@ -46,6 +53,9 @@ type Metrics struct {
 
 	profilesInvalid      prometheus.Gauge
 	profilesReloadErrors prometheus.Counter
+	profilesReloads      *prometheus.CounterVec
+	catalogVersions      *prometheus.GaugeVec
+	ready                prometheus.Gauge
 
 	discoveredForgotten *prometheus.CounterVec
 }
@@ -116,6 +126,18 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Name: "profiles_reload_errors_total",
 			Help: "Profile reloads that failed.",
 		}),
+		profilesReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "profiles_reloads_total",
+			Help: "Profile loads by outcome: ok (the new profiles serve) or error (refused; the previous ones keep serving).",
+		}, []string{"outcome"}),
+		catalogVersions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "catalog_versions",
+			Help: "Catalog versions by the outcome of the artifact check: ok, failed (an image missing or not what the catalog says, or an installer file missing: its hosts are held) or pending (not checked yet).",
+		}, []string{"check"}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "ready",
+			Help: "1 once the appliance is ready (what /readyz answers 200 for): profiles loaded, store open, sockets bound, artifacts checked; else 0.",
+		}),
 		discoveredForgotten: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "discovered_forgotten_total",
 			Help: "Discovered records removed, by reason: cap (evicted for a new unknown MAC), expired (not seen for the TTL), admin (hosts --forget).",
@@ -131,7 +153,19 @@ func New(o Options) *Metrics {
 	for _, src := range []string{"appliance", "peers"} {
 		m.installFetched.WithLabelValues(src)
 	}
+	for _, o := range []string{"ok", "error"} {
+		m.profilesReloads.WithLabelValues(o)
+	}
+	for _, c := range []string{"ok", "failed", "pending"} {
+		m.catalogVersions.WithLabelValues(c)
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help: "Always 1; its labels say which rackboot runs: version, VCS revision and Go version.",
+	}, []string{"version", "revision", "goversion"})
+	buildInfo.WithLabelValues(o.Build.Version, o.Build.Revision, o.Build.GoVersion).Set(1)
 	m.reg.MustRegister(
+		buildInfo, m.profilesReloads, m.catalogVersions, m.ready,
 		m.dhcpReplies, m.tftpTransfers, m.tftpBytes, m.httpRequests, m.httpBytes, m.scripts,
 		m.installsStarted, m.installsFinished, m.installDuration, m.installBytes, m.installFetched,
 		m.profilesInvalid, m.profilesReloadErrors, m.discoveredForgotten,
@@ -241,13 +275,34 @@ func (m *Metrics) HTTPConnections(open func() int, shed, refused func() uint64) 
 
 // ProfilesLoaded records that the profiles directory is served as it is.
 // Call it from profiles.Watcher.OnReload.
-func (m *Metrics) ProfilesLoaded() { m.profilesInvalid.Set(0) }
+func (m *Metrics) ProfilesLoaded() {
+	m.profilesInvalid.Set(0)
+	m.profilesReloads.WithLabelValues("ok").Inc()
+}
+
+// CatalogChecked records the outcome of an artifact check: how many
+// catalog versions are ok, failed and not checked yet.
+func (m *Metrics) CatalogChecked(ok, failed, pending int) {
+	m.catalogVersions.WithLabelValues("ok").Set(float64(ok))
+	m.catalogVersions.WithLabelValues("failed").Set(float64(failed))
+	m.catalogVersions.WithLabelValues("pending").Set(float64(pending))
+}
+
+// Ready records what /readyz answers.
+func (m *Metrics) Ready(ready bool) {
+	v := 0.0
+	if ready {
+		v = 1
+	}
+	m.ready.Set(v)
+}
 
 // ProfilesFailed records a reload that failed. Call it from
 // profiles.Watcher.OnError.
 func (m *Metrics) ProfilesFailed() {
 	m.profilesInvalid.Set(1)
 	m.profilesReloadErrors.Inc()
+	m.profilesReloads.WithLabelValues("error").Inc()
 }
 
 // DiscoveredForgotten counts n discovered records removed for reason

@@ -33,6 +33,11 @@ const (
 	BootLocal BootKind = "local"
 	// BootFailed: nothing destructive; the console says why.
 	BootFailed BootKind = "failed"
+	// BootHeld: a pending host whose version cannot be installed now
+	// (Registry.Hold: its image is missing or not what the catalog says):
+	// nothing, and no attempt starts; the console says why, and the
+	// machine asks again later.
+	BootHeld BootKind = "held"
 )
 
 // Defaults of the lifecycle's limits.
@@ -65,6 +70,9 @@ type bootIn struct {
 	// expires then. It is deterministic (Registry derives tokens from a
 	// key), so a token still valid is recognised and kept.
 	mint func(attempt int, expires time.Time) string
+	// hold says why the host may not install now, "" if it may
+	// (Registry.Hold), given the version a reinstall asked for.
+	hold func(pendingVersion string) string
 }
 
 // bootOut is what boot decided.
@@ -121,6 +129,12 @@ func bootNext(h HostRecord, exists bool, in bootIn, l limits) (HostRecord, bootO
 		if !in.known {
 			out.kind, out.message = BootUnknown, "pending, but no longer in the profiles"
 			break
+		}
+		if in.hold != nil {
+			if why := in.hold(h.PendingVersion); why != "" {
+				out.kind, out.message = BootHeld, why
+				break
+			}
 		}
 		// The token of the next attempt is kept while it has more than
 		// half its lifetime left, so fetching the script again (iPXE

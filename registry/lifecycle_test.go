@@ -102,6 +102,13 @@ func TestBoot(t *testing.T) {
 	known := bootIn{known: true, hostname: "r1-n01", now: now, mint: testMint}
 	unknown := bootIn{now: now, mint: testMint}
 	discovery := bootIn{discovery: true, now: now, mint: testMint}
+	held := known
+	held.hold = func(v string) string {
+		if v == "" {
+			v = "profile version"
+		}
+		return "image missing (" + v + ")"
+	}
 	// ours is pending with a token this registry minted at issued, booted
 	// last at issued.
 	ours := func(issued time.Time) HostRecord {
@@ -169,6 +176,22 @@ func TestBoot(t *testing.T) {
 		{"installed: local disk, whatever the profiles say", installed(), true, known, booted(installed()), bootOut{kind: BootLocal}},
 		{"installed, gone from the profiles: still local disk", installed(), true, unknown, booted(installed()), bootOut{kind: BootLocal}},
 		{"failed: stays failed, says why", failed(), true, known, booted(failed()), bootOut{kind: BootFailed, message: failed().Reason}},
+		{"pending, its version held: no token, no attempt, says why", pending(), true, held,
+			booted(pending()), bootOut{kind: BootHeld, message: "image missing (profile version)"}},
+		{"in the profiles, never seen, its version held: pending, no token", HostRecord{MAC: mac}, false, held,
+			booted(with(pending(), func(h *HostRecord) { h.Since = now })), bootOut{kind: BootHeld, message: "image missing (profile version)"}},
+		{"reinstall to a held version: held by that version", with(pending(), func(h *HostRecord) { h.PendingVersion = "demo-1.1" }), true, held,
+			booted(with(pending(), func(h *HostRecord) { h.PendingVersion = "demo-1.1" })), bootOut{kind: BootHeld, message: "image missing (demo-1.1)"}},
+		{"installing, PXE again while its version is held: attempt failed, held",
+			with(installing(1), func(h *HostRecord) { h.Token = nil }), true, held,
+			booted(with(installing(1), func(h *HostRecord) {
+				h.State, h.Since, h.Current, h.Token, h.LastError = StatePending, now, nil, nil, rebooted
+				h.Reason = "attempt 1 of 3 failed, retrying at the next PXE boot: " + rebooted
+			})),
+			bootOut{kind: BootHeld, message: "image missing (profile version)", ended: ended(installing(1).Current, func(a *Attempt) {
+				a.Finished, a.Result, a.Error, a.DurationMS = now, ResultFailed, rebooted, time.Hour.Milliseconds()
+			})}},
+		{"installed, its version held: local disk", installed(), true, held, booted(installed()), bootOut{kind: BootLocal}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,6 +51,14 @@ type Registry struct {
 	// removed and why (ForgetCap, ForgetExpired, ForgetAdmin), for
 	// metrics. It must not block.
 	OnForget func(reason string, n int)
+	// Hold, if set, is asked before a pending host in the profiles is
+	// given its installer: a non-empty answer (why) holds it back, with
+	// BootHeld, no token and no attempt. pendingVersion is the version a
+	// reinstall asked for, "" for the profile's. The appliance holds the
+	// hosts whose version's image is missing or not what the catalog
+	// says (docs/DESIGN.md, "Checks before damage"). It must be safe for
+	// concurrent use and quick.
+	Hold func(mac net.HardwareAddr, pendingVersion string) string
 
 	disc    discoveredIndex
 	keyOnce sync.Once
@@ -77,7 +85,7 @@ type Decision struct {
 	Token string
 	// Attempt is the attempt the token is for.
 	Attempt int
-	// Message says why, with BootFailed and BootUnknown.
+	// Message says why, with BootFailed, BootHeld and BootUnknown.
 	Message string
 	// Host is the record after the boot; its MAC is empty when the machine
 	// is unknown and has no record.
@@ -101,6 +109,9 @@ func (r *Registry) Boot(ctx context.Context, mac net.HardwareAddr, hostname stri
 	m := mac.String()
 	tokens := &tokenMinter{key: key, mac: m}
 	in := bootIn{known: known, hostname: hostname, discovery: discovery, now: r.now(), mint: tokens.digest}
+	if r.Hold != nil {
+		in.hold = func(v string) string { return r.Hold(mac, v) }
+	}
 	h, err := r.Store.Host(ctx, m)
 	exists := err == nil
 	if errors.Is(err, ErrNotFound) {

@@ -48,11 +48,11 @@ func TestDiscoveryFlood(t *testing.T) {
 	if err := fl.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	m := metrics.New(metrics.Options{Census: fleetCensus(store, fl)})
+	m := metrics.New(metrics.Options{Census: fleetCensus(store, fl, nil)})
 	reg := &registry.Registry{Store: store, OnForget: m.DiscoveredForgotten, Log: slog.New(slog.DiscardHandler)}
 	cfg := defaultServeConfig()
 	cfg.Discovery, cfg.Advertise, cfg.Artifacts = true, "127.0.0.1", dir
-	rt := httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), trustLoopback(), m, slog.New(slog.DiscardHandler))
+	rt := httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), trustLoopback(), m, &readiness{}, slog.New(slog.DiscardHandler))
 	ts := httptest.NewServer(rt.plain)
 	defer ts.Close()
 	sts := httptest.NewTLSServer(rt.secure)

@@ -108,14 +108,28 @@ func (c *cli) forgetDiscovered(ctx context.Context, cf *clientFlags, state strin
 // is behind, stuck or failed.
 func (c *cli) hostTable(hs []api.HostView) string {
 	rows := [][]string{{"MAC", "HOSTNAME", "STATE", "VERSION", "ATTEMPT", "UPDATED"}}
+	var held []string
 	for _, h := range hs {
 		attempt := "-"
 		if h.Attempt > 0 {
 			attempt = strconv.Itoa(h.Attempt)
 		}
-		rows = append(rows, []string{h.MAC, orDash(h.Hostname), string(h.State), versionString(h.Version), attempt, stamp(h.UpdatedAt, c.loc)})
+		state := string(h.State)
+		if h.Held != "" {
+			// Still pending in the registry; what an admin must see is
+			// that it will not install until the catalog is fixed.
+			state += " (held)"
+			held = append(held, fmt.Sprintf("%s %s: held: %s", h.MAC, orDash(h.Hostname), h.Held))
+		}
+		rows = append(rows, []string{h.MAC, orDash(h.Hostname), state, versionString(h.Version), attempt, stamp(h.UpdatedAt, c.loc)})
 	}
 	var b strings.Builder
 	table(&b, "", rows)
+	if len(held) > 0 {
+		b.WriteString("\n")
+		for _, l := range held {
+			b.WriteString(l + "\n")
+		}
+	}
 	return b.String()
 }

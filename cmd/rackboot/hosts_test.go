@@ -2,11 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rackboot/rackboot/api"
+	"github.com/rackboot/rackboot/registry"
 )
 
 func TestHosts(t *testing.T) {
@@ -73,5 +77,26 @@ func TestHostsUsage(t *testing.T) {
 		if code := runCmd(c, (*cli).hosts, args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2 (%s)", args, code, stderr)
 		}
+	}
+}
+
+// TestHostTableHeld: a held host reads "pending (held)" in the table and
+// its reason follows the table, so an admin sees why it does not install.
+func TestHostTableHeld(t *testing.T) {
+	c := newCLI(io.Discard, io.Discard)
+	c.loc = time.UTC
+	why := "catalog.yaml:21: version demo-1.0: image demo-1.0.img.zst: no such file in the artifacts directory"
+	hs := []api.HostView{
+		{HostRecord: registry.HostRecord{MAC: "52:54:00:77:00:01", Hostname: "r1-n01", State: registry.StatePending}, Held: why},
+		{HostRecord: registry.HostRecord{MAC: "52:54:00:77:00:02", Hostname: "r1-n02", State: registry.StatePending}},
+	}
+	got := c.hostTable(hs)
+	for _, want := range []string{"pending (held)", "52:54:00:77:00:01 r1-n01: held: " + why + "\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Count(got, "(held)") != 1 {
+		t.Errorf("only r1-n01 is held:\n%s", got)
 	}
 }

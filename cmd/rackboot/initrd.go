@@ -20,7 +20,7 @@ import (
 func runInitrd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("initrd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	agent := fs.String("agent", "", "the static rackboot-agent `binary` (default: rackboot-agent beside this program)")
+	agent := fs.String("agent", "", "the static rackboot-agent `binary` (default: rackboot-agent beside this program, else "+packagedAgent+")")
 	modules := fs.String("modules", "", "the kernel's modules `directory` (lib/modules/VERSION of the unpacked kernel package); empty: no modules")
 	names := fs.String("include", "", "comma-separated module `names` (default: virtio, nvme, ahci, e1000, igb, ixgbe, i40e, mlx5 …)")
 	tools := fs.String("tools", "", "comma-separated `programs` of this host to carry with their libraries, names (looked up in PATH, /usr/sbin, /sbin) or absolute paths; empty: none (default: mkfs.xfs if this host has it)")
@@ -38,12 +38,12 @@ func runInitrd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *agent == "" {
-		self, err := os.Executable()
+		a, err := findAgent(agentCandidates())
 		if err != nil {
-			fmt.Fprintf(stderr, "rackboot initrd: %v (give --agent)\n", err)
+			fmt.Fprintf(stderr, "rackboot initrd: %v\n", err)
 			return 1
 		}
-		*agent = filepath.Join(filepath.Dir(self), "rackboot-agent")
+		*agent = a
 	}
 	if err := initrd.CheckStatic(*agent); err != nil {
 		fmt.Fprintf(stderr, "rackboot initrd: %v\n", err)

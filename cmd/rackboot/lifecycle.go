@@ -34,6 +34,8 @@ func (l lifecycle) Boot(ctx context.Context, f ipxe.Facts, host *profiles.Host) 
 		return ipxe.Step{Kind: ipxe.StepLocal}, nil
 	case registry.BootFailed:
 		return ipxe.Step{Kind: ipxe.StepFailed, Message: d.Message}, nil
+	case registry.BootHeld:
+		return ipxe.Step{Kind: ipxe.StepHeld, Message: d.Message}, nil
 	}
 	return ipxe.Step{Kind: ipxe.StepDefault}, nil
 }

@@ -18,6 +18,7 @@ commands:
   validate   check a profiles directory and print a summary, or every error as file:line
   render     show what rackboot would do for one machine: profile, DHCP answer, script, install plan
   initrd     build the installer initramfs from rackboot-agent, a kernel's modules and mkfs.xfs
+  setup      first run: the installer from this host's kernel into the artifacts; with --image, a version in the catalog
   image add  import an OS image into the artifacts' chunk store, write its index, print its catalog entry
   schema     print the JSON Schema of the profiles YAML (for editors)
   version    print the version
@@ -43,6 +44,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"schema":   runSchema,
 	"initrd":   runInitrd,
 	"image":    runImage,
+	"setup":    runSetup,
 	"version":  runVersion,
 
 	"hosts":     runHosts,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -17,7 +18,7 @@ import (
 // fleetCensus counts the fleet at scrape time the way the admin API lists
 // it: the registry's records joined with the profiles, a host of the
 // profiles never seen (or discovered, then added) counting as pending.
-func fleetCensus(store registry.Store, fl api.Fleet) metrics.CensusFunc {
+func fleetCensus(store registry.Store, fl api.Fleet, hold func(mac net.HardwareAddr, pendingVersion string) string) metrics.CensusFunc {
 	return func(ctx context.Context) (metrics.Census, error) {
 		recs, err := store.Hosts(ctx)
 		if err != nil {
@@ -40,6 +41,11 @@ func fleetCensus(store registry.Store, fl api.Fleet) metrics.CensusFunc {
 				}
 			}
 			cs.States[string(state)]++
+			if state == registry.StatePending && hold != nil {
+				if mac, err := profiles.ParseMAC(r.MAC); err == nil && hold(mac, r.PendingVersion) != "" {
+					cs.Held++
+				}
+			}
 			if !r.Version.IsZero() {
 				versions[r.Version]++
 			}
@@ -47,6 +53,9 @@ func fleetCensus(store registry.Store, fl api.Fleet) metrics.CensusFunc {
 		for _, h := range fl.Hosts() {
 			if !seen[profiles.MACKey(h.MAC)] {
 				cs.States[string(registry.StatePending)]++
+				if hold != nil && hold(h.MAC, "") != "" {
+					cs.Held++
+				}
 			}
 		}
 		for v, n := range versions {

@@ -18,7 +18,7 @@ import (
 func TestFleetCensus(t *testing.T) {
 	e := newAdminEnv(t)
 	e.fleet()
-	got, err := fleetCensus(e.reg.Store, e.set)(context.Background())
+	got, err := fleetCensus(e.reg.Store, e.set, nil)(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

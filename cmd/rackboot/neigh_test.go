@@ -133,13 +133,13 @@ func TestStrangerGetsNothing(t *testing.T) {
 	if _, ok := fl.Lookup(mustMAC(victim)); !ok {
 		t.Fatalf("%s is not in examples/", victim)
 	}
-	m := metrics.New(metrics.Options{Census: fleetCensus(store, fl)})
+	m := metrics.New(metrics.Options{Census: fleetCensus(store, fl, nil)})
 	reg := &registry.Registry{Store: store, Log: slog.New(slog.DiscardHandler)}
 	table := &fakeTable{n: neighbours{hw: map[netip.Addr]net.HardwareAddr{netip.MustParseAddr("127.0.0.1"): mustMAC("02:00:00:00:00:66")}}}
 	links := &linkCheck{read: table.read}
 	cfg := defaultServeConfig()
 	cfg.Advertise, cfg.Artifacts = "127.0.0.1", dir
-	rt := httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), links, m, slog.New(slog.DiscardHandler))
+	rt := httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), links, m, &readiness{}, slog.New(slog.DiscardHandler))
 	ts := httptest.NewServer(rt.plain)
 	defer ts.Close()
 	sts := httptest.NewTLSServer(rt.secure) // the agent API

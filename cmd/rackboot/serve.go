@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -93,16 +94,37 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	events := &api.Events{}
 	fl := fleet{&profiles.Watcher{Dir: cfg.Profiles, Log: log}}
-	m := metrics.New(metrics.Options{Census: fleetCensus(store, fl), Log: log})
+	check := newCatalogCheck(cfg.Artifacts, log)
+	hold := func(mac net.HardwareAddr, pendingVersion string) string {
+		set := fl.Current()
+		host, ok := set.Lookup(mac)
+		if !ok {
+			return ""
+		}
+		return check.Held(set, host, pendingVersion)
+	}
+	m := metrics.New(metrics.Options{Census: fleetCensus(store, fl, hold), Log: log, Build: buildInfo()})
+	ready := &readiness{store: store, check: check, metrics: m}
+	check.onChecked = func(st catalogStatus) {
+		m.CatalogChecked(st.OK, st.Failed, st.Pending)
+		ready.update()
+		notifyStatus(log, st)
+	}
 	pl := planner(cfg.Artifacts, readIndex)
 	pl.Peers = cfg.peerSettings()
+	reloads := &reloadLog{log: log}
 	fl.OnReload = func(set *profiles.Set) {
 		m.ProfilesLoaded()
+		reloads.loaded(set)
+		check.Changed()
 		go measureImages(pl, set, log)
 	}
-	fl.OnError = func(error) { m.ProfilesFailed() }
+	fl.OnError = func(error) {
+		m.ProfilesFailed()
+		reloads.failed()
+	}
 	reg := &registry.Registry{Store: store, MaxAttempts: cfg.MaxAttempts, Log: log, Notify: installMetrics(m, events.Changed),
-		MaxDiscovered: cfg.MaxDiscovered, DiscoveredTTL: cfg.DiscoveredTTL, OnForget: m.DiscoveredForgotten}
+		MaxDiscovered: cfg.MaxDiscovered, DiscoveredTTL: cfg.DiscoveredTTL, OnForget: m.DiscoveredForgotten, Hold: hold}
 
 	nbp := filepath.Join(cfg.Data, "nbp")
 	if err := stageBootFiles(cfg.IPXEDir, nbp, log); err != nil {
@@ -193,7 +215,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("https: %w", err)
 	}
-	rt := httpRoutes(cfg, nbp, fl, reg, events, adminToken, pl, id.CA, links, m, log)
+	rt := httpRoutes(cfg, nbp, fl, reg, events, adminToken, pl, id.CA, links, m, ready, log)
 	hs, hl := newHTTPServer(hln, rt.plain, maxConns, cfg.HTTPMaxPerClient, log)
 	m.HTTPConnections(hl.Open, hl.Shed, hl.Refused)
 	// The API's connections are few (an agent's requests, an admin's
@@ -235,6 +257,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	g.Go(func() error { return fl.Run(ctx) })
 	g.Go(func() error { sweepDiscovered(ctx, reg, registry.SweepInterval, log); return nil })
 	g.Go(func() error { return reloadOnHangup(ctx, fl.Watcher) })
+	g.Go(func() error { check.Run(ctx, fl.Current, recheckInterval); return nil })
+
+	// Every socket is bound and the profiles are loaded: systemd may
+	// start what depends on rackboot (Type=notify). /readyz waits for
+	// the artifact check too.
+	ready.bound.Store(true)
+	ready.update()
+	notifyReady(log)
 
 	log.Info("rackboot serving", "profiles", cfg.Profiles, "http_port", cfg.HTTPPort, "https_port", cfg.HTTPSPort,
 		"tftp_port", cfg.TFTPPort, "dhcp_port", cfg.DHCPPort, "pxe_port", cfg.PXEPort,
@@ -244,6 +274,26 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	err = g.Wait()
 	log.Info("rackboot stopped")
 	return err
+}
+
+// reloadLog says when a broken profiles edit is fixed: the watcher logs
+// each failed load with every file:line, and an operator watching the log
+// wants the line that says it is over. The watcher's loop and SIGHUP both
+// reload, so it is safe for concurrent use.
+type reloadLog struct {
+	log *slog.Logger
+	// brokenSince is when the profiles directory first failed to load
+	// (Unix nanoseconds), 0 while it loads.
+	brokenSince atomic.Int64
+}
+
+func (r *reloadLog) failed() { r.brokenSince.CompareAndSwap(0, time.Now().UnixNano()) }
+
+func (r *reloadLog) loaded(set *profiles.Set) {
+	if t := r.brokenSince.Swap(0); t != 0 {
+		r.log.Info("profiles fixed: the edit that failed now loads, and the new profiles serve",
+			"broken_for", time.Since(time.Unix(0, t)).Round(time.Second).String(), "files", len(set.Files()), "hosts", set.Len())
+	}
 }
 
 // sweepDiscovered runs the registry's Sweep at once and then every
@@ -332,7 +382,7 @@ type routes struct {
 	plain, secure http.Handler
 }
 
-func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, ca []byte, links *linkCheck, m *metrics.Metrics, log *slog.Logger) routes {
+func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, ca []byte, links *linkCheck, m *metrics.Metrics, ready *readiness, log *slog.Logger) routes {
 	mux := http.NewServeMux()
 	scripts := m.Instrument("ipxe", &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, APIPort: cfg.HTTPSPort, CA: caArchivePath,
 		Hosts: fl, Discovery: cfg.Discovery, Log: log, Lifecycle: lifecycle{Registry: reg, Discovery: cfg.Discovery}, Verify: links.verifyRequest, OnScript: m.IPXEScript})
@@ -377,16 +427,19 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	mux.Handle("GET /metrics", m.Handler())
 	healthz := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
 	mux.HandleFunc("/healthz", healthz)
+	mux.Handle("/readyz", ready)
 	mux.Handle("GET "+caURLPath, caHandler(ca))
 
 	secure := http.NewServeMux()
 	apiServer := &api.Server{Registry: reg, Fleet: fl, Planner: pl, AdminToken: adminToken, Events: events,
-		BaseURL: base, ArtifactsPort: cfg.HTTPPort, VerifyAgent: links.verifyRequest, Log: log, Profiles: fl.Watcher, ProfilesDir: cfg.Profiles}
+		BaseURL: base, ArtifactsPort: cfg.HTTPPort, VerifyAgent: links.verifyRequest, Log: log, Profiles: fl.Watcher, ProfilesDir: cfg.Profiles,
+		Held: reg.Hold}
 	if pr != nil {
 		apiServer.Peers = pr // not a nil *peerRoutes in the interface: nil turns the holdings path off
 	}
 	secure.Handle("/api/", m.Instrument("api", apiServer))
 	secure.HandleFunc("/healthz", healthz)
+	secure.Handle("/readyz", ready)
 	secure.Handle("GET "+caURLPath, caHandler(ca))
 	return routes{plain: mux, secure: secure}
 }

@@ -13,11 +13,23 @@ import (
 // runValidate loads a profiles directory the way the daemon does. It exits 0
 // with a one-line summary, or 1 with every problem as file:line: message, so
 // that admins can run it in their own CI before an edit reaches the appliance.
-func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
+//
+// With --artifacts it also checks, as serve does in the background, that
+// every image and installer file the profiles name is in that directory
+// and that each image is what the catalog's sha256 says (catalogCheck):
+// each problem is printed as file:line of the version, and the exit is 1.
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: rackboot validate DIR") }
+	artifactsDir := fs.String("artifacts", "", "also check the catalog's images and installer files in this artifacts `dir`ectory (digests too)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: rackboot validate [--artifacts DIR] PROFILES")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() != 1 {
@@ -29,7 +41,22 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		printLoadError(stderr, err)
 		return 1
 	}
-	fmt.Fprintln(stdout, summary(set))
+	if *artifactsDir == "" {
+		fmt.Fprintln(stdout, summary(set))
+		return 0
+	}
+	st := newCatalogCheck(*artifactsDir, nil).Check(ctx, set)
+	if ctx.Err() != nil {
+		return 1
+	}
+	if len(st.Problems) > 0 {
+		for _, p := range st.Problems {
+			fmt.Fprintln(stderr, p)
+		}
+		fmt.Fprintf(stderr, "%d of %d versions cannot be installed from %s: serve holds their hosts until this is fixed\n", st.Failed, st.Failed+st.OK, *artifactsDir)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s; artifacts ok: %d versions\n", summary(set), st.OK)
 	return 0
 }
 

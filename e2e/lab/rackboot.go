@@ -43,8 +43,10 @@ type Rackboot struct {
 }
 
 // servingTimeout bounds a start: rackboot opens every socket before it
-// logs that it serves, in well under a second.
-const servingTimeout = 20 * time.Second
+// logs that it serves, in well under a second; the first artifact check
+// reads every image once (about a second per GiB, longer on a loaded
+// host).
+const servingTimeout = 60 * time.Second
 
 // StartRackboot starts rackboot and waits until it serves.
 func (n *Net) StartRackboot(ctx context.Context, cfg RackbootConfig) (*Rackboot, error) {
@@ -128,8 +130,10 @@ func (r *Rackboot) Restart(ctx context.Context) error {
 	return r.waitServing(ctx, p, fi.Size())
 }
 
-// waitServing waits for the "rackboot serving" line that p logged after
-// offset: every socket is open.
+// waitServing waits for the "rackboot serving" and "catalog checked"
+// lines that p logged after offset: every socket is open and the first
+// check of the catalog's artifacts is done (/readyz would answer 200), so
+// no machine is held only because its image was not checked yet.
 func (r *Rackboot) waitServing(ctx context.Context, p *Process, offset int64) error {
 	deadline := time.After(servingTimeout)
 	for {
@@ -137,10 +141,8 @@ func (r *Rackboot) waitServing(ctx context.Context, p *Process, offset int64) er
 		if err != nil {
 			return err
 		}
-		for _, e := range entries {
-			if e.Msg == "rackboot serving" {
-				return nil
-			}
+		if Ready(entries) {
+			return nil
 		}
 		select {
 		case <-p.Done():
@@ -154,6 +156,17 @@ func (r *Rackboot) waitServing(ctx context.Context, p *Process, offset int64) er
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// Ready reports whether a rackboot log holds the lines of a daemon ready
+// to install: "rackboot serving" and "catalog checked".
+func Ready(entries []LogEntry) bool {
+	var serving, checked bool
+	for _, e := range entries {
+		serving = serving || e.Msg == "rackboot serving"
+		checked = checked || e.Msg == "catalog checked"
+	}
+	return serving && checked
 }
 
 // AdminToken returns the admin API's bearer token, which rackboot created

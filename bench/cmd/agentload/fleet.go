@@ -56,6 +56,14 @@ func writeImage(dir string) (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, fleetImage), b.Bytes(), 0o644); err != nil {
 		return "", err
 	}
+	// The installer's files: no agent boots them, but rackboot holds the
+	// hosts of a version whose installer files are missing (its catalog
+	// check), and the scripts must be the installer's.
+	for _, name := range []string{"vmlinuz", "initrd.img"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("bench: no machine boots this "+name+"\n"), 0o644); err != nil {
+			return "", err
+		}
+	}
 	sum := sha256.Sum256(b.Bytes())
 	return hex.EncodeToString(sum[:]), nil
 }
@@ -63,7 +71,7 @@ func writeImage(dir string) (string, error) {
 // writeFleet writes a profiles file listing every MAC as a host that
 // installs one version: enough for the registry to mint install tokens and
 // for the API to build each agent a plan. The image is the one writeImage
-// wrote, with its SHA-256; the installer need not exist: no agent boots it.
+// wrote, with its SHA-256; the installer's files are its stand-ins.
 func writeFleet(w io.Writer, hosts []net.HardwareAddr, imageSHA string) error {
 	var b strings.Builder
 	b.WriteString(`# Written by bench/cmd/agentload -write-fleet: the simulated agents of P5.
