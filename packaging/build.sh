@@ -56,6 +56,13 @@ for f in examples/*.yaml; do
 done
 put 0644 packaging/copyright usr/share/doc/rackboot/copyright
 put 0644 packaging/lintian-overrides usr/share/lintian/overrides/rackboot
+# The profiles' JSON Schema, from the binary: the examples' modelines
+# (yaml-language-server) name ./rackboot.schema.json, so it is linked
+# beside them and into the default profiles directory.
+"$work/rackboot" schema >"$work/rackboot.schema.json"
+put 0644 "$work/rackboot.schema.json" usr/share/rackboot/rackboot.schema.json
+ln -s ../rackboot.schema.json "$root/usr/share/rackboot/examples/rackboot.schema.json"
+ln -s /usr/share/rackboot/rackboot.schema.json "$root/etc/rackboot/profiles/rackboot.schema.json"
 # The Grafana dashboard and the Prometheus alerts, when the tree has them.
 for f in metrics/dashboard.json metrics/alerts.yml; do
   if [ -f "$f" ]; then put 0644 "$f" "usr/share/rackboot/$(basename "$f")"; fi
