@@ -5,10 +5,10 @@
 # Prints the path of the .deb on its last line. Needs go, git and dpkg-deb
 # (Debian's dpkg); nothing else. packaging/README.md explains the choices.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 out=${1:?usage: packaging/build.sh OUTDIR}
 mkdir -p "$out"
-out=$(cd "$out" && pwd)
+out=$(cd "$out" && pwd) # relative to the caller's directory
+cd "$(dirname "$0")/.."
 
 # Time and version come from the commit, never from the clock: every
 # timestamp in the package is SOURCE_DATE_EPOCH.
