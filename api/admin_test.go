@@ -104,9 +104,27 @@ func TestHosts(t *testing.T) {
 
 func TestVersions(t *testing.T) {
 	e := newEnv(t, nil)
-	var empty []VersionCount
-	if code := e.admin(http.MethodGet, "/api/versions", nil, &empty); code != http.StatusOK || len(empty) != 0 {
-		t.Fatalf("versions of a fleet never installed: %d %+v", code, empty)
+	var hosts []HostView
+	if code := e.admin(http.MethodGet, "/api/hosts", nil, &hosts); code != http.StatusOK {
+		t.Fatalf("hosts: %d", code)
+	}
+	// none is the last line: the hosts but those given, in MAC order.
+	none := func(installed ...string) VersionCount {
+		var c VersionCount
+		for _, h := range hosts {
+			if !slices.Contains(installed, h.MAC) {
+				c.Count++
+				c.MACs = append(c.MACs, h.MAC)
+			}
+		}
+		return c
+	}
+	var never []VersionCount
+	if code := e.admin(http.MethodGet, "/api/versions", nil, &never); code != http.StatusOK {
+		t.Fatalf("versions of a fleet never installed: %d", code)
+	}
+	if diff := cmp.Diff([]VersionCount{none()}, never); diff != "" {
+		t.Errorf("versions of a fleet never installed (-want +got):\n%s", diff)
 	}
 	a := e.install(macN01)
 	b := e.install(macR2)
@@ -126,6 +144,7 @@ func TestVersions(t *testing.T) {
 			want[0], want[1] = want[1], want[0]
 		}
 	}
+	want = append(want, none(macN01, macN02, macR2))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("versions (-want +got):\n%s", diff)
 	}

@@ -309,7 +309,9 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, hist)
 }
 
-// VersionCount is one line of GET /api/versions.
+// VersionCount is one line of GET /api/versions. The line of the hosts
+// that run no version rackboot installed has the zero Version (name "",
+// number 0) and comes last.
 type VersionCount struct {
 	registry.Version
 	Count int      `json:"count"`
@@ -317,7 +319,9 @@ type VersionCount struct {
 }
 
 // versions answers, per installed version ordered by number, how many
-// machines run it and which.
+// machines run it and which, then the machines that run none: every host
+// of GET /api/hosts is counted once, so that the CLI's table and its
+// --json say the same.
 func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
 	views, err := s.fleetViews(r.Context())
 	if err != nil {
@@ -326,8 +330,11 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
 	}
 	byVersion := map[registry.Version]*VersionCount{}
 	out := []VersionCount{}
+	var none VersionCount
 	for _, v := range views {
 		if v.Version.IsZero() {
+			none.Count++
+			none.MACs = append(none.MACs, v.MAC)
 			continue
 		}
 		c := byVersion[v.Version]
@@ -347,6 +354,9 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
+	if none.Count > 0 {
+		out = append(out, none)
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 

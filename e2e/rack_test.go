@@ -141,11 +141,10 @@ func testBadDigest(t *testing.T, ctx context.Context, r *rackLab) {
 	}
 	vm := r.powerOn(t, ctx, m, "bad-held")
 	r.waitLogged(t, ctx, vm.Started(), rack.ScriptServed(m.MAC, "held"), rackPowerOn)
-	if _, err := vm.WaitFor(ctx, `is held: nothing is installed`, 30*time.Second); err != nil {
+	// The console wraps at 80 columns: the reason is checked in the API
+	// and the CLI below.
+	if _, err := vm.WaitFor(ctx, `\) is held`, 30*time.Second); err != nil {
 		t.Errorf("the held script printed nothing: %v\n%s", err, vm.Tail(20))
-	}
-	if !consoleHas(t, vm, `its sha256 is [0-9a-f]{64}, the catalog says `+wrongDigest) {
-		t.Errorf("the console does not say why:\n%s", vm.Tail(20))
 	}
 	// The machine asks again after its pause, and is held again.
 	asked := r.waitLogged(t, ctx, vm.Started(), rack.ScriptServed(m.MAC, "held"), rackPowerOn)

@@ -192,6 +192,7 @@ func TestCensus(t *testing.T) {
 	cs := Census{
 		States:   map[string]int{"pending": 3, "installing": 1, "installed": 2, "failed": 0, "discovered": 0},
 		Versions: []VersionCount{{Name: "demo-1.0", Number: 10, Hosts: 2}, {Name: "demo-1.1", Number: 11, Hosts: 1}},
+		Held:     2,
 	}
 	var err error
 	var logs bytes.Buffer
@@ -219,8 +220,11 @@ rackboot_hosts{state="pending"} 3
 # TYPE rackboot_hosts_by_version gauge
 rackboot_hosts_by_version{number="10",version="demo-1.0"} 2
 rackboot_hosts_by_version{number="11",version="demo-1.1"} 1
+# HELP rackboot_hosts_held Pending hosts held back from their installer because their version's image is missing or not what the catalog says, counted at scrape time.
+# TYPE rackboot_hosts_held gauge
+rackboot_hosts_held 2
 `
-	if err := testutil.ScrapeAndCompare(url, strings.NewReader(want), "rackboot_hosts", "rackboot_hosts_by_version"); err != nil {
+	if err := testutil.ScrapeAndCompare(url, strings.NewReader(want), "rackboot_hosts", "rackboot_hosts_by_version", "rackboot_hosts_held"); err != nil {
 		t.Error(err)
 	}
 
@@ -280,5 +284,37 @@ func TestOwnRegistry(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(a.installsStarted); got != 1 {
 		t.Errorf("a's installs = %v, want 1", got)
+	}
+}
+
+// TestOperatorGauges: build info, readiness, reload outcomes and the
+// catalog check's counts, as the daemon sets them.
+func TestOperatorGauges(t *testing.T) {
+	m := New(Options{Build: BuildInfo{Version: "v1.2.3", Revision: "abc123", GoVersion: "go1.25.0"}})
+	m.ProfilesLoaded()
+	m.ProfilesFailed()
+	m.ProfilesLoaded()
+	m.CatalogChecked(3, 1, 0)
+	m.Ready(true)
+	want := `
+# HELP rackboot_build_info Always 1; its labels say which rackboot runs: version, VCS revision and Go version.
+# TYPE rackboot_build_info gauge
+rackboot_build_info{goversion="go1.25.0",revision="abc123",version="v1.2.3"} 1
+# HELP rackboot_catalog_versions Catalog versions by the outcome of the artifact check: ok, failed (an image missing or not what the catalog says, or an installer file missing: its hosts are held) or pending (not checked yet).
+# TYPE rackboot_catalog_versions gauge
+rackboot_catalog_versions{check="failed"} 1
+rackboot_catalog_versions{check="ok"} 3
+rackboot_catalog_versions{check="pending"} 0
+# HELP rackboot_profiles_reloads_total Profile loads by outcome: ok (the new profiles serve) or error (refused; the previous ones keep serving).
+# TYPE rackboot_profiles_reloads_total counter
+rackboot_profiles_reloads_total{outcome="error"} 1
+rackboot_profiles_reloads_total{outcome="ok"} 2
+# HELP rackboot_ready 1 once the appliance is ready (what /readyz answers 200 for): profiles loaded, store open, sockets bound, artifacts checked; else 0.
+# TYPE rackboot_ready gauge
+rackboot_ready 1
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
+		"rackboot_build_info", "rackboot_catalog_versions", "rackboot_profiles_reloads_total", "rackboot_ready"); err != nil {
+		t.Error(err)
 	}
 }

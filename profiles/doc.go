@@ -11,7 +11,7 @@
 // A Watcher keeps the current Set of a directory, follows edits, and swaps
 // snapshots atomically, keeping the old one when an edit is invalid. Plan
 // turns a host into what the installer agent does to its disk, config drive
-// included; Schema prints the JSON Schema editors validate the files with.
+// included; Schema prints the JSON Schema (draft-07) editors validate the files with.
 //
 // The package is pure: it opens no sockets and serves nothing. README.md
 // describes the YAML for admins.

@@ -3,6 +3,7 @@ package profiles
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -53,14 +54,72 @@ func asJSON(t *testing.T, b []byte) any {
 	return inst
 }
 
-// TestSchemaGolden keeps testdata/schema.json, which the examples name for
-// yaml-language-server, equal to what `rackboot schema` prints.
+// TestSchemaGolden keeps examples/rackboot.schema.json, which the
+// examples' modelines name for yaml-language-server, equal to what
+// `rackboot schema` prints.
 func TestSchemaGolden(t *testing.T) {
 	b, err := Schema()
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "schema.json", b)
+	golden(t, "../../examples/rackboot.schema.json", b)
+}
+
+// draft07 are the keywords of JSON Schema draft-07 (json-schema.org,
+// draft-handrews-json-schema-01 and -validation-01).
+var draft07 = []string{
+	"$schema", "$id", "$ref", "$comment", "title", "description", "default", "readOnly", "writeOnly", "examples",
+	"definitions", "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
+	"maxLength", "minLength", "pattern", "items", "additionalItems", "maxItems", "minItems", "uniqueItems", "contains",
+	"maxProperties", "minProperties", "required", "properties", "patternProperties", "additionalProperties",
+	"dependencies", "propertyNames", "if", "then", "else", "allOf", "anyOf", "oneOf", "not", "format",
+	"contentMediaType", "contentEncoding",
+}
+
+// TestSchemaDraft07: the schema declares draft-07 and uses its keywords
+// only, and a $ref stands alone (draft-07 ignores its siblings).
+func TestSchemaDraft07(t *testing.T) {
+	b, err := Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root map[string]any
+	if err := json.Unmarshal(b, &root); err != nil {
+		t.Fatal(err)
+	}
+	if root["$schema"] != "http://json-schema.org/draft-07/schema#" {
+		t.Errorf("$schema %v", root["$schema"])
+	}
+	var walk func(path string, s map[string]any)
+	walk = func(path string, s map[string]any) {
+		if _, ok := s["$ref"]; ok && len(s) != 1 {
+			t.Errorf("%s: $ref with siblings: %v", path, s)
+		}
+		for k, v := range s {
+			if !slices.Contains(draft07, k) {
+				t.Errorf("%s: %q is not a draft-07 keyword", path, k)
+			}
+			switch k {
+			case "properties", "definitions", "patternProperties":
+				for name, sub := range v.(map[string]any) {
+					walk(path+"/"+k+"/"+name, sub.(map[string]any))
+				}
+			case "enum", "required", "examples", "type", "const", "default":
+			default:
+				switch v := v.(type) {
+				case map[string]any:
+					walk(path+"/"+k, v)
+				case []any:
+					for i, sub := range v {
+						if m, ok := sub.(map[string]any); ok {
+							walk(fmt.Sprintf("%s/%s/%d", path, k, i), m)
+						}
+					}
+				}
+			}
+		}
+	}
+	walk("#", root)
 }
 
 func TestSchemaValidatesExamples(t *testing.T) {
@@ -130,12 +189,15 @@ func TestSchemaHasEveryField(t *testing.T) {
 	if err := json.Unmarshal(b, &root); err != nil {
 		t.Fatal(err)
 	}
-	defs := root["$defs"].(map[string]any)
+	defs := root["definitions"].(map[string]any)
 	n := 0
 	var walk func(path string, typ reflect.Type, s map[string]any)
 	walk = func(path string, typ reflect.Type, s map[string]any) {
+		if all, ok := s["allOf"].([]any); ok && len(all) == 1 {
+			s = all[0].(map[string]any)
+		}
 		if ref, ok := s["$ref"].(string); ok {
-			s = defs[strings.TrimPrefix(ref, "#/$defs/")].(map[string]any)
+			s = defs[strings.TrimPrefix(ref, "#/definitions/")].(map[string]any)
 		}
 		for typ.Kind() == reflect.Pointer {
 			typ = typ.Elem()

@@ -60,10 +60,15 @@ type cli struct {
 	user string
 	// terminal reports whether stdout is a terminal, and its size.
 	terminal func() (width, height int, ok bool)
+	// stdin answers questions; interactive reports whether it is a
+	// terminal, where a person can answer (nil: it is not).
+	stdin       io.Reader
+	interactive func() bool
 }
 
 func newCLI(stdout, stderr io.Writer) *cli {
-	c := &cli{stdout: stdout, stderr: stderr, getenv: os.Getenv, loc: time.Local, now: time.Now}
+	c := &cli{stdout: stdout, stderr: stderr, getenv: os.Getenv, loc: time.Local, now: time.Now,
+		stdin: os.Stdin, interactive: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) }}
 	if u, err := user.Current(); err == nil {
 		c.user = u.Username
 	}
@@ -87,7 +92,7 @@ func (c *cli) flagSet(name, usage string) (*flag.FlagSet, *clientFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "usage: %s\n\nflags:\n", usage)
+		fmt.Fprintf(fs.Output(), "usage: %s\n\nflags:\n", usage)
 		fs.PrintDefaults()
 	}
 	cf := &clientFlags{}
@@ -95,26 +100,6 @@ func (c *cli) flagSet(name, usage string) (*flag.FlagSet, *clientFlags) {
 	fs.StringVar(&cf.data, "data", "", "rackboot's data `dir`ectory, holding admin.token (default: $RACKBOOT_TOKEN if set, else "+defaultDataDir+")")
 	fs.StringVar(&cf.ca, "ca", "", "PEM `file` of the CA the daemon's certificate is checked against (default $RACKBOOT_CA, else DATA/tls/ca.pem)")
 	return fs, cf
-}
-
-// parseArgs parses args, allowing flags after positional arguments
-// ("rackboot history MAC --json"), which the flag package alone stops at.
-// It returns the positional arguments, or false after printing the error.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, bool) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, false
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, true
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), true
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
 }
 
 // clientFlags are the flags every admin command has.

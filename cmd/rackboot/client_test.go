@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -479,7 +480,7 @@ func TestParseArgs(t *testing.T) {
 			c, _, _ := testCLI(nil)
 			fs, _ := c.flagSet("x", "x")
 			j := fs.Bool("json", false, "")
-			pos, ok := parseArgs(fs, tt.args)
+			pos, _, ok := parseArgs(context.Background(), fs, tt.args, io.Discard)
 			if !ok {
 				t.Fatal("parse failed")
 			}

@@ -154,6 +154,10 @@ func (f *listFlag) Set(v string) error {
 func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: rackboot serve [--config FILE] [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	fs.StringVar(configFile, "config", "", "YAML `file` with the same keys as these flags (flags win)")
 	fs.StringVar(&c.Profiles, "profiles", c.Profiles, "`dir`ectory of YAML host profiles")
 	fs.StringVar(&c.Data, "data", c.Data, "`dir`ectory for rackboot's state")

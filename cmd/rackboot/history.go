@@ -21,9 +21,9 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func (c *cli) history(ctx context.Context, args []string) int {
 	fs, cf := c.flagSet("history", "rackboot history MAC|HOSTNAME [--json]")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, ok := parseArgs(fs, args)
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if len(pos) != 1 {
 		fs.Usage()

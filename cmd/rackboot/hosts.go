@@ -26,9 +26,9 @@ func (c *cli) hosts(ctx context.Context, args []string) int {
 	fs.Var(&listFlag{list: &labels}, "label", "only hosts with label `KEY=VALUE` (repeatable; all must hold)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	forget := fs.Bool("forget", false, "with --state discovered: forget the discovered records (machines not in the profiles) and print how many")
-	pos, ok := parseArgs(fs, args)
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(c.stderr, "rackboot hosts: unexpected argument %q\n", pos[0])

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,8 +25,13 @@ import (
 // runImage implements `rackboot image`: for now one sub-command, add.
 func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newCLI(stdout, stderr)
+	const usage = "usage: rackboot image add FILE --name NAME [flags] (rackboot image add -h: the flags)"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintln(stdout, usage)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "add" {
-		fmt.Fprintln(stderr, "usage: rackboot image add FILE --name NAME [flags] (rackboot image add -h: the flags)")
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	return c.imageAdd(ctx, args[1:])
@@ -38,11 +44,11 @@ const imageDir = profiles.IndexDir
 // imageAdd imports an image file into the artifacts directory's chunk
 // store and writes its index (docs/DESIGN.md, "Chunked images").
 func (c *cli) imageAdd(ctx context.Context, args []string) int {
-	const usage = "rackboot image add FILE --name NAME [--number N] [--channel C] [--kind whole-disk|partitions] [--format auto|raw|gzip|zstd|xz] [--artifacts DIR | --config FILE] [--force]"
+	const usage = "rackboot image add FILE --name NAME [--number N] [--channel C] [--kind whole-disk|partitions] [--format auto|raw|gzip|zstd|xz] [--artifacts DIR | --config FILE] [--force] [--json]"
 	fs := flag.NewFlagSet("image add", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "usage: %s\n\nImports FILE into DIR/%s and writes its index DIR/%s/NAME.rbidx; prints the catalog entry.\n\nflags:\n",
+		fmt.Fprintf(fs.Output(), "usage: %s\n\nImports FILE into DIR/%s and writes its index DIR/%s/NAME.rbidx; prints the catalog entry.\n\nflags:\n",
 			usage, profiles.ChunkDir, imageDir)
 		fs.PrintDefaults()
 	}
@@ -54,9 +60,10 @@ func (c *cli) imageAdd(ctx context.Context, args []string) int {
 	kind := fs.String("kind", profiles.KindWholeDisk, "what the image holds: whole-disk or partitions")
 	format := fs.String("format", agentapi.FormatAuto, "FILE's compression: auto (detected), raw, gzip, zstd or xz")
 	force := fs.Bool("force", false, "replace an index of that name that describes another image")
-	pos, ok := parseArgs(fs, args)
+	asJSON := fs.Bool("json", false, "print what was imported and the catalog entry as JSON (imageReport)")
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if len(pos) != 1 || *name == "" {
 		fs.Usage()
@@ -95,8 +102,56 @@ func (c *cli) imageAdd(ctx context.Context, args []string) int {
 	}
 	entry := catalogEntry{Name: *name, Number: *number, Channel: *channel,
 		URL: imageDir + "/" + *name + ".rbidx", SHA256: res.Index.Digest(), Kind: *kind}
+	if *asJSON {
+		b, err := json.Marshal(newImageReport(in, res, entry))
+		if err == nil {
+			err = writeJSON(c.stdout, b)
+		}
+		if err != nil {
+			return c.fail("image add", err)
+		}
+		return 0
+	}
 	fmt.Fprint(c.stdout, importSummary(in, res), "\n", entry.yaml())
 	return 0
+}
+
+// imageReport is what `rackboot image add --json` prints: the facts of
+// the summary, and the catalog entry as a profiles file spells it.
+type imageReport struct {
+	File       string `json:"file"`
+	Size       int64  `json:"size"`
+	Digest     string `json:"digest"`
+	Chunks     int    `json:"chunks"`
+	NewChunks  int    `json:"new_chunks"`
+	NewStored  int64  `json:"new_stored"`
+	NewRaw     int64  `json:"new_raw"`
+	ZeroChunks int    `json:"zero_chunks"`
+	ZeroBytes  int64  `json:"zero_bytes"`
+	Stored     int64  `json:"stored"` // what a machine with nothing of it fetches
+	Index      string `json:"index"`
+	Unchanged  bool   `json:"unchanged"` // the index already described this image
+	Entry      struct {
+		Name    string `json:"name"`
+		Number  int    `json:"number"`
+		Channel string `json:"channel,omitempty"`
+		Image   struct {
+			URL    string `json:"url"`
+			SHA256 string `json:"sha256"`
+			Format string `json:"format"`
+			Kind   string `json:"kind"`
+		} `json:"image"`
+	} `json:"catalog_entry"`
+}
+
+func newImageReport(in imageInput, a *added, e catalogEntry) imageReport {
+	ix := a.Index
+	r := imageReport{File: in.file, Size: ix.Size, Digest: ix.Digest(), Chunks: a.Chunks, NewChunks: a.NewChunks,
+		NewStored: a.NewStored, NewRaw: a.NewRaw, ZeroChunks: a.ZeroChunks, ZeroBytes: a.ZeroBytes,
+		Stored: ix.StoredSize(), Index: a.index, Unchanged: a.unchanged}
+	r.Entry.Name, r.Entry.Number, r.Entry.Channel = e.Name, e.Number, e.Channel
+	r.Entry.Image.URL, r.Entry.Image.SHA256, r.Entry.Image.Format, r.Entry.Image.Kind = e.URL, e.SHA256, agentapi.FormatChunked, e.Kind
+	return r
 }
 
 // usageError reports a bad flag value, exit code 2.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -17,7 +18,7 @@ import (
 // host's programs the agent runs (--tools; by default mkfs.xfs when the
 // host has it), written atomically so that a daemon serving the file never
 // serves half of it.
-func runInitrd(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runInitrd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("initrd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	agent := fs.String("agent", "", "the static rackboot-agent `binary` (default: rackboot-agent beside this program, else "+packagedAgent+")")
@@ -26,14 +27,16 @@ func runInitrd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	tools := fs.String("tools", "", "comma-separated `programs` of this host to carry with their libraries, names (looked up in PATH, /usr/sbin, /sbin) or absolute paths; empty: none (default: mkfs.xfs if this host has it)")
 	comp := fs.String("compression", "gzip", "gzip or zstd")
 	out := fs.String("o", "", "output `file` (e.g. ARTIFACTS/agent.cpio.gz)")
+	asJSON := fs.Bool("json", false, "print the report as JSON (initrdReport)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rackboot initrd -o FILE [--agent BIN] [--modules DIR] [--include m1,m2] [--tools p1,p2] [--compression gzip|zstd]")
+		fmt.Fprintln(fs.Output(), "usage: rackboot initrd -o FILE [--agent BIN] [--modules DIR] [--include m1,m2] [--tools p1,p2] [--compression gzip|zstd] [--json]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, exit, ok := parseArgs(ctx, fs, args, stdout)
+	if !ok {
+		return exit
 	}
-	if *out == "" || fs.NArg() != 0 {
+	if *out == "" || len(pos) != 0 {
 		fs.Usage()
 		return 2
 	}
@@ -66,23 +69,65 @@ func runInitrd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rackboot initrd: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: %d files, %d modules, %d tools, %d bytes before compression\n",
-		*out, rep.Files, len(rep.Modules), len(rep.Tools), rep.Bytes)
+	if *asJSON {
+		b, err := json.MarshalIndent(newInitrdReport(*out, rep), "", "  ")
+		if err == nil {
+			_, err = fmt.Fprintf(stdout, "%s\n", b)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "rackboot initrd: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprint(stdout, initrdText(*out, rep))
+	return 0
+}
+
+// initrdReport is what `rackboot initrd --json` prints: the facts of the
+// text, with the lists whole.
+type initrdReport struct {
+	Output       string   `json:"output"`
+	Files        int      `json:"files"`
+	Bytes        int64    `json:"bytes"` // before compression
+	Modules      []string `json:"modules"`
+	Missing      []string `json:"missing_modules"`
+	Tools        []string `json:"tools"`
+	Libraries    []string `json:"libraries"`
+	MissingTools []string `json:"missing_tools"`
+}
+
+func newInitrdReport(out string, rep initrd.Report) initrdReport {
+	orEmpty := func(l []string) []string {
+		if l == nil {
+			return []string{}
+		}
+		return l
+	}
+	return initrdReport{Output: out, Files: rep.Files, Bytes: rep.Bytes, Modules: orEmpty(rep.Modules), Missing: orEmpty(rep.Missing),
+		Tools: orEmpty(rep.Tools), Libraries: orEmpty(rep.Libraries), MissingTools: orEmpty(rep.MissingTools)}
+}
+
+// initrdText is the report of a build in words.
+func initrdText(out string, rep initrd.Report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d files, %d modules, %d tools, %d bytes before compression\n",
+		out, rep.Files, len(rep.Modules), len(rep.Tools), rep.Bytes)
 	if len(rep.Missing) > 0 {
-		fmt.Fprintf(stdout, "not in this kernel (skipped): %s\n", strings.Join(rep.Missing, ", "))
+		fmt.Fprintf(&b, "not in this kernel (skipped): %s\n", strings.Join(rep.Missing, ", "))
 	}
 	if len(rep.Tools) > 0 {
-		fmt.Fprintf(stdout, "tools: %s\n", strings.Join(rep.Tools, ", "))
-		fmt.Fprintf(stdout, "their libraries: %s\n", strings.Join(rep.Libraries, ", "))
+		fmt.Fprintf(&b, "tools: %s\n", strings.Join(rep.Tools, ", "))
+		fmt.Fprintf(&b, "their libraries: %s\n", strings.Join(rep.Libraries, ", "))
 	}
 	for _, t := range rep.MissingTools {
-		fmt.Fprintf(stdout, "not on this host (skipped): %s", t)
+		fmt.Fprintf(&b, "not on this host (skipped): %s", t)
 		if t == "mkfs.xfs" {
-			fmt.Fprint(stdout, "; this installer refuses layouts with filesystem xfs (install xfsprogs and build again)")
+			b.WriteString("; this installer refuses layouts with filesystem xfs (install xfsprogs and build again)")
 		}
-		fmt.Fprintln(stdout)
+		b.WriteString("\n")
 	}
-	return 0
+	return b.String()
 }
 
 // writeAtomic writes name through a temporary file in the same directory

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/rackboot/rackboot/api"
 )
@@ -18,14 +22,15 @@ func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func (c *cli) logs(ctx context.Context, args []string) int {
-	fs, cf := c.flagSet("logs", "rackboot logs MAC|HOSTNAME [-f] [--attempt ID]")
+	fs, cf := c.flagSet("logs", "rackboot logs MAC|HOSTNAME [-f] [--attempt ID] [--json]")
 	var follow bool
 	fs.BoolVar(&follow, "f", false, "follow the log until the attempt ends")
 	fs.BoolVar(&follow, "follow", false, "same as -f")
+	asJSON := fs.Bool("json", false, "print each line of the log as a JSON object {\"mac\", \"line\"}, one a line")
 	attempt := fs.Int("attempt", 0, "the attempt `ID` (see rackboot history; default: the running or latest)")
-	pos, ok := parseArgs(fs, args)
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if len(pos) != 1 || *attempt < 0 {
 		fs.Usage()
@@ -57,7 +62,12 @@ func (c *cli) logs(ctx context.Context, args []string) int {
 		return c.fail("logs", err)
 	}
 	defer resp.Body.Close()
-	n, err := io.Copy(c.stdout, resp.Body)
+	var n int64
+	if *asJSON {
+		n, err = copyJSONLines(c.stdout, resp.Body, mac)
+	} else {
+		n, err = io.Copy(c.stdout, resp.Body)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return c.fail("logs", ctx.Err())
@@ -81,4 +91,36 @@ func (c *cli) logs(ctx context.Context, args []string) int {
 	}
 	fmt.Fprintln(c.stderr)
 	return 0
+}
+
+// logLine is one line of `rackboot logs --json`.
+type logLine struct {
+	MAC  string `json:"mac"`
+	Line string `json:"line"`
+}
+
+// copyJSONLines copies the text log r to w as JSON lines, each line as it
+// arrives (logs -f streams), and returns the bytes read.
+func copyJSONLines(w io.Writer, r io.Reader, mac string) (int64, error) {
+	br := bufio.NewReader(r)
+	var n int64
+	for {
+		l, err := br.ReadString('\n')
+		n += int64(len(l))
+		if l != "" {
+			b, merr := json.Marshal(logLine{MAC: mac, Line: strings.TrimSuffix(l, "\n")})
+			if merr != nil {
+				return n, merr
+			}
+			if _, werr := w.Write(append(b, '\n')); werr != nil {
+				return n, werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }

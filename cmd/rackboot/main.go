@@ -21,7 +21,7 @@ commands:
   setup      first run: the installer from this host's kernel into the artifacts; with --image, a version in the catalog
   image add  import an OS image into the artifacts' chunk store, write its index, print its catalog entry
   schema     print the JSON Schema of the profiles YAML (for editors)
-  version    print the version
+  version    print the version, the VCS revision and the Go version (also --version)
 
 fleet (talk to a running daemon: --server URL or $RACKBOOT_SERVER; admin token
 from --data DIR/admin.token or $RACKBOOT_TOKEN):
@@ -60,7 +60,13 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	if os.Args[1] == "--version" || os.Args[1] == "-version" {
+		os.Args[1] = "version"
+	}
 	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		cmd, ok = generators[os.Args[1]]
+	}
 	if !ok {
 		if a := os.Args[1]; a == "-h" || a == "--help" || a == "help" {
 			fmt.Print(usage)

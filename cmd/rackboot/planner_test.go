@@ -141,7 +141,7 @@ func TestRenderPlanIsServedPlan(t *testing.T) {
 
 			var stdout, stderr bytes.Buffer
 			args := []string{"--profiles", "../../examples", "--mac", h.MAC.String(), "--plan", "--url", ts.URL, "--artifacts", dir}
-			if code := (renderer{}).run(args, &stdout, &stderr); code != 0 {
+			if code := (renderer{}).run(context.Background(), args, &stdout, &stderr); code != 0 {
 				t.Fatalf("render exit %d: %s", code, stderr.String())
 			}
 			var want, got bytes.Buffer

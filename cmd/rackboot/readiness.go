@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -131,23 +129,13 @@ func notifyStatus(log *slog.Logger, st catalogStatus) {
 	}
 }
 
-// buildInfo is what rackboot_build_info says of this binary.
+// buildInfo is what rackboot_build_info says of this binary: what
+// `rackboot version` says (versionInfo).
 func buildInfo() metrics.BuildInfo {
-	b := metrics.BuildInfo{Version: "(devel)", GoVersion: runtime.Version()}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		b.Version = bi.Main.Version
-		var modified bool
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				b.Revision = s.Value
-			case "vcs.modified":
-				modified = s.Value == "true"
-			}
-		}
-		if modified {
-			b.Revision = strings.TrimSpace(b.Revision + " modified")
-		}
+	v := readVersionInfo()
+	rev := v.Revision
+	if v.Modified {
+		rev = strings.TrimSpace(rev + " modified")
 	}
-	return b
+	return metrics.BuildInfo{Version: v.Version, Revision: rev, GoVersion: v.Go}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,15 @@ import (
 // runReinstall marks machines pending: each installs again at its next PXE
 // boot. Nothing happens to a machine until it reboots, so --dry-run first
 // is cheap and --selector with a typo names nothing rather than everything.
+//
+// A selection (--selector, --version-below) is previewed first with a dry
+// run, whatever it matches, since its size is the server's to say: one
+// that matches nothing exits 1; otherwise, unless --yes or --dry-run, the
+// machines are listed and the question asked on stderr when stdin is a
+// terminal, and the request refused (exit 2) when it is not: a script says
+// --yes. After a yes, the request names the machines that were listed,
+// not the selection again, so that exactly what was confirmed is marked.
+// Machines named one by one are marked without a question.
 func runReinstall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return newCLI(stdout, stderr).reinstall(ctx, args)
 }
@@ -31,9 +41,10 @@ func (c *cli) reinstall(ctx context.Context, args []string) int {
 		"without it the installer refuses such a layout. One attempt only; needs --reason")
 	dryRun := fs.Bool("dry-run", false, "show which machines would be marked pending; change nothing")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, ok := parseArgs(fs, args)
+	yes := fs.Bool("yes", false, "mark the machines --selector or --version-below matches without asking\n(required when stdin is not a terminal)")
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if *wipe && strings.TrimSpace(*reason) == "" {
 		fmt.Fprintln(c.stderr, "rackboot reinstall: --wipe-data destroys preserved data: say why with --reason")
@@ -87,19 +98,22 @@ func (c *cli) reinstall(ctx context.Context, args []string) int {
 		req.MACs = append(req.MACs, mac)
 	}
 	var resp api.ReinstallResponse
-	if err := cl.post(ctx, "/api/reinstall", req, &resp); err != nil {
-		return c.fail("reinstall", err)
-	}
-	if *asJSON {
-		b, err := json.Marshal(resp)
-		if err == nil {
-			err = writeJSON(c.stdout, b)
+	previewed := false
+	if req.Selector != nil || req.VersionBelow != nil {
+		var code int
+		var ok bool
+		if req, resp, code, ok = c.confirm(ctx, cl, req, byMAC, *yes, *asJSON); !ok {
+			return code
 		}
-		if err != nil {
+		previewed = true
+	}
+	if !previewed || !req.DryRun { // a dry run's answer is the preview's
+		if err := cl.post(ctx, "/api/reinstall", req, &resp); err != nil {
 			return c.fail("reinstall", err)
 		}
-	} else {
-		fmt.Fprint(c.stdout, reinstallText(req, resp, byMAC))
+	}
+	if code := c.printReinstall(req, resp, byMAC, *asJSON); code != 0 {
+		return code
 	}
 	if len(resp.Skipped) > 0 {
 		return 1
@@ -107,13 +121,71 @@ func (c *cli) reinstall(ctx context.Context, args []string) int {
 	return 0
 }
 
+// printReinstall prints the answer of a request, as text or JSON.
+func (c *cli) printReinstall(req api.ReinstallRequest, resp api.ReinstallResponse, byMAC map[string]api.HostView, asJSON bool) int {
+	if asJSON {
+		b, err := json.Marshal(resp)
+		if err == nil {
+			err = writeJSON(c.stdout, b)
+		}
+		if err != nil {
+			return c.fail("reinstall", err)
+		}
+		return 0
+	}
+	fmt.Fprint(c.stdout, reinstallText(req, resp, byMAC))
+	return 0
+}
+
+// confirm previews a selection with a dry run and, unless yes or the
+// request is a dry run itself, asks. It returns the request to send (the
+// confirmed machines by MAC after a question) and the preview; ok false
+// means stop with code: 1 when nothing matches or the answer is no, 2
+// when no one can be asked.
+func (c *cli) confirm(ctx context.Context, cl *adminClient, req api.ReinstallRequest, byMAC map[string]api.HostView, yes, asJSON bool) (_ api.ReinstallRequest, _ api.ReinstallResponse, code int, ok bool) {
+	preview := req
+	preview.DryRun = true
+	var pr api.ReinstallResponse
+	if err := cl.post(ctx, "/api/reinstall", preview, &pr); err != nil {
+		return req, pr, c.fail("reinstall", err), false
+	}
+	n := len(pr.Reinstalled)
+	if n == 0 { // say what was done, then that it is an error
+		if code := c.printReinstall(req, pr, byMAC, asJSON); code != 0 {
+			return req, pr, code, false
+		}
+		fmt.Fprintln(c.stderr, "rackboot reinstall: the selection matches no machine")
+		return req, pr, 1, false
+	}
+	if req.DryRun || yes {
+		return req, pr, 0, true
+	}
+	if c.interactive == nil || !c.interactive() {
+		fmt.Fprintf(c.stderr, "rackboot reinstall: the selection matches %s; stdin is not a terminal to ask: give --yes (--dry-run lists them)\n", machineCount(n))
+		return req, pr, 2, false
+	}
+	fmt.Fprint(c.stderr, reinstallText(preview, pr, byMAC))
+	fmt.Fprintf(c.stderr, "reinstall %s? [y/N] ", machineCount(n))
+	answer, _ := bufio.NewReader(c.stdin).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		fmt.Fprintln(c.stderr, "nothing changed")
+		return req, pr, 1, false
+	}
+	req.MACs, req.Selector, req.VersionBelow = pr.Reinstalled, nil, nil
+	return req, pr, 0, true
+}
+
+func machineCount(n int) string {
+	if n == 1 {
+		return "1 machine"
+	}
+	return strconv.Itoa(n) + " machines"
+}
+
 func reinstallText(req api.ReinstallRequest, resp api.ReinstallResponse, hosts map[string]api.HostView) string {
 	var b strings.Builder
 	n := len(resp.Reinstalled)
-	machines := strconv.Itoa(n) + " machines"
-	if n == 1 {
-		machines = "1 machine"
-	}
+	machines := machineCount(n)
 	switch {
 	case n == 0 && req.DryRun:
 		b.WriteString("dry run: no machine would be marked pending\n")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -35,13 +36,13 @@ func TestReinstall(t *testing.T) {
 		after  []registry.State // of r1-n01, r1-n02, r2-n01
 	}{
 		{"dry run by selector and version", []string{"--selector", "rack=r1", "--version-below", "11", "--dry-run"}, 0, "reinstall-dry-run", installed},
-		{"version below", []string{"--version-below", "11", "--reason", "CVE-2026-12345"}, 0, "reinstall-version-below",
+		{"version below", []string{"--version-below", "11", "--reason", "CVE-2026-12345", "--yes"}, 0, "reinstall-version-below",
 			[]registry.State{registry.StatePending, registry.StatePending, registry.StateInstalled}},
-		{"selector, canary", []string{"--selector", "rack=r2,firmware=bios", "--version", "demo-1.1"}, 0, "reinstall-selector",
+		{"selector, canary", []string{"--selector", "rack=r2,firmware=bios", "--version", "demo-1.1", "--yes"}, 0, "reinstall-selector",
 			[]registry.State{registry.StateInstalled, registry.StateInstalled, registry.StatePending}},
 		{"by name and MAC, one unknown", []string{"r1-n01", macOut}, 1, "reinstall-skipped",
 			[]registry.State{registry.StatePending, registry.StateInstalled, registry.StateInstalled}},
-		{"selector matching nothing", []string{"--selector", "rack=r9"}, 0, "reinstall-nothing", installed},
+		{"selector matching nothing", []string{"--selector", "rack=r9", "--yes"}, 1, "reinstall-nothing", installed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,5 +143,80 @@ func TestHistoryWipeData(t *testing.T) {
 		WipeData: &registry.Reinstall{By: "alice", Reason: "layout redone", WipeData: true}}}
 	if got := c.historyText(api.HostView{}, hist); !strings.Contains(got, "reinstall: layout redone (wipe data)") {
 		t.Errorf("history:\n%s", got)
+	}
+}
+
+// TestReinstallConfirm: a selection is listed and asked about on a
+// terminal, refused without one unless --yes, and after a yes exactly the
+// listed machines are marked.
+func TestReinstallConfirm(t *testing.T) {
+	sel := []string{"--selector", "rack=r1", "--version-below", "11"}
+	pending, installed := registry.StatePending, registry.StateInstalled
+	tests := []struct {
+		name        string
+		args        []string
+		interactive bool
+		answer      string
+		code        int
+		stderr      string // a part of it
+		after       []registry.State
+	}{
+		{"no terminal", sel, false, "", 2, "matches 2 machines; stdin is not a terminal to ask: give --yes", []registry.State{installed, installed}},
+		{"no terminal, --yes", append(sel, "--yes"), false, "", 0, "", []registry.State{pending, pending}},
+		{"no terminal, --dry-run", append(sel, "--dry-run"), false, "", 0, "", []registry.State{installed, installed}},
+		{"yes", sel, true, "y\n", 0, "reinstall 2 machines? [y/N] ", []registry.State{pending, pending}},
+		{"no", sel, true, "n\n", 1, "nothing changed", []registry.State{installed, installed}},
+		{"no answer", sel, true, "", 1, "nothing changed", []registry.State{installed, installed}},
+		{"nothing, --dry-run", []string{"--selector", "rack=r9", "--dry-run"}, true, "", 1, "matches no machine", []registry.State{installed, installed}},
+		{"by name: no question", []string{"r1-n01", "r1-n02"}, false, "", 0, "", []registry.State{pending, pending}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newAdminEnv(t)
+			e.fleet()
+			c, _, stderr := e.cli()
+			c.interactive = func() bool { return tt.interactive }
+			c.stdin = strings.NewReader(tt.answer)
+			if code := runCmd(c, (*cli).reinstall, tt.args...); code != tt.code {
+				t.Errorf("exit %d, want %d: %s", code, tt.code, stderr)
+			}
+			if !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("stderr %q, want %q in it", stderr, tt.stderr)
+			}
+			if tt.interactive && tt.answer != "" && !strings.Contains(stderr.String(), "r1-n02") {
+				t.Errorf("the question does not list the machines: %q", stderr)
+			}
+			if diff := cmp.Diff(tt.after, e.states(macN01, macN02)); diff != "" {
+				t.Errorf("states of r1-n01, r1-n02 (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestReinstallJSON: --json names the machines the text names.
+func TestReinstallJSON(t *testing.T) {
+	args := []string{"--selector", "rack=r1", "--dry-run"}
+	e := newAdminEnv(t)
+	e.fleet()
+	c, text, stderr := e.cli()
+	if code := runCmd(c, (*cli).reinstall, args...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	c, stdout, stderr := e.cli()
+	if code := runCmd(c, (*cli).reinstall, append(args, "--json")...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var resp api.ReinstallResponse
+	if err := json.Unmarshal([]byte(stdout.String()), &resp); err != nil {
+		t.Fatal(err)
+	}
+	var fromText []string
+	for _, l := range strings.Split(text.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && strings.Count(f[0], ":") == 5 {
+			fromText = append(fromText, f[0])
+		}
+	}
+	if len(resp.Reinstalled) == 0 || !cmp.Equal(resp.Reinstalled, fromText) {
+		t.Errorf("text names %v, JSON %v", fromText, resp.Reinstalled)
 	}
 }

@@ -45,10 +45,10 @@ type renderer struct {
 }
 
 // runRender implements `rackboot render`.
-func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := defaultServeConfig()
 	r := renderer{DHCP: renderDHCP(cfg), Script: renderScript(cfg)}
-	return r.run(args, stdout, stderr)
+	return r.run(ctx, args, stdout, stderr)
 }
 
 // defaultRenderURL is the appliance URL render puts in plans, the address
@@ -57,7 +57,7 @@ func defaultRenderURL(cfg serveConfig) string {
 	return "http://" + net.JoinHostPort(renderAddress.String(), strconv.Itoa(cfg.HTTPPort))
 }
 
-func (r renderer) run(args []string, stdout, stderr io.Writer) int {
+func (r renderer) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("profiles", "", "the profiles `directory`")
@@ -71,13 +71,14 @@ func (r renderer) run(args []string, stdout, stderr io.Writer) int {
 	artifactsDir := fs.String("artifacts", cfg.Artifacts, "the artifacts `directory`, where the plan's image sizes are read")
 	installedName := fs.String("installed", "", "the `version` the machine runs, as the registry would say: a chunked image reuses what it shares with it (the plan's seed)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rackboot render --profiles DIR --mac MAC [--arch bios|efi|efi-http|arm64] [--ipxe] [--json|--plan] [--url URL] [--artifacts DIR] [--installed VERSION]")
+		fmt.Fprintln(fs.Output(), "usage: rackboot render --profiles DIR --mac MAC [--arch bios|efi|efi-http|arm64] [--ipxe] [--json|--plan] [--url URL] [--artifacts DIR] [--installed VERSION]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, exit, ok := parseArgs(ctx, fs, args, stdout)
+	if !ok {
+		return exit
 	}
-	if *dir == "" || *mac == "" || fs.NArg() != 0 {
+	if *dir == "" || *mac == "" || len(pos) != 0 {
 		fs.Usage()
 		return 2
 	}

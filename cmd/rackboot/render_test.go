@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,7 +28,7 @@ var fakeRenderer = renderer{
 
 func TestRenderText(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := fakeRenderer.run([]string{"--profiles", "../../examples", "--mac", "52-54-00-78-00-03", "--arch", "bios", "--artifacts", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr)
+	code := fakeRenderer.run(context.Background(), []string{"--profiles", "../../examples", "--mac", "52-54-00-78-00-03", "--arch", "bios", "--artifacts", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -70,7 +71,7 @@ func TestRenderText(t *testing.T) {
 
 func TestRenderJSON(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := fakeRenderer.run([]string{"--profiles", "../../examples", "--mac", "5254.0077.0003", "--arch", "efi", "--ipxe", "--json", "--artifacts", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr)
+	code := fakeRenderer.run(context.Background(), []string{"--profiles", "../../examples", "--mac", "5254.0077.0003", "--arch", "efi", "--ipxe", "--json", "--artifacts", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -95,7 +96,7 @@ func TestRenderJSON(t *testing.T) {
 func TestRenderUnwired(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	failing := renderer{Script: func(*profiles.Set, *profiles.Host, string) (string, error) { return "", errors.New("unsafe value") }}
-	if code := failing.run([]string{"--profiles", "../../examples", "--mac", "52:54:00:77:00:01", "--artifacts", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr); code != 0 {
+	if code := failing.run(context.Background(), []string{"--profiles", "../../examples", "--mac", "52:54:00:77:00:01", "--artifacts", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	out := stdout.String()
@@ -125,7 +126,7 @@ func TestRenderErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			if code := fakeRenderer.run(tc.args, &stdout, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+			if code := fakeRenderer.run(context.Background(), tc.args, &stdout, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 				t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr.String(), tc.code, tc.want)
 			}
 		})
@@ -157,7 +158,7 @@ func TestRenderPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	if code := none.run([]string{"--profiles", dir, "--mac", "52:54:00:00:00:01"}, &stdout, &stderr); code != 0 {
+	if code := none.run(context.Background(), []string{"--profiles", dir, "--mac", "52:54:00:00:00:01"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	for _, want := range []string{"host 52:54:00:00:00:01 (no hostname)", "install plan: none, the profiles give the host no version (it boots its installer only)"} {
@@ -184,7 +185,7 @@ hosts:
 	}
 	none := filepath.Join(t.TempDir(), "none")
 	var stdout, stderr bytes.Buffer
-	if code := fakeRenderer.run([]string{"--profiles", dir, "--mac", "52:54:00:00:00:01", "--artifacts", none, "--installed", "base-3"}, &stdout, &stderr); code != 0 {
+	if code := fakeRenderer.run(context.Background(), []string{"--profiles", dir, "--mac", "52:54:00:00:00:01", "--artifacts", none, "--installed", "base-3"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	for _, want := range []string{
@@ -198,7 +199,7 @@ hosts:
 	}
 	stdout.Reset()
 	stderr.Reset()
-	if code := fakeRenderer.run([]string{"--profiles", dir, "--mac", "52:54:00:00:00:01", "--installed", "base-9"}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "--installed base-9: not a version of the catalog") {
+	if code := fakeRenderer.run(context.Background(), []string{"--profiles", dir, "--mac", "52:54:00:00:00:01", "--installed", "base-9"}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "--installed base-9: not a version of the catalog") {
 		t.Errorf("unknown --installed: exit %d, %s", code, stderr.String())
 	}
 }

@@ -9,19 +9,29 @@ import (
 	"github.com/rackboot/rackboot/profiles"
 )
 
-// runSchema prints the JSON Schema of profiles files. Saved next to the
-// profiles, it lets yaml-language-server (VS Code, Neovim, …) check a file
-// as the admin types, with a first line such as
+// schemaPath is where the package installs the output of `rackboot
+// schema`; it also links /etc/rackboot/profiles/rackboot.schema.json to
+// it, where the modelines of the example profiles find it.
+const schemaPath = "/usr/share/rackboot/rackboot.schema.json"
+
+// runSchema prints the JSON Schema (draft-07) of profiles files. Saved next
+// to the profiles, it lets yaml-language-server (VS Code, Neovim, …) check
+// a file as the admin types, with a first line such as the examples' own
 //
 //	# yaml-language-server: $schema=./rackboot.schema.json
-func runSchema(_ context.Context, args []string, stdout, stderr io.Writer) int {
+//
+// A path relative to the file works in the repository (examples/ holds the
+// schema), in /etc/rackboot/profiles (the package's link) and in an
+// admin's own copy; an absolute path would work on the appliance only.
+func runSchema(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("schema", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: rackboot schema > rackboot.schema.json") }
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage: rackboot schema > rackboot.schema.json") }
+	pos, exit, ok := parseArgs(ctx, fs, args, stdout)
+	if !ok {
+		return exit
 	}
-	if fs.NArg() != 0 {
+	if len(pos) != 0 {
 		fs.Usage()
 		return 2
 	}

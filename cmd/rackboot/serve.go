@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,12 +31,16 @@ import (
 	"github.com/rackboot/rackboot/tftp"
 )
 
-func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// -h, describe mode and flag errors: the flags alone, before a
+	// --config file is read.
+	var file string
+	flags := defaultServeConfig()
+	if _, exit, ok := parseArgs(ctx, serveFlags(&flags, &file, stderr), args, stdout); !ok {
+		return exit
+	}
 	cfg, err := parseServeConfig(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
 		fmt.Fprintf(stderr, "rackboot serve: %v\n", err)
 		return 2
 	}

@@ -49,7 +49,7 @@ func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s\n\nPrepares the installer (ARTIFACTS/%s, ARTIFACTS/%s) from a kernel of ROOT/boot and ROOT/lib/modules;\nwith --image, imports the image and writes its catalog entry PROFILES/version-NAME.yaml.\n\nflags:\n",
+		fmt.Fprintf(fs.Output(), "usage: %s\n\nPrepares the installer (ARTIFACTS/%s, ARTIFACTS/%s) from a kernel of ROOT/boot and ROOT/lib/modules;\nwith --image, imports the image and writes its catalog entry PROFILES/version-NAME.yaml.\n\nflags:\n",
 			usage, setupKernel, setupInitrd)
 		fs.PrintDefaults()
 	}
@@ -68,9 +68,9 @@ func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&s.version.Image.Kind, "kind", profiles.KindWholeDisk, "what the image holds: whole-disk or partitions")
 	fs.StringVar(&s.format, "format", agentapi.FormatAuto, "the image file's compression: auto (detected), raw, gzip, zstd or xz")
 	fs.BoolVar(&s.force, "force", false, "replace a version file, or an index of that name, that describes another image")
-	pos, ok := parseArgs(fs, args)
+	pos, exit, ok := parseArgs(ctx, fs, args, stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if len(pos) != 0 || (s.image == "") != (s.version.Name == "") {
 		fs.Usage()

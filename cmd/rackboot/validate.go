@@ -18,36 +18,46 @@ import (
 // every image and installer file the profiles name is in that directory
 // and that each image is what the catalog's sha256 says (catalogCheck):
 // each problem is printed as file:line of the version, and the exit is 1.
+// With --json the same is one JSON object on stdout (validateJSON).
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	artifactsDir := fs.String("artifacts", "", "also check the catalog's images and installer files in this artifacts `dir`ectory (digests too)")
+	asJSON := fs.Bool("json", false, "print the summary, or the errors, as one JSON object on stdout")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rackboot validate [--artifacts DIR] PROFILES")
+		fmt.Fprintln(fs.Output(), "usage: rackboot validate [--artifacts DIR] [--json] PROFILES")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, exit, ok := parseArgs(ctx, fs, args, stdout)
+	if !ok {
+		return exit
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fs.Usage()
 		return 2
 	}
-	set, err := profiles.Load(fs.Arg(0))
+	set, err := profiles.Load(pos[0])
 	if err != nil {
+		if *asJSON {
+			return printValidateJSON(stdout, stderr, set, err, "", nil)
+		}
 		printLoadError(stderr, err)
 		return 1
 	}
-	if *artifactsDir == "" {
+	var st *catalogStatus
+	if *artifactsDir != "" {
+		s := newCatalogCheck(*artifactsDir, nil).Check(ctx, set)
+		if ctx.Err() != nil {
+			return 1
+		}
+		st = &s
+	}
+	if *asJSON {
+		return printValidateJSON(stdout, stderr, set, nil, *artifactsDir, st)
+	}
+	if st == nil {
 		fmt.Fprintln(stdout, summary(set))
 		return 0
-	}
-	st := newCatalogCheck(*artifactsDir, nil).Check(ctx, set)
-	if ctx.Err() != nil {
-		return 1
 	}
 	if len(st.Problems) > 0 {
 		for _, p := range st.Problems {

@@ -19,9 +19,9 @@ func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func (c *cli) versions(ctx context.Context, args []string) int {
 	fs, cf := c.flagSet("versions", "rackboot versions [--json]")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, ok := parseArgs(fs, args)
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(c.stderr, "rackboot versions: unexpected argument %q\n", pos[0])
@@ -42,8 +42,8 @@ func (c *cli) versions(ctx context.Context, args []string) int {
 		}
 		return 0
 	}
-	// The hosts give the machines their names, and tell the machines
-	// that run no version rackboot installed.
+	// The hosts give the machines their names; the lines, machines and
+	// counts are the answer's, as --json prints it.
 	hs, _, err := cl.hosts(ctx, nil)
 	if err != nil {
 		return c.fail("versions", err)
@@ -54,14 +54,9 @@ func (c *cli) versions(ctx context.Context, args []string) int {
 
 func versionTable(vs []api.VersionCount, hs []api.HostView) string {
 	names := make(map[string]string, len(hs))
-	var none []string
 	for _, h := range hs {
-		names[h.MAC] = h.MAC
 		if h.Hostname != "" {
 			names[h.MAC] = h.Hostname
-		}
-		if h.Version.IsZero() {
-			none = append(none, names[h.MAC])
 		}
 	}
 	rows := [][]string{{"VERSION", "NUMBER", "MACHINES", "WHICH"}}
@@ -74,10 +69,11 @@ func versionTable(vs []api.VersionCount, hs []api.HostView) string {
 				which = append(which, m)
 			}
 		}
-		rows = append(rows, []string{v.Name, strconv.Itoa(v.Number), strconv.Itoa(v.Count), strings.Join(which, ", ")})
-	}
-	if len(none) > 0 {
-		rows = append(rows, []string{"(none)", "-", strconv.Itoa(len(none)), strings.Join(none, ", ")})
+		name, number := v.Name, strconv.Itoa(v.Number)
+		if v.Version.IsZero() { // the machines that run no version
+			name, number = "(none)", "-"
+		}
+		rows = append(rows, []string{name, number, strconv.Itoa(v.Count), strings.Join(which, ", ")})
 	}
 	var b strings.Builder
 	table(&b, "", rows)

@@ -19,14 +19,15 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 func (c *cli) watch(ctx context.Context, args []string) int {
-	fs, cf := c.flagSet("watch", "rackboot watch [--until-idle] [--timeout DURATION] [--plain]")
+	fs, cf := c.flagSet("watch", "rackboot watch [--until-idle] [--timeout DURATION] [--plain | --json]")
 	untilIdle := fs.Bool("until-idle", false, "exit once installs were seen and no machine is installing or loading its installer;\nexit status 1 if an attempt failed meanwhile")
 	timeout := fs.Duration("timeout", 0, "exit after `duration` (with --until-idle: status 1 if machines are still installing)")
 	plain := fs.Bool("plain", false, "plain lines even on a terminal")
+	asJSON := fs.Bool("json", false, "print each event as a JSON line: {\"event\": progress|state|snapshot|notice, \"data\": …}")
 	every := fs.Duration("interval", 5*time.Second, "plain lines: at most one progress line per machine per `duration`")
-	pos, ok := parseArgs(fs, args)
+	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
-		return 2
+		return exit
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(c.stderr, "rackboot watch: unexpected argument %q\n", pos[0])
@@ -36,8 +37,8 @@ func (c *cli) watch(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail("watch", err)
 	}
-	v := &watchView{out: c.stdout, loc: c.loc, interval: *every, now: c.now}
-	if w, h, ok := c.terminal(); ok && !*plain {
+	v := &watchView{out: c.stdout, loc: c.loc, interval: *every, now: c.now, json: *asJSON}
+	if w, h, ok := c.terminal(); ok && !*plain && !*asJSON {
 		v.tty, v.width, v.height = true, w, h
 	}
 	if *timeout > 0 {

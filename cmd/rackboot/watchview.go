@@ -28,6 +28,9 @@ type watchView struct {
 
 	tty           bool
 	width, height int
+	// json prints each event as a JSON line (watchEvent) instead of
+	// text: the view still follows the machines for --until-idle.
+	json bool
 
 	active   map[string]*watched // by MAC
 	seen     bool                // a machine was busy during the watch
@@ -114,6 +117,7 @@ func (v *watchView) sorted() []*watched {
 // at the start, and again when events were lost. A machine whose installer
 // is loading is not in it and stays.
 func (v *watchView) snapshot(hs []api.HostView) {
+	v.emit(watchSnapshot, hs)
 	now := v.now()
 	in := map[string]bool{}
 	for _, h := range hs {
@@ -153,6 +157,7 @@ func (v *watchView) handle(ev sseEvent) {
 			v.notice("ignored a malformed progress event: " + err.Error())
 			return
 		}
+		v.emit(ev.Type, json.RawMessage(ev.Data))
 		v.onProgress(p)
 	case api.EventState:
 		var s api.StateEvent
@@ -160,6 +165,7 @@ func (v *watchView) handle(ev sseEvent) {
 			v.notice("ignored a malformed state event: " + err.Error())
 			return
 		}
+		v.emit(ev.Type, json.RawMessage(ev.Data))
 		v.onState(s)
 	}
 }
@@ -291,6 +297,9 @@ func percentOf(done, total int64) int {
 
 // line prints a line that stays, above the bars on a terminal.
 func (v *watchView) line(at time.Time, who, msg string) {
+	if v.json {
+		return // the event was printed whole
+	}
 	text := at.In(v.loc).Format("15:04:05") + " " + who + " " + msg + "\n"
 	if !v.tty {
 		io.WriteString(v.out, text)
@@ -300,7 +309,48 @@ func (v *watchView) line(at time.Time, who, msg string) {
 }
 
 // notice prints a line about the watch itself.
-func (v *watchView) notice(msg string) { v.line(v.now(), "rackboot watch:", msg) }
+func (v *watchView) notice(msg string) {
+	if v.json {
+		v.emit(watchNotice, watchMessage{At: v.now(), Message: msg})
+		return
+	}
+	v.line(v.now(), "rackboot watch:", msg)
+}
+
+// The events of `rackboot watch --json` beside the stream's own
+// (api.EventProgress, api.EventState).
+const (
+	// watchSnapshot is the installing machines, []api.HostView, read at
+	// the start and again whenever the stream lost events.
+	watchSnapshot = "snapshot"
+	// watchNotice is news of the watch itself (watchMessage): a lost
+	// stream, a malformed event.
+	watchNotice = "notice"
+)
+
+// watchEvent is one line of `rackboot watch --json`: the event's type and
+// its data as the daemon sent it (api/README.md).
+type watchEvent struct {
+	Event string `json:"event"`
+	Data  any    `json:"data"`
+}
+
+type watchMessage struct {
+	At      time.Time `json:"at"`
+	Message string    `json:"message"`
+}
+
+// emit prints an event as one JSON line, with --json.
+func (v *watchView) emit(event string, data any) {
+	if !v.json {
+		return
+	}
+	b, err := json.Marshal(watchEvent{Event: event, Data: data})
+	if err != nil {
+		b, _ = json.Marshal(watchEvent{Event: watchNotice, Data: watchMessage{At: v.now(), Message: err.Error()}})
+	}
+	v.out.Write(append(b, '\n'))
+}
 
 // staleAfter is how long an installing machine may stay silent before its
 // bar says so: agents report every second or so.
