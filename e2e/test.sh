@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 pkgs=(qemu-system-x86 ipxe ipxe-qemu ovmf busybox-static kmod cpio dosfstools gdisk
       iproute2 curl atftp zstd systemd-boot-efi syslinux syslinux-common mtools squashfs-tools
-      cloud-init mmdebstrap e2fsprogs xfsprogs prometheus)
+      cloud-init mmdebstrap e2fsprogs xfsprogs prometheus lintian systemd procps util-linux
+      systemd-container)
 if [ "$(id -u)" != 0 ]; then
   echo "e2e/test.sh: the end-to-end suite needs root (network namespaces, QEMU taps, port 67)." >&2
   echo "  run it as root, or run only the unit tests: go vet ./... && go test ./..." >&2
@@ -48,6 +49,10 @@ go test -count=1 ./...
 echo "== alert rules (promtool; metrics/README.md)"
 promtool check rules metrics/alerts.yml
 promtool test rules metrics/alerts_test.yml
+echo "== Debian package (packaging/check.sh: reproducible, lintian, contents, systemd-analyze)"
+bash packaging/check.sh
+echo "== the package's unit under systemd (packaging/systemd-test.sh: systemd-nspawn)"
+bash packaging/systemd-test.sh
 echo "== fuzzing (every target briefly; .ci/fuzz.sh)"
 bash .ci/fuzz.sh
 echo "== end-to-end tests (QEMU, network namespaces)"

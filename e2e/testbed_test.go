@@ -83,6 +83,20 @@ type testbedConfig struct {
 	// soft and hard, set with prlimit(1)): a hard limit, since Go raises
 	// the soft one to it at start.
 	nofile uint64
+	// command, when set, starts rackboot serve in the server namespace
+	// instead of the testbed's own build with its own flags (serve and
+	// nofile are then unused); it is given the directories the testbed
+	// prepared. It must log JSON at debug level to stdout or stderr, as
+	// the testbed's flags do. TestPackage runs the package's unit with it.
+	command func(n *lab.Net, dirs serveDirs) *exec.Cmd
+}
+
+// serveDirs are the directories a testbed prepares for rackboot serve:
+// the profiles (the fleet file), the artifacts (the lab's kernel and
+// initramfs, testbedConfig.files) and the data directory, which the test
+// reads the admin token and the CA from.
+type serveDirs struct {
+	profiles, artifacts, data string
 }
 
 // newTestbed builds rackboot and the artifacts, creates the lab and starts
@@ -102,7 +116,6 @@ func startTestbed(t *testing.T, ctx context.Context, cfg testbedConfig) *testbed
 		t.Logf("removed stale lab namespaces %v", swept)
 	}
 	dir := logDir(t)
-	bin := buildRackboot(t, ctx)
 
 	arts, err := lab.BuildArtifacts(ctx, lab.ArtifactsConfig{Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
@@ -149,9 +162,29 @@ func startTestbed(t *testing.T, ctx context.Context, cfg testbedConfig) *testbed
 		t.Fatal(err)
 	}
 	defer logf.Close()
+	var cmd *exec.Cmd
+	if cfg.command != nil {
+		cmd = cfg.command(n, serveDirs{profiles: profDir, artifacts: artDir, data: tb.data})
+	} else {
+		cmd = serveCommand(t, ctx, n, cfg, profDir, artDir, tb.data)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if tb.rackboot, err = n.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	tb.waitServing(t)
+	t.Logf("lab %s: rackboot and udhcpd serving; logs in %s", n.Srv, dir)
+	return tb
+}
+
+// serveCommand is rackboot serve of this tree, built for the test, with
+// the testbed's flags and cfg's.
+func serveCommand(t *testing.T, ctx context.Context, n *lab.Net, cfg testbedConfig, profDir, artDir, data string) *exec.Cmd {
+	t.Helper()
+	bin := buildRackboot(t, ctx)
 	name, args := bin, []string{"serve",
 		"--profiles", profDir,
-		"--data", tb.data,
+		"--data", data,
 		"--artifacts", artDir,
 		"--ipxe-dir", lab.IPXEDir,
 		"--interface", lab.Bridge,
@@ -166,14 +199,7 @@ func startTestbed(t *testing.T, ctx context.Context, cfg testbedConfig) *testbed
 	if cfg.nofile > 0 { // prlimit sets the limit, then execs rackboot: same pid
 		name, args = "prlimit", append([]string{fmt.Sprintf("--nofile=%d:%d", cfg.nofile, cfg.nofile), bin}, args...)
 	}
-	cmd := n.Command(n.Srv, name, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if tb.rackboot, err = n.Start(cmd); err != nil {
-		t.Fatal(err)
-	}
-	tb.waitServing(t)
-	t.Logf("lab %s: rackboot and udhcpd serving; logs in %s", n.Srv, dir)
-	return tb
+	return n.Command(n.Srv, name, args...)
 }
 
 // waitServing waits for rackboot's "serving" and "catalog checked" lines:
