@@ -306,7 +306,14 @@ func TestValidateArtifactsJSON(t *testing.T) {
 	if out.OK || a == nil || a.Dir != dir || a.Failed == 0 || len(a.Problems) == 0 {
 		t.Fatalf("JSON %s", stdout.String())
 	}
-	want := strings.Join(a.Problems, "\n") + "\n" +
+	var lines []string
+	for _, p := range a.Problems {
+		if p.File == "" || p.Line == 0 {
+			t.Errorf("problem without its file:line: %+v", p)
+		}
+		lines = append(lines, fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Message))
+	}
+	want := strings.Join(lines, "\n") + "\n" +
 		fmt.Sprintf("%d of %d versions cannot be installed from %s: serve holds their hosts until this is fixed\n", a.Failed, a.Failed+a.OK, dir)
 	if diff := cmp.Diff(text.String(), want); diff != "" {
 		t.Errorf("text and --json disagree (-text +json):\n%s", diff)

@@ -144,9 +144,9 @@ type setupVersion struct {
 
 // setupCheck is the outcome of the catalog check after setup.
 type setupCheck struct {
-	OK       int      `json:"ok"`
-	Failed   int      `json:"failed"`
-	Problems []string `json:"problems"`
+	OK       int                 `json:"ok"`
+	Failed   int                 `json:"failed"`
+	Problems []validateJSONError `json:"problems"` // as validate --json has them
 }
 
 // setup is one `rackboot setup`.
@@ -286,7 +286,7 @@ func (s *setup) run(ctx context.Context) error {
 		for _, p := range st.Problems {
 			fmt.Fprintf(s.stdout, "         held by serve until fixed: %s\n", p)
 		}
-		r.Check = &setupCheck{OK: st.OK, Failed: st.Failed, Problems: append([]string{}, st.Problems...)}
+		r.Check = &setupCheck{OK: st.OK, Failed: st.Failed, Problems: problemsJSON(st.Problems)}
 	}
 	fmt.Fprintf(s.stdout, "next:    rackboot serve reloads %s by itself (or: systemctl reload rackboot); give hosts version: %s in their profiles, then rackboot reinstall\n",
 		s.profiles, v.Name)

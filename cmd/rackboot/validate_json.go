@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"github.com/rackboot/rackboot/profiles"
 )
@@ -27,13 +29,31 @@ type validateJSON struct {
 }
 
 // validateArtifacts is the outcome of the catalog check: versions
-// installable from the directory and not, and each problem as the text
-// prints it, led by the file:line of the entry.
+// installable from the directory and not, and each problem with the
+// file:line of the entry it concerns, as the text prints it.
 type validateArtifacts struct {
-	Dir      string   `json:"dir"`
-	OK       int      `json:"ok"`
-	Failed   int      `json:"failed"`
-	Problems []string `json:"problems,omitempty"`
+	Dir      string              `json:"dir"`
+	OK       int                 `json:"ok"`
+	Failed   int                 `json:"failed"`
+	Problems []validateJSONError `json:"problems,omitempty"`
+}
+
+// problemsJSON splits the catalog check's problems, "file:line: message"
+// (or "defaults: message"), into their parts.
+func problemsJSON(problems []string) []validateJSONError {
+	out := make([]validateJSONError, 0, len(problems))
+	for _, p := range problems {
+		e := validateJSONError{Message: p}
+		if src, msg, ok := strings.Cut(p, ": "); ok {
+			if i := strings.LastIndexByte(src, ':'); i > 0 {
+				if line, err := strconv.Atoi(src[i+1:]); err == nil {
+					e = validateJSONError{File: src[:i], Line: line, Message: msg}
+				}
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // validateJSONError is one profiles.Error; line and column are 0 when
@@ -51,7 +71,7 @@ type validateJSONError struct {
 func printValidateJSON(stdout, stderr io.Writer, set *profiles.Set, err error, dir string, st *catalogStatus) int {
 	out := validateJSON{OK: err == nil && (st == nil || len(st.Problems) == 0)}
 	if st != nil {
-		out.Artifacts = &validateArtifacts{Dir: dir, OK: st.OK, Failed: st.Failed, Problems: st.Problems}
+		out.Artifacts = &validateArtifacts{Dir: dir, OK: st.OK, Failed: st.Failed, Problems: problemsJSON(st.Problems)}
 	}
 	var list profiles.ErrorList
 	switch {
