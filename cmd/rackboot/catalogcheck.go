@@ -101,16 +101,18 @@ func (c *catalogCheck) Changed() {
 	}
 }
 
-// Status returns what the last pass found, with the versions of set not
-// yet checked counted as pending.
+// Status returns what the last finished pass found (the zero status,
+// Checked false, before the first).
 func (c *catalogCheck) Status() catalogStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.status
 }
 
-// artifactKey names one artifact to check: an image with its digest and
-// format, or a plain file (an installer's kernel or initrd).
+// imageKey and fileKey name one artifact to check, the key of its
+// result: an image with its digest and format (the same file under
+// another digest is another check), or a plain file (an installer's
+// kernel or initrd).
 func imageKey(img profiles.Image) string {
 	return "image\x00" + img.URL + "\x00" + img.Format + "\x00" + strings.ToLower(img.SHA256)
 }
