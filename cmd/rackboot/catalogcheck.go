@@ -283,22 +283,6 @@ func (c *catalogCheck) imageProblemLocked(v *profiles.Version) (problem string, 
 	return "", false
 }
 
-func (c *catalogCheck) installerProblemLocked(in *profiles.Installer) (problem string, pending bool) {
-	for _, f := range []string{in.Kernel, in.Initrd} {
-		if !local(f) {
-			continue
-		}
-		r, ok := c.results[fileKey(f)]
-		if !ok {
-			return "", true
-		}
-		if r.problem != "" {
-			return "installer: " + r.problem, false
-		}
-	}
-	return "", false
-}
-
 // Held says why host may not be given its installer now, "" when it may:
 // the version it would install (name, else the profile's) or its
 // installer failed the check, or was not checked yet. A host with no
@@ -319,10 +303,11 @@ func (c *catalogCheck) Held(set *profiles.Set, host *profiles.Host, name string)
 		return "version " + v.Name + ": the catalog check has not finished yet"
 	}
 	if host.Installer != nil {
-		if p, pending := c.installerProblemLocked(host.Installer); pending {
+		switch ps, failed, pending := c.installerProblemsLocked(host.Installer, map[string]bool{}); {
+		case pending:
 			return "version " + v.Name + ": its installer is being checked"
-		} else if p != "" {
-			return host.Source + ": host " + host.Hostname + ": " + p
+		case failed:
+			return host.Source + ": host " + host.Hostname + ": " + ps[0]
 		}
 	}
 	p, pending := c.imageProblemLocked(v)

@@ -147,6 +147,9 @@ func TestCatalogCheck(t *testing.T) {
 	if initrd != 1 {
 		t.Errorf("problems %q: want the missing initrd named once", st.Problems)
 	}
+	if why := c.Held(set, bad, ""); !strings.Contains(why, ": host "+bad.Hostname+": installer: initrd.img: no such file in the artifacts directory") {
+		t.Errorf("held = %q, want the host's missing initrd", why)
+	}
 }
 
 func TestCatalogCheckMissingImage(t *testing.T) {
