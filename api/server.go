@@ -70,6 +70,9 @@ type Server struct {
 	// installer ("" when it is not): the registry's Hold. The hosts
 	// views show it, and a plan of a held host is refused.
 	Held func(mac net.HardwareAddr, pendingVersion string) string
+	// Power, if set, reaches hosts' BMCs: POST /api/power and reinstall
+	// requests with power_cycle. Nil answers those 503.
+	Power Power
 	// Log receives a line per request that changes something or fails.
 	// Nil discards.
 	Log *slog.Logger
@@ -104,6 +107,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/hosts/{mac}/log", s.admin(s.hostLog))
 	m.HandleFunc("GET /api/versions", s.admin(s.versions))
 	m.HandleFunc("POST /api/reinstall", s.admin(s.reinstall))
+	m.HandleFunc("POST /api/power", s.admin(s.power))
 	m.HandleFunc("GET /api/events", s.admin(s.events))
 	m.HandleFunc("GET /api/profiles", s.admin(s.profilesStatus))
 	s.mux = m

@@ -29,6 +29,9 @@ from --data DIR/admin.token or $RACKBOOT_TOKEN):
   versions   how many machines run each version, and which
   history    every install attempt of a machine
   reinstall  mark machines pending: they install again at their next PXE boot
+             (--power-cycle: now, through their BMCs)
+  power      status, on, off or cycle machines through their BMCs (--netboot: PXE once)
+  rollout    move a selection to a version in waves, canary first, halting on failures
   logs       print (-f: follow) the agent's log of a machine's latest attempt
   watch      live progress of every installing machine
 
@@ -51,6 +54,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"versions":  runVersions,
 	"history":   runHistory,
 	"reinstall": runReinstall,
+	"power":     runPower,
 	"logs":      runLogs,
 	"watch":     runWatch,
 }
