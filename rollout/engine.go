@@ -122,7 +122,7 @@ func (e *Engine) Start(ctx context.Context, spec Spec) (Rollout, error) {
 			r.Hosts = append(r.Hosts, Host{MAC: m, Wave: w, Result: ResultWaiting, Since: now})
 		}
 	}
-	e.eventLocked(&r, now, fmt.Sprintf("started%s: %d hosts in %d waves to version %s (%s)", by(spec.By), len(spec.Hosts), len(waves), spec.Version, shape(spec, waves)))
+	e.eventLocked(&r, now, fmt.Sprintf("started%s: %s in %s to version %s (%s)", by(spec.By), count(len(spec.Hosts), "host"), count(len(waves), "wave"), spec.Version, shape(spec, waves)))
 	if err := e.Env.Save(ctx, r); err != nil {
 		return Rollout{}, fmt.Errorf("rollout: save %s: %w", r.ID, err)
 	}
@@ -183,7 +183,7 @@ func (e *Engine) Resume(ctx context.Context, id, who string) (Rollout, error) {
 				}
 			}
 			r.Status, r.Reason, r.Next = StatusRunning, "", time.Time{}
-			e.eventLocked(r, now, fmt.Sprintf("resumed%s: the %d failed hosts of wave %d are reinstalled and power-cycled again: %s", by(who), len(retry), r.Wave+1, list(retry, 10)))
+			e.eventLocked(r, now, fmt.Sprintf("resumed%s: the failed hosts of wave %d are reinstalled and power-cycled again (%s): %s", by(who), r.Wave+1, count(len(retry), "host"), list(retry, 10)))
 		default:
 			return fmt.Errorf("%w: %s is %s, only a paused or halted rollout can be resumed", ErrState, r.ID, r.Status)
 		}
@@ -228,10 +228,10 @@ func (e *Engine) Abort(ctx context.Context, id, who string) (Rollout, error) {
 		r.Status, r.Reason = StatusAborted, "aborted"+by(who)
 		text := fmt.Sprintf("aborted%s: no further wave", by(who))
 		if len(pending) > 0 {
-			text += fmt.Sprintf("; %d hosts of wave %d had not started installing and are left pending (they install at their next PXE boot): %s", len(pending), r.Wave+1, list(pending, 10))
+			text += fmt.Sprintf("; %s of wave %d had not started installing and are left pending (they install at their next PXE boot): %s", count(len(pending), "host"), r.Wave+1, list(pending, 10))
 		}
 		if len(unread) > 0 {
-			text += fmt.Sprintf("; the registry could not be read for %d hosts of wave %d, which may be left pending: %s", len(unread), r.Wave+1, list(unread, 10))
+			text += fmt.Sprintf("; the registry could not be read for %s of wave %d, which may be left pending: %s", count(len(unread), "host"), r.Wave+1, list(unread, 10))
 		}
 		e.eventLocked(r, now, text)
 		return nil
@@ -364,7 +364,7 @@ func (e *Engine) loadLocked(ctx context.Context) error {
 		if len(cycled) == 0 {
 			continue
 		}
-		e.eventLocked(&r, now, fmt.Sprintf("restarted while %d hosts of wave %d were being power-cycled: they are watched as cycled, not cycled again: %s", len(cycled), r.Wave+1, list(cycled, 10)))
+		e.eventLocked(&r, now, fmt.Sprintf("restarted while %s of wave %d were being power-cycled: they are watched as cycled, not cycled again: %s", count(len(cycled), "host"), r.Wave+1, list(cycled, 10)))
 		// A failed save costs nothing: the same conversion is made at the
 		// next load.
 		if err := e.saveLocked(ctx, r, now); err != nil {
@@ -435,6 +435,14 @@ func by(who string) string {
 		return ""
 	}
 	return " by " + who
+}
+
+// count returns "1 host", "2 hosts".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // list joins at most n items, saying how many more there are.

@@ -115,9 +115,16 @@ func TestHaltThenResume(t *testing.T) {
 		t.Errorf("power cycles (-want +got):\n%s", d)
 	}
 	for _, h := range r.Hosts {
-		if h.Result != ResultInstalled {
-			t.Errorf("%s: %s %q", h.MAC, h.Result, h.Error)
+		tries := 1
+		if h.Wave == 1 {
+			tries = 2
 		}
+		if h.Result != ResultInstalled || h.Tries != tries {
+			t.Errorf("%s: %s %q, tries %d", h.MAC, h.Result, h.Error, h.Tries)
+		}
+	}
+	if !hasEvent(r, "wave 2: its failed hosts started again: 2 hosts") {
+		t.Errorf("no retry event")
 	}
 	if r.Reason != "" {
 		t.Errorf("reason %q after resume", r.Reason)
@@ -205,7 +212,7 @@ func TestAbort(t *testing.T) {
 	if r.Status != StatusAborted || r.Reason != "aborted by bob" {
 		t.Errorf("status %s, reason %q", r.Status, r.Reason)
 	}
-	want := "aborted by bob: no further wave; 1 hosts of wave 1 had not started installing and are left pending (they install at their next PXE boot): 52:54:00:00:00:02"
+	want := "aborted by bob: no further wave; 1 host of wave 1 had not started installing and are left pending (they install at their next PXE boot): 52:54:00:00:00:02"
 	if got := r.Events[len(r.Events)-1].Text; got != want {
 		t.Errorf("event %q\nwant  %q", got, want)
 	}
@@ -361,4 +368,31 @@ func TestOverlapRefused(t *testing.T) {
 	if d := cmp.Diff([]string{"r1 aborted", "r2 running", "r3 running"}, ids); d != "" {
 		t.Errorf("List (-want +got):\n%s", d)
 	}
+}
+
+func TestReinstallRequestFails(t *testing.T) {
+	e, env, _, macs, _ := setup(t)
+	env.set("ok", macs...)
+	run(t, e)
+	unknown := "52:54:00:00:00:ff"
+	r := start(t, e, Spec{Version: "v2", Hosts: []string{macs[0], unknown}, WaveSize: 2})
+	r = waitStatus(t, e, r.ID, StatusHalted)
+	if want := "wave 1 had 1 failure (max 0): 52:54:00:00:00:ff: reinstall request: no such host"; r.Reason != want {
+		t.Errorf("reason %q\nwant %q", r.Reason, want)
+	}
+	if _, cycles := env.calls(); !cmp.Equal([][]string{macs[:1]}, cycles) {
+		t.Errorf("power cycles %v", cycles)
+	}
+	if r.Host(macs[0]).Result != ResultInstalled {
+		t.Errorf("%s: %s", macs[0], r.Host(macs[0]).Result)
+	}
+}
+
+func hasEvent(r Rollout, text string) bool {
+	for _, ev := range r.Events {
+		if ev.Text == text {
+			return true
+		}
+	}
+	return false
 }

@@ -74,6 +74,9 @@ type Host struct {
 	// Attempt is the registry's LastID for the host when its reinstall was
 	// requested: attempts with a greater ID are this rollout's.
 	Attempt int `json:"attempt"`
+	// Tries counts the times the rollout started the host: 1 after its
+	// wave started, one more each time Resume retried it.
+	Tries int `json:"tries"`
 	// Since is when the host entered Result; for cycling and installing,
 	// when its power cycle was decided and done, from which WaveTimeout
 	// runs.

@@ -96,7 +96,7 @@ func (e *Engine) step(ctx context.Context, id string) bool {
 		if e.now().Before(r.Next) {
 			return false
 		}
-		return e.start(ctx, r, waiting, len(waiting) < len(hosts))
+		return e.start(ctx, r, waiting)
 	case decided:
 		return e.judge(ctx, id)
 	}
@@ -108,7 +108,7 @@ func (e *Engine) step(ctx context.Context, id string) bool {
 // saved before the BMCs are asked, so that a restart in between watches
 // them rather than cycling them twice; a host that was in fact not cycled
 // then fails by WaveTimeout, which is the safe side.
-func (e *Engine) start(ctx context.Context, r Rollout, macs []string, retry bool) bool {
+func (e *Engine) start(ctx context.Context, r Rollout, macs []string) bool {
 	reason := fmt.Sprintf("rollout %s wave %d", r.ID, r.Wave+1)
 	if r.Spec.Reason != "" {
 		reason += ": " + r.Spec.Reason
@@ -139,18 +139,21 @@ func (e *Engine) start(ctx context.Context, r Rollout, macs []string, retry bool
 					left = append(left, m)
 				}
 			}
-			e.eventLocked(n, now, fmt.Sprintf("wave %d: %d hosts were reinstalled as the rollout was aborted; they are left pending, not power-cycled: %s", n.Wave+1, len(left), list(left, 10)))
+			e.eventLocked(n, now, fmt.Sprintf("wave %d: %s reinstalled as the rollout was aborted are left pending, not power-cycled: %s", n.Wave+1, count(len(left), "host"), list(left, 10)))
 			return true
 		}
 		if n.Wave != r.Wave || (n.Status != StatusRunning && n.Status != StatusPaused) {
 			return false
 		}
 		var failed []string
+		retry := false
 		for _, m := range macs {
 			h := n.Host(m)
 			if h == nil || h.Result != ResultWaiting {
 				continue
 			}
+			retry = retry || h.Tries > 0
+			h.Tries++
 			if err := done[m].err; err != nil {
 				h.Result, h.Error, h.Since = ResultFailed, "reinstall request: "+err.Error(), now
 				failed = append(failed, m)
@@ -159,17 +162,22 @@ func (e *Engine) start(ctx context.Context, r Rollout, macs []string, retry bool
 			h.Result, h.Attempt, h.Error, h.Since = ResultCycling, done[m].lastID, "", now
 			cycle = append(cycle, m)
 		}
-		text := fmt.Sprintf("wave %d started: %d hosts", n.Wave+1, len(macs))
+		text := fmt.Sprintf("wave %d started: %s", n.Wave+1, count(len(macs), "host"))
 		if retry {
-			text = fmt.Sprintf("wave %d: its %d failed hosts started again", n.Wave+1, len(macs))
+			text = fmt.Sprintf("wave %d: its failed hosts started again: %s", n.Wave+1, count(len(macs), "host"))
 		}
 		if len(failed) > 0 {
-			text += fmt.Sprintf(", the reinstall request failed for %d: %s", len(failed), list(failed, 10))
+			text += fmt.Sprintf("; the reinstall request failed for %s: %s", count(len(failed), "host"), list(failed, 10))
 		}
 		e.eventLocked(n, now, text)
 		return true
-	}) || len(cycle) == 0 {
+	}) {
 		return false
+	}
+	if len(cycle) == 0 {
+		// Every reinstall request failed (or the rollout was aborted
+		// meanwhile): the next step judges the wave.
+		return true
 	}
 	errs := e.Env.PowerCycle(ctx, cycle, r.Spec.By)
 	if ctx.Err() != nil {
@@ -192,9 +200,9 @@ func (e *Engine) start(ctx context.Context, r Rollout, macs []string, retry bool
 			h.Result, h.Since = ResultInstalling, now
 			cycled++
 		}
-		text := fmt.Sprintf("wave %d: %d hosts power-cycled", n.Wave+1, cycled)
+		text := fmt.Sprintf("wave %d: %s power-cycled", n.Wave+1, count(cycled, "host"))
 		if len(failed) > 0 {
-			text += fmt.Sprintf(", %d failed: %s", len(failed), list(failed, 10))
+			text += fmt.Sprintf("; the power cycle failed for %s: %s", count(len(failed), "host"), list(failed, 10))
 		}
 		e.eventLocked(n, now, text)
 		return true
@@ -253,11 +261,14 @@ func (e *Engine) watch(ctx context.Context, r Rollout, hosts []*Host) bool {
 		if installed+len(failed) == 0 {
 			return false
 		}
-		text := fmt.Sprintf("wave %d: %d hosts installed", n.Wave+1, installed)
-		if len(failed) > 0 {
-			text += fmt.Sprintf(", %d failed: %s", len(failed), list(failed, 10))
+		var parts []string
+		if installed > 0 {
+			parts = append(parts, count(installed, "host")+" installed")
 		}
-		e.eventLocked(n, now, text)
+		if len(failed) > 0 {
+			parts = append(parts, fmt.Sprintf("%s failed: %s", count(len(failed), "host"), list(failed, 10)))
+		}
+		e.eventLocked(n, now, fmt.Sprintf("wave %d: %s", n.Wave+1, strings.Join(parts, "; ")))
 		return true
 	})
 }
@@ -321,8 +332,8 @@ func (e *Engine) judge(ctx context.Context, id string) bool {
 		switch {
 		case len(failed) > n.Spec.MaxFailures:
 			n.Status = StatusHalted
-			n.Reason = fmt.Sprintf("wave %d had %d failures (max %d): %s", w, len(failed), n.Spec.MaxFailures, strings.Join(failed, "; "))
-			e.eventLocked(n, now, fmt.Sprintf("halted: wave %d had %d failures (max %d)", w, len(failed), n.Spec.MaxFailures))
+			n.Reason = fmt.Sprintf("wave %d had %s (max %d): %s", w, count(len(failed), "failure"), n.Spec.MaxFailures, strings.Join(failed, "; "))
+			e.eventLocked(n, now, fmt.Sprintf("halted: wave %d had %s (max %d)", w, count(len(failed), "failure"), n.Spec.MaxFailures))
 		case w == len(n.Waves):
 			n.Status = StatusDone
 			installed := 0
@@ -335,7 +346,7 @@ func (e *Engine) judge(ctx context.Context, id string) bool {
 		default:
 			n.Wave++
 			n.Next = now.Add(n.Spec.Soak)
-			text := fmt.Sprintf("wave %d healthy: %d failures (max %d)", w, len(failed), n.Spec.MaxFailures)
+			text := fmt.Sprintf("wave %d healthy: %s (max %d)", w, count(len(failed), "failure"), n.Spec.MaxFailures)
 			if n.Spec.Soak > 0 {
 				text += fmt.Sprintf("; wave %d starts after a soak of %v, at %s", w+1, n.Spec.Soak, n.Next.Format(time.RFC3339))
 			}
