@@ -396,3 +396,55 @@ func hasEvent(r Rollout, text string) bool {
 	}
 	return false
 }
+
+func TestConcurrentControl(t *testing.T) {
+	c := newClock()
+	env, macs := newFakeEnv(20, c.Now)
+	env.set("ok", macs...)
+	e := &Engine{Env: env, Now: c.Now, Poll: time.Millisecond}
+	run(t, e)
+	r := start(t, e, Spec{Version: "v2", Hosts: macs, Canary: 1, WaveSize: 3})
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, f := range []func(context.Context, string, string) (Rollout, error){e.Pause, e.Resume} {
+					if _, err := f(ctx, r.ID, "bob"); err != nil && !errors.Is(err, ErrState) {
+						t.Error(err)
+					}
+				}
+				e.List(ctx)
+				time.Sleep(100 * time.Microsecond)
+			}
+		}()
+	}
+	waitFor(t, "done", func() bool {
+		r, _ := e.Get(ctx, r.ID)
+		if r.Status == StatusPaused {
+			e.Resume(ctx, r.ID, "carol")
+		}
+		return r.Status == StatusDone
+	})
+	close(stop)
+	wg.Wait()
+	reinstalls, cycles := env.calls()
+	if d := cmp.Diff(macs, reinstalls); d != "" {
+		t.Errorf("reinstalls (-want +got):\n%s", d)
+	}
+	want := [][]string{macs[0:1]}
+	for i := 1; i < len(macs); i += 3 {
+		want = append(want, macs[i:min(i+3, len(macs))])
+	}
+	if d := cmp.Diff(want, cycles); d != "" {
+		t.Errorf("power cycles (-want +got):\n%s", d)
+	}
+}
