@@ -112,9 +112,13 @@ func (c *ipmiController) control(ctx context.Context, op string, a Action) error
 	})
 }
 
-func (c *ipmiController) On(ctx context.Context) error    { return c.control(ctx, "power on", ActionOn) }
-func (c *ipmiController) Off(ctx context.Context) error   { return c.control(ctx, "power off", ActionOff) }
-func (c *ipmiController) Cycle(ctx context.Context) error { return c.control(ctx, "power cycle", ActionCycle) }
+func (c *ipmiController) On(ctx context.Context) error { return c.control(ctx, "power on", ActionOn) }
+func (c *ipmiController) Off(ctx context.Context) error {
+	return c.control(ctx, "power off", ActionOff)
+}
+func (c *ipmiController) Cycle(ctx context.Context) error {
+	return c.control(ctx, "power cycle", ActionCycle)
+}
 
 // NetBootOnce sets the boot flags (Set System Boot Options parameter 5,
 // IPMI 2.0 Table 28-14): valid, next boot only, legacy, force PXE. The

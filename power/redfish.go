@@ -204,9 +204,15 @@ func (c *redfishController) control(ctx context.Context, op string, a Action) er
 	})
 }
 
-func (c *redfishController) On(ctx context.Context) error    { return c.control(ctx, "power on", ActionOn) }
-func (c *redfishController) Off(ctx context.Context) error   { return c.control(ctx, "power off", ActionOff) }
-func (c *redfishController) Cycle(ctx context.Context) error { return c.control(ctx, "power cycle", ActionCycle) }
+func (c *redfishController) On(ctx context.Context) error {
+	return c.control(ctx, "power on", ActionOn)
+}
+func (c *redfishController) Off(ctx context.Context) error {
+	return c.control(ctx, "power off", ActionOff)
+}
+func (c *redfishController) Cycle(ctx context.Context) error {
+	return c.control(ctx, "power cycle", ActionCycle)
+}
 
 // NetBootOnce PATCHes Boot {BootSourceOverrideTarget: Pxe,
 // BootSourceOverrideEnabled: Once}. Some BMCs also want
