@@ -64,8 +64,9 @@ func (e *Error) Error() string {
 		b.WriteString(t)
 	}
 	if e.Err != nil {
+		// go-ipmi spreads some errors over lines; one line logs better.
 		b.WriteString(" (")
-		b.WriteString(e.Err.Error())
+		b.WriteString(strings.Join(strings.Fields(e.Err.Error()), " "))
 		b.WriteString(")")
 	}
 	return b.String()
