@@ -39,7 +39,8 @@ import (
 //
 // gofish v0.20.0, not v0.21.0: v0.21.0's ComputerSystem.Reset posts to the
 // RemoveResourceBlock action's target instead of the Reset target (an empty
-// URL for every BMC without that action), so no reset ever reaches the BMC.
+// URL for every BMC without that action), so no reset ever reaches the BMC
+// (measured: "unable to execute request, no target provided").
 const (
 	redfishDialTimeout = 5 * time.Second
 	redfishTLSTimeout  = 5 * time.Second
