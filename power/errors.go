@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -147,6 +148,10 @@ func wrap(op string, err error, password string) error {
 // where the libraries keep one and by text where they do not (gofish's
 // collection errors and go-ipmi's wrapped errors are strings). The rules
 // are the ones measured in docs/bmc-groundwork.md §4.
+// httpAuthStatus finds gofish's "401: …" in a collection error's text,
+// not a port number ending in 401 ("127.0.0.1:45401: connect: …").
+var httpAuthStatus = regexp.MustCompile(`(^|[^0-9:])40[13]: `)
+
 func classify(err error) Kind {
 	if k := KindOf(err); k != "" {
 		return k
@@ -164,7 +169,7 @@ func classify(err error) Kind {
 		return KindAuth
 	}
 	if errors.Is(err, ipmiclient.ErrRAKPAuthentication) ||
-		strings.Contains(text, "401: ") || strings.Contains(text, "403: ") ||
+		httpAuthStatus.MatchString(text) ||
 		strings.Contains(lower, "unauthorized name") || strings.Contains(lower, "authentication code mismatch") ||
 		strings.Contains(lower, "invalid credentials") {
 		return KindAuth

@@ -217,7 +217,7 @@ func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.Flag
 	fs.StringVar(&c.BMCCredentials, "bmc-credentials", c.BMCCredentials, "`dir`ectory of the files holding BMC passwords that profiles name with bmc.credential (default: $CREDENTIALS_DIRECTORY, else "+defaultBMCCredentials+")")
 	fs.DurationVar(&c.PowerStagger, "power-stagger", c.PowerStagger, "least `duration` between two machines' power actions of one request or rollout wave (inrush current)")
 	fs.IntVar(&c.PowerConcurrency, "power-concurrency", c.PowerConcurrency, "most `machines` whose BMCs are handled at once")
-	fs.DurationVar(&c.PowerTimeout, "power-timeout", c.PowerTimeout, "longest `duration` of one machine's power operation, retries included")
+	fs.DurationVar(&c.PowerTimeout, "power-timeout", c.PowerTimeout, "longest `duration` of one machine's power action against a BMC that does not answer, its retries included (each try gets a third)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: auto (text on a terminal, JSON otherwise), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	return fs

@@ -81,7 +81,9 @@ func (p *powerControl) target(h *profiles.Host) (power.Target, error) {
 
 // Run implements api.Power.
 func (p *powerControl) Run(ctx context.Context, hosts []*profiles.Host, action string, netboot bool, opt api.PowerOptions, by string, each func(api.PowerResult)) []api.PowerResult {
-	plan := power.Plan{Concurrency: p.concurrency, Stagger: p.stagger, Config: power.Config{Timeout: p.timeout}}
+	// Each try of an operation gets a third of the timeout, so that a BMC
+	// that never answers costs the machine its timeout, retries included.
+	plan := power.Plan{Concurrency: p.concurrency, Stagger: p.stagger, Config: power.Config{Timeout: max(p.timeout/3, time.Second), Retries: 2}}
 	if opt.Stagger != nil {
 		plan.Stagger = *opt.Stagger
 	}
