@@ -3,6 +3,8 @@ package power_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -22,8 +24,10 @@ func TestErrors(t *testing.T) {
 	_, rf := redfishDouble(t, map[string]powertest.Machine{"n": powertest.NewFakeMachine(true)})
 	ib := &powertest.IPMIBMC{User: user, Password: password, Machine: powertest.NewFakeMachine(true)}
 	ipmiAddr := powertest.ServeIPMI(t, ib)
-	tlsSrv := httptest.NewTLSServer(&powertest.RedfishBMC{User: user, Password: password,
+	tlsSrv := httptest.NewUnstartedServer(&powertest.RedfishBMC{User: user, Password: password,
 		Systems: map[string]powertest.Machine{"n": powertest.NewFakeMachine(true)}})
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	tlsSrv.StartTLS()
 	t.Cleanup(tlsSrv.Close)
 
 	tests := []struct {
