@@ -169,3 +169,30 @@ func TestRedact(t *testing.T) {
 		t.Errorf("Redact(DeadlineExceeded) = %v: want the secret gone and errors.Is kept", wrapped)
 	}
 }
+
+// TestBMCFailure: a BMC that answers with an error is KindBMC, not
+// retried, even when its message speaks of a timeout.
+func TestBMCFailure(t *testing.T) {
+	m := powertest.NewFakeMachine(false)
+	m.Err = errors.New("host controller timeout")
+	b, srv := redfishDouble(t, map[string]powertest.Machine{"n": m})
+	c := newController(t, power.Target{Protocol: "redfish", Address: srv.URL, Username: user, Password: password}, fast)
+	_, err := power.Do(context.Background(), c, power.ActionOn, false, fast)
+	if power.KindOf(err) != power.KindBMC {
+		t.Fatalf("err %v, want kind bmc", err)
+	}
+	if n := len(m.Calls()); n != 1 {
+		t.Errorf("%d power-on calls, want 1 (no retry)", n)
+	}
+	if !strings.Contains(err.Error(), "500: ") || b.Sessions() != 0 {
+		t.Errorf("err %v (want the HTTP status), %d sessions open", err, b.Sessions())
+	}
+
+	ib := &powertest.IPMIBMC{User: user, Password: password, Machine: m}
+	ic := newController(t, power.Target{Protocol: "ipmi", Address: powertest.ServeIPMI(t, ib), Username: user, Password: password}, fast)
+	_, err = power.Do(context.Background(), ic, power.ActionOn, false, fast)
+	if power.KindOf(err) != power.KindBMC {
+		t.Fatalf("ipmi: err %v, want kind bmc", err)
+	}
+	t.Logf("ipmi: %v", err)
+}

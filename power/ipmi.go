@@ -29,8 +29,6 @@ const (
 	// operation's context.
 	ipmiExchangeTimeout = time.Second
 	ipmiRetries         = 2
-	// ipmiCloseTimeout bounds Close Session after a good operation.
-	ipmiCloseTimeout = 2 * time.Second
 )
 
 type ipmiController struct {
@@ -58,9 +56,7 @@ func (c *ipmiController) session(ctx context.Context, op string, fn func(ctx con
 		return wrap(op, err, c.t.Password)
 	}
 	err = fn(ctx, cl)
-	// Close with its own short deadline: when fn used up ctx, the session
-	// is still worth closing (the BMC's slot), but not worth waiting long.
-	closeCtx, closeCancel := context.WithTimeout(context.WithoutCancel(ctx), ipmiCloseTimeout)
+	closeCtx, closeCancel := cleanupContext(ctx)
 	defer closeCancel()
 	_ = cl.Close(closeCtx)
 	return wrap(op, err, c.t.Password)
