@@ -111,6 +111,7 @@ set_working_mc 0x20
 		{"wrong user", power.Target{Protocol: "ipmi", Address: addr, Username: "root", Password: "s3cret-pw"}},
 	} {
 		_, err := newController(t, tc.tg, cfg).Status(ctx)
+		t.Logf("%s: %v", tc.name, err)
 		if power.KindOf(err) != power.KindAuth || strings.Contains(err.Error(), tc.tg.Password) {
 			t.Errorf("%s: %v, want an auth error without the password", tc.name, err)
 		}
