@@ -164,9 +164,14 @@ func classify(err error) Kind {
 	// mismatch (wrong password) or RMCP+ status "Unauthorized name" (wrong
 	// user). Over IPMI 1.5 a wrong password makes ipmi_sim drop Activate
 	// Session: a timeout there means auth (groundwork §2 item 7).
+	// A gofish HTTP error means the BMC answered: its status decides,
+	// whatever words its body holds.
 	var ce *common.Error
-	if errors.As(err, &ce) && (ce.HTTPReturnedStatusCode == 401 || ce.HTTPReturnedStatusCode == 403) {
-		return KindAuth
+	if errors.As(err, &ce) && ce.HTTPReturnedStatusCode != 0 {
+		if ce.HTTPReturnedStatusCode == 401 || ce.HTTPReturnedStatusCode == 403 {
+			return KindAuth
+		}
+		return KindBMC
 	}
 	if errors.Is(err, ipmiclient.ErrRAKPAuthentication) ||
 		httpAuthStatus.MatchString(text) ||

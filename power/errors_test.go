@@ -3,6 +3,8 @@ package power_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -22,8 +24,10 @@ func TestErrors(t *testing.T) {
 	_, rf := redfishDouble(t, map[string]powertest.Machine{"n": powertest.NewFakeMachine(true)})
 	ib := &powertest.IPMIBMC{User: user, Password: password, Machine: powertest.NewFakeMachine(true)}
 	ipmiAddr := powertest.ServeIPMI(t, ib)
-	tlsSrv := httptest.NewTLSServer(&powertest.RedfishBMC{User: user, Password: password,
+	tlsSrv := httptest.NewUnstartedServer(&powertest.RedfishBMC{User: user, Password: password,
 		Systems: map[string]powertest.Machine{"n": powertest.NewFakeMachine(true)}})
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	tlsSrv.StartTLS()
 	t.Cleanup(tlsSrv.Close)
 
 	tests := []struct {
@@ -164,4 +168,31 @@ func TestRedact(t *testing.T) {
 	if !errors.Is(wrapped, context.DeadlineExceeded) || strings.Contains(wrapped.Error(), "deadline") {
 		t.Errorf("Redact(DeadlineExceeded) = %v: want the secret gone and errors.Is kept", wrapped)
 	}
+}
+
+// TestBMCFailure: a BMC that answers with an error is KindBMC, not
+// retried, even when its message speaks of a timeout.
+func TestBMCFailure(t *testing.T) {
+	m := powertest.NewFakeMachine(false)
+	m.Err = errors.New("host controller timeout")
+	b, srv := redfishDouble(t, map[string]powertest.Machine{"n": m})
+	c := newController(t, power.Target{Protocol: "redfish", Address: srv.URL, Username: user, Password: password}, fast)
+	_, err := power.Do(context.Background(), c, power.ActionOn, false, fast)
+	if power.KindOf(err) != power.KindBMC {
+		t.Fatalf("err %v, want kind bmc", err)
+	}
+	if n := len(m.Calls()); n != 1 {
+		t.Errorf("%d power-on calls, want 1 (no retry)", n)
+	}
+	if !strings.Contains(err.Error(), "500: ") || b.Sessions() != 0 {
+		t.Errorf("err %v (want the HTTP status), %d sessions open", err, b.Sessions())
+	}
+
+	ib := &powertest.IPMIBMC{User: user, Password: password, Machine: m}
+	ic := newController(t, power.Target{Protocol: "ipmi", Address: powertest.ServeIPMI(t, ib), Username: user, Password: password}, fast)
+	_, err = power.Do(context.Background(), ic, power.ActionOn, false, fast)
+	if power.KindOf(err) != power.KindBMC {
+		t.Fatalf("ipmi: err %v, want kind bmc", err)
+	}
+	t.Logf("ipmi: %v", err)
 }

@@ -16,8 +16,9 @@ import (
 // timeout. go-ipmi quirks handled here (docs/bmc-groundwork.md §2):
 //   - Without an explicit cipher suite Connect first asks Get Channel Cipher
 //     Suites, which ipmi_sim never answers: 3 s lost. Suite 3
-//     (RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128) is what ipmi_sim and
-//     nearly every BMC offer.
+//     (RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128) is the one ipmi_sim
+//     2.0.33 offers (it has no SHA-256 suite: 17 fails there). A
+//     configurable suite list is open (groundwork §7, question 3).
 //   - Close after a failed Connect still sends Close Session and waits out
 //     its retries; it is given an already-cancelled context then (it still
 //     closes the socket, which must happen or a descriptor leaks).
@@ -29,8 +30,6 @@ const (
 	// operation's context.
 	ipmiExchangeTimeout = time.Second
 	ipmiRetries         = 2
-	// ipmiCloseTimeout bounds Close Session after a good operation.
-	ipmiCloseTimeout = 2 * time.Second
 )
 
 type ipmiController struct {
@@ -58,9 +57,7 @@ func (c *ipmiController) session(ctx context.Context, op string, fn func(ctx con
 		return wrap(op, err, c.t.Password)
 	}
 	err = fn(ctx, cl)
-	// Close with its own short deadline: when fn used up ctx, the session
-	// is still worth closing (the BMC's slot), but not worth waiting long.
-	closeCtx, closeCancel := context.WithTimeout(context.WithoutCancel(ctx), ipmiCloseTimeout)
+	closeCtx, closeCancel := cleanupContext(ctx)
 	defer closeCancel()
 	_ = cl.Close(closeCtx)
 	return wrap(op, err, c.t.Password)

@@ -210,3 +210,22 @@ func redfishEndpoint(addr string) (string, error) {
 	}
 	return u.Scheme + "://" + u.Host, nil
 }
+
+// Closing a session (IPMI Close Session, Redfish DELETE of the session) is
+// worth a little time even when the operation failed: BMCs have a handful
+// of session slots, and one left open is held until the BMC's idle timeout.
+const (
+	cleanupTimeout        = 2 * time.Second        // the operation went well: the BMC answers
+	cleanupTimeoutExpired = 500 * time.Millisecond // the deadline passed: one short try
+)
+
+// cleanupContext returns the context to close a session with: detached
+// from ctx (which may have ended), with its own short deadline. An
+// operation can so outlast Config.Timeout by at most cleanupTimeoutExpired.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := cleanupTimeout
+	if ctx.Err() != nil {
+		d = cleanupTimeoutExpired
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}

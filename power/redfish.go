@@ -44,9 +44,6 @@ import (
 const (
 	redfishDialTimeout = 5 * time.Second
 	redfishTLSTimeout  = 5 * time.Second
-	// redfishLogoutTimeout bounds the session's DELETE, which runs even
-	// when the operation used up its own deadline (the BMC's session slot).
-	redfishLogoutTimeout = 2 * time.Second
 )
 
 type redfishController struct {
@@ -97,14 +94,14 @@ func (c *redfishController) session(ctx context.Context, op string, fn func(sys 
 	return wrap(op, fn(sys), c.t.Password)
 }
 
-// logout deletes the session with its own short deadline (gofish's Logout
+// logout deletes the session with a cleanup deadline (gofish's Logout
 // would reuse the operation's context, perhaps expired).
 func (c *redfishController) logout(ctx context.Context, hc *http.Client, api *gofish.APIClient) {
 	s, err := api.GetSession()
 	if err != nil || s.ID == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redfishLogoutTimeout)
+	ctx, cancel := cleanupContext(ctx)
 	defer cancel()
 	target := s.ID
 	if !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") {

@@ -63,8 +63,10 @@ func TestRunStagger(t *testing.T) {
 			if gap := r.Started.Sub(results[i-1].Started); gap < stagger-10*time.Millisecond {
 				t.Errorf("job %d started %s after job %d", i, gap, i-1)
 			}
+			// At the BMC the power-on arrives after the job's session setup,
+			// whose latency varies from job to job: looser there.
 			gap := bmcs[i].Log()[0].Time.Sub(bmcs[i-1].Log()[0].Time)
-			if gap < stagger-10*time.Millisecond {
+			if gap < stagger/2 {
 				t.Errorf("machine %d powered on %s after machine %d", i, gap, i-1)
 			}
 		}
