@@ -127,13 +127,25 @@ func (e *rolloutEnv) Save(ctx context.Context, r rollout.Rollout) error {
 	return e.reg.Store.PutBlob(ctx, rolloutPrefix+r.ID, b)
 }
 
-// rolloutMetrics records a rollout's status and hosts by result.
-func rolloutMetrics(m *metrics.Metrics) func(rollout.Rollout) {
+// rolloutNotify records a rollout's status and hosts by result in the
+// metrics and, when its events grew, publishes the newest for watch.
+func rolloutNotify(m *metrics.Metrics, events *api.Events) func(rollout.Rollout) {
+	seen := map[string]int{} // events shown, per rollout; Notify calls are serialised
 	return func(r rollout.Rollout) {
 		counts := map[string]int{}
 		for _, h := range r.Hosts {
 			counts[string(h.Result)]++
 		}
 		m.Rollout(r.ID, string(r.Status), counts)
+		if events == nil || len(r.Events) == 0 {
+			return
+		}
+		last := r.Events[len(r.Events)-1]
+		if n := len(r.Events); n == seen[r.ID] && n < rollout.MaxEvents {
+			return
+		}
+		seen[r.ID] = len(r.Events)
+		events.Publish(api.Event{Type: api.EventRollout, Data: api.RolloutEvent{ID: r.ID, Status: string(r.Status),
+			Wave: min(r.Wave+1, len(r.Waves)), Waves: len(r.Waves), Text: last.Text, At: last.At}})
 	}
 }

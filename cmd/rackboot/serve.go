@@ -437,7 +437,7 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	secure := http.NewServeMux()
 	pc := &powerControl{credentials: cfg.bmcCredentials(os.Getenv), stagger: cfg.PowerStagger, concurrency: cfg.PowerConcurrency,
 		timeout: cfg.PowerTimeout, reg: reg, metrics: m, log: log}
-	ro := &rollout.Engine{Env: &rolloutEnv{reg: reg, fleet: fl, power: pc}, Log: log, Notify: rolloutMetrics(m)}
+	ro := &rollout.Engine{Env: &rolloutEnv{reg: reg, fleet: fl, power: pc}, Log: log, Notify: rolloutNotify(m, events)}
 	apiServer := &api.Server{Registry: reg, Fleet: fl, Planner: pl, AdminToken: adminToken, Events: events,
 		BaseURL: base, ArtifactsPort: cfg.HTTPPort, VerifyAgent: links.verifyRequest, Log: log, Profiles: fl.Watcher, ProfilesDir: cfg.Profiles,
 		Held: reg.Hold, Power: pc, Rollouts: ro}
