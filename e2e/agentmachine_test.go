@@ -1,0 +1,172 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rackboot/rackboot/e2e/lab"
+	"github.com/rackboot/rackboot/registry"
+)
+
+// agentInstallTimeout bounds one AgentMachine's install of the agent
+// lab's image, script to boot from disk: a few seconds alone, more on a
+// loaded host.
+const agentInstallTimeout = 3 * time.Minute
+
+// TestAgentMachineLab checks the lab's AgentMachine against a real
+// rackboot, without BMCs: a new host (pending) powered on with a one-time
+// network boot installs through the real rackboot-agent and boots its
+// disk, and the registry says installed; a power-on without network boot
+// boots the disk without asking rackboot; a network boot of an installed
+// host boots the disk (its script has no installer); a power cut during an
+// install kills the agent, and the machine's next network boot installs.
+func TestAgentMachineLab(t *testing.T) {
+	ctx := testContext(t)
+	mac := agentMAC(0, 1)
+	l := startAgentLab(t, ctx, agentLabConfig{
+		versions: []string{"lab-1"},
+		hosts:    []string{`mac: "` + mac.String() + `", hostname: lab-m1`},
+	})
+	m := l.machine(t, "m1", mac)
+
+	t.Run("install", func(t *testing.T) {
+		if hv := l.hostView(t, mac.String()); hv.State != registry.StatePending {
+			t.Fatalf("new host %s is %s, want pending", mac, hv.State)
+		}
+		t0 := time.Now()
+		if err := m.PowerOn(true); err != nil {
+			t.Fatal(err)
+		}
+		if !m.IsOn() {
+			t.Error("IsOn is false after PowerOn")
+		}
+		e := waitBoot(t, ctx, m, t0)
+		t.Logf("installed and booted from disk %.1f s after power-on:\n%s", e.At.Sub(t0).Seconds(), lab.FormatEvents(m.Events()))
+		wantKinds(t, m.Events(), t0, lab.EventPowerOn, lab.EventScript, lab.EventAgentStart, lab.EventAgentDone, lab.EventBootDisk)
+		if e.Detail != "image" {
+			t.Errorf("booted a %s, want the image", e.Detail)
+		}
+		hv := l.hostView(t, mac.String())
+		if hv.State != registry.StateInstalled || hv.Version.Name != "lab-1" {
+			t.Errorf("registry: %s with %+v (%s), want installed with lab-1", hv.State, hv.Version, hv.Reason)
+		}
+		if hist := l.history(t, mac.String()); len(hist) != 1 || hist[0].Result != registry.ResultSuccess {
+			t.Errorf("history: %+v, want one success", withoutLogs(hist))
+		}
+	})
+
+	t.Run("reset-disk", func(t *testing.T) {
+		t0 := time.Now()
+		if err := m.Reset(false); err != nil {
+			t.Fatal(err)
+		}
+		e, err := m.WaitFor(waitCtx(t, ctx, 10*time.Second), t0, lab.EventBootDisk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantKinds(t, m.Events(), t0, lab.EventReset, lab.EventBootDisk)
+		if e.Detail != "image" {
+			t.Errorf("booted a %s, want the image", e.Detail)
+		}
+	})
+
+	t.Run("netboot-installed", func(t *testing.T) {
+		if err := m.PowerOff(); err != nil {
+			t.Fatal(err)
+		}
+		if m.IsOn() {
+			t.Error("IsOn is true after PowerOff")
+		}
+		t0 := time.Now()
+		if err := m.PowerOn(true); err != nil {
+			t.Fatal(err)
+		}
+		waitBoot(t, ctx, m, t0)
+		// The script of an installed host boots the disk: no agent.
+		wantKinds(t, m.Events(), t0, lab.EventPowerOn, lab.EventScript, lab.EventBootDisk)
+		if n := len(l.history(t, mac.String())); n != 1 {
+			t.Errorf("history has %d attempts after a network boot of an installed host, want 1", n)
+		}
+	})
+
+	t.Run("power-cut", func(t *testing.T) {
+		l.cli(t, "reinstall", mac.String(), "--reason", "e2e: the AgentMachine's power cut")
+		if err := m.PowerOff(); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.NewDisk(); err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		if err := m.PowerOn(true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.WaitFor(waitCtx(t, ctx, agentInstallTimeout), t0, lab.EventAgentStart); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.PowerOff(); err != nil {
+			t.Fatal(err)
+		}
+		wantKinds(t, m.Events(), t0, lab.EventPowerOn, lab.EventScript, lab.EventAgentStart, lab.EventPowerOff)
+		t1 := time.Now()
+		if err := m.Reset(true); err != nil {
+			t.Fatal(err)
+		}
+		e := waitBoot(t, ctx, m, t1)
+		wantKinds(t, m.Events(), t1, lab.EventReset, lab.EventScript, lab.EventAgentStart, lab.EventAgentDone, lab.EventBootDisk)
+		if e.Detail != "image" {
+			t.Errorf("booted a %s, want the image", e.Detail)
+		}
+		if hv := l.hostView(t, mac.String()); hv.State != registry.StateInstalled {
+			t.Errorf("registry: %s (%s), want installed", hv.State, hv.Reason)
+		}
+		t.Logf("history: %s", strings.TrimSpace(l.cli(t, "history", mac.String())))
+	})
+}
+
+// waitBoot waits for m's boot from disk since t0, failing the test on a
+// failed install or script.
+func waitBoot(t *testing.T, ctx context.Context, m *lab.AgentMachine, t0 time.Time) lab.MachineEvent {
+	t.Helper()
+	e, err := m.WaitFor(waitCtx(t, ctx, agentInstallTimeout), t0, lab.EventBootDisk, lab.EventAgentFailed, lab.EventScriptError)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Kind != lab.EventBootDisk {
+		t.Fatalf("%s: %s\n%s", m.Name(), e, lab.FormatEvents(m.Events()))
+	}
+	return e
+}
+
+// wantKinds checks the kinds of the events since t0, in order.
+func wantKinds(t *testing.T, events []lab.MachineEvent, t0 time.Time, want ...lab.EventKind) {
+	t.Helper()
+	var got []lab.EventKind
+	for _, e := range events {
+		if !e.At.Before(t0) {
+			got = append(got, e.Kind)
+		}
+	}
+	if strings.Join(kindStrings(got), " ") != strings.Join(kindStrings(want), " ") {
+		t.Errorf("events since %s: %v, want %v:\n%s", t0.UTC().Format("15:04:05.000"), got, want, lab.FormatEvents(events))
+	}
+}
+
+func kindStrings(ks []lab.EventKind) []string {
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = string(k)
+	}
+	return out
+}
+
+// waitCtx is ctx bounded by d, until the test ends.
+func waitCtx(t *testing.T, ctx context.Context, d time.Duration) context.Context {
+	c, cancel := context.WithTimeout(ctx, d)
+	t.Cleanup(cancel)
+	return c
+}
