@@ -4,13 +4,16 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +41,9 @@ type agentLab struct {
 	profiles  string
 	// images are the versions' chunked images, by version name.
 	images map[string]importedImage
+	// newChunks are the chunk files each version's import added: chunks
+	// of that version and of no version imported before it.
+	newChunks map[string][]string
 }
 
 // agentImageMiB is the size of the agent lab's images: whole-disk GPT
@@ -57,6 +63,10 @@ type agentLabConfig struct {
 	// hosts are the fleet's hosts: YAML flow mappings without the
 	// braces, such as `mac: "52:54:…", hostname: m0, labels: { rack: r9 }`.
 	hosts []string
+	// prepare, when set, runs once the lab's network exists, before the
+	// fleet is written and rackboot starts (to open a BMC's listener in
+	// the server namespace); it returns more hosts.
+	prepare func(l *agentLab) []string
 	// extra is more YAML appended to the fleet file (groups, …).
 	extra string
 	// serve are more flags for rackboot serve.
@@ -97,6 +107,7 @@ func startAgentLab(t *testing.T, ctx context.Context, cfg agentLabConfig) *agent
 		artifacts: filepath.Join(work, "artifacts"),
 		profiles:  filepath.Join(work, "profiles"),
 		images:    map[string]importedImage{},
+		newChunks: map[string][]string{},
 	}
 	start := time.Now()
 	buildCommand(t, ctx, l.rackboot, "./cmd/rackboot")
@@ -115,13 +126,33 @@ func startAgentLab(t *testing.T, ctx context.Context, cfg agentLabConfig) *agent
 			t.Fatal(err)
 		}
 	}
+	var err error
+	if l.net, err = lab.NewNet(ctx, lab.NetConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	closeOnSignal(t, l.net)
+	t.Cleanup(func() {
+		if err := l.net.Close(); err != nil {
+			t.Errorf("removing the lab: %v", err)
+		}
+	})
+	if cfg.prepare != nil {
+		cfg.hosts = append(cfg.hosts, cfg.prepare(l)...)
+	}
 	var versions strings.Builder
 	for i, v := range cfg.versions {
 		img := filepath.Join(work, v+".img")
 		if err := writeAgentImage(img, agentImageMiB<<20, uint64(i+1)); err != nil {
 			t.Fatal(err)
 		}
+		before := chunkFiles(t, l.artifacts)
 		l.images[v] = l.imageAdd(t, ctx, img, v, i+1)
+		for f := range chunkFiles(t, l.artifacts) {
+			if !before[f] {
+				l.newChunks[v] = append(l.newChunks[v], f)
+			}
+		}
+		sort.Strings(l.newChunks[v])
 		fmt.Fprintf(&versions, "  - name: %s\n    number: %d\n    image: { url: images/%s.rbidx, sha256: %s, format: chunked, kind: whole-disk }\n"+
 			"    installer: { kernel: vmlinuz, initrd: initrd.img, cmdline: \"console=ttyS0,115200\" }\n", v, i+1, v, l.images[v].SHA256)
 	}
@@ -147,16 +178,6 @@ hosts:
 		t.Fatal(err)
 	}
 
-	var err error
-	if l.net, err = lab.NewNet(ctx, lab.NetConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	closeOnSignal(t, l.net)
-	t.Cleanup(func() {
-		if err := l.net.Close(); err != nil {
-			t.Errorf("removing the lab: %v", err)
-		}
-	})
 	args := append([]string{"--ipxe-dir", agentIPXEDir(t, work)}, lab.AgentMachineServeArgs...)
 	data := filepath.Join(l.dir, "data")
 	l.rb, err = l.net.StartRackboot(ctx, lab.RackbootConfig{
@@ -268,6 +289,25 @@ func (l *agentLab) imageAdd(t *testing.T, ctx context.Context, img, name string,
 		t.Fatalf("rackboot image add %s printed no catalog entry:\n%s", name, out)
 	}
 	return importedImage{SHA256: string(m[1]), Raw: agentImageMiB << 20}
+}
+
+// chunkFiles is the set of files under the chunk store of artifacts.
+func chunkFiles(t *testing.T, artifacts string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join(artifacts, "chunks"), func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err == nil && d.Type().IsRegular() {
+			out[path] = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // buildCommand compiles pkg of this checkout's module to out.
