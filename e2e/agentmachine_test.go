@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -27,10 +28,11 @@ const agentInstallTimeout = 3 * time.Minute
 func TestAgentMachineLab(t *testing.T) {
 	ctx := testContext(t)
 	mac := agentMAC(0, 1)
-	l := startAgentLab(t, ctx, agentLabConfig{
-		versions: []string{"lab-1"},
-		hosts:    []string{`mac: "` + mac.String() + `", hostname: lab-m1`},
-	})
+	hosts := []string{`mac: "` + mac.String() + `", hostname: lab-m1`}
+	for i := range agentLabFleet {
+		hosts = append(hosts, fmt.Sprintf("mac: %q, hostname: lab-f%d", agentMAC(3, byte(i)).String(), i))
+	}
+	l := startAgentLab(t, ctx, agentLabConfig{versions: []string{"lab-1"}, hosts: hosts})
 	m := l.machine(t, "m1", mac)
 
 	t.Run("install", func(t *testing.T) {
@@ -126,7 +128,37 @@ func TestAgentMachineLab(t *testing.T) {
 		}
 		t.Logf("history: %s", strings.TrimSpace(l.cli(t, "history", mac.String())))
 	})
+
+	// Many machines at once, their agents side by side in the server
+	// namespace, as a fleet's tests run them.
+	t.Run("fleet", func(t *testing.T) {
+		var ms []*lab.AgentMachine
+		for i := range agentLabFleet {
+			ms = append(ms, l.machine(t, fmt.Sprintf("f%d", i), agentMAC(3, byte(i))))
+		}
+		t0 := time.Now()
+		for _, m := range ms {
+			if err := m.PowerOn(true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var last time.Time
+		for _, m := range ms {
+			e := waitBoot(t, ctx, m, t0)
+			if e.At.After(last) {
+				last = e.At
+			}
+			if hv := l.hostView(t, m.MAC().String()); hv.State != registry.StateInstalled {
+				t.Errorf("%s: %s (%s), want installed", m.Name(), hv.State, hv.Reason)
+			}
+		}
+		t.Logf("%d machines powered on at once: all installed and booted from disk in %.1f s", len(ms), last.Sub(t0).Seconds())
+	})
 }
+
+// agentLabFleet is how many machines TestAgentMachineLab powers on at
+// once.
+const agentLabFleet = 10
 
 // waitBoot waits for m's boot from disk since t0, failing the test on a
 // failed install or script.
