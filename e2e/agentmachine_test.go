@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +128,61 @@ func TestAgentMachineLab(t *testing.T) {
 			t.Errorf("registry: %s (%s), want installed", hv.State, hv.Reason)
 		}
 		t.Logf("history: %s", strings.TrimSpace(l.cli(t, "history", mac.String())))
+	})
+
+	// What TestRollout's halt rests on: a chunk file overwritten with
+	// garbage of its size fails the agent that fetches it (it verifies
+	// every chunk's digest), the machine stays on, idle; restored, the
+	// next attempt succeeds.
+	t.Run("corrupt-chunk", func(t *testing.T) {
+		chunks := l.newChunks["lab-1"]
+		chunk := chunks[len(chunks)/2]
+		good, err := os.ReadFile(chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		garbage := make([]byte, len(good))
+		for i := range garbage {
+			garbage[i] = byte(i*7 + 1)
+		}
+		if err := os.WriteFile(chunk, garbage, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.WriteFile(chunk, good, 0o644) })
+		l.cli(t, "reinstall", mac.String(), "--reason", "e2e: a corrupted chunk")
+		if err := m.PowerOff(); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.NewDisk(); err != nil { // blank: every chunk is fetched
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		if err := m.PowerOn(true); err != nil {
+			t.Fatal(err)
+		}
+		e, err := m.WaitFor(waitCtx(t, ctx, agentInstallTimeout), t0, lab.EventAgentFailed, lab.EventBootDisk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind != lab.EventAgentFailed {
+			t.Fatalf("with %s corrupted: %s, want the agent to fail", chunk, e)
+		}
+		t.Logf("with a chunk corrupted: %s; rackboot: %s", e, l.hostView(t, mac.String()).State)
+		if !m.IsOn() {
+			t.Error("the machine is off after its agent failed, want on and idle")
+		}
+		if err := os.WriteFile(chunk, good, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l.cli(t, "reinstall", mac.String(), "--reason", "e2e: the chunk restored")
+		t1 := time.Now()
+		if err := m.Reset(true); err != nil {
+			t.Fatal(err)
+		}
+		waitBoot(t, ctx, m, t1)
+		if hv := l.hostView(t, mac.String()); hv.State != registry.StateInstalled {
+			t.Errorf("registry: %s (%s), want installed", hv.State, hv.Reason)
+		}
 	})
 
 	// Many machines at once, their agents side by side in the server
