@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,8 @@ type agentLab struct {
 	profiles  string
 	// images are the versions' chunked images, by version name.
 	images map[string]importedImage
+	// raw are the versions' images, as imported, by version name.
+	raw map[string]string
 	// newChunks are the chunk files each version's import added: chunks
 	// of that version and of no version imported before it.
 	newChunks map[string][]string
@@ -108,6 +111,7 @@ func startAgentLab(t *testing.T, ctx context.Context, cfg agentLabConfig) *agent
 		profiles:  filepath.Join(work, "profiles"),
 		images:    map[string]importedImage{},
 		newChunks: map[string][]string{},
+		raw:       map[string]string{},
 	}
 	start := time.Now()
 	buildCommand(t, ctx, l.rackboot, "./cmd/rackboot")
@@ -145,6 +149,7 @@ func startAgentLab(t *testing.T, ctx context.Context, cfg agentLabConfig) *agent
 		if err := writeAgentImage(img, agentImageMiB<<20, uint64(i+1)); err != nil {
 			t.Fatal(err)
 		}
+		l.raw[v] = img
 		before := chunkFiles(t, l.artifacts)
 		l.images[v] = l.imageAdd(t, ctx, img, v, i+1)
 		for f := range chunkFiles(t, l.artifacts) {
@@ -242,6 +247,29 @@ func (l *agentLab) history(t *testing.T, mac string) []registry.Attempt {
 	var h []registry.Attempt
 	l.admin.get(t, "/api/hosts/"+mac+"/history?log=1", &h)
 	return h
+}
+
+// diskHolds reports whether m's disk holds version's image: the bytes of
+// its root partition (from 1 MiB to 1 MiB before its end, see
+// writeAgentImage), which the installer writes as they are; it changes
+// only the partition tables (the config drive's partition, the backup
+// GPT at the disk's end).
+func (l *agentLab) diskHolds(t *testing.T, m *lab.AgentMachine, version string) bool {
+	t.Helper()
+	want, err := os.ReadFile(l.raw[version])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(m.Disk())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := make([]byte, len(want)-2*mib)
+	if _, err := f.ReadAt(got, mib); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Equal(got, want[mib:len(want)-mib])
 }
 
 // cli runs an admin command of rackboot from the client namespace and

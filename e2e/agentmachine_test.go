@@ -53,6 +53,9 @@ func TestAgentMachineLab(t *testing.T) {
 		if e.Detail != "image" {
 			t.Errorf("booted a %s, want the image", e.Detail)
 		}
+		if !l.diskHolds(t, m, "lab-1") {
+			t.Errorf("the disk does not hold lab-1's image")
+		}
 		hv := l.hostView(t, mac.String())
 		if hv.State != registry.StateInstalled || hv.Version.Name != "lab-1" {
 			t.Errorf("registry: %s with %+v (%s), want installed with lab-1", hv.State, hv.Version, hv.Reason)
@@ -206,6 +209,9 @@ func TestAgentMachineLab(t *testing.T) {
 			}
 			if hv := l.hostView(t, m.MAC().String()); hv.State != registry.StateInstalled {
 				t.Errorf("%s: %s (%s), want installed", m.Name(), hv.State, hv.Reason)
+			}
+			if !l.diskHolds(t, m, "lab-1") {
+				t.Errorf("%s: the disk does not hold lab-1's image", m.Name())
 			}
 		}
 		t.Logf("%d machines powered on at once: all installed and booted from disk in %.1f s", len(ms), last.Sub(t0).Seconds())

@@ -302,8 +302,8 @@ func TestPowerStagger(t *testing.T) {
 				t.Errorf("%s: events since the reinstall: %v, want its script, agent, done and boot from disk:\n%s",
 					m.Name(), kinds, lab.FormatEvents(m.Events()))
 			}
-			if ok, err := m.DiskHasData(); err != nil || !ok {
-				t.Errorf("%s: the disk holds no image (%v)", m.Name(), err)
+			if !f.diskHolds(t, m, "lab-1") {
+				t.Errorf("%s: the disk does not hold lab-1's image", m.Name())
 			}
 			hv := f.hostView(t, m.MAC().String())
 			if hv.State != registry.StateInstalled || hv.Version.Name != "lab-1" {
@@ -499,7 +499,7 @@ func TestRollout(t *testing.T) {
 
 	start := time.Now()
 	out, err := f.cliStdout("rollout", "start", "--version", "lab-2", "--selector", "rack=r7", "--canary", "2", "--wave-size", "2",
-		"--soak", rolloutSoak.String(), "--wave-timeout", "3m", "--yes", "--json")
+		"--soak", rolloutSoak.String(), "--wave-timeout", "2m", "--yes", "--json")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -602,6 +602,9 @@ func TestRollout(t *testing.T) {
 			if got := (record{string(hv.State), hv.Version.Name, len(f.history(t, mac))}); got != untouched[mac] {
 				t.Errorf("%s (wave 2): registry %+v, was %+v before the rollout reached wave 1", m.Name(), got, untouched[mac])
 			}
+			if !f.diskHolds(t, m, "lab-1") {
+				t.Errorf("%s (wave 2): the disk no longer holds lab-1's image", m.Name())
+			}
 		}
 	}
 	checkUntouched()
@@ -644,8 +647,8 @@ func TestRollout(t *testing.T) {
 		if hv.State != registry.StateInstalled || hv.Version.Name != "lab-2" {
 			t.Errorf("%s: %s with %+v (%s), want installed with lab-2", m.Name(), hv.State, hv.Version, hv.Reason)
 		}
-		if ok, err := m.DiskHasData(); err != nil || !ok {
-			t.Errorf("%s: the disk holds no image (%v)", m.Name(), err)
+		if !f.diskHolds(t, m, "lab-2") {
+			t.Errorf("%s: the disk does not hold lab-2's image", m.Name())
 		}
 	}
 }
