@@ -41,10 +41,59 @@ const (
 )
 
 // redfishDouble is the BMC double as the tests use it: an HTTP handler
-// whose log of power actions is printed on failure.
+// with its log of power actions.
 type redfishDouble struct {
 	http.Handler
-	log func() string
+	log     func() string
+	actions func() []bmcAction
+}
+
+// bmcAction is one power action the double took on a system (a
+// powertest.Record).
+type bmcAction struct {
+	System  string // the Redfish system id: the AgentMachine's name
+	Action  string // the Redfish ResetType
+	NetBoot bool   // with a one-time network boot
+	At      time.Time
+}
+
+// Actions is the double's log since t0; with netbootOnly, the actions
+// with a network boot.
+func (d redfishDouble) Actions(t0 time.Time, netbootOnly bool) []bmcAction {
+	var out []bmcAction
+	if d.actions == nil {
+		return nil
+	}
+	for _, a := range d.actions() {
+		if !a.At.Before(t0) && (a.NetBoot || !netbootOnly) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// checkLogStagger checks in the double's log that the first actions on
+// each system since t0 (with netbootOnly, the first with a network boot)
+// came one by one at least fleetGap apart, n systems in all.
+func checkLogStagger(t *testing.T, d redfishDouble, t0 time.Time, netbootOnly bool, n int) {
+	t.Helper()
+	seen := map[string]bool{}
+	var firsts []bmcAction
+	for _, a := range d.Actions(t0, netbootOnly) {
+		if !seen[a.System] {
+			seen[a.System] = true
+			firsts = append(firsts, a)
+		}
+	}
+	if len(firsts) != n {
+		t.Errorf("the double's log has actions on %d systems since %s, want %d:\n%s", len(firsts), t0.UTC().Format("15:04:05.000"), n, d.Log())
+	}
+	for i := 1; i < len(firsts); i++ {
+		if gap := firsts[i].At.Sub(firsts[i-1].At); gap < fleetGap {
+			t.Errorf("the double's log: %s %s came %v after %s %s, want at least %v",
+				firsts[i].Action, firsts[i].System, gap, firsts[i-1].Action, firsts[i-1].System, fleetGap)
+		}
+	}
 }
 
 // Log is what the double did, printed.
@@ -242,6 +291,11 @@ func TestPowerStagger(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, m := range f.machines {
+		if _, err := m.WaitFor(waitCtx(t, ctx, 10*time.Second), time.Time{}, lab.EventBootDisk); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	t.Run("power-cycle", func(t *testing.T) {
 		t0 := time.Now()
@@ -265,6 +319,7 @@ func TestPowerStagger(t *testing.T) {
 			}
 			f.machineOf(t, r.MAC)
 		}
+		checkLogStagger(t, f.bmc, t0, false, len(f.machines))
 		first, last := checkStagger(t, f.machines, t0, false)
 		t.Logf("rackboot power cycle of 10: %.1f s; first to last action %.1f s", took.Seconds(), last.Sub(first).Seconds())
 		if spread := last.Sub(first); spread < 9*fleetGap {
@@ -295,6 +350,7 @@ func TestPowerStagger(t *testing.T) {
 		if err != nil {
 			t.Errorf("rackboot reinstall --power-cycle: %v", err)
 		}
+		checkLogStagger(t, f.bmc, t0, true, len(f.machines))
 		checkStagger(t, f.machines, t0, true)
 		for _, m := range f.machines {
 			kinds := eventKinds(m.Events(), t0)
@@ -596,6 +652,11 @@ func TestRollout(t *testing.T) {
 		for _, m := range wave(2) {
 			if acts := powerActions(m, start, false); len(acts) > 0 {
 				t.Errorf("%s (wave 2) had power actions while the rollout was halted before it:\n%s", m.Name(), lab.FormatEvents(acts))
+			}
+			for _, a := range f.bmc.Actions(start, false) {
+				if a.System == m.Name() {
+					t.Errorf("the double's log: %s of %s (wave 2) at %s, before the rollout reached wave 2", a.Action, a.System, a.At.UTC().Format("15:04:05.000"))
+				}
 			}
 			mac := m.MAC().String()
 			hv := f.hostView(t, mac)
