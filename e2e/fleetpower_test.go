@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -384,7 +385,7 @@ func TestPowerStagger(t *testing.T) {
 		for what, s := range map[string]string{
 			"rackboot's log":             string(logb),
 			"rackboot history --json":    hist,
-			"rackboot render":            f.cli(t, "render", mac),
+			"rackboot render":            f.render(t, mac),
 			"GET /api/hosts":             string(hosts),
 			"rackboot hosts":             f.cli(t, "hosts"),
 			"rackboot power status JSON": f.cli(t, "power", "status", mac, "--json"),
@@ -394,6 +395,18 @@ func TestPowerStagger(t *testing.T) {
 			}
 		}
 	})
+}
+
+// render is `rackboot render --json` of mac, offline from the profiles,
+// as an admin previews a host.
+func (f *fleetLab) render(t *testing.T, mac string) string {
+	t.Helper()
+	out, err := exec.Command(f.rackboot, "render", "--profiles", f.profiles, "--artifacts", f.artifacts,
+		"--mac", mac, "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("rackboot render %s: %v\n%s", mac, err, out)
+	}
+	return string(out)
 }
 
 // eventKinds are the kinds of the events since t0, in order.
