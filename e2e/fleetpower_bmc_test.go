@@ -52,18 +52,26 @@ func newRedfishDouble(user, password string, systems map[string]*lab.AgentMachin
 func TestAgentMachineRedfish(t *testing.T) {
 	ctx := testContext(t)
 	mac := agentMAC(4, 1)
-	l := startAgentLab(t, ctx, agentLabConfig{
-		versions: []string{"lab-1"},
-		hosts:    []string{`mac: "` + mac.String() + `", hostname: lab-rf1`},
-	})
+	hosts := []string{`mac: "` + mac.String() + `", hostname: lab-rf1`}
+	for i := range redfishByHand {
+		hosts = append(hosts, fmt.Sprintf("mac: %q, hostname: lab-s%d", agentMAC(5, byte(i)).String(), i))
+	}
+	l := startAgentLab(t, ctx, agentLabConfig{versions: []string{"lab-1"}, hosts: hosts})
 	m := l.machine(t, "rf1", mac)
+	systems := map[string]*lab.AgentMachine{"rf1": m}
+	var staggered []*lab.AgentMachine
+	for i := range redfishByHand {
+		s := l.machine(t, fmt.Sprintf("s%d", i), agentMAC(5, byte(i)))
+		systems[s.Name()] = s
+		staggered = append(staggered, s)
+	}
 	if err := m.PowerOn(false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.WaitFor(waitCtx(t, ctx, 10*time.Second), time.Time{}, lab.EventBootDisk); err != nil {
 		t.Fatal(err)
 	}
-	d := newRedfishDouble("admin", "secret", map[string]*lab.AgentMachine{"rf1": m})
+	d := newRedfishDouble("admin", "secret", systems)
 	srv := httptest.NewServer(d)
 	defer srv.Close()
 	do := func(method, path, body, user string) int {
@@ -119,4 +127,40 @@ func TestAgentMachineRedfish(t *testing.T) {
 	if len(acts) != 3 || !acts[0].NetBoot || acts[1].NetBoot || acts[2].Action != "ForceOff" {
 		t.Errorf("the double's log: %+v; want PowerCycle with network boot, PowerCycle, ForceOff", acts)
 	}
+
+	// What TestPowerStagger asks of rackboot, done by hand: a network
+	// boot and a power cycle of each machine, fleetStagger apart. The
+	// fleet tests' checks of the double's log and of the machines'
+	// events pass, and every machine installs.
+	t2 := time.Now()
+	for i, s := range staggered {
+		if i > 0 {
+			time.Sleep(fleetStagger)
+		}
+		path := "/redfish/v1/Systems/" + s.Name()
+		if got := do(http.MethodPatch, path, `{"Boot":{"BootSourceOverrideTarget":"Pxe","BootSourceOverrideEnabled":"Once"}}`, "admin"); got/100 != 2 {
+			t.Fatalf("PATCH Boot of %s: %d", s.Name(), got)
+		}
+		if got := do(http.MethodPost, path+"/Actions/ComputerSystem.Reset", `{"ResetType":"PowerCycle"}`, "admin"); got/100 != 2 {
+			t.Fatalf("PowerCycle of %s: %d", s.Name(), got)
+		}
+	}
+	checkLogStagger(t, d, t2, true, len(staggered))
+	first, last := checkStagger(t, staggered, t2, true)
+	if spread := last.Sub(first); spread < time.Duration(len(staggered)-1)*fleetGap {
+		t.Errorf("first to last power action: %v", spread)
+	}
+	for _, s := range staggered {
+		waitBoot(t, ctx, s, t2)
+		if !containsInOrder(eventKinds(s.Events(), t2), lab.EventScript, lab.EventAgentStart, lab.EventAgentDone, lab.EventBootDisk) {
+			t.Errorf("%s: %v", s.Name(), eventKinds(s.Events(), t2))
+		}
+		if !l.diskHolds(t, s, "lab-1") {
+			t.Errorf("%s: the disk does not hold lab-1's image", s.Name())
+		}
+	}
 }
+
+// redfishByHand is how many machines TestAgentMachineRedfish cycles one
+// by one.
+const redfishByHand = 4
