@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/e2e/lab"
 	"github.com/rackboot/rackboot/registry"
 )
@@ -371,11 +372,21 @@ func TestPowerStagger(t *testing.T) {
 
 	t.Run("history-and-secrets", func(t *testing.T) {
 		mac := f.machines[0].MAC().String()
-		hist := f.cli(t, "history", mac, "--json")
-		if !strings.Contains(strings.ToLower(hist), "cycle") {
-			t.Errorf("rackboot history %s --json has no power cycle record:\n%s", mac, hist)
+		// The history lists the power actions after the attempts; the
+		// host's JSON has them as its record keeps them.
+		hist := f.cli(t, "history", mac)
+		for _, want := range []string{"power actions through the BMC (redfish http://127.0.0.1:", "cycle + netboot once", "ok", "via admin API from"} {
+			if !strings.Contains(hist, want) {
+				t.Errorf("rackboot history %s lacks %q:\n%s", mac, want, hist)
+			}
 		}
-		t.Logf("rackboot history %s --json:\n%.3000s", mac, hist)
+		t.Logf("rackboot history %s:\n%.3000s", mac, hist)
+		var hv api.HostView
+		f.admin.get(t, "/api/hosts/"+mac, &hv)
+		if n := len(hv.Power); n == 0 || hv.Power[n-1].Action != "cycle" || !hv.Power[n-1].NetBoot || hv.Power[n-1].Result != registry.PowerOK || hv.Power[n-1].By == "" {
+			t.Errorf("GET /api/hosts/%s power records: %+v, want the last a cycle with netboot, ok, by someone", mac, hv.Power)
+		}
+		histJSON := f.cli(t, "history", mac, "--json")
 		var hosts json.RawMessage
 		f.admin.get(t, "/api/hosts", &hosts)
 		logb, err := os.ReadFile(f.rb.Config().Log)
@@ -384,7 +395,8 @@ func TestPowerStagger(t *testing.T) {
 		}
 		for what, s := range map[string]string{
 			"rackboot's log":             string(logb),
-			"rackboot history --json":    hist,
+			"rackboot history":           hist,
+			"rackboot history --json":    histJSON,
 			"rackboot render":            f.render(t, mac),
 			"GET /api/hosts":             string(hosts),
 			"rackboot hosts":             f.cli(t, "hosts"),
