@@ -29,6 +29,12 @@ func TestLayout(t *testing.T) {
 	// artifacts handler, through adapters in cmd/rackboot: it imports
 	// neither, nor any other server (docs/DESIGN.md, "Peer distribution").
 	forbidden["peers"] = []string{"imaging", "api", "profiles", "registry", "dhcp", "tftp", "ipxe", "artifacts", "metrics"}
+	// BMC control and the rollout engine know no server, no HTTP API and
+	// no YAML: the daemon gives them what they need (docs/DESIGN.md,
+	// section 12). The daemon does not link the BMC doubles.
+	forbidden["power"] = []string{"api", "profiles", "registry", "rollout", "imaging", "dhcp", "tftp", "ipxe", "artifacts", "metrics", "peers"}
+	forbidden["rollout"] = []string{"api", "profiles", "power", "imaging", "dhcp", "tftp", "ipxe", "artifacts", "metrics", "peers"}
+	forbidden["cmd/rackboot"] = append(forbidden["cmd/rackboot"], "power/powertest")
 	for _, p := range apart {
 		for _, q := range apart {
 			if p != q {
