@@ -20,7 +20,9 @@ func runPower(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return newCLI(stdout, stderr).power(ctx, args)
 }
 
-// selectorFlags are the --selector values of a command, as a map.
+// parseSelectors reads the --selector values of cmd (KEY=VALUE, repeated
+// or comma-separated) into a map; nil when there are none. ok false: the
+// error is printed, exit 2.
 func parseSelectors(cmd string, values []string, stderr io.Writer) (map[string]string, bool) {
 	var sel map[string]string
 	for _, s := range values {

@@ -63,19 +63,11 @@ func (c *cli) reinstall(ctx context.Context, args []string) int {
 		ms := stagger.Milliseconds()
 		req.StaggerMS = &ms
 	}
-	for _, s := range selectors {
-		for kv := range strings.SplitSeq(s, ",") {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				fmt.Fprintf(c.stderr, "rackboot reinstall: --selector %q: want KEY=VALUE\n", kv)
-				return 2
-			}
-			if req.Selector == nil {
-				req.Selector = map[string]string{}
-			}
-			req.Selector[k] = v
-		}
+	sel, ok := parseSelectors("reinstall", selectors, c.stderr)
+	if !ok {
+		return 2
 	}
+	req.Selector = sel
 	if *below != "" {
 		n, err := strconv.Atoi(*below)
 		if err != nil {
