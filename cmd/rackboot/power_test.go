@@ -265,10 +265,11 @@ func TestPowerCycleReinstall(t *testing.T) {
 	}
 }
 
-// TestRolloutRefusedWithoutBMC: a rollout power-cycles its waves, so a
-// selection with a host that has no BMC is refused before it starts, and
-// the dry run shows the waves.
-func TestRolloutRefusedWithoutBMC(t *testing.T) {
+// TestRolloutCLI: a rollout power-cycles its waves, so a selection with a
+// host that has no BMC is refused before it starts; the dry run shows the
+// waves; a started rollout cycles its canary only, and is paused, shown
+// by status and hosts, and aborted through the CLI.
+func TestRolloutCLI(t *testing.T) {
 	e := newPowerEnv(t)
 	c, _, stderr := e.cli()
 	if code := c.rollout(context.Background(), []string{"start", "--version", "nope", "r1", "--wave-size", "1", "--yes"}); code != 1 || !strings.Contains(stderr.String(), `version "nope" is not in the catalog`) {
@@ -290,5 +291,53 @@ func TestRolloutRefusedWithoutBMC(t *testing.T) {
 	}
 	if _, err := e.reg.Store.Host(context.Background(), "52:54:00:0b:00:01"); err == nil {
 		t.Errorf("a dry run marked r1")
+	}
+
+	// Started for real: the canary is marked and cycled at once (the
+	// doubles' machines install nothing, so it stays installing); pause,
+	// status, abort through the CLI.
+	c, stdout, stderr = e.cli()
+	if code := c.rollout(context.Background(), []string{"start", "--version", "v2", "--selector", "rack=a", "--canary", "1", "--wave-size", "1", "--yes", "--reason", "CVE-2"}); code != 0 {
+		t.Fatalf("start: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout.String(), "rollout r1: running, 3 machines to v2, wave 1 of 3") {
+		t.Errorf("start printed:\n%s", stdout)
+	}
+	t.Logf("rackboot rollout start printed:\n%s", stdout)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.machine["m1"].Calls()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if calls := e.machine["m1"].Calls(); len(calls) != 1 || !calls[0].NetBoot {
+		t.Fatalf("the canary's machine saw %+v, want a power on with the network boot", calls)
+	}
+	for _, id := range []string{"m2", "m3"} {
+		if calls := e.machine[id].Calls(); len(calls) != 0 {
+			t.Errorf("%s (a later wave) saw %+v", id, calls)
+		}
+	}
+	h, err := e.reg.Store.Host(context.Background(), "52:54:00:0b:00:01")
+	if err != nil || h.State != registry.StatePending || h.PendingVersion != "v2" || h.Reinstall == nil || !strings.HasPrefix(h.Reinstall.Reason, "rollout r1 wave 1") {
+		t.Errorf("the canary's record: %s %q %+v %v", h.State, h.PendingVersion, h.Reinstall, err)
+	}
+	c, stdout, stderr = e.cli()
+	if code := c.rollout(context.Background(), []string{"pause", "r1"}); code != 0 || !strings.Contains(stdout.String(), "rollout r1: paused") {
+		t.Errorf("pause: exit %d: %s%s", code, stdout, stderr)
+	}
+	c, stdout, _ = e.cli()
+	if code := c.hosts(context.Background(), nil); code != 0 || !strings.Contains(stdout.String(), "52:54:00:0b:00:01 r1: rollout r1 wave 1/3: installing (rollout paused)") {
+		t.Errorf("hosts does not name the rollout:\n%s", stdout)
+	}
+	c, stdout, _ = e.cli()
+	if code := c.rollout(context.Background(), []string{"status"}); code != 0 || !strings.Contains(stdout.String(), "r1  paused  v2") {
+		t.Errorf("status:\n%s", stdout)
+	}
+	c, stdout, stderr = e.cli()
+	if code := c.rollout(context.Background(), []string{"abort", "r1"}); code != 0 || !strings.Contains(stdout.String(), "rollout r1: aborted") {
+		t.Errorf("abort: exit %d: %s%s", code, stdout, stderr)
+	}
+	c, _, stderr = e.cli()
+	if code := c.rollout(context.Background(), []string{"resume", "r1"}); code != 1 || !strings.Contains(stderr.String(), "409") {
+		t.Errorf("resume after abort: exit %d: %s", code, stderr)
 	}
 }
