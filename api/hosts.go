@@ -34,6 +34,10 @@ type HostView struct {
 	// BMC says where the host's BMC is ("ipmi 10.0.9.11:623"), "" when
 	// its profile names none; never its credential.
 	BMC string `json:"bmc,omitempty"`
+	// LastPower is the newest of the record's power actions. A host's
+	// own view (GET /api/hosts/{mac}) has them all in power; a list has
+	// only this one, so that a page stays small.
+	LastPower *registry.PowerAction `json:"last_power,omitempty"`
 	// Rollout is the running, paused or halted staged rollout the host
 	// is in, and where: "r2 wave 2/3: installing".
 	Rollout string `json:"rollout,omitempty"`
@@ -124,6 +128,15 @@ func (s *Server) inRollouts(ctx context.Context) map[string]string {
 		}
 	}
 	return out
+}
+
+// lastPower is the newest of a record's power actions, or nil.
+func lastPower(p []registry.PowerAction) *registry.PowerAction {
+	if len(p) == 0 {
+		return nil
+	}
+	last := p[len(p)-1]
+	return &last
 }
 
 func macOf(s string) []byte {
@@ -236,6 +249,7 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
 			more = true
 			break
 		}
+		v.LastPower, v.Power = lastPower(v.Power), nil
 		out = append(out, v)
 	}
 	if more {
@@ -305,6 +319,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (HostView, bool)
 	switch {
 	case err == nil:
 		v := s.view(&rec, host)
+		v.LastPower = lastPower(v.Power)
 		v.Rollout = s.inRollouts(r.Context())[v.MAC]
 		return v, true
 	case !errors.Is(err, registry.ErrNotFound):
