@@ -152,6 +152,11 @@ func (c *cli) client(f *clientFlags) (*adminClient, error) {
 	cl.caFrom = pool.from
 	cl.http = &http.Client{Transport: tr, Timeout: requestTimeout}
 	cl.stream = &http.Client{Transport: tr}
+	// A power request paced over a rack answers when its last machine is
+	// done: minutes, the headers included. Only ctx bounds it.
+	long := tr.Clone()
+	long.ResponseHeaderTimeout = 0
+	cl.long = &http.Client{Transport: long}
 	return cl, nil
 }
 
@@ -215,6 +220,7 @@ type adminClient struct {
 	caFrom string
 	http   *http.Client // requests
 	stream *http.Client // streams: no overall timeout
+	long   *http.Client // requests that answer late: no header timeout either
 }
 
 // apiError is an answer of the admin API other than success.
@@ -322,9 +328,10 @@ func (cl *adminClient) post(ctx context.Context, path string, in, out any) error
 }
 
 // postLong is post for a request the daemon may take minutes to answer
-// (power actions paced over a rack): no overall timeout but ctx's.
+// (power actions paced over a rack): no timeout but ctx's, not even for
+// the response's headers, which come with its end.
 func (cl *adminClient) postLong(ctx context.Context, path string, in, out any) error {
-	resp, err := cl.do(ctx, cl.stream, http.MethodPost, path, in)
+	resp, err := cl.do(ctx, cl.long, http.MethodPost, path, in)
 	if err != nil {
 		return err
 	}
