@@ -163,13 +163,13 @@ func (m *bmcMachine) on(netboot, reap bool) (bool, error) {
 	if err := cmd.Start(); err != nil {
 		return false, fmt.Errorf("lab: start qemu: %w", err)
 	}
+	pid := cmd.Process.Pid // ip netns exec execs QEMU: the same pid
 	exited := make(chan struct{})
 	if reap {
 		go func() { _ = cmd.Wait(); close(exited) }()
 	} else {
-		_ = cmd.Process.Release()
+		_ = cmd.Process.Release() // (its Pid is -1 from here on)
 	}
-	pid := cmd.Process.Pid // ip netns exec execs QEMU: the same pid
 	if err := os.WriteFile(filepath.Join(m.Dir, pidFile), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		return false, fmt.Errorf("lab: %w", err)
@@ -195,6 +195,7 @@ func (m *bmcMachine) on(netboot, reap bool) (bool, error) {
 		default:
 		}
 		if !processAlive(pid) {
+			time.Sleep(200 * time.Millisecond) // its last words
 			return false, fmt.Errorf("lab: qemu exited at start:\n%s", tailFile(logf.Name(), 5))
 		}
 		if time.Now().After(deadline) {

@@ -63,6 +63,8 @@ type BMCVM struct {
 	sockDir  string     // a short directory for the sockets, when Dir is too long
 	mu       sync.Mutex // serialises power operations of this process
 	conMu    sync.Mutex
+	logMu    sync.Mutex
+	logw     *os.File // the serial log
 	cur      net.Conn // the running QEMU's console connection
 	closeMu  sync.Once
 	closeErr error
@@ -133,6 +135,9 @@ func (n *Net) NewBMCVM(ctx context.Context, cfg BMCVMConfig) (*BMCVM, error) {
 	if err := v.m.save(); err != nil {
 		return nil, errors.Join(err, v.Close())
 	}
+	if v.logw, err = os.Create(v.serial); err != nil {
+		return nil, errors.Join(fmt.Errorf("lab: %w", err), v.Close())
+	}
 	v.start = time.Now()
 	v.con = newConsole(v.start, time.Now)
 	go v.serveConsole()
@@ -194,11 +199,6 @@ func (v *BMCVM) buildArgs(consoleSock string) error {
 // power-on after the other.
 func (v *BMCVM) serveConsole() {
 	defer close(v.conDone)
-	log, err := os.Create(v.serial)
-	if err != nil {
-		return
-	}
-	defer log.Close()
 	for {
 		c, err := v.ln.Accept()
 		if err != nil {
@@ -207,31 +207,34 @@ func (v *BMCVM) serveConsole() {
 		v.conMu.Lock()
 		v.cur = c
 		v.conMu.Unlock()
-		for _, l := range v.con.feed([]byte("[lab] qemu started, console connected\n")) {
-			fmt.Fprintln(log, l)
-		}
+		v.mark("qemu started, console connected")
 		buf := make([]byte, 4096)
 		for {
 			n, err := c.Read(buf)
 			if n > 0 {
-				for _, l := range v.con.feed(buf[:n]) {
-					fmt.Fprintln(log, l)
-				}
+				v.record(v.con.feed(buf[:n]))
 			}
 			if err != nil {
 				break
 			}
 		}
 		c.Close()
-		for _, l := range append(v.con.breakLine(), v.con.feed([]byte("[lab] qemu exited, console closed\n"))...) {
-			fmt.Fprintln(log, l)
-		}
+		v.mark("qemu exited, console closed")
 	}
 }
 
-// mark adds a line of the lab's own to the console.
+// record appends complete console lines to the serial log.
+func (v *BMCVM) record(lines []Line) {
+	v.logMu.Lock()
+	defer v.logMu.Unlock()
+	for _, l := range lines {
+		fmt.Fprintln(v.logw, l)
+	}
+}
+
+// mark adds a line of the lab's own to the console, on a line of its own.
 func (v *BMCVM) mark(format string, args ...any) {
-	v.con.feed([]byte("[lab] " + fmt.Sprintf(format, args...) + "\n"))
+	v.record(append(v.con.breakLine(), v.con.feed([]byte("[lab] "+fmt.Sprintf(format, args...)+"\n"))...))
 }
 
 // PowerOn powers the machine on; netboot makes this power-on boot from
@@ -397,6 +400,11 @@ func (v *BMCVM) Close() error {
 			}
 		}
 		v.removeSockDir()
+		if v.logw != nil {
+			v.logMu.Lock()
+			v.logw.Close()
+			v.logMu.Unlock()
+		}
 		v.closeErr = errors.Join(errs...)
 	})
 	return v.closeErr
