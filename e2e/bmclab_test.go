@@ -5,17 +5,24 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/rackboot/rackboot/api"
 	"github.com/rackboot/rackboot/e2e/lab"
+	"github.com/rackboot/rackboot/e2e/osimage"
+	"github.com/rackboot/rackboot/ipxe"
+	"github.com/rackboot/rackboot/registry"
 )
 
 // Console lines of SeaBIOS that tell a network boot from a disk boot. The
@@ -103,6 +110,17 @@ func TestBMCVMLab(t *testing.T) {
 		return at
 	}
 
+	// 0. Net.Listen: a double served by this process in the server
+	// namespace is reached there (where rackboot serve runs), and only
+	// there.
+	addr := serveIn(t, n, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("double here")) }))
+	if out, err := n.Command(n.Srv, "curl", "-sS", "--max-time", "10", "http://"+addr+"/").CombinedOutput(); err != nil || string(out) != "double here" {
+		t.Errorf("curl http://%s/ in the server namespace: %v: %q", addr, err, out)
+	}
+	if out, err := n.Command(n.Cli, "curl", "-sS", "--max-time", "10", "http://"+addr+"/").CombinedOutput(); err == nil {
+		t.Errorf("curl http://%s/ in the client namespace reached the double: %q", addr, out)
+	}
+
 	// 1.
 	step("1. power status")
 	if out := ipmi("chassis", "power", "status"); !strings.Contains(out, "Chassis Power is off") || vm.IsOn() {
@@ -183,6 +201,66 @@ func TestBMCVMLab(t *testing.T) {
 	}
 	step("done")
 	t.Logf("console (%s):\n%s", vm.SerialLog(), consoleSummary(vm))
+}
+
+// TestBMCVMInstall is TestBMC's ipmi subtest with ipmitool in the place
+// of rackboot's power commands, so the lab's BMC machine is proven with
+// today's daemon: a BIOS lab.BMCVM behind ipmi_sim, `chassis bootdev pxe`
+// + `power on`: the network boot first, the agent installs demo-1.0, the
+// installer's reboot (the same QEMU) boots the disk first and the demo OS
+// comes up and powers the machine off; the registry says installed. Then
+// `rackboot reinstall` + `bootdev pxe` + `power cycle` installs it again.
+func TestBMCVMInstall(t *testing.T) {
+	requireLab(t)
+	requireIPMI(t)
+	ctx := testContext(t)
+	work := t.TempDir()
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	arts, err := lab.BuildArtifacts(ctx, lab.ArtifactsConfig{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := osimage.Build(ctx, osimage.Config{Version: demoVersion, Kernel: arts.Kernel, ModulesDir: arts.ModulesDir, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := buildAgentInitrd(t, ctx, work)
+	tb := startTestbed(t, ctx, testbedConfig{
+		fleet: bmcFleet(img.SHA256, bmcAddrs{}),
+		files: map[string]string{demoVersion + ".img.zst": img.Path, "agent.cpio.gz": initrd},
+	})
+	logDaemonOnFailure(t, tb)
+	cli := rackbootCLI{tb: tb, bin: buildRackboot(t, ctx)}
+	vm := newBMCVM(t, ctx, tb, "bmc-ipmi", bmcIPMIMAC)
+	sim, err := lab.StartIPMISim(ctx, tb.net, vm, bmcUser, bmcPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	defer func() {
+		t.Logf("console (%s), boots and the lab's lines:\n%s", vm.SerialLog(), consoleSummary(vm))
+		if t.Failed() {
+			t.Logf("chassis log:\n%s", readTail(sim.ChassisLog(), 40))
+		}
+	}()
+	ipmi := func(args ...string) string {
+		t.Helper()
+		return ipmitool(t, ctx, tb.net, sim.Addr, bmcUser, bmcPassword, args...)
+	}
+
+	at, wall := vm.Now(), time.Now()
+	ipmi("chassis", "bootdev", "pxe")
+	ipmi("chassis", "power", "on")
+	installThroughBMC(t, ctx, tb, vm, at, wall, 1)
+	if out := ipmi("chassis", "power", "status"); !strings.Contains(out, "Chassis Power is off") {
+		t.Errorf("after the OS powered off: %q", out)
+	}
+
+	t.Logf("rackboot reinstall: %s", cli.run(t, "reinstall", bmcIPMIMAC, "--reason", "e2e"))
+	at, wall = vm.Now(), time.Now()
+	ipmi("chassis", "bootdev", "pxe")
+	ipmi("chassis", "power", "cycle")
+	installThroughBMC(t, ctx, tb, vm, at, wall, 2)
 }
 
 // requireIPMI fails the test when ipmi_sim or ipmitool is missing (the
@@ -292,4 +370,224 @@ func writeBootSectorDisk(name string) error {
 	copy(img, code)
 	img[510], img[511] = 0x55, 0xaa
 	return os.WriteFile(name, img, 0o644)
+}
+
+// The machines of TestBMC. Only the first two exist; the BMCs of the
+// other three are broken.
+const (
+	bmcIPMIMAC   = "52:54:00:77:17:11"
+	bmcRFMAC     = "52:54:00:77:17:21"
+	bmcAuthMAC   = "52:54:00:77:17:22" // wrong password
+	bmcClosedMAC = "52:54:00:77:17:23" // nothing listens
+	bmcHangMAC   = "52:54:00:77:17:24" // accepts, never answers
+)
+
+// The BMC account. The daemon reads the password from the credential file
+// bmc-r1 in its --bmc-credentials directory; bmc-wrong holds another.
+const (
+	bmcUser     = "admin"
+	bmcPassword = "s3cret-pw"
+	bmcSystem   = "vm0" // the Redfish double's system Id
+)
+
+// bmcAddrs are the BMC addresses of TestBMC's profiles, known once the
+// lab's server namespace exists.
+type bmcAddrs struct {
+	ipmi, redfish, closed, hang string
+}
+
+// bmcFleet is the profiles of TestBMC: demo-1.0 installed by the agent, as
+// in TestLifecycle, and the five hosts with their BMCs; with a zero addrs,
+// the hosts without BMCs (the testbed starts before the BMCs exist).
+func bmcFleet(imageSHA256 string, a bmcAddrs) string {
+	bmc := func(protocol, addr, credential string) string {
+		if addr == "" {
+			return ""
+		}
+		s := `, bmc: { protocol: ` + protocol + `, address: "` + addr + `", username: ` + bmcUser + `, credential: ` + credential
+		if protocol == "redfish" {
+			s += `, system: ` + bmcSystem
+		}
+		return s + ` }`
+	}
+	return `versions:
+  - name: ` + demoVersion + `
+    number: 10
+    image: { url: ` + demoVersion + `.img.zst, sha256: ` + imageSHA256 + `, format: zstd, kind: whole-disk }
+    installer: { kernel: ` + lab.KernelName + `, initrd: agent.cpio.gz, cmdline: "console=ttyS0,115200 loglevel=4 panic=-1" }
+layouts:
+  - name: demo
+    disk: { select: smallest, min_size: 512MiB }
+    partitions:
+      - { name: cidata, size: 16MiB, type: linux, content: config }
+defaults:
+  version: ` + demoVersion + `
+  layout: demo
+  users:
+    - name: ops
+      ssh_keys: ["` + opsKey + `"]
+      sudo: true
+hosts:
+  - { mac: "` + bmcIPMIMAC + `", hostname: bmc-ipmi-01, network: { dhcp: true }` + bmc("ipmi", a.ipmi, "bmc-r1") + ` }
+  - { mac: "` + bmcRFMAC + `", hostname: bmc-rf-01, network: { dhcp: true }` + bmc("redfish", a.redfish, "bmc-r1") + ` }
+  - { mac: "` + bmcAuthMAC + `", hostname: bmc-rf-auth, network: { dhcp: true }` + bmc("redfish", a.redfish, "bmc-wrong") + ` }
+  - { mac: "` + bmcClosedMAC + `", hostname: bmc-rf-closed, network: { dhcp: true }` + bmc("redfish", a.closed, "bmc-r1") + ` }
+  - { mac: "` + bmcHangMAC + `", hostname: bmc-rf-hang, network: { dhcp: true }` + bmc("redfish", a.hang, "bmc-r1") + ` }
+`
+}
+
+// installThroughBMC follows a power-on with a one-time network boot that
+// began at console time at (wall clock wall): the network boot first, the
+// agent's install (the n-th on this console), the installer's reboot into
+// the disk and the OS, which powers the machine off; the registry then
+// says installed.
+func installThroughBMC(t *testing.T, ctx context.Context, tb *testbed, vm *lab.BMCVM, at time.Duration, wall time.Time, n int) {
+	t.Helper()
+	first := wantFirstBoot(t, ctx, vm, at, romBoot)
+	t.Logf("%7.1fs  %s", first.At.Seconds(), first.Text)
+	done := waitConsole(t, ctx, vm, `rackboot-agent: install done`, at, installTimeout)
+	t.Logf("%7.1fs  install done", done.At.Seconds())
+	if got := len(findAll(vm, `rackboot-agent: install done`)); got != n {
+		t.Errorf("%d installs done on the console, want %d", got, n)
+	}
+	// The reboot stays in the power-on and boots the disk: the NIC left
+	// the boot order once the network boot began.
+	disk := wantFirstBoot(t, ctx, vm, done.At, diskBoot)
+	t.Logf("%7.1fs  %s", disk.At.Seconds(), disk.Text)
+	up := waitConsole(t, ctx, vm, osimage.MarkerDone, disk.At, osBootTimeout)
+	t.Logf("%7.1fs  demo OS done", up.At.Seconds())
+	if err := vm.WaitOff(ctx, offTimeout); err != nil {
+		t.Errorf("after the OS: %v", err)
+	}
+	checkOutcomes(t, scriptsSince(t, tb, vm.MAC().String(), wall), ipxe.OutcomeInstaller)
+	var view api.HostView
+	tb.adminAPI(t).get(t, "/api/hosts/"+vm.MAC().String(), &view)
+	if view.State != registry.StateInstalled || view.Version.Name != demoVersion {
+		t.Errorf("host %s: state %s version %+v, want installed %s", vm.MAC(), view.State, view.Version, demoVersion)
+	}
+}
+
+// newBMCVM creates a BIOS machine with a blank disk, off; closed when the
+// test ends.
+func newBMCVM(t *testing.T, ctx context.Context, tb *testbed, name, mac string) *lab.BMCVM {
+	t.Helper()
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := tb.net.NewBMCVM(ctx, lab.BMCVMConfig{Name: name, Dir: filepath.Join(tb.dir, name), MAC: hw, DiskSize: diskSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := vm.Close(); err != nil {
+			t.Errorf("closing %s: %v", name, err)
+		}
+	})
+	return vm
+}
+
+// serveIn serves h on a fresh port of 127.0.0.1 in the server namespace
+// until the test ends, and returns its address.
+func serveIn(t *testing.T, n *lab.Net, h http.Handler) string {
+	t.Helper()
+	l, err := n.Listen(n.Srv, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+// closedPort returns an address in the server namespace nothing listens
+// on (connection refused).
+func closedPort(t *testing.T, n *lab.Net) string {
+	t.Helper()
+	l, err := n.Listen(n.Srv, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// hangingServer returns the address of a listener in the server
+// namespace that accepts connections and never answers (a wedged BMC web
+// server).
+func hangingServer(t *testing.T, n *lab.Net) string {
+	t.Helper()
+	l, err := n.Listen(n.Srv, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// logDaemonOnFailure logs the end of rackboot's log when the test failed.
+func logDaemonOnFailure(t *testing.T, tb *testbed) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last rackboot log lines (%s):\n%s", tb.serverLog, readTail(tb.serverLog, 60))
+		}
+	})
+}
+
+// scriptsSince is the outcomes of the boot scripts rackboot served mac
+// since wall.
+func scriptsSince(t *testing.T, tb *testbed, mac string, wall time.Time) []string {
+	t.Helper()
+	var outcomes []string
+	for _, e := range since(tb.entries(t), wall) {
+		if e.Msg == "script served" && e.Str("path") == "/ipxe" && sameMAC(e.Str("mac"), mac) {
+			outcomes = append(outcomes, e.Str("outcome"))
+		}
+	}
+	return outcomes
+}
+
+// firstAfter is the first console line matching pattern at or after at.
+func firstAfter(vm *lab.BMCVM, pattern string, at time.Duration) (lab.Line, bool) {
+	re := regexp.MustCompile(pattern)
+	for _, l := range vm.Lines() {
+		if l.At >= at && re.MatchString(l.Text) {
+			return l, true
+		}
+	}
+	return lab.Line{}, false
+}
+
+// findAll is every console line matching pattern.
+func findAll(vm *lab.BMCVM, pattern string) []lab.Line {
+	re := regexp.MustCompile(pattern)
+	var all []lab.Line
+	for _, l := range vm.Lines() {
+		if re.MatchString(l.Text) {
+			all = append(all, l)
+		}
+	}
+	return all
 }
