@@ -174,7 +174,7 @@ func testBMCRedfish(t *testing.T, ctx context.Context, cli powerCLI, vm *lab.BMC
 	hosts := []string{"bmc-rf-01", "bmc-rf-auth", "bmc-rf-closed", "bmc-rf-hang"}
 	at := vm.Now()
 	out := cli.power(t, 1, append([]string{"on", "--netboot"}, hosts...)...)
-	byHost := map[string]powerResult{}
+	byHost := map[string]bmcPowerResult{}
 	var slowest time.Duration
 	for _, r := range out.Results {
 		byHost[r.Hostname] = r
@@ -226,8 +226,8 @@ func testBMCRedfish(t *testing.T, ctx context.Context, cli powerCLI, vm *lab.BMC
 	}
 }
 
-// powerResult is one machine's outcome in `rackboot power … --json`.
-type powerResult struct {
+// bmcPowerResult is one machine's outcome in `rackboot power … --json`.
+type bmcPowerResult struct {
 	MAC      string    `json:"mac"`
 	Hostname string    `json:"hostname"`
 	Action   string    `json:"action"`
@@ -239,14 +239,14 @@ type powerResult struct {
 	Finished time.Time `json:"finished"`
 }
 
-// powerOutput is `rackboot power … --json`, and how long it took.
-type powerOutput struct {
-	Results []powerResult `json:"results"`
+// bmcPowerOutput is `rackboot power … --json`, and how long it took.
+type bmcPowerOutput struct {
+	Results []bmcPowerResult `json:"results"`
 	took    time.Duration
 }
 
 // one is the only result.
-func (o powerOutput) one(t *testing.T) powerResult {
+func (o bmcPowerOutput) one(t *testing.T) bmcPowerResult {
 	t.Helper()
 	if len(o.Results) != 1 {
 		t.Fatalf("power: %d results, want 1: %+v", len(o.Results), o.Results)
@@ -291,14 +291,14 @@ func (c powerCLI) run(timeout time.Duration, args ...string) cliResult {
 
 // power runs `rackboot power ARGS --json` and wants exit status exit (0:
 // every machine succeeded, 1: some failed).
-func (c powerCLI) power(t *testing.T, exit int, args ...string) powerOutput {
+func (c powerCLI) power(t *testing.T, exit int, args ...string) bmcPowerOutput {
 	t.Helper()
 	r := c.run(2*time.Minute, append([]string{"power"}, append(args, "--json")...)...)
 	t.Logf("rackboot power %s --json (%.2fs, exit %d): %s%s", strings.Join(args, " "), r.took.Seconds(), r.exit, r.stdout, r.stderr)
 	if r.exit != exit {
 		t.Fatalf("rackboot power %s: exit %d, want %d", strings.Join(args, " "), r.exit, exit)
 	}
-	var out powerOutput
+	var out bmcPowerOutput
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("rackboot power %s --json: %v", strings.Join(args, " "), err)
 	}

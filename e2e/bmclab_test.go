@@ -203,6 +203,101 @@ func TestBMCVMLab(t *testing.T) {
 	t.Logf("console (%s):\n%s", vm.SerialLog(), consoleSummary(vm))
 }
 
+// uefiBootRE is OVMF's line for each boot option it tries, with the
+// option's description (PXE and HTTP boot options name the NIC's MAC).
+// OVMF announces its own PXE and HTTP boot with ">>Start PXE over IPv4."
+// and the like, without a "loading" line.
+var uefiBootRE = regexp.MustCompile(`BdsDxe: (?:loading|starting|failed to load) Boot[0-9A-F]{4} "([^"]*)"|>>(Start (?:PXE|HTTP Boot) over IPv[46])`)
+
+// TestBMCVMLabUEFI checks the one-time network boot of a UEFI BMCVM
+// through its Go methods (OVMF ignores -boot once; the bootindex and
+// qom-set method works for it too, docs/bmc-groundwork.md §8): a power-on
+// without netboot never tries the network (the disk, not EFI-bootable
+// here, then the EFI shell); Reset(true) tries PXE first; Reset(false)
+// does not try the network again. Nothing answers the NIC's DHCP.
+func TestBMCVMLabUEFI(t *testing.T) {
+	requireLab(t)
+	ctx := testContext(t)
+	dir := logDir(t)
+	n, err := lab.NewNet(ctx, lab.NetConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeOnSignal(t, n)
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("removing the lab: %v", err)
+		}
+	})
+	disk := filepath.Join(dir, "disk.img")
+	if err := writeBootSectorDisk(disk); err != nil {
+		t.Fatal(err)
+	}
+	mac, _ := net.ParseMAC("52:54:00:77:17:02")
+	vm, err := n.NewBMCVM(ctx, lab.BMCVMConfig{Name: "uefi0", Dir: filepath.Join(dir, "uefi0"), Firmware: lab.UEFI, MAC: mac, Disk: disk, MemoryMiB: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := vm.Close(); err != nil {
+			t.Errorf("closing %s: %v", vm.Name(), err)
+		}
+	})
+	defer func() { t.Logf("boot options tried and the lab's lines:\n%s", uefiSummary(vm)) }()
+	isNet := func(desc string) bool { return strings.Contains(desc, "PXE") || strings.Contains(desc, "HTTP") }
+	// firstOption waits for the first boot option OVMF tries after at.
+	firstOption := func(at time.Duration) string {
+		t.Helper()
+		l := waitConsole(t, ctx, vm, uefiBootRE.String(), at, firmwareTimeout)
+		m := uefiBootRE.FindStringSubmatch(l.Text)
+		return m[1] + m[2]
+	}
+
+	at := vm.Now()
+	if err := vm.PowerOn(false); err != nil {
+		t.Fatal(err)
+	}
+	if o := firstOption(at); isNet(o) {
+		t.Errorf("PowerOn(false): OVMF first tried %q", o)
+	}
+	shell := waitConsole(t, ctx, vm, `"EFI Internal Shell"`, at, firmwareTimeout)
+	for _, l := range vm.Lines() {
+		if m := uefiBootRE.FindStringSubmatch(l.Text); l.At >= at && l.At <= shell.At && m != nil && isNet(m[1]+m[2]) {
+			t.Errorf("PowerOn(false) tried the network: %s", l)
+		}
+	}
+
+	at = vm.Now()
+	if err := vm.Reset(true); err != nil {
+		t.Fatal(err)
+	}
+	if o := firstOption(at); !isNet(o) {
+		t.Errorf("Reset(true): OVMF first tried %q, want the network", o)
+	}
+
+	at = vm.Now()
+	if err := vm.Reset(false); err != nil {
+		t.Fatal(err)
+	}
+	if o := firstOption(at); isNet(o) {
+		t.Errorf("Reset(false) after a network boot: OVMF first tried %q", o)
+	}
+	if err := vm.PowerOff(); err != nil || vm.IsOn() {
+		t.Errorf("PowerOff: %v, on %v", err, vm.IsOn())
+	}
+}
+
+// uefiSummary is the boot options OVMF tried and the lab's own lines.
+func uefiSummary(vm *lab.BMCVM) string {
+	var b strings.Builder
+	for _, l := range vm.Lines() {
+		if uefiBootRE.MatchString(l.Text) || strings.HasPrefix(l.Text, "[lab]") || strings.Contains(l.Text, "Start PXE") {
+			b.WriteString(l.String() + "\n")
+		}
+	}
+	return b.String()
+}
+
 // TestBMCVMInstall is TestBMC's ipmi subtest with ipmitool in the place
 // of rackboot's power commands, so the lab's BMC machine is proven with
 // today's daemon: a BIOS lab.BMCVM behind ipmi_sim, `chassis bootdev pxe`

@@ -29,7 +29,8 @@ import (
 //     the running boot keeps the NIC first (fw_cfg bootorder was built at
 //     start), every later reset, such as the installer's reboot, boots the
 //     disk only. QMP is served only once QEMU's initial reset built the
-//     bootorder, so this is race-free;
+//     bootorder, so this is race-free; a reset with a network boot is an
+//     off and such a power-on;
 //   - no -no-reboot: a guest reboot stays within the power-on, as on a
 //     real server; a guest power-off ends QEMU (the machine is off);
 //   - QEMU is started detached (its own session, output to a file, never
@@ -230,36 +231,27 @@ func (m *bmcMachine) off() error {
 }
 
 // reset resets a running machine in place (the same QEMU process), or
-// powers an off one on. A network reset puts the NIC first for this boot
-// only: qom-set 1, system_reset, wait for the RESET event (system_reset
-// returns before the reset happens, and setting -1 at once loses that
-// race), qom-set -1, all on one QMP connection
-// (docs/bmc-groundwork.md §6.2b).
+// powers an off one on. A network reset is an off and a network power-on:
+// the in-place variant of docs/bmc-groundwork.md §6.2b (qom-set 1,
+// system_reset, wait for the RESET event, qom-set -1) raced here: SeaBIOS
+// booted the disk in one run of three, and under OVMF the RESET event came
+// before system_reset's return. A new QEMU process boots exactly as a
+// network power-on does, and the console goes on across it.
 func (m *bmcMachine) reset(netboot, reap bool) error {
 	if !m.isOn() {
 		_, err := m.on(netboot, reap)
 		return err
 	}
+	if netboot {
+		if err := m.off(); err != nil {
+			return err
+		}
+		_, err := m.on(true, reap)
+		return err
+	}
 	return qmpRun(m.QMP, qmpTimeout, func(q *qmp) error {
-		set := func(v int) error {
-			_, err := q.execute("qom-set", map[string]any{"path": "/machine/peripheral/nic0", "property": "bootindex", "value": v})
-			return err
-		}
-		if netboot {
-			if err := set(1); err != nil {
-				return err
-			}
-		}
-		if _, err := q.execute("system_reset", nil); err != nil {
-			return err
-		}
-		if !netboot {
-			return nil
-		}
-		if err := q.waitEvent("RESET", qmpTimeout); err != nil {
-			return err
-		}
-		return set(-1)
+		_, err := q.execute("system_reset", nil)
+		return err
 	})
 }
 

@@ -261,8 +261,9 @@ func (v *BMCVM) PowerOff() error {
 	return v.m.off()
 }
 
-// Reset resets a running machine in place (netboot: from the network,
-// this boot only), or powers an off one on.
+// Reset resets a running machine in place, or powers an off one on. With
+// netboot it is an off and a network power-on (a new QEMU process; see
+// bmcMachine.reset for why), the console going on across it.
 func (v *BMCVM) Reset(netboot bool) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()

@@ -97,21 +97,6 @@ func (q *qmp) execute(cmd string, args any) (json.RawMessage, error) {
 	}
 }
 
-// waitEvent reads until the named event arrives or timeout passes.
-func (q *qmp) waitEvent(name string, timeout time.Duration) error {
-	_ = q.conn.SetReadDeadline(time.Now().Add(timeout))
-	defer q.conn.SetReadDeadline(time.Time{})
-	for {
-		m, err := q.read()
-		if err != nil {
-			return fmt.Errorf("lab: qmp: waiting for %s: %w", name, err)
-		}
-		if m.Event == name {
-			return nil
-		}
-	}
-}
-
 // qmpRun opens a connection, runs fn with it and closes it: every QMP
 // operation of a BMC machine is one short connection.
 func qmpRun(path string, timeout time.Duration, fn func(q *qmp) error) error {
