@@ -3,6 +3,7 @@ package api
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rackboot/rackboot/registry"
 )
@@ -22,7 +23,22 @@ const (
 	EventProgress = "progress"
 	EventState    = "state"
 	EventLog      = "log"
+	// EventRollout: a staged rollout changed (a RolloutEvent); MAC is "".
+	EventRollout = "rollout"
 )
+
+// RolloutEvent is the data of a "rollout" event: the rollout's state
+// after a change, and the newest line of its events.
+type RolloutEvent struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	// Wave is the current wave, from 1, of Waves.
+	Wave  int `json:"wave"`
+	Waves int `json:"waves"`
+	// Text is the rollout's newest event ("wave 2 started: 2 hosts").
+	Text string    `json:"text,omitempty"`
+	At   time.Time `json:"at,omitzero"`
+}
 
 // Events is an in-process broadcaster. Publish never blocks: each
 // subscriber has a bounded queue, and a subscriber that falls behind loses

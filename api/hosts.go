@@ -12,6 +12,7 @@ import (
 
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
+	"github.com/rackboot/rackboot/rollout"
 )
 
 // HostView is a host as the admin API shows it: its record (without the
@@ -30,6 +31,12 @@ type HostView struct {
 	// version's image is missing or not what the catalog says: Server.
 	// Held), "" when it is not held.
 	Held string `json:"held,omitempty"`
+	// BMC says where the host's BMC is ("ipmi 10.0.9.11:623"), "" when
+	// its profile names none; never its credential.
+	BMC string `json:"bmc,omitempty"`
+	// Rollout is the running, paused or halted staged rollout the host
+	// is in, and where: "r2 wave 2/3: installing".
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // view joins a record (nil: none) and a profile host (nil: none). A host
@@ -50,6 +57,7 @@ func (s *Server) view(rec *registry.HostRecord, host *profiles.Host) HostView {
 		if v.Hostname == "" {
 			v.Hostname = host.Hostname
 		}
+		v.BMC = host.BMC.String()
 		if host.Version != nil {
 			v.ProfileVersion = &registry.Version{Name: host.Version.Name, Number: host.Version.Number}
 		}
@@ -86,7 +94,36 @@ func (s *Server) fleetViews(ctx context.Context) ([]HostView, error) {
 		}
 	}
 	slices.SortFunc(views, func(a, b HostView) int { return strings.Compare(a.MAC, b.MAC) })
+	in := s.inRollouts(ctx)
+	for i := range views {
+		views[i].Rollout = in[views[i].MAC]
+	}
 	return views, nil
+}
+
+// inRollouts says, per MAC, where each host of an active rollout is.
+func (s *Server) inRollouts(ctx context.Context) map[string]string {
+	if s.Rollouts == nil {
+		return nil
+	}
+	all, err := s.Rollouts.List(ctx)
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, ro := range all {
+		if !ro.Status.Active() {
+			continue
+		}
+		for _, h := range ro.Hosts {
+			where := fmt.Sprintf("%s wave %d/%d: %s", ro.ID, h.Wave+1, len(ro.Waves), h.Result)
+			if ro.Status != rollout.StatusRunning {
+				where += " (rollout " + string(ro.Status) + ")"
+			}
+			out[h.MAC] = where
+		}
+	}
+	return out
 }
 
 func macOf(s string) []byte {
@@ -267,7 +304,9 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (HostView, bool)
 	rec, err := s.Registry.Store.Host(r.Context(), hw.String())
 	switch {
 	case err == nil:
-		return s.view(&rec, host), true
+		v := s.view(&rec, host)
+		v.Rollout = s.inRollouts(r.Context())[v.MAC]
+		return v, true
 	case !errors.Is(err, registry.ErrNotFound):
 		s.storeError(w, r, err)
 		return HostView{}, false

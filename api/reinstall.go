@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
@@ -37,6 +38,14 @@ type ReinstallRequest struct {
 	// refuses such a layout. It needs a Reason, recorded with the
 	// request and the attempt.
 	WipeData bool `json:"wipe_data,omitempty"`
+	// PowerCycle sets a one-time network boot and power-cycles each
+	// host marked pending through its BMC, paced by StaggerMS and
+	// Concurrency (PowerRequest's): the reinstall starts now, not at
+	// the machine's next reboot. Every host must have a BMC; otherwise
+	// nothing is marked.
+	PowerCycle  bool   `json:"power_cycle,omitempty"`
+	StaggerMS   *int64 `json:"stagger_ms,omitempty"`
+	Concurrency int    `json:"concurrency,omitempty"`
 }
 
 // ReinstallResponse lists what a reinstall request did.
@@ -45,6 +54,9 @@ type ReinstallResponse struct {
 	// DryRun).
 	Reinstalled []string  `json:"reinstalled"`
 	Skipped     []Skipped `json:"skipped,omitempty"`
+	// Power are the power cycles of a request with power_cycle, per
+	// host marked pending.
+	Power []PowerResult `json:"power,omitempty"`
 }
 
 // Skipped is a host a reinstall request named but could not reinstall.
@@ -88,11 +100,16 @@ func (s *Server) reinstall(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.Sort(targets)
-	resp := ReinstallResponse{Reinstalled: []string{}}
-	by := "admin API from " + remoteIP(r)
-	if req.By != "" {
-		by = printable(req.By, maxByBytes) + " via " + by
+	var opt PowerOptions
+	if req.PowerCycle {
+		if opt, err = s.powerCycleCheck(req, targets); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 	}
+	resp := ReinstallResponse{Reinstalled: []string{}}
+	by := s.by(r, req.By)
+	var marked []*profiles.Host
 	for _, mac := range targets {
 		hw := macOf(mac)
 		host, known := s.Fleet.Lookup(hw)
@@ -110,10 +127,41 @@ func (s *Server) reinstall(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		resp.Reinstalled = append(resp.Reinstalled, mac)
+		marked = append(marked, host)
 	}
 	s.log().Info("reinstall request", "ip", remoteIP(r), "hosts", len(resp.Reinstalled), "skipped", len(resp.Skipped),
-		"version", req.Version, "reason", req.Reason, "dry_run", req.DryRun, "wipe_data", req.WipeData)
+		"version", req.Version, "reason", req.Reason, "dry_run", req.DryRun, "wipe_data", req.WipeData, "power_cycle", req.PowerCycle)
+	if req.PowerCycle && !req.DryRun && len(marked) > 0 {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{}) // as in power
+		resp.Power = s.Power.Run(r.Context(), marked, PowerCycle, true, opt, by, nil)
+	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// powerCycleCheck checks a reinstall with power_cycle before anything is
+// marked: power control is on and every host named has a BMC.
+func (s *Server) powerCycleCheck(req ReinstallRequest, targets []string) (PowerOptions, error) {
+	opt, err := powerOptions(req.StaggerMS, req.Concurrency)
+	if err != nil {
+		return opt, err
+	}
+	if s.Power == nil {
+		return opt, errors.New("power_cycle: power control is not configured on this appliance; nothing was marked")
+	}
+	var without []string
+	for _, mac := range targets {
+		if h, ok := s.Fleet.Lookup(macOf(mac)); ok && h.BMC == nil {
+			name := mac
+			if h.Hostname != "" {
+				name = h.Hostname + " (" + mac + ")"
+			}
+			without = append(without, name)
+		}
+	}
+	if len(without) > 0 {
+		return opt, fmt.Errorf("power_cycle: no bmc in the profile of %s; nothing was marked", strings.Join(without, ", "))
+	}
+	return opt, nil
 }
 
 // reinstallTargets checks the request and returns its MACs, canonical.

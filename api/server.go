@@ -12,6 +12,7 @@ import (
 	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
+	"github.com/rackboot/rackboot/rollout"
 )
 
 // Fleet is what the API needs of the profiles. *profiles.Set satisfies
@@ -70,6 +71,12 @@ type Server struct {
 	// installer ("" when it is not): the registry's Hold. The hosts
 	// views show it, and a plan of a held host is refused.
 	Held func(mac net.HardwareAddr, pendingVersion string) string
+	// Power, if set, reaches hosts' BMCs: POST /api/power and reinstall
+	// requests with power_cycle. Nil answers those 503.
+	Power Power
+	// Rollouts, if set, runs staged rollouts: /api/rollouts. Nil answers
+	// their start 503 and lists none.
+	Rollouts *rollout.Engine
 	// Log receives a line per request that changes something or fails.
 	// Nil discards.
 	Log *slog.Logger
@@ -104,6 +111,11 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/hosts/{mac}/log", s.admin(s.hostLog))
 	m.HandleFunc("GET /api/versions", s.admin(s.versions))
 	m.HandleFunc("POST /api/reinstall", s.admin(s.reinstall))
+	m.HandleFunc("POST /api/power", s.admin(s.power))
+	m.HandleFunc("POST /api/rollouts", s.admin(s.startRollout))
+	m.HandleFunc("GET /api/rollouts", s.admin(s.listRollouts))
+	m.HandleFunc("GET /api/rollouts/{id}", s.admin(s.getRollout))
+	m.HandleFunc("POST /api/rollouts/{id}/{op}", s.admin(s.controlRollout))
 	m.HandleFunc("GET /api/events", s.admin(s.events))
 	m.HandleFunc("GET /api/profiles", s.admin(s.profilesStatus))
 	s.mux = m

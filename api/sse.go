@@ -32,7 +32,8 @@ func streamDeadlines(rc *http.ResponseController) (renew func()) {
 
 // events streams server-sent events (HTML Living Standard, section 9.2):
 // "progress" (a ProgressEvent) and "state" (a StateEvent), for ?mac= only
-// when given, and "log" (a LogEvent) with ?log=1. A subscriber too slow
+// when given, "log" (a LogEvent) with ?log=1, and without ?mac= "rollout"
+// (a RolloutEvent). A subscriber too slow
 // to keep up loses events and is told so by a "dropped" event with the
 // count so far; it should then re-read /api/hosts.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {

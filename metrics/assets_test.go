@@ -40,6 +40,8 @@ func known(t *testing.T) map[string][]string {
 	m.ProfilesFailed()
 	m.ProfilesLoaded()
 	m.DiscoveredForgotten("cap", 1)
+	m.PowerAction("52:54:00:00:00:01", "n1", "cycle", "timeout", false, "unknown")
+	m.Rollout("r1", "halted", map[string]int{"failed": 2})
 	fams, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,12 @@ type Metrics struct {
 	ready                prometheus.Gauge
 
 	discoveredForgotten *prometheus.CounterVec
+
+	powerActions  *prometheus.CounterVec
+	bmcReachable  *prometheus.GaugeVec
+	powerState    *prometheus.GaugeVec
+	rolloutHosts  *prometheus.GaugeVec
+	rolloutStatus *prometheus.GaugeVec
 }
 
 // Install results, as the registry records them: the label values of
@@ -142,6 +148,29 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Name: "discovered_forgotten_total",
 			Help: "Discovered records removed, by reason: cap (evicted for a new unknown MAC), expired (not seen for the TTL), admin (hosts --forget).",
 		}, []string{"reason"}),
+		powerActions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "power_actions_total",
+			Help: "Power operations through hosts' BMCs, by action (status, on, off, cycle), result (ok, failed) and failure kind (auth, unreachable, timeout, tls, bmc, config; \"\" when ok).",
+		}, []string{"action", "result", "kind"}),
+		bmcReachable: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "bmc_reachable",
+			Help: "Whether the host's BMC answered its last power operation (1) or not (0): absent until one ran.",
+		}, []string{"mac", "hostname"}),
+		powerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "power_state",
+			Help: "The host's power state at its last power operation: 1 on, 0 off, -1 unknown.",
+		}, []string{"mac", "hostname"}),
+		rolloutHosts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "rollout_hosts",
+			Help: "Hosts of each staged rollout by result: waiting, cycling, installing, installed, failed.",
+		}, []string{"rollout", "result"}),
+		rolloutStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "rollout_status",
+			Help: "1 for each staged rollout's current status (running, paused, halted, aborted, done).",
+		}, []string{"rollout", "status"}),
+	}
+	for _, a := range []string{"status", "on", "off", "cycle"} {
+		m.powerActions.WithLabelValues(a, "ok", "")
 	}
 	for _, r := range []string{"cap", "expired", "admin"} {
 		m.discoveredForgotten.WithLabelValues(r)
@@ -169,6 +198,7 @@ func New(o Options) *Metrics {
 		m.dhcpReplies, m.tftpTransfers, m.tftpBytes, m.httpRequests, m.httpBytes, m.scripts,
 		m.installsStarted, m.installsFinished, m.installDuration, m.installBytes, m.installFetched,
 		m.profilesInvalid, m.profilesReloadErrors, m.discoveredForgotten,
+		m.powerActions, m.bmcReachable, m.powerState, m.rolloutHosts, m.rolloutStatus,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -295,6 +325,49 @@ func (m *Metrics) Ready(ready bool) {
 		v = 1
 	}
 	m.ready.Set(v)
+}
+
+// PowerAction records one power operation on a host through its BMC:
+// kind is "" when it succeeded; reached whether the BMC answered (an auth
+// or BMC error is an answer; unreachable, timeout and tls are not);
+// state is on, off or unknown.
+func (m *Metrics) PowerAction(mac, hostname, action, kind string, reached bool, state string) {
+	result := "ok"
+	if kind != "" {
+		result = "failed"
+	}
+	m.powerActions.WithLabelValues(action, result, kind).Inc()
+	if kind == "config" {
+		return // the BMC was never asked
+	}
+	r := 0.0
+	if reached {
+		r = 1
+	}
+	m.bmcReachable.WithLabelValues(mac, hostname).Set(r)
+	v := -1.0
+	switch state {
+	case "on":
+		v = 1
+	case "off":
+		v = 0
+	}
+	m.powerState.WithLabelValues(mac, hostname).Set(v)
+}
+
+// Rollout records a staged rollout's status and its hosts by result;
+// statuses it is not in are removed.
+func (m *Metrics) Rollout(id, status string, hosts map[string]int) {
+	for _, s := range []string{"running", "paused", "halted", "aborted", "done"} {
+		if s == status {
+			m.rolloutStatus.WithLabelValues(id, s).Set(1)
+		} else {
+			m.rolloutStatus.DeleteLabelValues(id, s)
+		}
+	}
+	for _, r := range []string{"waiting", "cycling", "installing", "installed", "failed"} {
+		m.rolloutHosts.WithLabelValues(id, r).Set(float64(hosts[r]))
+	}
 }
 
 // ProfilesFailed records a reload that failed. Call it from

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -316,5 +317,53 @@ rackboot_ready 1
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
 		"rackboot_build_info", "rackboot_catalog_versions", "rackboot_profiles_reloads_total", "rackboot_ready"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestPowerAndRolloutMetrics: a power action sets the host's BMC
+// reachability and power state (a config error, which never asked the
+// BMC, leaves them); a rollout's status series is the current one only.
+func TestPowerAndRolloutMetrics(t *testing.T) {
+	m := New(Options{})
+	m.PowerAction("52:54:00:00:00:01", "n1", "on", "", true, "on")
+	m.PowerAction("52:54:00:00:00:02", "n2", "cycle", "timeout", false, "unknown")
+	m.PowerAction("52:54:00:00:00:03", "n3", "cycle", "config", false, "unknown")
+	m.Rollout("r1", "running", map[string]int{"installing": 2, "waiting": 4})
+	m.Rollout("r1", "halted", map[string]int{"failed": 2, "installed": 2, "waiting": 2})
+	var b strings.Builder
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		for _, mt := range f.GetMetric() {
+			var labels []string
+			for _, l := range mt.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			v := mt.GetGauge().GetValue() + mt.GetCounter().GetValue()
+			fmt.Fprintf(&b, "%s{%s} %g\n", f.GetName(), strings.Join(labels, ","), v)
+		}
+	}
+	got := b.String()
+	for _, want := range []string{
+		"rackboot_bmc_reachable{hostname=n1,mac=52:54:00:00:00:01} 1",
+		"rackboot_bmc_reachable{hostname=n2,mac=52:54:00:00:00:02} 0",
+		"rackboot_power_state{hostname=n1,mac=52:54:00:00:00:01} 1",
+		"rackboot_power_state{hostname=n2,mac=52:54:00:00:00:02} -1",
+		"rackboot_power_actions_total{action=cycle,kind=timeout,result=failed} 1",
+		"rackboot_power_actions_total{action=cycle,kind=config,result=failed} 1",
+		"rackboot_rollout_status{rollout=r1,status=halted} 1",
+		"rackboot_rollout_hosts{result=failed,rollout=r1} 2",
+		"rackboot_rollout_hosts{result=installing,rollout=r1} 0",
+	} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("no %s", want)
+		}
+	}
+	for _, absent := range []string{"mac=52:54:00:00:00:03", "status=running"} {
+		if strings.Contains(got, absent) {
+			t.Errorf("%s is there", absent)
+		}
 	}
 }

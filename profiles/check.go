@@ -86,6 +86,32 @@ func (c *checker) checkSettings(n *yaml.Node, lv *level) {
 	if s.CloudConfig != nil {
 		c.checkCloudConfig(valueOr(n, "cloud_config"), s.CloudConfig)
 	}
+	if s.BMC != nil {
+		c.checkBMC(valueOr(n, "bmc"), s.BMC)
+	}
+}
+
+// checkBMC checks one level's bmc keys by themselves; that a host's
+// resolved BMC is complete and consistent is hostcheck's.
+func (c *checker) checkBMC(n *yaml.Node, b *BMC) {
+	switch b.Protocol {
+	case "", BMCIPMI, BMCRedfish:
+	default:
+		c.errorf(valueOr(n, "protocol"), "bmc protocol: %q is not ipmi or redfish", b.Protocol)
+	}
+	if b.Address != "" {
+		if err := checkBMCAddress(b.Protocol, b.Address); err != nil {
+			c.errorf(valueOr(n, "address"), "bmc address: %v", err)
+		}
+	}
+	if b.Credential != "" {
+		if err := checkName(b.Credential); err != nil {
+			c.errorf(valueOr(n, "credential"), "bmc credential: %v (it names a file of the credentials directory)", err)
+		}
+	}
+	if strings.ContainsAny(b.Username, "\x00\n\r") {
+		c.errorf(valueOr(n, "username"), "bmc username: control characters")
+	}
 }
 
 func (c *checker) checkNetwork(n *yaml.Node, nw *Network) {

@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -63,6 +64,8 @@ func (h *Host) value(field string) string {
 			return "static " + h.Network.Address
 		}
 		return "dhcp"
+	case "bmc.protocol", "bmc.address", "bmc.username", "bmc.credential", "bmc.system", "bmc.insecure_tls":
+		return bmcValue(h.BMC, strings.TrimPrefix(name, "bmc."))
 	case "network.gateway":
 		return h.Network.Gateway
 	case "network.dns":
@@ -113,4 +116,27 @@ func describeUser(u User) string {
 		parts = append(parts, "sudo")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// bmcValue is one resolved key of a BMC, for `rackboot render`: the
+// credential is a file's name, never its contents.
+func bmcValue(b *BMC, key string) string {
+	if b == nil {
+		return ""
+	}
+	switch key {
+	case "protocol":
+		return b.Protocol
+	case "address":
+		return b.Address
+	case "username":
+		return b.Username
+	case "credential":
+		return b.Credential + " (a file of the credentials directory)"
+	case "system":
+		return b.System
+	case "insecure_tls":
+		return strconv.FormatBool(b.InsecureTLS)
+	}
+	return ""
 }

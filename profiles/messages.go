@@ -59,6 +59,9 @@ func humanize(msg string) string {
 		if m[3] == "profiles.file" {
 			out += " (want defaults, versions, layouts, groups, hosts)"
 		}
+		if m[3] == "profiles.BMC" && (m[2] == "password" || m[2] == "pass") {
+			return out + ": a BMC password never goes in the profiles; write it to a file of the appliance's credentials directory and name that file with credential:"
+		}
 		if s := closest(m[2], knownKeys(m[3])); s != "" {
 			out += fmt.Sprintf(" (did you mean %q?)", s)
 		}

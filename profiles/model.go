@@ -202,6 +202,11 @@ type Host struct {
 	// CloudConfig is the extra cloud-config merged into the host's
 	// user-data, by top-level key.
 	CloudConfig CloudConfig
+	// BMC is how the appliance powers the host and asks for a one-time
+	// network boot, each key resolved like a setting; nil when no level
+	// sets one. A host's BMC is complete (validation refuses a partial
+	// one).
+	BMC *BMC
 
 	origins []origin
 }
@@ -236,4 +241,23 @@ type Match struct {
 	MAC       []string          `yaml:"mac,omitempty" json:"mac,omitempty" schema:"pattern=mac" desc:"MAC addresses of the group's hosts"`
 	MACPrefix string            `yaml:"mac_prefix,omitempty" json:"mac_prefix,omitempty" schema:"pattern=macprefix" desc:"1 to 5 leading octets, e.g. 52:54:00"`
 	Labels    map[string]string `yaml:"labels,omitempty" json:"labels,omitempty" desc:"labels every host of the group carries"`
+}
+
+// BMC is a machine's baseboard management controller (docs/DESIGN.md,
+// "Power"). Defaults, groups and hosts may set it, each key resolved like
+// a setting, so that a rack's group names the protocol, user and
+// credential and each host its own address. The password is never in
+// the profiles: credential names a file of the appliance's credentials
+// directory (`rackboot serve --bmc-credentials`, or systemd's
+// LoadCredential=) that holds it.
+type BMC struct {
+	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty" schema:"enum=ipmi|redfish" desc:"ipmi (IPMI 2.0 over LAN, RMCP+ cipher suite 3) or redfish"`
+	Address  string `yaml:"address,omitempty" json:"address,omitempty" desc:"ipmi: host or host:port (UDP, default 623); redfish: https://host[:port] (or http://…)"`
+	Username string `yaml:"username,omitempty" json:"username,omitempty" desc:"the BMC user rackboot logs in as"`
+	// Credential names the file holding the password, never the password.
+	Credential string `yaml:"credential,omitempty" json:"credential,omitempty" schema:"pattern=name" desc:"name of a file in the appliance's credentials directory that holds the password (never the password itself)"`
+	// System is the Redfish ComputerSystem's Id; "" means the only one.
+	System string `yaml:"system,omitempty" json:"system,omitempty" desc:"redfish only: the ComputerSystem Id when the BMC has several"`
+	// InsecureTLS accepts a Redfish certificate that does not verify.
+	InsecureTLS bool `yaml:"insecure_tls,omitempty" json:"insecure_tls,omitempty" desc:"redfish over https only: accept a certificate that does not verify (a BMC's self-signed one)"`
 }

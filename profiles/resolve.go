@@ -201,6 +201,7 @@ func (l *linker) resolve(sink *sink, h *hostAt) *Host {
 	}
 	r.settings()
 	r.check()
+	r.checkBMC()
 	sink.scratch = host.origins
 	host.origins = slices.Clone(host.origins)
 	return host
@@ -279,6 +280,7 @@ func (r *resolution) settings() {
 	r.sshKeys()
 	r.files()
 	r.cloudConfig()
+	r.bmc()
 }
 
 // cloudConfig merges cloud_config by top-level key, each key resolved like

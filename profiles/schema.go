@@ -78,6 +78,7 @@ var defNames = map[reflect.Type]string{
 	reflect.TypeFor[Network]():   "network",
 	reflect.TypeFor[User]():      "user",
 	reflect.TypeFor[File]():      "extra_file",
+	reflect.TypeFor[BMC]():       "bmc",
 }
 
 type schemaGen struct {
@@ -193,6 +194,7 @@ var describeType = map[string]string{
 	"profiles.User":      "user",
 	"profiles.File":      "file",
 	"profiles.Match":     "match",
+	"profiles.BMC":       "bmc",
 	// cloud_config, and a cloud_config value decoded as a node
 	"profiles.CloudConfig": "cloud_config mapping",
 }

@@ -32,6 +32,7 @@ type settings struct {
 	// CloudConfig is decoded as nodes, so that its values reach
 	// cloud-init as written.
 	CloudConfig CloudConfig `yaml:"cloud_config,omitempty" desc:"extra cloud-config (packages, runcmd, ntp, …) merged into the config drive's user-data, by top-level key; keys rackboot writes are refused"`
+	BMC         *BMC        `yaml:"bmc,omitempty" desc:"the machine's BMC, for power control and a one-time network boot; merged by key over defaults, groups, host"`
 }
 
 type groupDoc struct {

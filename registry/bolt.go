@@ -32,12 +32,14 @@ type Bolt struct {
 //	hosts    MAC → HostRecord (JSON)
 //	attempts MAC → { ID (8 bytes, big-endian) → Attempt (JSON) }
 //	logs     MAC → { ID (8 bytes) + seq (4 bytes) → []string (JSON) }
+//	blobs    key → value (PutBlob: rollouts)
 //
 // Big-endian keys make bbolt's byte order the numeric order.
 var (
 	bucketHosts    = []byte("hosts")
 	bucketAttempts = []byte("attempts")
 	bucketLogs     = []byte("logs")
+	bucketBlobs    = []byte("blobs")
 )
 
 // maxBatchDelay is how long a write waits for others to share its commit
@@ -61,7 +63,7 @@ func OpenBolt(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("registry: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketHosts, bucketAttempts, bucketLogs} {
+		for _, b := range [][]byte{bucketHosts, bucketAttempts, bucketLogs, bucketBlobs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -281,6 +283,31 @@ func (s *Bolt) Delete(_ context.Context, mac string, fn func(HostRecord) bool) (
 		s.cache.forget(mac)
 	}
 	return deleted, nil
+}
+
+// PutBlob implements Store.
+func (s *Bolt) PutBlob(_ context.Context, key string, value []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlobs)
+		if value == nil {
+			return b.Delete([]byte(key))
+		}
+		return b.Put([]byte(key), value)
+	})
+}
+
+// Blobs implements Store.
+func (s *Bolt) Blobs(_ context.Context, prefix string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketBlobs).Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			out[string(k)] = bytes.Clone(v)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Close implements Store.

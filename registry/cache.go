@@ -79,5 +79,10 @@ func (h HostRecord) clone() HostRecord {
 		t := *h.Token
 		h.Token = &t
 	}
+	if h.DoneToken != nil {
+		t := *h.DoneToken
+		h.DoneToken = &t
+	}
+	h.Power = slices.Clone(h.Power)
 	return h
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -22,6 +23,7 @@ type Memory struct {
 	hosts    map[string][]byte
 	attempts map[string]map[int][]byte
 	logs     map[string]map[int][]memBatch
+	blobs    map[string][]byte
 	cache    decodedCache
 }
 
@@ -36,6 +38,7 @@ func NewMemory() *Memory {
 		hosts:    map[string][]byte{},
 		attempts: map[string]map[int][]byte{},
 		logs:     map[string]map[int][]memBatch{},
+		blobs:    map[string][]byte{},
 	}
 }
 
@@ -200,6 +203,37 @@ func (m *Memory) Delete(_ context.Context, mac string, fn func(HostRecord) bool)
 	delete(m.logs, mac)
 	m.cache.forget(mac)
 	return true, nil
+}
+
+// PutBlob implements Store.
+func (m *Memory) PutBlob(_ context.Context, key string, value []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	if value == nil {
+		delete(m.blobs, key)
+	} else {
+		m.blobs[key] = slices.Clone(value)
+	}
+	return nil
+}
+
+// Blobs implements Store.
+func (m *Memory) Blobs(_ context.Context, prefix string) (map[string][]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errClosed
+	}
+	out := map[string][]byte{}
+	for k, v := range m.blobs {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = slices.Clone(v)
+		}
+	}
+	return out, nil
 }
 
 // Close implements Store. Later calls fail.

@@ -98,6 +98,9 @@ type HostRecord struct {
 	// with it, because the agent never got the first answer, is answered
 	// with the host as it is, not refused (Registry.Done).
 	DoneToken *Token `json:"done_token,omitempty"`
+	// Power are the last power actions through the host's BMC, oldest
+	// first (RecordPower).
+	Power []PowerAction `json:"power,omitempty"`
 }
 
 // Reinstall records an explicit request to install a machine again.

@@ -69,8 +69,8 @@ type Registry struct {
 // Change is a committed change of a host's record.
 type Change struct {
 	// Event names what happened: "boot", "start", "done", "failed",
-	// "superseded" (a running attempt ended by a reinstall request) or
-	// "reinstall".
+	// "superseded" (a running attempt ended by a reinstall request),
+	// "reinstall" or "power" (a power action through the BMC).
 	Event string
 	Host  HostRecord
 	// Attempt is the attempt the change started or ended, or nil.

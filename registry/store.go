@@ -66,6 +66,13 @@ type Store interface {
 	// and reports whether it did. An absent record is not an error: it
 	// returns false. Like Update's, fn may be called more than once.
 	Delete(ctx context.Context, mac string, fn func(h HostRecord) bool) (bool, error)
+	// PutBlob stores value under key in the store's space for appliance
+	// state beside the hosts (staged rollouts); a nil value deletes the
+	// key. It returns once the value is stored.
+	PutBlob(ctx context.Context, key string, value []byte) error
+	// Blobs returns every key of that space that starts with prefix, with
+	// its value.
+	Blobs(ctx context.Context, prefix string) (map[string][]byte, error)
 	// Close releases the store.
 	Close() error
 }

@@ -321,6 +321,20 @@ func (cl *adminClient) post(ctx context.Context, path string, in, out any) error
 	return cl.send(ctx, http.MethodPost, path, in, out)
 }
 
+// postLong is post for a request the daemon may take minutes to answer
+// (power actions paced over a rack): no overall timeout but ctx's.
+func (cl *adminClient) postLong(ctx context.Context, path string, in, out any) error {
+	resp, err := cl.do(ctx, cl.stream, http.MethodPost, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("the answer of POST %s is not what this rackboot expects: %w", path, err)
+	}
+	return nil
+}
+
 // send makes a request of method with in as its JSON body (nil: none) and
 // decodes the answer into out.
 func (cl *adminClient) send(ctx context.Context, method, path string, in, out any) error {

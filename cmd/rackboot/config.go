@@ -86,6 +86,31 @@ type serveConfig struct {
 	// its install is done; it stops sooner once no peer has asked for
 	// a while (the wave has ended).
 	PeerLinger time.Duration `yaml:"peer-linger"`
+	// BMCCredentials is the directory of the files holding BMC passwords,
+	// which host profiles name with bmc.credential (docs/DESIGN.md,
+	// "Power"). Empty means systemd's $CREDENTIALS_DIRECTORY when set
+	// (LoadCredential=), else /etc/rackboot/bmc.
+	BMCCredentials string `yaml:"bmc-credentials"`
+	// PowerStagger is the least time between two machines' power actions
+	// of one request or rollout wave; PowerConcurrency caps the machines
+	// handled at once; PowerTimeout bounds one machine's operation.
+	PowerStagger     time.Duration `yaml:"power-stagger"`
+	PowerConcurrency int           `yaml:"power-concurrency"`
+	PowerTimeout     time.Duration `yaml:"power-timeout"`
+}
+
+// defaultBMCCredentials is the credentials directory outside systemd.
+const defaultBMCCredentials = "/etc/rackboot/bmc"
+
+// bmcCredentials is the credentials directory in effect.
+func (c serveConfig) bmcCredentials(getenv func(string) string) string {
+	switch {
+	case c.BMCCredentials != "":
+		return c.BMCCredentials
+	case getenv("CREDENTIALS_DIRECTORY") != "":
+		return getenv("CREDENTIALS_DIRECTORY")
+	}
+	return defaultBMCCredentials
 }
 
 // Peer distribution's modes (serveConfig.Peers).
@@ -125,6 +150,9 @@ func defaultServeConfig() serveConfig {
 		Peers:            peersOff,
 		PeerPort:         8090,
 		PeerLinger:       5 * time.Minute,
+		PowerStagger:     2 * time.Second,
+		PowerConcurrency: 8,
+		PowerTimeout:     30 * time.Second,
 	}
 }
 
@@ -186,6 +214,10 @@ func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.Flag
 	fs.StringVar(&c.Peers, "peers", c.Peers, "peer `mode` of chunked images: off, subnet (installing machines serve chunks to machines of their own subnet) or all")
 	fs.IntVar(&c.PeerPort, "peer-port", c.PeerPort, "TCP `port` installing machines serve chunks to their peers on (with --peers)")
 	fs.DurationVar(&c.PeerLinger, "peer-linger", c.PeerLinger, "longest `duration` a machine serves its peers after its install is done (it stops sooner once no peer asked for 30s)")
+	fs.StringVar(&c.BMCCredentials, "bmc-credentials", c.BMCCredentials, "`dir`ectory of the files holding BMC passwords that profiles name with bmc.credential (default: $CREDENTIALS_DIRECTORY, else "+defaultBMCCredentials+")")
+	fs.DurationVar(&c.PowerStagger, "power-stagger", c.PowerStagger, "least `duration` between two machines' power actions of one request or rollout wave (inrush current)")
+	fs.IntVar(&c.PowerConcurrency, "power-concurrency", c.PowerConcurrency, "most `machines` whose BMCs are handled at once")
+	fs.DurationVar(&c.PowerTimeout, "power-timeout", c.PowerTimeout, "longest `duration` of one machine's power action against a BMC that does not answer, its retries included (each try gets a third)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: auto (text on a terminal, JSON otherwise), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	return fs
@@ -279,6 +311,15 @@ func (c *serveConfig) check() error {
 	}
 	if c.PeerLinger < 0 {
 		return fmt.Errorf("peer-linger %s: want 0 (stop at done) or more", c.PeerLinger)
+	}
+	if c.PowerStagger < 0 || c.PowerStagger > 5*time.Minute {
+		return fmt.Errorf("power-stagger %s: want 0 to 5m", c.PowerStagger)
+	}
+	if c.PowerConcurrency < 1 || c.PowerConcurrency > 256 {
+		return fmt.Errorf("power-concurrency %d: want 1 to 256", c.PowerConcurrency)
+	}
+	if c.PowerTimeout < time.Second {
+		return fmt.Errorf("power-timeout %s: want at least 1s", c.PowerTimeout)
 	}
 	if c.MaxAttempts < 1 {
 		return fmt.Errorf("max-attempts %d: want at least 1", c.MaxAttempts)

@@ -72,6 +72,7 @@ func (c *cli) historyText(h api.HostView, hist []registry.Attempt) string {
 	}
 	if len(hist) == 0 {
 		b.WriteString("no install attempt yet\n")
+		b.WriteString(c.powerHistory(h))
 		return b.String()
 	}
 	b.WriteString("\n")
@@ -122,5 +123,31 @@ func (c *cli) historyText(h api.HostView, hist []registry.Attempt) string {
 		b.WriteString("\nchunked images (fetched: compressed bytes over the network, from the appliance and from peers; reused: bytes the disk already had)\n")
 		b.WriteString(strings.Join(moved, ""))
 	}
+	b.WriteString(c.powerHistory(h))
+	return b.String()
+}
+
+// powerHistory lists the host's power actions through its BMC, oldest
+// first, after its attempts.
+func (c *cli) powerHistory(h api.HostView) string {
+	if len(h.Power) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\npower actions through the BMC (%s)\n", orDash(h.BMC))
+	rows := [][]string{{"AT", "ACTION", "RESULT", "POWER", "TOOK", "BY", "ERROR"}}
+	for _, p := range h.Power {
+		action := p.Action
+		if p.NetBoot {
+			action += " + netboot once"
+		}
+		failure := p.Error
+		if p.Kind != "" && failure != "" {
+			failure = p.Kind + ": " + failure
+		}
+		rows = append(rows, []string{stamp(p.At, c.loc), action, p.Result, orDash(p.State),
+			humanDuration(time.Duration(p.DurationMS) * time.Millisecond), orDash(p.By), orDash(oneLine(failure))})
+	}
+	table(&b, "", rows)
 	return b.String()
 }

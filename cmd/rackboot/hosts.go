@@ -121,6 +121,9 @@ func (c *cli) hostTable(hs []api.HostView) string {
 			state += " (held)"
 			held = append(held, fmt.Sprintf("%s %s: held: %s", h.MAC, orDash(h.Hostname), h.Held))
 		}
+		if h.Rollout != "" {
+			held = append(held, fmt.Sprintf("%s %s: rollout %s", h.MAC, orDash(h.Hostname), h.Rollout))
+		}
 		rows = append(rows, []string{h.MAC, orDash(h.Hostname), state, versionString(h.Version), attempt, stamp(h.UpdatedAt, c.loc)})
 	}
 	var b strings.Builder

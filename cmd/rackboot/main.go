@@ -29,6 +29,14 @@ from --data DIR/admin.token or $RACKBOOT_TOKEN):
   versions   how many machines run each version, and which
   history    every install attempt of a machine
   reinstall  mark machines pending: they install again at their next PXE boot
+             (--power-cycle: now, through their BMCs)
+  power      status, on, off or cycle machines through their BMCs (--netboot: PXE once)
+  rollout start   move a selection to a version in waves through the BMCs, canary first,
+                  halting by itself when a wave fails; survives a daemon restart
+  rollout status  every rollout, or one: each wave's hosts and results, the latest events
+  rollout pause   let the current wave finish, start no next one
+  rollout resume  go on; after a halt, retry the halted wave's failed hosts first
+  rollout abort   stop for good: no further wave
   logs       print (-f: follow) the agent's log of a machine's latest attempt
   watch      live progress of every installing machine
 
@@ -51,6 +59,8 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"versions":  runVersions,
 	"history":   runHistory,
 	"reinstall": runReinstall,
+	"power":     runPower,
+	"rollout":   runRollout,
 	"logs":      runLogs,
 	"watch":     runWatch,
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rackboot/rackboot/api"
 )
@@ -30,7 +31,8 @@ func runReinstall(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func (c *cli) reinstall(ctx context.Context, args []string) int {
 	fs, cf := c.flagSet("reinstall", "rackboot reinstall MAC|HOSTNAME... | --selector KEY=VALUE | --version-below N\n"+
-		"         [--reason TEXT] [--version NAME] [--wipe-data --reason TEXT] [--dry-run] [--json]")
+		"         [--reason TEXT] [--version NAME] [--wipe-data --reason TEXT] [--dry-run] [--json]\n"+
+		"         [--power-cycle [--stagger DURATION] [--concurrency N] [--no-wait] [--timeout DURATION]]")
 	var selectors []string
 	fs.Var(&listFlag{list: &selectors}, "selector", "hosts with label `KEY=VALUE` (repeatable or comma-separated; all must hold)")
 	below := fs.String("version-below", "", "hosts whose installed version `number` is below N; with --selector, both must hold")
@@ -42,6 +44,11 @@ func (c *cli) reinstall(ctx context.Context, args []string) int {
 	dryRun := fs.Bool("dry-run", false, "show which machines would be marked pending; change nothing")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	yes := fs.Bool("yes", false, "mark the machines --selector or --version-below matches without asking\n(required when stdin is not a terminal)")
+	powerCycle := fs.Bool("power-cycle", false, "install now: set a one-time network boot and power-cycle each machine through its BMC\n(every machine needs a bmc in its profile), then follow the installs")
+	stagger := fs.Duration("stagger", -1, "with --power-cycle: least `duration` between two machines' power cycles (default: the appliance's --power-stagger)")
+	concurrency := fs.Int("concurrency", 0, "with --power-cycle: most `machines` handled at once (default: the appliance's --power-concurrency)")
+	noWait := fs.Bool("no-wait", false, "with --power-cycle: return once the machines are cycled; do not follow the installs")
+	timeout := fs.Duration("timeout", 30*time.Minute, "with --power-cycle: give up following the installs after this `duration` (exit 1)")
 	pos, exit, ok := parseArgs(ctx, fs, args, c.stdout)
 	if !ok {
 		return exit
@@ -50,7 +57,12 @@ func (c *cli) reinstall(ctx context.Context, args []string) int {
 		fmt.Fprintln(c.stderr, "rackboot reinstall: --wipe-data destroys preserved data: say why with --reason")
 		return 2
 	}
-	req := api.ReinstallRequest{Reason: *reason, Version: *version, By: c.user, DryRun: *dryRun, WipeData: *wipe}
+	req := api.ReinstallRequest{Reason: *reason, Version: *version, By: c.user, DryRun: *dryRun, WipeData: *wipe,
+		PowerCycle: *powerCycle, Concurrency: *concurrency}
+	if *stagger >= 0 {
+		ms := stagger.Milliseconds()
+		req.StaggerMS = &ms
+	}
 	for _, s := range selectors {
 		for kv := range strings.SplitSeq(s, ",") {
 			k, v, ok := strings.Cut(kv, "=")
@@ -108,17 +120,39 @@ func (c *cli) reinstall(ctx context.Context, args []string) int {
 		previewed = true
 	}
 	if !previewed || !req.DryRun { // a dry run's answer is the preview's
-		if err := cl.post(ctx, "/api/reinstall", req, &resp); err != nil {
+		post := cl.post
+		if req.PowerCycle && !req.DryRun {
+			post = cl.postLong // paced over the machines: minutes
+		}
+		if err := post(ctx, "/api/reinstall", req, &resp); err != nil {
 			return c.fail("reinstall", err)
 		}
 	}
 	if code := c.printReinstall(req, resp, byMAC, *asJSON); code != 0 {
 		return code
 	}
+	code := 0
 	if len(resp.Skipped) > 0 {
-		return 1
+		code = 1
 	}
-	return 0
+	if !req.PowerCycle || req.DryRun {
+		return code
+	}
+	var cycled []string
+	for _, p := range resp.Power {
+		if p.OK {
+			cycled = append(cycled, p.MAC)
+		} else {
+			code = 1
+		}
+	}
+	if *noWait || len(cycled) == 0 {
+		return code
+	}
+	if c.followInstalls(ctx, cl, cycled, *timeout, *asJSON) != 0 {
+		code = 1
+	}
+	return code
 }
 
 // printReinstall prints the answer of a request, as text or JSON.
@@ -134,6 +168,9 @@ func (c *cli) printReinstall(req api.ReinstallRequest, resp api.ReinstallRespons
 		return 0
 	}
 	fmt.Fprint(c.stdout, reinstallText(req, resp, byMAC))
+	if len(resp.Power) > 0 {
+		fmt.Fprint(c.stdout, powerText(api.PowerRequest{Action: api.PowerCycle, NetBoot: true}, api.PowerResponse{Results: resp.Power}))
+	}
 	return 0
 }
 
@@ -193,6 +230,8 @@ func reinstallText(req api.ReinstallRequest, resp api.ReinstallResponse, hosts m
 		b.WriteString("no machine marked pending\n")
 	case req.DryRun:
 		fmt.Fprintf(&b, "dry run: would mark %s pending (nothing changed)\n", machines)
+	case req.PowerCycle:
+		fmt.Fprintf(&b, "marked %s pending: each installs again now, cycled through its BMC\n", machines)
 	default:
 		fmt.Fprintf(&b, "marked %s pending: each installs again at its next PXE boot\n", machines)
 	}

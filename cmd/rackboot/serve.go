@@ -28,6 +28,7 @@ import (
 	"github.com/rackboot/rackboot/metrics"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
+	"github.com/rackboot/rackboot/rollout"
 	"github.com/rackboot/rackboot/tftp"
 )
 
@@ -258,6 +259,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	})
 
 	g.Go(func() error { return fl.Run(ctx) })
+	g.Go(func() error { return rt.rollouts.Run(ctx) })
 	g.Go(func() error { sweepDiscovered(ctx, reg, registry.SweepInterval, log); return nil })
 	g.Go(func() error { return reloadOnHangup(ctx, fl.Watcher) })
 	g.Go(func() error { check.Run(ctx, fl.Current, recheckInterval); return nil })
@@ -380,6 +382,8 @@ func reloadOnHangup(ctx context.Context, w *profiles.Watcher) error {
 // HTTPS port, carries the admin and agent APIs.
 type routes struct {
 	plain, secure http.Handler
+	// rollouts is the staged-rollout engine behind the API; serve runs it.
+	rollouts *rollout.Engine
 }
 
 func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, ca []byte, links *linkCheck, m *metrics.Metrics, ready *readiness, log *slog.Logger) routes {
@@ -431,9 +435,12 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	mux.Handle("GET "+caURLPath, caHandler(ca))
 
 	secure := http.NewServeMux()
+	pc := &powerControl{credentials: cfg.bmcCredentials(os.Getenv), stagger: cfg.PowerStagger, concurrency: cfg.PowerConcurrency,
+		timeout: cfg.PowerTimeout, reg: reg, metrics: m, log: log}
+	ro := &rollout.Engine{Env: &rolloutEnv{reg: reg, fleet: fl, power: pc}, Log: log, Notify: rolloutNotify(m, events)}
 	apiServer := &api.Server{Registry: reg, Fleet: fl, Planner: pl, AdminToken: adminToken, Events: events,
 		BaseURL: base, ArtifactsPort: cfg.HTTPPort, VerifyAgent: links.verifyRequest, Log: log, Profiles: fl.Watcher, ProfilesDir: cfg.Profiles,
-		Held: reg.Hold}
+		Held: reg.Hold, Power: pc, Rollouts: ro}
 	if pr != nil {
 		apiServer.Peers = pr // not a nil *peerRoutes in the interface: nil turns the holdings path off
 	}
@@ -441,5 +448,5 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	secure.HandleFunc("/healthz", healthz)
 	secure.Handle("/readyz", ready)
 	secure.Handle("GET "+caURLPath, caHandler(ca))
-	return routes{plain: mux, secure: secure}
+	return routes{plain: mux, secure: secure, rollouts: ro}
 }

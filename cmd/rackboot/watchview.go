@@ -167,6 +167,18 @@ func (v *watchView) handle(ev sseEvent) {
 		}
 		v.emit(ev.Type, json.RawMessage(ev.Data))
 		v.onState(s)
+	case api.EventRollout:
+		var r api.RolloutEvent
+		if err := json.Unmarshal([]byte(ev.Data), &r); err != nil {
+			v.notice("ignored a malformed rollout event: " + err.Error())
+			return
+		}
+		v.emit(ev.Type, json.RawMessage(ev.Data))
+		at := r.At
+		if at.IsZero() {
+			at = v.now()
+		}
+		v.line(at, "rollout "+r.ID, fmt.Sprintf("%s (%s, wave %d of %d)", oneLine(r.Text), r.Status, r.Wave, r.Waves))
 	}
 }
 
@@ -244,6 +256,20 @@ func (v *watchView) onState(s api.StateEvent) {
 			}
 		}
 		v.line(at, who, msg)
+	case "power":
+		if n := len(h.Power); n > 0 {
+			p := h.Power[n-1]
+			msg := "power " + p.Action
+			if p.NetBoot {
+				msg += " with a one-time network boot"
+			}
+			if p.Result == registry.PowerOK {
+				msg += ": ok, " + p.State
+			} else {
+				msg += ": FAILED, " + p.Kind + ": " + oneLine(p.Error)
+			}
+			v.line(at, who, msg)
+		}
 	}
 }
 

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store) {
 		{"LogBound", testLogBound},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"Delete", testDelete},
+		{"Blobs", testBlobs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -402,5 +403,37 @@ func testDelete(t *testing.T, s registry.Store) {
 	hosts, err := s.Hosts(ctx)
 	if err != nil || len(hosts) != 1 || hosts[0].MAC != macB {
 		t.Errorf("Hosts after Delete = %v, %v; want only %s", hosts, err, macB)
+	}
+}
+
+// testBlobs: values by key, listed by prefix, replaced, deleted with nil,
+// and handed out as copies.
+func testBlobs(t *testing.T, s registry.Store) {
+	for k, v := range map[string]string{"rollout/r1": "one", "rollout/r2": "two", "other/x": "x"} {
+		if err := s.PutBlob(ctx, k, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutBlob(ctx, "rollout/r1", []byte("uno")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Blobs(ctx, "rollout/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{"rollout/r1": []byte("uno"), "rollout/r2": []byte("two")}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Blobs (-want +got):\n%s", diff)
+	}
+	got["rollout/r2"][0] = 'X'
+	if err := s.PutBlob(ctx, "rollout/r1", nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Blobs(ctx, "rollout/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string][]byte{"rollout/r2": []byte("two")}, got); diff != "" {
+		t.Errorf("after delete (-want +got):\n%s", diff)
 	}
 }
