@@ -97,3 +97,11 @@ func inNamespace(ns string, fn func() error) (restored bool, err error) {
 	restored = unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil
 	return restored, err
 }
+
+// Listen opens a listening socket inside namespace ns, bound to addr
+// ("127.0.0.1:0" for a free port on that namespace's loopback), so a test
+// can serve a double (a Redfish BMC) that a server in ns reaches; the
+// listener is used from any goroutine, as ListenPacket's sockets are.
+func (n *Net) Listen(ns, network, addr string) (net.Listener, error) {
+	return onThreadIn(ns, func() (net.Listener, error) { return net.Listen(network, addr) })
+}

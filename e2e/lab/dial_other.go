@@ -27,3 +27,8 @@ func (n *Net) DialContext(ns string) func(ctx context.Context, network, addr str
 func (n *Net) ListenPacket(ns, network, addr string) (net.PacketConn, error) {
 	return nil, errors.New("lab: network namespaces need Linux")
 }
+
+// Listen needs Linux network namespaces; elsewhere it fails.
+func (n *Net) Listen(ns, network, addr string) (net.Listener, error) {
+	return nil, errors.New("lab: network namespaces need Linux")
+}

@@ -2,7 +2,7 @@
 // virtual machines, booting against a server on a private network that lives
 // entirely inside Linux network namespaces.
 //
-// It owns four things:
+// It owns five things:
 //
 //   - Net: three namespaces joined by a bridge (server, site DHCP, clients),
 //     the taps the virtual machines plug into, and the processes started in
@@ -12,6 +12,10 @@
 //     serial console and powers off.
 //   - VM: one QEMU machine (SeaBIOS or OVMF) whose serial console is captured
 //     with timestamps relative to power-on.
+//   - BMCVM and IPMISim: a QEMU machine whose power a BMC drives (ipmi_sim,
+//     or a Redfish double through its methods), with a one-time network
+//     boot, its state in a directory that ipmi_sim's chassis program
+//     (ChassisMain) operates too.
 //   - Timeline: seconds from power-on to the milestones of a network boot,
 //     read from the serial console and from the server's JSON log.
 //

@@ -27,6 +27,9 @@ type RackbootConfig struct {
 	HTTPPort  int      // --http-port; 8080 when zero
 	HTTPSPort int      // --https-port, the admin and agent APIs; 8443 when zero
 	Args      []string // more flags, such as "--max-attempts", "2"
+	// BMCCredentials, when set, is --bmc-credentials: the directory of
+	// the BMC password files the profiles' bmc.credential names.
+	BMCCredentials string
 }
 
 // Rackboot is `rackboot serve` running in the server namespace on the
@@ -118,6 +121,9 @@ func (r *Rackboot) Restart(ctx context.Context) error {
 		"--ipv6-ra",
 		"--log-format", "json",
 		"--log-level", "debug"}
+	if r.cfg.BMCCredentials != "" {
+		args = append(args, "--bmc-credentials", r.cfg.BMCCredentials)
+	}
 	cmd := r.net.Command(r.net.Srv, r.cfg.Binary, append(args, r.cfg.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	p, err := r.net.Start(cmd)
