@@ -256,6 +256,21 @@ func testBMCRedfish(t *testing.T, ctx context.Context, cli powerCLI, vm *lab.BMC
 		t.Errorf("%d Redfish sessions left open", n)
 	}
 
+	// The same four with the appliance's default stagger (2 s): the
+	// hanging BMC, last in MAC order, starts 6 s in and takes its 10 s
+	// timeout, so the answer comes after 16 s, later than the CLI's
+	// 15 s header timeout of ordinary requests, which a power request
+	// must not have (it cut this one short once).
+	st := cli.power(t, 1, append([]string{"status"}, hosts...)...)
+	if len(st.Results) != len(hosts) || st.took < 6*time.Second {
+		t.Errorf("power status with the default stagger: %d results in %.1fs, want %d in 6 s or more", len(st.Results), st.took.Seconds(), len(hosts))
+	}
+	for _, r := range st.Results {
+		if (r.Hostname == "bmc-rf-01") != (r.Error == "") || r.Hostname == "bmc-rf-01" && r.State != "on" {
+			t.Errorf("power status %s: %+v", r.Hostname, r)
+		}
+	}
+
 	if r := cli.power(t, 0, "off", "bmc-rf-01").one(t); r.State != "off" {
 		t.Errorf("power off: %+v", r)
 	}
