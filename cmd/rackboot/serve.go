@@ -259,7 +259,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	})
 
 	g.Go(func() error { return fl.Run(ctx) })
-	g.Go(func() error { return rt.rollouts.Run(ctx) })
+	g.Go(func() error {
+		// A rollout record the store cannot read must not stop the
+		// appliance serving PXE: rollouts stop, and say why.
+		if err := rt.rollouts.Run(ctx); err != nil {
+			log.Error("staged rollouts are not driven: their records cannot be read", "err", err)
+		}
+		return nil
+	})
 	g.Go(func() error { sweepDiscovered(ctx, reg, registry.SweepInterval, log); return nil })
 	g.Go(func() error { return reloadOnHangup(ctx, fl.Watcher) })
 	g.Go(func() error { check.Run(ctx, fl.Current, recheckInterval); return nil })
