@@ -154,7 +154,7 @@ func (s *Server) power(w http.ResponseWriter, r *http.Request) {
 	}
 	hosts, skipped, err := s.selectHosts(r.Context(), req.MACs, req.Selector)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		s.selectError(w, r, err)
 		return
 	}
 	resp := PowerResponse{Results: []PowerResult{}, Skipped: skipped}
@@ -189,6 +189,20 @@ func (s *Server) by(r *http.Request, name string) string {
 	return by
 }
 
+// badSelection is a selection's own mistake (400), unlike a store that
+// cannot be read.
+type badSelection struct{ error }
+
+// selectError answers an error of selectHosts or rolloutHosts.
+func (s *Server) selectError(w http.ResponseWriter, r *http.Request, err error) {
+	var bad badSelection
+	if errors.As(err, &bad) {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.storeError(w, r, err)
+}
+
 // selectHosts resolves MACs and a label selector to hosts of the
 // profiles, in MAC order; named MACs not in the profiles are skipped.
 func (s *Server) selectHosts(ctx context.Context, macs []string, selector map[string]string) ([]*profiles.Host, []Skipped, error) {
@@ -196,7 +210,7 @@ func (s *Server) selectHosts(ctx context.Context, macs []string, selector map[st
 	for _, m := range macs {
 		hw, err := profiles.ParseMAC(m)
 		if err != nil {
-			return nil, nil, fmt.Errorf("macs: %.40q is not a MAC address", m)
+			return nil, nil, badSelection{fmt.Errorf("macs: %.40q is not a MAC address", m)}
 		}
 		if k := profiles.MACKey(hw); !slices.Contains(keys, k) {
 			keys = append(keys, k)

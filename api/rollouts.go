@@ -83,7 +83,7 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) {
 	}
 	hosts, err := s.rolloutHosts(r, req)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		s.selectError(w, r, err)
 		return
 	}
 	var macs []string
@@ -140,7 +140,7 @@ func (s *Server) rolloutHosts(r *http.Request, req RolloutRequest) ([]*profiles.
 		return nil, err
 	}
 	if len(skipped) > 0 {
-		return nil, fmt.Errorf("%s: not in the profiles", skipped[0].MAC)
+		return nil, badSelection{fmt.Errorf("%s: not in the profiles", skipped[0].MAC)}
 	}
 	if req.Selector == nil && req.Channel == "" && req.VersionBelow == nil {
 		return hosts, nil

@@ -41,7 +41,8 @@ type Env interface {
 	Reinstall(ctx context.Context, mac, version, by, reason string) (lastID int, err error)
 	// PowerCycle sets a one-time network boot and power-cycles macs, with
 	// the configured stagger, and returns an error for each mac that
-	// failed (a missing or nil entry means it was cycled).
+	// failed (a missing or nil entry means it was cycled). by is who the
+	// power records name: "rollout r1 (started by …)".
 	PowerCycle(ctx context.Context, macs []string, by string) map[string]error
 	// Host returns mac's registry record and its attempts with an ID
 	// greater than afterID, oldest first.

@@ -179,7 +179,12 @@ func (e *Engine) start(ctx context.Context, r Rollout, macs []string) bool {
 		// meanwhile): the next step judges the wave.
 		return true
 	}
-	errs := e.Env.PowerCycle(ctx, cycle, r.Spec.By)
+	// The hosts' power records name the rollout, and who started it.
+	who := "rollout " + r.ID
+	if r.Spec.By != "" {
+		who += " (started by " + r.Spec.By + ")"
+	}
+	errs := e.Env.PowerCycle(ctx, cycle, who)
 	if ctx.Err() != nil {
 		// The hosts stay cycling: the next run watches them.
 		return false

@@ -142,8 +142,8 @@ func (c *cli) power(ctx context.Context, args []string) int {
 			code = 1
 		}
 	}
-	if len(resp.Skipped) > 0 {
-		code = 1
+	if len(resp.Skipped) > 0 || len(resp.Results) == 0 {
+		code = 1 // a selection that matches no machine, as reinstall's
 	}
 	return code
 }
