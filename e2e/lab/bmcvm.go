@@ -77,28 +77,12 @@ func (n *Net) NewBMCVM(ctx context.Context, cfg BMCVMConfig) (*BMCVM, error) {
 	if cfg.Dir == "" || len(cfg.MAC) == 0 {
 		return nil, errors.New("lab: BMCVMConfig needs Dir and MAC")
 	}
-	if cfg.Name == "" {
-		cfg.Name = "vm"
-	}
-	if cfg.NIC == "" {
-		cfg.NIC = "virtio-net-pci"
-	}
-	if cfg.MemoryMiB == 0 {
-		cfg.MemoryMiB = 1024
-	}
-	if cfg.Accel == "" {
-		cfg.Accel = "tcg"
-	}
+	machineDefaults(&cfg.Name, &cfg.NIC, &cfg.MemoryMiB, &cfg.Accel)
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
-	if cfg.DiskSize > 0 {
-		if cfg.Disk == "" {
-			cfg.Disk = filepath.Join(cfg.Dir, cfg.Name+".img")
-		}
-		if err := createDisk(cfg.Disk, cfg.DiskSize); err != nil {
-			return nil, err
-		}
+	if err := machineDisk(&cfg.Disk, cfg.Dir, cfg.Name, cfg.DiskSize); err != nil {
+		return nil, err
 	}
 	v := &BMCVM{cfg: cfg, net: n, conDone: make(chan struct{}),
 		serial: filepath.Join(cfg.Dir, cfg.Name+".serial.log")}

@@ -109,25 +109,9 @@ func (n *Net) StartVM(ctx context.Context, cfg VMConfig) (*VM, error) {
 	if cfg.Dir == "" || len(cfg.MAC) == 0 {
 		return nil, errors.New("lab: VMConfig needs Dir and MAC")
 	}
-	if cfg.Name == "" {
-		cfg.Name = "vm"
-	}
-	if cfg.NIC == "" {
-		cfg.NIC = "virtio-net-pci"
-	}
-	if cfg.MemoryMiB == 0 {
-		cfg.MemoryMiB = 1024
-	}
-	if cfg.Accel == "" {
-		cfg.Accel = "tcg"
-	}
-	if cfg.DiskSize > 0 {
-		if cfg.Disk == "" {
-			cfg.Disk = filepath.Join(cfg.Dir, cfg.Name+".img")
-		}
-		if err := createDisk(cfg.Disk, cfg.DiskSize); err != nil {
-			return nil, err
-		}
+	machineDefaults(&cfg.Name, &cfg.NIC, &cfg.MemoryMiB, &cfg.Accel)
+	if err := machineDisk(&cfg.Disk, cfg.Dir, cfg.Name, cfg.DiskSize); err != nil {
+		return nil, err
 	}
 	tap, err := n.AddTap(ctx)
 	if err != nil {
@@ -337,6 +321,36 @@ func (v *VM) Close() error {
 		}
 	})
 	return v.closeErr
+}
+
+// machineDefaults fills in what a machine's config leaves out, for both
+// kinds of lab machine (VMConfig, BMCVMConfig): name "vm", a virtio NIC,
+// 1 GiB of memory, TCG.
+func machineDefaults(name, nic *string, memoryMiB *int, accel *string) {
+	if *name == "" {
+		*name = "vm"
+	}
+	if *nic == "" {
+		*nic = "virtio-net-pci"
+	}
+	if *memoryMiB == 0 {
+		*memoryMiB = 1024
+	}
+	if *accel == "" {
+		*accel = "tcg"
+	}
+}
+
+// machineDisk creates a blank disk of size bytes when size is set, at
+// *disk or, when that is empty, DIR/NAME.img (then *disk names it).
+func machineDisk(disk *string, dir, name string, size int64) error {
+	if size <= 0 {
+		return nil
+	}
+	if *disk == "" {
+		*disk = filepath.Join(dir, name+".img")
+	}
+	return createDisk(*disk, size)
 }
 
 func createDisk(name string, size int64) error {
