@@ -58,16 +58,7 @@ func TestBMCVMLab(t *testing.T) {
 	requireIPMI(t)
 	ctx := testContext(t)
 	dir := logDir(t)
-	n, err := lab.NewNet(ctx, lab.NetConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeOnSignal(t, n)
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("removing the lab: %v", err)
-		}
-	})
+	n := newLabNet(t, ctx)
 	disk := filepath.Join(dir, "disk.img")
 	if err := writeBootSectorDisk(disk); err != nil {
 		t.Fatal(err)
@@ -210,16 +201,7 @@ func TestBMCVMLabUEFI(t *testing.T) {
 	requireLab(t)
 	ctx := testContext(t)
 	dir := logDir(t)
-	n, err := lab.NewNet(ctx, lab.NetConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeOnSignal(t, n)
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("removing the lab: %v", err)
-		}
-	})
+	n := newLabNet(t, ctx)
 	disk := filepath.Join(dir, "disk.img")
 	if err := writeBootSectorDisk(disk); err != nil {
 		t.Fatal(err)

@@ -143,16 +143,7 @@ func startTestbed(t *testing.T, ctx context.Context, cfg testbedConfig) *testbed
 		t.Fatal(err)
 	}
 
-	n, err := lab.NewNet(ctx, lab.NetConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeOnSignal(t, n)
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("removing the lab: %v", err)
-		}
-	})
+	n := newLabNet(t, ctx)
 	tb := &testbed{net: n, dir: dir, data: filepath.Join(dir, "data"), serverLog: filepath.Join(dir, "rackboot.log")}
 	if tb.site, err = n.StartSiteDHCP(dir); err != nil {
 		t.Fatal(err)
@@ -383,4 +374,21 @@ func testContext(t *testing.T) context.Context {
 		t.Cleanup(cancel)
 	}
 	return ctx
+}
+
+// newLabNet creates a lab network, removed when the test ends or the run
+// is interrupted.
+func newLabNet(t *testing.T, ctx context.Context) *lab.Net {
+	t.Helper()
+	n, err := lab.NewNet(ctx, lab.NetConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeOnSignal(t, n)
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("removing the lab: %v", err)
+		}
+	})
+	return n
 }
