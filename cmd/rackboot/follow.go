@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -71,7 +72,7 @@ func (c *cli) followInstalls(ctx context.Context, cl *adminClient, macs []string
 		}
 		select {
 		case <-ctx.Done():
-			if context.Cause(ctx) == context.DeadlineExceeded || ctx.Err() == context.DeadlineExceeded {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				fmt.Fprintf(c.stderr, "rackboot reinstall: %d of %d machines not done after %s; they go on installing (rackboot watch)\n", len(macs)-done, len(macs), timeout)
 			}
 			return 1

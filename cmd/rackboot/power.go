@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -24,7 +25,7 @@ import (
 // (docs/DESIGN.md, "Power").
 type powerControl struct {
 	// credentials is the directory of the BMC password files
-	// (--bmc-credentials, else systemd's $CREDENTIALS_DIRECTORY).
+	// (serveConfig.bmcCredentials: never empty).
 	credentials string
 	stagger     time.Duration
 	concurrency int
@@ -41,24 +42,20 @@ const maxCredentialBytes = 4096
 // the trailing newline an editor leaves. The error never holds the
 // file's contents.
 func (p *powerControl) password(name string) (string, error) {
-	if p.credentials == "" {
-		return "", fmt.Errorf("credential %s: no credentials directory (rackboot serve --bmc-credentials DIR, or systemd's LoadCredential=)", name)
-	}
 	file := filepath.Join(p.credentials, name)
 	f, err := os.Open(file)
 	if err != nil {
 		return "", fmt.Errorf("credential %s: %w", name, errors.Unwrap(err))
 	}
 	defer f.Close()
-	b := make([]byte, maxCredentialBytes+1)
-	n, err := f.Read(b)
-	if err != nil && n == 0 {
-		return "", fmt.Errorf("credential %s: %s is empty or unreadable", name, file)
+	b, err := io.ReadAll(io.LimitReader(f, maxCredentialBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("credential %s: %s is unreadable", name, file)
 	}
-	if n > maxCredentialBytes {
+	if len(b) > maxCredentialBytes {
 		return "", fmt.Errorf("credential %s: %s is longer than %d bytes: not a password", name, file, maxCredentialBytes)
 	}
-	pw := strings.TrimRight(string(b[:n]), "\r\n")
+	pw := strings.TrimRight(string(b), "\r\n")
 	if pw == "" {
 		return "", fmt.Errorf("credential %s: %s is empty", name, file)
 	}
