@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"time"
 )
@@ -292,25 +291,10 @@ func (v *BMCVM) QEMULog() string { return filepath.Join(v.cfg.Dir, v.cfg.Name+".
 func (v *BMCVM) Lines() []Line { return v.con.all() }
 
 // Tail returns the last n console lines as text.
-func (v *BMCVM) Tail(n int) string {
-	lines := v.Lines()
-	lines = lines[max(0, len(lines)-n):]
-	var b strings.Builder
-	for _, l := range lines {
-		fmt.Fprintln(&b, l)
-	}
-	return b.String()
-}
+func (v *BMCVM) Tail(n int) string { return v.con.tail(n) }
 
 // Find returns the first console line matching pattern.
-func (v *BMCVM) Find(pattern string) (Line, bool, error) {
-	re, err := regexp.Compile(pattern)
-	if err != nil {
-		return Line{}, false, fmt.Errorf("lab: %w", err)
-	}
-	l, ok := v.con.find(re)
-	return l, ok, nil
-}
+func (v *BMCVM) Find(pattern string) (Line, bool, error) { return v.con.findPattern(pattern) }
 
 // WaitFor waits until a complete console line matching pattern appears at
 // or after since (a time on the console's axis, 0 for any) and returns

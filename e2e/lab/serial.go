@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 )
@@ -176,4 +177,26 @@ func cleanLine(b []byte) string {
 		}
 	}
 	return string(out)
+}
+
+// tail returns the last n lines as text, for failure messages.
+func (c *console) tail(n int) string {
+	lines := c.all()
+	lines = lines[max(0, len(lines)-n):]
+	var b strings.Builder
+	for _, l := range lines {
+		fmt.Fprintln(&b, l)
+	}
+	return b.String()
+}
+
+// findPattern returns the first line matching the regular expression
+// pattern.
+func (c *console) findPattern(pattern string) (Line, bool, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return Line{}, false, fmt.Errorf("lab: %w", err)
+	}
+	l, ok := c.find(re)
+	return l, ok, nil
 }

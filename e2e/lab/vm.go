@@ -235,26 +235,11 @@ func (v *VM) SerialLog() string { return v.serial }
 func (v *VM) Lines() []Line { return v.con.all() }
 
 // Tail returns the last n console lines as text, for failure messages.
-func (v *VM) Tail(n int) string {
-	lines := v.Lines()
-	lines = lines[max(0, len(lines)-n):]
-	var b strings.Builder
-	for _, l := range lines {
-		fmt.Fprintln(&b, l)
-	}
-	return b.String()
-}
+func (v *VM) Tail(n int) string { return v.con.tail(n) }
 
 // Find returns the first console line matching the regular expression
 // pattern.
-func (v *VM) Find(pattern string) (Line, bool, error) {
-	re, err := regexp.Compile(pattern)
-	if err != nil {
-		return Line{}, false, fmt.Errorf("lab: %w", err)
-	}
-	l, ok := v.con.find(re)
-	return l, ok, nil
-}
+func (v *VM) Find(pattern string) (Line, bool, error) { return v.con.findPattern(pattern) }
 
 // WaitFor waits until a complete console line matches the regular
 // expression pattern and returns it; Line.At is when the line began to
