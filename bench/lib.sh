@@ -28,7 +28,8 @@ SRV_CPU=${SRV_CPU:-$((CORES > 1 ? CORES - 1 : 0))}
 CLI_CPU=${CLI_CPU:-0}
 ALL_CPUS=${ALL_CPUS:-0-$((CORES - 1))}
 
-BENCH_PIDS=()   # servers started by bench_start and not yet stopped
+BENCH_PIDS=()   # servers started by bench_start (and etcd members) not yet stopped
+ETCD_PIDS=()    # the etcd members of the store under test (bench_etcd_start)
 BENCH_SCRATCH=() # large scratch folders (P8's disks) removed on every exit
 BENCH_RESTORE=() # commands that undo a run's changes to the host (P8's ARP table limits)
 
@@ -40,10 +41,11 @@ bench_need_root() {
   [ "$(id -u)" = 0 ] || die "needs root (network namespaces, ports 67/69, packages); run it with sudo"
 }
 
-# bench_packages installs the peers from Debian packages when missing
-# (BENCH_SKIP_APT=1 skips this on offline machines that have them).
+# bench_packages [PKG...] installs the peers, and the extra packages
+# given, from Debian packages when missing (BENCH_SKIP_APT=1 skips this on
+# offline machines that have them).
 bench_packages() {
-  local pkgs=(dnsmasq tftpd-hpa nginx-light kea-admin wrk zstd ipxe casync iproute2 util-linux coreutils)
+  local pkgs=(dnsmasq tftpd-hpa nginx-light kea-admin wrk zstd ipxe casync iproute2 util-linux coreutils "$@")
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -128,6 +130,7 @@ bench_cleanup() {
   for p in "${BENCH_RESTORE[@]}"; do eval "$p"; done
   BENCH_RESTORE=()
   BENCH_PIDS=()
+  ETCD_PIDS=()
 }
 
 # bench_traps installs the cleanup on exit and on Ctrl-C/TERM.
@@ -162,6 +165,62 @@ bench_stop() {
   for q in "${BENCH_PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
   BENCH_PIDS=("${keep[@]}")
   SRV_PID=
+}
+
+# bench_etcd_start DIR MEMBERS CPUS: a fresh etcd cluster of MEMBERS
+# members in the server namespace, on its loopback, pinned to CPUS, its
+# data (and each member's log) under DIR; returns once every member
+# answers a health check. Member i listens for clients on 2379 + 10000 i
+# and for peers on 2380 + 10000 i. Sets ETCD_PIDS and ETCD_ENDPOINTS
+# (host:port,...: what rackboot's --store etcd:// takes).
+bench_etcd_start() {
+  local dir=$1 members=$2 cpus=$3 i cluster="" urls=() name
+  rm -rf "$dir"; mkdir -p "$dir"
+  ETCD_ENDPOINTS=""
+  for ((i = 0; i < members; i++)); do
+    cluster+="${cluster:+,}m$i=http://127.0.0.1:$((2380 + 10000 * i))"
+    ETCD_ENDPOINTS+="${ETCD_ENDPOINTS:+,}127.0.0.1:$((2379 + 10000 * i))"
+    urls+=("http://127.0.0.1:$((2379 + 10000 * i))")
+  done
+  for ((i = 0; i < members; i++)); do
+    name=m$i
+    # --pre-vote: a member that was cut off does not disrupt the leader
+    # when it comes back (the setting rackboot's docs ask for).
+    ip netns exec "$NS_SRV" taskset -c "$cpus" etcd --name "$name" --data-dir "$dir/$name" \
+      --listen-client-urls "${urls[i]}" --advertise-client-urls "${urls[i]}" \
+      --listen-peer-urls "http://127.0.0.1:$((2380 + 10000 * i))" --initial-advertise-peer-urls "http://127.0.0.1:$((2380 + 10000 * i))" \
+      --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "rbbench-$$" \
+      --pre-vote=true --enable-pprof --logger zap --log-level warn >"$dir/$name.log" 2>&1 &
+    ETCD_PIDS+=("$!")
+    BENCH_PIDS+=("$!")
+  done
+  local ep
+  ep=$(IFS=,; echo "${urls[*]}")
+  for i in $(seq 300); do
+    if ip netns exec "$NS_SRV" etcdctl --endpoints "$ep" --command-timeout 2s endpoint health >/dev/null 2>&1; then return 0; fi
+    for name in "${ETCD_PIDS[@]}"; do
+      kill -0 "$name" 2>/dev/null || { tail -20 "$dir"/m*.log >&2; die "etcd exited at start (logs in $dir)"; }
+    done
+    sleep 0.1
+  done
+  tail -20 "$dir"/m*.log >&2
+  die "etcd is not healthy after 30 s (logs in $dir)"
+}
+
+# bench_etcd_stop stops the members started by bench_etcd_start and waits
+# for them (at most 15 s, then SIGKILL): the next cluster needs the ports.
+bench_etcd_stop() {
+  local p i q keep
+  for p in "${ETCD_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${ETCD_PIDS[@]}"; do
+    for i in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    keep=()
+    for q in "${BENCH_PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    BENCH_PIDS=("${keep[@]}")
+  done
+  ETCD_PIDS=()
 }
 
 # bench_wait_port PROTO PORT NAME: wait until the server listens (5 s at most
@@ -204,26 +263,30 @@ udp_rcvbuf_errors() {
 # M_SERVER, M_CLIENT (the generator) and M_OTHERS (everything else on the
 # machine: other people's work sharing these cores), in % of one core, and
 # M_SECS, and M_RCVBUF, the datagrams the server's sockets dropped for a
-# full receive buffer. Returns the generator's exit status.
+# full receive buffer; with an etcd store running (ETCD_PIDS), M_STORE is
+# its members' CPU, which is not counted as other work. Returns the
+# generator's exit status.
 measured() {
   local out=$1 cpus=$2; shift 2
-  local hz t0 t1 b0 b1 s0 s1 rc cl
+  local hz t0 t1 b0 b1 s0 s1 e0=0 e1=0 rc cl p
   hz=$(getconf CLK_TCK)
   local r0 r1
   r0=$(udp_rcvbuf_errors)
+  for p in "${ETCD_PIDS[@]}"; do e0=$((e0 + $(cpu_ticks "$p"))); done
   t0=$(date +%s.%N); b0=$(busy_ticks); s0=$(cpu_ticks "${SRV_PID:-0}")
   local TIMEFORMAT='%3U %3S'
   { time ip netns exec "$NS_CLI" taskset -c "$cpus" "$@" >"$out" 2>"$out.err"; } 2>"$WORK/time.out"
   rc=$?
   t1=$(date +%s.%N); b1=$(busy_ticks); s1=$(cpu_ticks "${SRV_PID:-0}")
+  for p in "${ETCD_PIDS[@]}"; do e1=$((e1 + $(cpu_ticks "$p"))); done
   r1=$(udp_rcvbuf_errors)
   M_RCVBUF=$(( ${r1:-0} - ${r0:-0} ))
   cl=$(awk '{print $1+$2}' "$WORK/time.out" 2>/dev/null || echo 0)
-  read -r M_SECS M_SERVER M_CLIENT M_OTHERS < <(awk -v t0="$t0" -v t1="$t1" -v b0="$b0" -v b1="$b1" \
-    -v s0="$s0" -v s1="$s1" -v cl="$cl" -v hz="$hz" 'BEGIN{
-      secs = t1 - t0; srv = (s1 - s0) / hz; busy = (b1 - b0) / hz
-      others = busy - srv - cl; if (others < 0) others = 0
-      printf "%.3f %.1f %.1f %.1f\n", secs, srv / secs * 100, cl / secs * 100, others / secs * 100 }')
+  read -r M_SECS M_SERVER M_CLIENT M_OTHERS M_STORE < <(awk -v t0="$t0" -v t1="$t1" -v b0="$b0" -v b1="$b1" \
+    -v s0="$s0" -v s1="$s1" -v e0="$e0" -v e1="$e1" -v cl="$cl" -v hz="$hz" 'BEGIN{
+      secs = t1 - t0; srv = (s1 - s0) / hz; busy = (b1 - b0) / hz; st = (e1 - e0) / hz
+      others = busy - srv - cl - st; if (others < 0) others = 0
+      printf "%.3f %.1f %.1f %.1f %.1f\n", secs, srv / secs * 100, cl / secs * 100, others / secs * 100, st / secs * 100 }')
   cat "$out.err" >&2
   return $rc
 }

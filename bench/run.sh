@@ -17,7 +17,14 @@
 #   HTTP_SECS [10]  seconds per wrk run (P3); SCRIPT_CONNS [1000] wrk connections of the script tests,
 #                   SCRIPT_CONNS_LOW [100] of the latency-at-low-concurrency script tests
 #   P4_MIB [2048]   image size; P4_ITERS [3] rotations of the three variants
-#   AGENTS [1000]   P5 agents; P5_SECS [60] how long they report
+#   AGENTS [1000]   P5 agents; P5_SECS [60] how long they report; P5_REPS [REPS]
+#   STORES ["bolt etcd"]  the registry stores P5 and P3's script test run rackboot
+#                   on, interleaved like servers (issue 18): bolt (the default,
+#                   DATA/registry.db), etcd (Debian's etcd, one member), etcd3 (three
+#                   members on the server namespace's loopback); every other test
+#                   runs on bolt only
+#   ETCD_CPUS [the server's]  where the etcd members run (pinned as rackboot is:
+#                   the store is part of the server under test)
 #   P8_N ["20 50 100"] agents per wave (P8; each wave with peers on and off, and
 #                   one agent alone first); P8_MIB [256] the image; P8_RATE [1gbit] the
 #                   appliance's link (tc tbf); P8_AGENT_RATE [none] each agent's link;
@@ -48,6 +55,8 @@ P4_MIB=${P4_MIB:-2048}
 P4_ITERS=${P4_ITERS:-3}
 AGENTS=${AGENTS:-1000}
 P5_SECS=${P5_SECS:-60}
+P5_REPS=${P5_REPS:-$REPS}
+STORES=${STORES:-"bolt etcd"}
 STRICT=${STRICT:-0}
 PXE_CLIENTS=${PXE_CLIENTS:-1000}
 SCRIPT_CONNS=${SCRIPT_CONNS:-1000}
@@ -57,6 +66,9 @@ WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=(P1 P2 P3 P4 P5 P9 P8)
 for w in "${WANT[@]}"; do
   case $w in P1|P2|P3|P4|P5|P8|P9) ;; *) echo "usage: bench/run.sh [P1 P2 P3 P4 P5 P8 P9]: unknown comparison $w" >&2; exit 2 ;; esac
+done
+for w in $STORES; do
+  case $w in bolt|etcd|etcd[1-9]) ;; *) echo "bench/run.sh: STORES: unknown store $w (want bolt, etcd or etcdN: N members)" >&2; exit 2 ;; esac
 done
 
 bench_need_root
@@ -88,13 +100,21 @@ order() {
 # ---- preparation -----------------------------------------------------------
 
 prepare() {
-  bench_packages
+  local extra=()
+  # Debian's etcd 3.4 for the etcd stores (its maintainer scripts start
+  # no service without systemd, and policy-rc.d keeps them from it).
+  [[ " $STORES " != *" etcd"* ]] || extra=(etcd-server etcd-client)
+  bench_packages "${extra[@]}"
   command -v go >/dev/null || die "go not found in PATH (sudo may have reset it: sudo env PATH=\"\$PATH\" bench/run.sh)"
   say "building rackboot and the load generators into $BIN"
   mkdir -p "$BIN"
   (cd "$ROOT" && go build -o "$BIN/rackboot" ./cmd/rackboot) || die "go build ./cmd/rackboot"
   if want P8; then (cd "$ROOT" && go build -o "$BIN/rackboot-agent" ./cmd/rackboot-agent) || die "go build ./cmd/rackboot-agent"; fi
   (cd "$ROOT" && go build -o "$BIN/" ./bench/cmd/...) || die "go build ./bench/cmd/..."
+  if want P3 || want P5; then
+    local st
+    for st in $STORES; do store_runnable "$st" && RUN_STORES+="$st "; done
+  fi
   # wrk's connections, the agents' connections and the TFTP sockets.
   local need=$((SCRIPT_CONNS + AGENTS + 512))
   ulimit -n "$(ulimit -Hn)" 2>/dev/null
@@ -123,7 +143,7 @@ prepare() {
   local commit peers
   commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
   if [ -n "$(cd "$ROOT" && git status --porcelain -- . 2>/dev/null | head -1)" ]; then commit="$commit+changes"; fi
-  peers=$(dpkg-query -W -f='${Package} ${Version}, ' casync dnsmasq tftpd-hpa nginx-light kea-admin wrk zstd 2>/dev/null)
+  peers=$(dpkg-query -W -f='${Package} ${Version}, ' casync dnsmasq tftpd-hpa nginx-light kea-admin wrk zstd etcd-server 2>/dev/null)
   "$BIN/benchtab" record -tag cmp=meta -tag "date=$(date -u '+%Y-%m-%d %H:%M UTC')" -tag "cores=$CORES" \
     -tag "cpu=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)" -tag "kernel=$(uname -r)" \
     -tag "load=$(cut -d' ' -f1-3 /proc/loadavg)" -tag "commit=$commit" -tag "peers=${peers%, }" >>"$RES"
@@ -213,11 +233,73 @@ http {
 EOF
 }
 
+# ---- registry stores (issue 18) ------------------------------------------------
+
+# rb_server STORE: the server name of rackboot on a store, as start and
+# order take it: rackboot (bolt, the default, as every other test runs)
+# or rackboot@etcd, rackboot@etcd3.
+rb_server() { if [ "$1" = bolt ]; then echo rackboot; else echo "rackboot@$1"; fi; }
+
+# store_of SERVER: the store of a rackboot server name (bolt for plain
+# rackboot), empty for a peer.
+store_of() {
+  case $1 in rackboot) echo bolt ;; rackboot@*) echo "${1#rackboot@}" ;; esac
+}
+
+# store_runnable STORE: whether this rackboot and machine can run STORE.
+# A missing --store flag (a rackboot before issue 18's wiring) is a
+# failure under STRICT, a warning otherwise, and the store is left out.
+store_runnable() {
+  [ "$1" = bolt ] && return 0
+  local help
+  help=$("$BIN/rackboot" serve -h 2>&1)
+  if [[ $help != *"-store "* ]]; then
+    check_failed "rackboot serve has no --store flag: store $1 not run"
+    return 1
+  fi
+  command -v etcd >/dev/null && command -v etcdctl >/dev/null || { check_failed "etcd not found (packages etcd-server etcd-client): store $1 not run"; return 1; }
+  return 0
+}
+
+# RUN_STORES: the STORES this run can measure (set by prepare, in the
+# main shell: under STRICT a store that cannot run ends the run).
+RUN_STORES=""
+
+# start_rackboot_on STORE CPUS [FLAGS...]: a fresh etcd cluster of the
+# store's members (pinned to ETCD_CPUS, by default rackboot's CPUS: the
+# server side gets the same cores whichever store it uses, as bbolt's
+# work runs inside rackboot's process), then rackboot on it.
+start_rackboot_on() {
+  local store=$1 cpus=$2 members; shift 2
+  if [ "$store" = bolt ]; then start_rackboot "$cpus" "$@"; return; fi
+  members=${store#etcd}
+  bench_etcd_start "$WORK/etcd-data" "${members:-1}" "${ETCD_CPUS:-$cpus}"
+  start_rackboot "$cpus" --store "etcd://$ETCD_ENDPOINTS" "$@"
+}
+
+# stop_servers stops the server under test and its etcd store, if any.
+stop_servers() {
+  bench_stop
+  bench_etcd_stop
+}
+
+# store_tags SERVER: benchtab's tags of a rackboot run's store: the
+# store's name and its members (0 for bolt, in-process).
+store_tags() {
+  local st
+  st=$(store_of "$1")
+  [ -n "$st" ] || return 0
+  local members=0
+  if [ "$st" != bolt ]; then members=${st#etcd}; members=${members:-1}; fi
+  echo "-tag store=$st -tag store_members=$members"
+}
+
 # start SERVER CPUS [FLAGS...]: any server of the bench by name.
 start() {
   local server=$1 cpus=$2; shift 2
   case $server in
     rackboot) start_rackboot "$cpus" "$@" ;;
+    rackboot@*) start_rackboot_on "${server#rackboot@}" "$cpus" "$@" ;;
     dnsmasq-proxy) start_dnsmasq_proxy ;;
     *) start_server "$server" "$cpus" ;;
   esac
@@ -226,6 +308,7 @@ start() {
 # mflags: the measured() figures as benchtab -m flags.
 mflags() {
   echo "-m secs=$M_SECS -m server_cpu_pct=$M_SERVER -m client_cpu_pct=$M_CLIENT -m others_pct=$M_OTHERS -m server_rcvbuf_drops=$M_RCVBUF"
+  [ ${#ETCD_PIDS[@]} = 0 ] || echo "-m store_cpu_pct=$M_STORE"
 }
 
 # gen_record OUT DESC [FLAGS...]: pass a Go generator's record through
@@ -322,23 +405,27 @@ run_p2() {
 
 # ---- P3 HTTP ---------------------------------------------------------------
 
-p3_wrk() { # p3_wrk SERVER REP TEST CONNS URL [ENV...]
+p3_wrk() { # p3_wrk SERVER REP TEST CONNS URL [ENV...]; SERVER rackboot@STORE: rackboot on an etcd store
   local server=$1 rep=$2 test=$3 conns=$4 url=$5 req=""; shift 5
-  local out="$WORK/p3-$server-$test-$rep.out"
-  [ "$server" = rackboot ] && [ "$STRICT" = 1 ] && req="requests>0,non2xx=0,socket_errors=0"
+  local out="$WORK/p3-${server/@/-}-$test-$rep.out"
+  [ "${server%@*}" = rackboot ] && [ "$STRICT" = 1 ] && req="requests>0,non2xx=0,socket_errors=0"
   # wrk in the client namespace, unpinned, -t2.
   measured "$out" "$ALL_CPUS" env "$@" wrk -t2 -c"$conns" -d"${HTTP_SECS}s" --timeout 30s -s "$BENCH/wrk/report.lua" "$url"
   # shellcheck disable=SC2046
-  "$BIN/benchtab" wrk -tag cmp=P3 -tag "server=$server" -tag "test=$test" -tag "rep=$rep" -tag "conns=$conns" -tag "hosts=${HOSTS_TAG:-}" \
+  "$BIN/benchtab" wrk -tag cmp=P3 -tag "server=${server%@*}" $(store_tags "$server") -tag "test=$test" -tag "rep=$rep" -tag "conns=$conns" -tag "hosts=${HOSTS_TAG:-}" \
     $(mflags) -require "$req" <"$out" >>"$RES" || { tail -20 "$out" >&2; check_failed "P3 $test against $server"; }
 }
 
 run_p3() {
   say "P3 HTTP: 100 × 64 MiB downloads and 1,000 connections of scripts, wrk ${HTTP_SECS} s; $REPS repetitions"
-  local rep server test base=http://$SRV_IP:$HTTP_PORT
+  local rep server test base=http://$SRV_IP:$HTTP_PORT st others=()
+  # The script test also runs rackboot on each other store (issue 18).
+  for st in $RUN_STORES; do [ "$st" = bolt ] || others+=("$(rb_server "$st")"); done
   for test in big script; do
     for rep in $(seq "$REPS"); do
-      for server in $(order "$rep" rackboot nginx); do
+      local servers=(rackboot nginx)
+      [ "$test" = script ] && servers=(rackboot "${others[@]}" nginx)
+      for server in $(order "$rep" "${servers[@]}"); do
         # P3: unpinned, the server and wrk share every core.
         start "$server" "$ALL_CPUS"
         case $server:$test in
@@ -348,11 +435,13 @@ run_p3() {
             HOSTS_TAG=$AGENTS p3_wrk rackboot "$rep" script "$SCRIPT_CONNS" "$base/ipxe" RBBENCH_MACS="$AGENTS" RBBENCH_PATH=/ipxe
             p3_wrk rackboot "$rep" bootipxe "$SCRIPT_CONNS" "$base/boot.ipxe"
             HOSTS_TAG=$AGENTS p3_wrk rackboot "$rep" script100 "$SCRIPT_CONNS_LOW" "$base/ipxe" RBBENCH_MACS="$AGENTS" RBBENCH_PATH=/ipxe ;;
+          rackboot@*:script)
+            HOSTS_TAG=$AGENTS p3_wrk "$server" "$rep" script "$SCRIPT_CONNS" "$base/ipxe" RBBENCH_MACS="$AGENTS" RBBENCH_PATH=/ipxe ;;
           nginx:script)
             p3_wrk nginx "$rep" tiny "$SCRIPT_CONNS" "$base/boot.ipxe"
             p3_wrk nginx "$rep" tiny100 "$SCRIPT_CONNS_LOW" "$base/boot.ipxe" ;;
         esac
-        bench_stop
+        stop_servers
       done
     done
   done
@@ -381,19 +470,25 @@ run_p4() {
 # ---- P5 agents ---------------------------------------------------------------
 
 run_p5() {
-  say "P5 agents: $AGENTS agents post progress every second for ${P5_SECS} s"
-  local rep strict=() out
+  local stores=$RUN_STORES
+  say "P5 agents: $AGENTS agents post progress every second for ${P5_SECS} s, rackboot on ${stores% }; $P5_REPS repetitions"
+  local rep strict=() out server st
   [ "$STRICT" = 1 ] && strict=(-require-all)
-  for rep in $(seq "${P5_REPS:-1}"); do
-    out=$WORK/p5-$rep.out
-    start rackboot "$SRV_CPU"
-    # The agents take the API's https URL from their scripts and trust the
-    # CA rackboot generated in its data directory, as the installer does.
-    measured "$out" "$CLI_CPU" "$BIN/agentload" -base "http://$SRV_IP:$HTTP_PORT" -ca "$WORK/rb-data/tls/ca.pem" -agents "$AGENTS" -mac-prefix "$MAC_PREFIX" \
-      -interval 1s -duration "${P5_SECS}s" -tag cmp=P5 -tag server=rackboot -tag "agents=$AGENTS" -tag "secs=$P5_SECS" -tag "rep=$rep" \
-      "${strict[@]}" || check_failed "P5 agents against rackboot"
-    gen_record "$out" "P5 agents"
-    bench_stop
+  for rep in $(seq "$P5_REPS"); do
+    # Each store in turn, the order alternating between repetitions.
+    # shellcheck disable=SC2046
+    for server in $(order "$rep" $(for st in $stores; do rb_server "$st"; done)); do
+      out=$WORK/p5-${server/@/-}-$rep.out
+      start "$server" "$SRV_CPU"
+      # The agents take the API's https URL from their scripts and trust the
+      # CA rackboot generated in its data directory, as the installer does.
+      # shellcheck disable=SC2046
+      measured "$out" "$CLI_CPU" "$BIN/agentload" -base "http://$SRV_IP:$HTTP_PORT" -ca "$WORK/rb-data/tls/ca.pem" -agents "$AGENTS" -mac-prefix "$MAC_PREFIX" \
+        -interval 1s -duration "${P5_SECS}s" -tag cmp=P5 -tag server=rackboot $(store_tags "$server") -tag "agents=$AGENTS" -tag "secs=$P5_SECS" -tag "rep=$rep" \
+        "${strict[@]}" || check_failed "P5 agents against $server"
+      gen_record "$out" "P5 agents against $server"
+      stop_servers
+    done
   done
 }
 
