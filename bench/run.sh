@@ -25,6 +25,8 @@
 #                   runs on bolt only
 #   ETCD_CPUS [the server's]  where the etcd members run (pinned as rackboot is:
 #                   the store is part of the server under test)
+#   P5_PROFILE=1    perf record (-g, 999 Hz) rackboot and its etcd members during
+#                   each P5 run, into BENCH_OUT/p5-*.perf (perturbs the run a little)
 #   P8_N ["20 50 100"] agents per wave (P8; each wave with peers on and off, and
 #                   one agent alone first); P8_MIB [256] the image; P8_RATE [1gbit] the
 #                   appliance's link (tc tbf); P8_AGENT_RATE [none] each agent's link;
@@ -482,11 +484,21 @@ run_p5() {
       start "$server" "$SRV_CPU"
       # The agents take the API's https URL from their scripts and trust the
       # CA rackboot generated in its data directory, as the installer does.
+      local perf=""
+      if [ "${P5_PROFILE:-0}" = 1 ]; then
+        perf record -q -F 999 -g -p "$(IFS=,; echo "$SRV_PID${ETCD_PIDS[*]:+,${ETCD_PIDS[*]}}")" -o "${out%.out}.perf" 2>"${out%.out}.perf.log" &
+        perf=$!
+      fi
       # shellcheck disable=SC2046
       measured "$out" "$CLI_CPU" "$BIN/agentload" -base "http://$SRV_IP:$HTTP_PORT" -ca "$WORK/rb-data/tls/ca.pem" -agents "$AGENTS" -mac-prefix "$MAC_PREFIX" \
         -interval 1s -duration "${P5_SECS}s" -tag cmp=P5 -tag server=rackboot $(store_tags "$server") -tag "agents=$AGENTS" -tag "secs=$P5_SECS" -tag "rep=$rep" \
         "${strict[@]}" || check_failed "P5 agents against $server"
+      [ -z "$perf" ] || { kill -INT "$perf"; wait "$perf"; }
       gen_record "$out" "P5 agents against $server"
+      # What the servers counted meanwhile, for reading the run afterwards:
+      # rackboot's metrics, and etcd's (request, disk and raft histograms).
+      ip netns exec "$NS_SRV" curl -s --max-time 5 "http://$SRV_IP:$HTTP_PORT/metrics" >"${out%.out}.rackboot-metrics.txt"
+      [ ${#ETCD_PIDS[@]} = 0 ] || ip netns exec "$NS_SRV" curl -s --max-time 5 http://127.0.0.1:2379/metrics >"${out%.out}.etcd-metrics.txt"
       stop_servers
     done
   done
