@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // startTimeout bounds the embedded server's start (measured 0.1–0.9 s).
@@ -36,7 +38,22 @@ var (
 	dir       string
 	endpoints []string
 	prefixes  atomic.Uint64
+	// stopping silences the server's log while Stop closes it: its
+	// listeners report being closed as errors.
+	stopping atomic.Bool
 )
+
+// logOutput is the server's log output: stderr, until Stop.
+type logOutput struct{}
+
+func (logOutput) Write(p []byte) (int, error) {
+	if stopping.Load() {
+		return len(p), nil
+	}
+	return os.Stderr.Write(p)
+}
+
+func (logOutput) Sync() error { return nil }
 
 // Start returns the client endpoints of the test binary's embedded etcd,
 // starting it at the first call. It fails tb when the server does not
@@ -72,7 +89,9 @@ func Stop() {
 	if server == nil {
 		return
 	}
+	stopping.Store(true)
 	server.Close()
+	stopping.Store(false)
 	os.RemoveAll(dir)
 	server, endpoints = nil, nil
 }
@@ -93,6 +112,8 @@ func start() error {
 	cfg := embed.NewConfig()
 	cfg.Dir = filepath.Join(d, "data")
 	cfg.LogLevel = "error"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(zapcore.NewCore(
+		zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), logOutput{}, zapcore.ErrorLevel)))
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
