@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -190,3 +191,67 @@ func TestAmbiguousLogAndDelete(t *testing.T) {
 }
 
 const macA = "52:54:00:00:01:01"
+
+// TestDecide: the resolution of a failed transaction from the guard key
+// read back, for writes and deletes.
+func TestDecide(t *testing.T) {
+	mine, theirs := []byte("mine"), []byte("theirs")
+	// kv is guard as read back: created at rev c, modified at m, version v.
+	kv := func(c, m, v int64, val []byte) *mvccpb.KeyValue {
+		return &mvccpb.KeyValue{CreateRevision: c, ModRevision: m, Version: v, Value: val}
+	}
+	tests := []struct {
+		name           string
+		w              guarded // rev, version as read; mine
+		kv             *mvccpb.KeyValue
+		applied, known bool
+	}{
+		{"WriteUnchanged", guarded{rev: 10, version: 3, mine: mine}, kv(5, 10, 3, theirs), false, true},
+		{"WriteFirstIsMine", guarded{rev: 10, version: 3, mine: mine}, kv(5, 11, 4, mine), true, true},
+		{"WriteFirstIsTheirs", guarded{rev: 10, version: 3, mine: mine}, kv(5, 11, 4, theirs), false, true},
+		{"WriteMineThenEqual", guarded{rev: 10, version: 3, mine: mine}, kv(5, 14, 6, mine), true, true},
+		{"WriteChangedTwice", guarded{rev: 10, version: 3, mine: mine}, kv(5, 14, 5, theirs), false, false},
+		{"WriteRecreated", guarded{rev: 10, version: 3, mine: mine}, kv(12, 13, 4, theirs), false, false},
+		{"WriteDeletedSince", guarded{rev: 10, version: 3, mine: mine}, nil, false, false},
+		{"CreateNothing", guarded{mine: mine}, nil, false, true},
+		{"CreateMine", guarded{mine: mine}, kv(11, 11, 1, mine), true, true},
+		{"CreateTheirs", guarded{mine: mine}, kv(11, 11, 1, theirs), false, true},
+		{"CreateTheirsChanged", guarded{mine: mine}, kv(11, 12, 2, theirs), false, false},
+		{"DeleteUnchanged", guarded{rev: 10, version: 3}, kv(5, 10, 3, theirs), false, true},
+		{"DeleteDone", guarded{rev: 10, version: 3}, nil, true, true},
+		{"DeleteThenRecreated", guarded{rev: 10, version: 3}, kv(12, 12, 1, theirs), true, true},
+		{"DeleteLostToWrite", guarded{rev: 10, version: 3}, kv(5, 11, 4, theirs), false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			applied, known := decide(tt.w, tt.kv)
+			if applied != tt.applied || known != tt.known {
+				t.Errorf("decide = applied %v, known %v; want %v, %v", applied, known, tt.applied, tt.known)
+			}
+		})
+	}
+}
+
+// TestRefused: errors that prove a request was not applied, and errors
+// that leave it open.
+func TestRefused(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{rpctypes.ErrTooManyOps, true},
+		{rpctypes.ErrRequestTooLarge, true},
+		{rpctypes.ErrNoSpace, true},
+		{rpctypes.ErrPermissionDenied, true},
+		{rpctypes.ErrNoLeader, true},
+		{rpctypes.ErrTimeout, false},
+		{rpctypes.ErrTimeoutDueToLeaderFail, false},
+		{context.DeadlineExceeded, false},
+		{errors.New("connection reset"), false},
+	}
+	for _, tt := range tests {
+		if got := refused(tt.err); got != tt.want {
+			t.Errorf("refused(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}

@@ -10,10 +10,11 @@ import (
 
 // Lead implements registry.Shared with an election (concurrency.Election
 // on leader/) on a session lease of its own, LeaseTTL long. The returned
-// context ends when ctx ends, when the Store is closed, or when the session
-// is lost (its lease could not be renewed in time, so another appliance
-// may lead already); the session is then closed, its lease revoked, and
-// the next appliance in line leads at once.
+// context ends when ctx ends (cancelling ctx is how an appliance gives
+// leadership up), when the Store is closed, or when the session is lost
+// (its lease could not be renewed in time, so another appliance may lead
+// already); the session is then closed, its lease revoked, and the next
+// appliance in line leads at once.
 func (s *Store) Lead(ctx context.Context) (context.Context, error) {
 	s.mu.Lock()
 	if s.closed {
