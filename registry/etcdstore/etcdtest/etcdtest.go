@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -38,12 +39,12 @@ var (
 	dir       string
 	endpoints []string
 	prefixes  atomic.Uint64
-	// stopping silences the server's log while Stop closes it: its
-	// listeners report being closed as errors.
+	// stopping silences the servers' log while quietClose closes one:
+	// its listeners report being closed as errors.
 	stopping atomic.Bool
 )
 
-// logOutput is the server's log output: stderr, until Stop.
+// logOutput is the servers' log output: stderr, except while one stops.
 type logOutput struct{}
 
 func (logOutput) Write(p []byte) (int, error) {
@@ -89,27 +90,67 @@ func Stop() {
 	if server == nil {
 		return
 	}
-	stopping.Store(true)
-	server.Close()
-	stopping.Store(false)
+	quietClose(server)
 	os.RemoveAll(dir)
 	server, endpoints = nil, nil
 }
 
-// start starts the server; mu is held.
+// start starts the shared server; mu is held.
 func start() error {
+	e, d, eps, err := launch(nil)
+	if err != nil {
+		return err
+	}
+	server, dir, endpoints = e, d, eps
+	return nil
+}
+
+// StartTLS starts an embedded etcd of tb's own that serves clients over
+// TLS (certFile and keyFile, PEM) and requires client certificates signed
+// by the CA in caFile, as the package etcdstore asks of production
+// clusters. It returns the https endpoints and stops the server when tb
+// ends.
+func StartTLS(tb testing.TB, certFile, keyFile, caFile string) []string {
+	tb.Helper()
+	info := &transport.TLSInfo{CertFile: certFile, KeyFile: keyFile, TrustedCAFile: caFile, ClientCertAuth: true}
+	var err error
+	for range 3 {
+		e, d, eps, lerr := launch(info)
+		if err = lerr; err == nil {
+			tb.Cleanup(func() {
+				quietClose(e)
+				os.RemoveAll(d)
+			})
+			return eps
+		}
+	}
+	tb.Fatalf("etcdtest: %v", err)
+	return nil
+}
+
+// launch starts an embedded etcd in a new temporary directory, serving
+// clients over TLS when info is set.
+func launch(info *transport.TLSInfo) (e *embed.Etcd, dir string, endpoints []string, err error) {
 	d, err := os.MkdirTemp("", "etcdtest-")
 	if err != nil {
-		return fmt.Errorf("make data directory: %w", err)
+		return nil, "", nil, fmt.Errorf("make data directory: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(d)
+		}
+	}()
 	ports, err := FreePorts(2)
 	if err != nil {
-		os.RemoveAll(d)
-		return err
+		return nil, "", nil, err
 	}
 	client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])}
 	peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])}
 	cfg := embed.NewConfig()
+	if info != nil {
+		client.Scheme = "https"
+		cfg.ClientTLSInfo = *info
+	}
 	cfg.Dir = filepath.Join(d, "data")
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(zapcore.NewCore(
@@ -117,24 +158,28 @@ func start() error {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	e, err := embed.StartEtcd(cfg)
+	e, err = embed.StartEtcd(cfg)
 	if err != nil {
-		os.RemoveAll(d)
-		return fmt.Errorf("start embedded etcd: %w", err)
+		return nil, "", nil, fmt.Errorf("start embedded etcd: %w", err)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
+	case err = <-e.Err():
 		e.Close()
-		os.RemoveAll(d)
-		return fmt.Errorf("embedded etcd failed: %w", err)
+		return nil, "", nil, fmt.Errorf("embedded etcd failed: %w", err)
 	case <-time.After(startTimeout):
 		e.Close()
-		os.RemoveAll(d)
-		return fmt.Errorf("embedded etcd not ready after %v", startTimeout)
+		err = fmt.Errorf("embedded etcd not ready after %v", startTimeout)
+		return nil, "", nil, err
 	}
-	server, dir, endpoints = e, d, []string{client.String()}
-	return nil
+	return e, d, []string{client.String()}, nil
+}
+
+// quietClose stops e without the errors its listeners log when closed.
+func quietClose(e *embed.Etcd) {
+	stopping.Store(true)
+	defer stopping.Store(false)
+	e.Close()
 }
 
 // FreePorts returns n loopback TCP ports that were free a moment ago (for
