@@ -3,10 +3,12 @@ package etcdstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rackboot/rackboot/registry"
@@ -73,8 +75,19 @@ func (s *Store) AppendLog(ctx context.Context, mac string, id int, lines []strin
 }
 
 // Log implements registry.Store. Both reads are at one revision, so an
-// append or a drop between them is seen whole or not at all.
+// append or a drop between them is seen whole or not at all; when that
+// revision is compacted between them, Log reads again.
 func (s *Store) Log(ctx context.Context, mac string, id, after int) (registry.LogTail, error) {
+	for tries := 1; ; tries++ {
+		t, err := s.readLog(ctx, mac, id, after)
+		if !errors.Is(err, rpctypes.ErrCompacted) || tries == 3 {
+			return t, err
+		}
+	}
+}
+
+// readLog is one attempt of Log.
+func (s *Store) readLog(ctx context.Context, mac string, id, after int) (registry.LogTail, error) {
 	after = max(after, 0)
 	t := registry.LogTail{Lines: []string{}, Last: after}
 	prefix := s.logPrefix(mac, id)
