@@ -41,7 +41,10 @@ type Config struct {
 	// ID names this appliance among those sharing the store (for example
 	// its host name and port). It must not contain "/".
 	ID string
-	// DialTimeout bounds the first connection in Open.
+	// DialTimeout is the etcd client's: it bounds the client's own first
+	// exchanges and sets how long a lease keep-alive waits for an answer
+	// (DialTimeout + 1 s). The client connects lazily: what proves etcd
+	// reachable in Open is its first call, bounded by CallTimeout.
 	DialTimeout time.Duration
 	// CallTimeout bounds each call to etcd (a Store method may make a few,
 	// more when it retries after a conflict).
@@ -89,8 +92,8 @@ var _ registry.Shared = (*Store)(nil)
 var errClosed = errors.New("etcdstore: store closed")
 
 // Open connects to etcd, grants this appliance's lease and starts keeping
-// it alive. It fails when no member answers within DialTimeout plus
-// CallTimeout.
+// it alive. It fails when no member grants the lease within CallTimeout
+// (or before ctx ends).
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("etcdstore: no endpoints")
