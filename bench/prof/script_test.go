@@ -55,27 +55,13 @@ hosts:
 }
 
 // BenchmarkScript serves /ipxe?mac= for 1,000 pending hosts from parallel
-// goroutines, with the registry on bbolt (as rackboot serve runs it) and in
-// memory. Each host's first request records it (a durable transaction on
+// goroutines, with the registry on bbolt (as rackboot serve runs it), in
+// memory and, with RACKBOOT_BENCH_ETCD, on etcd. Each host's first request records it (a durable transaction on
 // bbolt); the later ones read its record, derive the same install token and
 // write nothing, as when a rack's ROMs fetch their scripts again.
 func BenchmarkScript(b *testing.B) {
 	set, macs := fleet(b, 1000)
-	stores := []struct {
-		name string
-		open func(b *testing.B) registry.Store
-	}{
-		{"bolt", func(b *testing.B) registry.Store {
-			s, err := registry.OpenBolt(filepath.Join(b.TempDir(), "registry.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { s.Close() })
-			return s
-		}},
-		{"memory", func(*testing.B) registry.Store { return registry.NewMemory() }},
-	}
-	for _, st := range stores {
+	for _, st := range stores() {
 		b.Run(st.name, func(b *testing.B) {
 			reg := &registry.Registry{Store: st.open(b)}
 			h := &ipxe.Handler{Hosts: set, Lifecycle: appliance.Lifecycle{Reg: reg}, Advertise: "192.168.77.1", Port: 8080}
