@@ -291,9 +291,9 @@ store_tags() {
   local st
   st=$(store_of "$1")
   [ -n "$st" ] || return 0
-  local members=0
-  if [ "$st" != bolt ]; then members=${st#etcd}; members=${members:-1}; fi
-  echo "-tag store=$st -tag store_members=$members"
+  local members=0 where=""
+  if [ "$st" != bolt ]; then members=${st#etcd}; members=${members:-1}; where="-tag etcd_cpus=${ETCD_CPUS:-as-server}"; fi
+  echo "-tag store=$st -tag store_members=$members $where"
 }
 
 # start SERVER CPUS [FLAGS...]: any server of the bench by name.

@@ -8,7 +8,7 @@
 # synthetic 64 MiB pair: the Debian pair takes minutes to build), three
 # real agents installed with peer distribution on, some chunks from peers
 # (P8), and P5 and P3's script test again with rackboot on a one-member
-# etcd store (issue 18; about 15 s more). Any failure ends it with a message and exit status 1; the
+# etcd store (issue 18; about 5 s more). Any failure ends it with a message and exit status 1; the
 # namespaces are removed on every exit path. The figures mean nothing.
 #
 #   sudo bench/smoke.sh
