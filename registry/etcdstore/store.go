@@ -133,7 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	sctx, stop := context.WithCancel(context.Background())
 	s := &Store{
-		cfg: cfg, client: c, kv: c.KV, log: log.With("store", "etcd"),
+		cfg: cfg, client: c, kv: c.KV, log: log,
 		ttl: int64(math.Ceil(cfg.LeaseTTL.Seconds())),
 		ctx: sctx, stop: stop,
 		// Message keys of an earlier life of this ID may still exist:
