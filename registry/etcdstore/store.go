@@ -88,7 +88,8 @@ type Store struct {
 
 var _ registry.Shared = (*Store)(nil)
 
-// errClosed is returned by the methods of a closed Store.
+// errClosed is what Announce, Lead and Subscribe return once the Store is
+// closed; its other methods fail with the closed client's error.
 var errClosed = errors.New("etcdstore: store closed")
 
 // Open connects to etcd, grants this appliance's lease and starts keeping
