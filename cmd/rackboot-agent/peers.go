@@ -60,7 +60,10 @@ func (a *agent) startPeers(ctx context.Context, img agentapi.Image, target strin
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.repCancel = func() {}
 	s.rep = &holdingsReporter{post: a.api.holdings, image: img.SHA256}
-	s.src = &imaging.PeerChunks{Base: img.Chunks, Image: img.SHA256, Header: a.api.chunkHeader(img),
+	// Peer distribution does not follow a failover: it starts at the
+	// appliance requests go to now and stays there.
+	_, server := a.api.server()
+	s.src = &imaging.PeerChunks{Base: a.api.at(img.Chunks, server), Image: img.SHA256, Header: a.api.chunkHeader(img, server),
 		Logger: a.log, OnPeerFailure: s.rep.failure}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(img.Peers.Port)))
 	if err != nil {

@@ -119,7 +119,8 @@ func testAgent(t *testing.T, base, mac, token string, disks func() ([]imaging.Di
 	hw, _ := net.ParseMAC(mac)
 	screen := &syncBuffer{}
 	con := newConsole(screen, fixedUptime(0))
-	a := newAgent(con, newLogger(con, slog.LevelInfo), newClient(config{Server: u, MAC: hw, Token: token}, nil))
+	log := newLogger(con, slog.LevelInfo)
+	a := newAgent(con, log, newClient(config{Servers: []*url.URL{u}, MAC: hw, Token: token}, nil, log))
 	a.disks = disks
 	a.diskWait = 500 * time.Millisecond
 	a.planRetry = backoff{first: 10 * time.Millisecond, max: 20 * time.Millisecond, total: 2 * time.Second}
