@@ -1,10 +1,10 @@
 package main
 
 import (
-	"log/slog"
 	"crypto/tls"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"net/url"
