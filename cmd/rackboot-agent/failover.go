@@ -48,11 +48,13 @@ func (c *client) at(raw string, server *url.URL) string {
 		return raw
 	}
 	for _, s := range c.servers {
-		switch {
-		case strings.EqualFold(u.Scheme, s.Scheme) && strings.EqualFold(u.Host, s.Host):
+		if strings.EqualFold(u.Scheme, s.Scheme) && strings.EqualFold(u.Host, s.Host) {
 			u.Scheme, u.Host = server.Scheme, server.Host
 			return u.String()
-		case strings.EqualFold(u.Hostname(), s.Hostname()):
+		}
+	}
+	for _, s := range c.servers {
+		if strings.EqualFold(u.Hostname(), s.Hostname()) {
 			host, port := server.Hostname(), u.Port()
 			switch {
 			case port != "":
