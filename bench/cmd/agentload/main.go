@@ -254,7 +254,7 @@ func run(ctx context.Context, c config) stats {
 }
 
 var (
-	tokenRe  = regexp.MustCompile(`rackboot\.token=([A-Za-z0-9]+)`)
+	tokenRe = regexp.MustCompile(`rackboot\.token=([A-Za-z0-9]+)`)
 	// serverRe takes the first of rackboot.server='s comma-separated
 	// appliances: the one that served the script.
 	serverRe = regexp.MustCompile(`rackboot\.server=(https?://[^ ,]+)`)
