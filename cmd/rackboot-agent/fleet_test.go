@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rackboot/rackboot/registry"
+)
+
+// dying wraps an appliance's handler: once die is called the appliance
+// is dead, as after kill -9: its listener closed (new connections
+// refused) and every request on a connection still open cut without an
+// answer.
+type dying struct {
+	h    http.Handler
+	ts   func() *httptest.Server
+	once sync.Once
+	dead chan struct{}
+	// at, if it returns true for a request, kills the appliance while
+	// serving it, after it did what it does to w.
+	at func(w http.ResponseWriter, r *http.Request, h http.Handler) bool
+}
+
+func (d *dying) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-d.dead:
+		panic(http.ErrAbortHandler)
+	default:
+	}
+	if d.at(w, r, d.h) {
+		d.die()
+		panic(http.ErrAbortHandler) // the connection cut, no answer
+	}
+	d.h.ServeHTTP(w, r)
+}
+
+func (d *dying) die() {
+	d.once.Do(func() {
+		close(d.dead)
+		d.ts().Listener.Close()
+	})
+}
+
+// TestFleetFailover is issue 18's acceptance on loopback: two appliances
+// of one fleet (one registry store and token key), the one that served
+// the machine's script dies while the machine installs; the install
+// completes through the other and is recorded exactly once.
+func TestFleetFailover(t *testing.T) {
+	img := newTestImage(t)
+	const n01 = "52:54:00:00:01:01"
+	for _, tt := range []struct {
+		name string
+		// at says when appliance A dies: true for the request it dies
+		// serving, after doing to w what it does.
+		at func(w http.ResponseWriter, r *http.Request, h http.Handler) bool
+		// console is on the agent's console besides the failover.
+		console string
+	}{
+		{"mid-image", func(w http.ResponseWriter, r *http.Request, h http.Handler) bool {
+			if !strings.HasPrefix(r.URL.Path, "/artifacts/") {
+				return false
+			}
+			// The first half of the image, then the cut.
+			w.Header().Set("Content-Length", strconv.Itoa(len(img.zst)))
+			w.WriteHeader(http.StatusOK)
+			w.Write(img.zst[:len(img.zst)/2])
+			w.(http.Flusher).Flush()
+			return true
+		}, "resumes=1"}, // from the byte reached, not from zero
+		{"done committed, not answered", func(w http.ResponseWriter, r *http.Request, h http.Handler) bool {
+			if r.URL.Path != "/api/agent/done" {
+				return false
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			return true
+		}, ""}, // done sent again at B: the same answer
+		{"plan served, then gone", func(w http.ResponseWriter, r *http.Request, h http.Handler) bool {
+			if r.URL.Path != "/api/agent/plan" {
+				return false
+			}
+			h.ServeHTTP(w, r)
+			w.(http.Flusher).Flush()
+			return true
+		}, "resumes=0"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var aps []*appliance
+			aps = newAppliances(t, img, 2, func(i int, h http.Handler) http.Handler {
+				if i > 0 {
+					return h
+				}
+				return &dying{h: h, ts: func() *httptest.Server { return aps[0].ts }, dead: make(chan struct{}), at: tt.at}
+			})
+			a, b := aps[0], aps[1]
+			tok := a.boot(n01, "n01")
+			disk, disks := newTarget(t, targetSize)
+			ag, screen := testAgent(t, a.url+","+b.url, n01, tok, disks)
+			ctx, stop := context.WithCancel(context.Background())
+			go ag.ship.run(ctx, 10*time.Millisecond)
+			go ag.progress.run(ctx, 10*time.Millisecond)
+			out, err := ag.attempt(context.Background())
+			stop()
+			if err != nil || !out.Done || out.State != "installed" {
+				t.Fatalf("attempt: %+v, %v\nconsole:\n%s", out, err, screen)
+			}
+			if !strings.Contains(screen.String(), tt.console) {
+				t.Errorf("console lacks %q:\n%s", tt.console, screen)
+			}
+			checkInstalled(t, disk, img)
+			h := b.history(n01)
+			if len(h) != 1 || h[0].Result != registry.ResultSuccess || h[0].Number != 1 {
+				t.Fatalf("history %+v, want one successful attempt", h)
+			}
+			if want := "appliance " + a.url + " unreachable ("; !strings.Contains(screen.String(), want) || !strings.Contains(screen.String(), "going on with "+b.url) {
+				t.Errorf("console lacks the failover from A to B:\n%s", screen)
+			}
+		})
+	}
+}
