@@ -166,8 +166,8 @@ func (c *client) failed(ctx context.Context, f agentapi.Failed) (agentapi.Result
 // do sends one request with a JSON body (unless in is nil) and decodes a
 // 2xx answer's JSON into out (unless out is nil). Any other answer is an
 // *apiError with the appliance's message. A retryable failure is sent
-// again at once to the next appliance, each appliance tried at most once;
-// the caller's backoff paces further tries.
+// again at once to the next appliance, each appliance tried at most once,
+// while ctx lasts; the caller's backoff paces further tries.
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -181,10 +181,16 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	for range c.servers {
 		i, server := c.server()
 		err = c.doAt(ctx, server, method, path, body, out)
-		if err == nil || !retryable(err) || ctx.Err() != nil {
+		if err == nil || !retryable(err) {
 			return err
 		}
+		// The caller's deadline passing on a request is an appliance
+		// too slow to answer: the next request goes elsewhere, this one
+		// ends.
 		c.failover(i, err)
+		if ctx.Err() != nil {
+			return err
+		}
 	}
 	return err
 }

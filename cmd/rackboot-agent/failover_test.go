@@ -114,6 +114,37 @@ func TestClientFailover(t *testing.T) {
 	}
 }
 
+// TestClientFailoverOnDeadline: an appliance too slow to answer within
+// the caller's deadline (a progress report's five seconds) loses the
+// requests after it.
+func TestClientFailoverOnDeadline(t *testing.T) {
+	slow := make(chan struct{})
+	a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-slow }))
+	recB := &recorder{}
+	b := httptest.NewServer(recB)
+	t.Cleanup(b.Close)
+	t.Cleanup(a.Close)
+	t.Cleanup(func() { close(slow) })
+	c, logs := fleetClient(t, a.URL, b.URL)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.progress(ctx, agentapi.Progress{Phase: agentapi.PhaseImage}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("progress to a hung appliance: %v, want the deadline", err)
+	}
+	if len(recB.got()) != 0 {
+		t.Errorf("the request was sent again to B after its deadline")
+	}
+	if err := c.log(t.Context(), []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"POST /api/agent/log"}, paths(recB.got())); diff != "" {
+		t.Errorf("B's requests (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(logs.String(), "going on with "+b.URL) {
+		t.Errorf("log lacks the failover:\n%s", logs)
+	}
+}
+
 // TestClientOneAppliance: with one appliance a failure is only returned,
 // as before there were several.
 func TestClientOneAppliance(t *testing.T) {
