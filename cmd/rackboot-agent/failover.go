@@ -48,10 +48,16 @@ func (c *client) at(raw string, server *url.URL) string {
 		return raw
 	}
 	for _, s := range c.servers {
-		if strings.EqualFold(u.Scheme, s.Scheme) && strings.EqualFold(u.Host, s.Host) {
+		if sameOrigin(raw, s) {
+			if sameOrigin(raw, server) {
+				return raw
+			}
 			u.Scheme, u.Host = server.Scheme, server.Host
 			return u.String()
 		}
+	}
+	if strings.EqualFold(u.Hostname(), server.Hostname()) {
+		return raw // as the plan wrote it
 	}
 	for _, s := range c.servers {
 		if strings.EqualFold(u.Hostname(), s.Hostname()) {

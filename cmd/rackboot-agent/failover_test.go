@@ -300,6 +300,8 @@ func TestAt(t *testing.T) {
 		{"http://192.0.2.1/os.img", "https://[2001:db8::3]", "http://[2001:db8::3]/os.img"},
 		{"http://192.0.2.1:8080/os.img", "https://[2001:db8::3]", "http://[2001:db8::3]:8080/os.img"},
 		{"http://mirror.example.com/os.img", "https://192.0.2.2:9443", "http://mirror.example.com/os.img"},
+		{"http://192.0.2.1:8080/a%2Fb/os.img?mac=52-54-00-00-01-01", "https://192.0.2.1:8443", "http://192.0.2.1:8080/a%2Fb/os.img?mac=52-54-00-00-01-01"},
+		{"https://192.0.2.1:8443/chunks", "https://192.0.2.1:8443", "https://192.0.2.1:8443/chunks"},
 	} {
 		to, _ := url.Parse(tt.to)
 		if got := c.at(tt.raw, to); got != tt.want {
