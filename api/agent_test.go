@@ -756,6 +756,9 @@ func TestReportsSentAgain(t *testing.T) {
 			if diff := cmp.Diff(hist, e.history(macN01)); diff != "" {
 				t.Errorf("the report sent again changed the history (-before +after):\n%s", diff)
 			}
+			if v := mustJSON(t, e.host(macN01)); strings.Contains(v, "token") {
+				t.Errorf("host view shows a token digest: %s", v)
+			}
 		})
 	}
 }
