@@ -95,6 +95,11 @@ type Progress struct {
 // Log is the body of POST /api/agent/log: a batch of console lines.
 type Log struct {
 	Lines []string `json:"lines"`
+	// Again says these lines were sent before and got no answer: the
+	// appliance that took them may have stored them and died. An
+	// appliance whose log of the attempt already ends with them stores
+	// them no second time.
+	Again bool `json:"again,omitempty"`
 }
 
 // Done is the body of POST /api/agent/done.

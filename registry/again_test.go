@@ -112,3 +112,46 @@ func snapshot(t *testing.T, r *registry.Registry) recorded {
 	}
 	return recorded{h, hist}
 }
+
+// TestRegistryLogAgain: a log batch sent again (its first sending got no
+// answer) is stored unless the attempt's log already ends with it; a
+// batch not marked as sent again is always stored.
+func TestRegistryLogAgain(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		lines   []string
+		again   bool
+		wantSeq int
+		want    []string
+	}{
+		{"the last batch again: not stored", []string{"b", "c"}, true, 0, []string{"a", "b", "c"}},
+		{"its last line again: not stored", []string{"c"}, true, 0, []string{"a", "b", "c"}},
+		{"never stored: stored", []string{"d"}, true, 3, []string{"a", "b", "c", "d"}},
+		{"an earlier batch again: stored", []string{"a"}, true, 3, []string{"a", "b", "c", "a"}},
+		{"not marked: stored", []string{"b", "c"}, false, 3, []string{"a", "b", "c", "b", "c"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _, _ := newRegistry(t)
+			d, err := r.Boot(ctx, hwA, "r1-n01", true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range [][]string{{"a"}, {"b", "c"}} {
+				if _, _, err := r.AppendLog(ctx, hwA, d.Token, b, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			id, seq, err := r.AppendLog(ctx, hwA, d.Token, tt.lines, tt.again)
+			if err != nil || id != 1 || seq != tt.wantSeq {
+				t.Fatalf("AppendLog = %d, %d, %v; want attempt 1, batch %d", id, seq, err, tt.wantSeq)
+			}
+			log, err := r.Store.Log(ctx, hwA.String(), 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, log.Lines); diff != "" {
+				t.Errorf("log (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -365,13 +366,26 @@ func (r *Registry) Fail(ctx context.Context, mac net.HardwareAddr, token string,
 
 // AppendLog adds lines to the log of the agent of mac: the running attempt,
 // or the one about to start when the agent logs before fetching its plan.
-// It returns the attempt ID and the batch's sequence number.
-func (r *Registry) AppendLog(ctx context.Context, mac net.HardwareAddr, token string, lines []string) (id, seq int, err error) {
+// It returns the attempt ID and the batch's sequence number. Lines sent
+// again (again: their first sending got no answer, agentapi.Log.Again)
+// that already end the attempt's log are not stored twice: seq is then 0.
+func (r *Registry) AppendLog(ctx context.Context, mac net.HardwareAddr, token string, lines []string, again bool) (id, seq int, err error) {
 	h, err := r.Authenticate(ctx, mac, token)
 	if err != nil {
 		return 0, 0, err
 	}
 	id = LogID(h)
+	if again && len(lines) > 0 {
+		// Rare (an appliance died, or answered 5xx), so the read of
+		// the log costs nothing in the common case.
+		tail, err := r.Store.Log(ctx, h.MAC, id, 0)
+		if err != nil {
+			return 0, 0, err
+		}
+		if n := len(tail.Lines); n >= len(lines) && slices.Equal(tail.Lines[n-len(lines):], lines) {
+			return id, 0, nil
+		}
+	}
 	seq, err = r.Store.AppendLog(ctx, h.MAC, id, lines)
 	return id, seq, err
 }

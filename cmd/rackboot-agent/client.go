@@ -147,8 +147,12 @@ func (c *client) progress(ctx context.Context, p agentapi.Progress) error {
 	return c.do(ctx, http.MethodPost, agentapi.PathProgress, p, nil)
 }
 
-func (c *client) log(ctx context.Context, lines []string) error {
-	return c.do(ctx, http.MethodPost, agentapi.PathLog, agentapi.Log{Lines: lines}, nil)
+// log posts a batch of log lines. Sent again to the next appliance, the
+// batch says so (agentapi.Log.Again): the first may have stored it.
+func (c *client) log(ctx context.Context, l agentapi.Log) error {
+	again := l
+	again.Again = true
+	return c.send(ctx, http.MethodPost, agentapi.PathLog, l, again, nil)
 }
 
 func (c *client) done(ctx context.Context, d agentapi.Done) (agentapi.Result, error) {
@@ -169,18 +173,26 @@ func (c *client) failed(ctx context.Context, f agentapi.Failed) (agentapi.Result
 // again at once to the next appliance, each appliance tried at most once,
 // while ctx lasts; the caller's backoff paces further tries.
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
-	var body []byte
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", method, path, err)
-		}
-		body = b
-	}
+	return c.send(ctx, method, path, in, in, out)
+}
+
+// send is do with the body again sent instead of in to the appliances
+// after the first.
+func (c *client) send(ctx context.Context, method, path string, in, again, out any) error {
 	var err error
-	for range c.servers {
+	for try := range c.servers {
+		body := in
+		if try > 0 {
+			body = again
+		}
+		var b []byte
+		if body != nil {
+			if b, err = json.Marshal(body); err != nil {
+				return fmt.Errorf("%s %s: %w", method, path, err)
+			}
+		}
 		i, server := c.server()
-		err = c.doAt(ctx, server, method, path, body, out)
+		err = c.doAt(ctx, server, method, path, b, out)
 		if err == nil || !retryable(err) {
 			return err
 		}

@@ -86,7 +86,7 @@ func TestClientRequests(t *testing.T) {
 	if err := c.progress(ctx, agentapi.Progress{Phase: "image", Done: 1, Total: 2, Rate: 3.5}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.log(ctx, []string{"a", "b"}); err != nil {
+	if err := c.log(ctx, agentapi.Log{Lines: []string{"a", "b"}}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := c.done(ctx, agentapi.Done{SHA256: "ab", Bytes: 5, DurationMS: 6})

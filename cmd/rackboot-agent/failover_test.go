@@ -96,7 +96,7 @@ func TestClientFailover(t *testing.T) {
 				t.Fatalf("plan: %v, want a %d", err, tt.wantErr)
 			}
 			// The next request goes where the last one went on to.
-			c.log(t.Context(), []string{"x"})
+			c.log(t.Context(), agentapi.Log{Lines: []string{"x"}})
 			if diff := cmp.Diff(tt.wantA, paths(recA.got())); diff != "" {
 				t.Errorf("A's requests (-want +got):\n%s", diff)
 			}
@@ -134,7 +134,7 @@ func TestClientFailoverOnDeadline(t *testing.T) {
 	if len(recB.got()) != 0 {
 		t.Errorf("the request was sent again to B after its deadline")
 	}
-	if err := c.log(t.Context(), []string{"x"}); err != nil {
+	if err := c.log(t.Context(), agentapi.Log{Lines: []string{"x"}}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"POST /api/agent/log"}, paths(recB.got())); diff != "" {

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rackboot/rackboot/agentapi"
 	"github.com/rackboot/rackboot/registry"
 )
 
@@ -54,6 +59,7 @@ func (d *dying) die() {
 func TestFleetFailover(t *testing.T) {
 	img := newTestImage(t)
 	const n01 = "52:54:00:00:01:01"
+	var logged []string // the log batch A stored before dying without an answer
 	for _, tt := range []struct {
 		name string
 		// at says when appliance A dies: true for the request it dies
@@ -80,6 +86,20 @@ func TestFleetFailover(t *testing.T) {
 			h.ServeHTTP(httptest.NewRecorder(), r)
 			return true
 		}, ""}, // done sent again at B: the same answer
+		{"log batch stored, not answered", func(w http.ResponseWriter, r *http.Request, h http.Handler) bool {
+			if r.URL.Path != "/api/agent/log" {
+				return false
+			}
+			b, _ := io.ReadAll(r.Body)
+			var l agentapi.Log
+			if err := json.Unmarshal(b, &l); err != nil {
+				t.Error(err)
+			}
+			logged = l.Lines
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			return true
+		}, ""},
 		{"plan served, then gone", func(w http.ResponseWriter, r *http.Request, h http.Handler) bool {
 			if r.URL.Path != "/api/agent/plan" {
 				return false
@@ -97,6 +117,7 @@ func TestFleetFailover(t *testing.T) {
 				}
 				return &dying{h: h, ts: func() *httptest.Server { return aps[0].ts }, dead: make(chan struct{}), at: tt.at}
 			})
+			logged = nil
 			a, b := aps[0], aps[1]
 			tok := a.boot(n01, "n01")
 			disk, disks := newTarget(t, targetSize)
@@ -116,6 +137,13 @@ func TestFleetFailover(t *testing.T) {
 			h := b.history(n01)
 			if len(h) != 1 || h[0].Result != registry.ResultSuccess || h[0].Number != 1 {
 				t.Fatalf("history %+v, want one successful attempt", h)
+			}
+			// Every line is recorded once, those of a batch whose answer
+			// was lost too.
+			for _, l := range logged {
+				if n := slices.Index(h[0].Log, l); n < 0 || slices.Contains(h[0].Log[n+1:], l) {
+					t.Errorf("line %q is not once in the attempt's log:\n%s", l, strings.Join(h[0].Log, "\n"))
+				}
 			}
 			if want := "appliance " + a.url + " unreachable ("; !strings.Contains(screen.String(), want) || !strings.Contains(screen.String(), "going on with "+b.url) {
 				t.Errorf("console lacks the failover from A to B:\n%s", screen)
