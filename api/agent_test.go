@@ -762,3 +762,30 @@ func TestReportsSentAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestLogSentAgain: a log batch the agent sends again after no answer
+// (agentapi.Log.Again) is stored once when the log already ends with it.
+func TestLogSentAgain(t *testing.T) {
+	e := newEnv(t, nil)
+	_, tok := e.boot(macN01, "efi")
+	for _, l := range []agentapi.Log{
+		{Lines: []string{"a", "b"}},
+		{Lines: []string{"a", "b"}, Again: true}, // stored already: skipped
+		{Lines: []string{"c"}, Again: true},      // not stored yet: stored
+	} {
+		code, body := e.agent(http.MethodPost, "/api/agent/log", macN01, tok, l)
+		e.must(http.StatusNoContent, code, body)
+	}
+	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+	e.must(http.StatusOK, code, body)
+	var hist []registry.Attempt
+	if code := e.admin(http.MethodGet, "/api/hosts/"+macN01+"/history?log=1", nil, &hist); code != http.StatusOK {
+		t.Fatalf("history: %d", code)
+	}
+	if len(hist) != 1 {
+		t.Fatalf("history: %+v, want the running attempt", hist)
+	}
+	if diff := cmp.Diff([]string{"a", "b", "c"}, hist[0].Log); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
+	}
+}
