@@ -163,7 +163,22 @@ func (c *client) chunkStore(img agentapi.Image) imaging.ChunkStore {
 	if !c.onAppliance(img.Chunks) {
 		return &imaging.HTTPChunks{Base: img.Chunks}
 	}
-	return &failoverChunks{c: c, img: img, stores: map[string]*imaging.HTTPChunks{}}
+	return c.chunksAt(func(server *url.URL) chunkSource {
+		return &imaging.HTTPChunks{Base: c.at(img.Chunks, server), Header: c.chunkHeader(img, server)}
+	})
+}
+
+// chunksAt is a chunk store that follows the failover, open
+// returning its store at one appliance.
+func (c *client) chunksAt(open func(server *url.URL) chunkSource) *failoverChunks {
+	return &failoverChunks{c: c, open: open, stores: map[string]chunkSource{}}
+}
+
+// chunkSource is a chunk store at one appliance: imaging.HTTPChunks, or
+// imaging.PeerChunks with peer distribution.
+type chunkSource interface {
+	imaging.ChunkStore
+	FetchMany(ctx context.Context, chunks []chunkstore.IndexChunk) ([][]byte, error)
 }
 
 // chunkHeader is what requests for img's chunks and indexes carry at
@@ -181,22 +196,22 @@ func (c *client) chunkHeader(img agentapi.Image, server *url.URL) http.Header {
 // appliances, at the one requests go to. A failed fetch moves them to the
 // next appliance; the assembly's retries take it there.
 type failoverChunks struct {
-	c   *client
-	img agentapi.Image
+	c    *client
+	open func(server *url.URL) chunkSource
 
 	mu     sync.Mutex
-	stores map[string]*imaging.HTTPChunks // by appliance, each keeps its connections
+	stores map[string]chunkSource // by appliance, each keeps its connections
 }
 
 // store returns the chunk store at the appliance requests go to, and the
 // appliance's index for failover.
-func (f *failoverChunks) store() (int, *url.URL, *imaging.HTTPChunks) {
+func (f *failoverChunks) store() (int, *url.URL, chunkSource) {
 	i, server := f.c.server()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.stores[server.String()]
 	if !ok {
-		s = &imaging.HTTPChunks{Base: f.c.at(f.img.Chunks, server), Header: f.c.chunkHeader(f.img, server)}
+		s = f.open(server)
 		f.stores[server.String()] = s
 	}
 	return i, server, s
