@@ -4,17 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rackboot/rackboot/agentapi"
+	"github.com/rackboot/rackboot/api"
+	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
 )
 
@@ -146,6 +152,67 @@ func TestFleetFailover(t *testing.T) {
 				}
 			}
 			if want := "appliance " + a.url + " unreachable ("; !strings.Contains(screen.String(), want) || !strings.Contains(screen.String(), "going on with "+b.url) {
+				t.Errorf("console lacks the failover from A to B:\n%s", screen)
+			}
+		})
+	}
+}
+
+// TestFleetFailoverChunked: a chunked image, with and without peer
+// distribution: the appliance serving the chunks dies at its third chunk
+// request; the assembly goes on with the other's, and the install is
+// recorded once.
+func TestFleetFailoverChunked(t *testing.T) {
+	img := newTestImage(t)
+	// Contents that cut into distinct chunks, as a file system's do.
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 2 * mib; i < imageSize-2*mib; i++ {
+		img.raw[i] = "rackboot \x00\x01usr/lib"[r.IntN(18)]
+	}
+	const n01 = "52:54:00:00:01:01"
+	for _, peers := range []bool{false, true} {
+		t.Run(fmt.Sprintf("peers %v", peers), func(t *testing.T) {
+			var opts []func(*api.Server)
+			if peers {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				port := ln.Addr().(*net.TCPAddr).Port
+				ln.Close() // the agent listens on every address of it
+				rec := &holdings{}
+				opts = append(opts, func(s *api.Server) {
+					pl := s.Planner.(profiles.Planner)
+					pl.Peers = &agentapi.PeerSettings{Port: port}
+					s.Planner, s.Peers = pl, rec
+				})
+			}
+			var chunks atomic.Int64
+			var aps []*appliance
+			aps, _ = newChunkAppliances(t, img.raw, img.raw, 2, func(i int, h http.Handler) http.Handler {
+				if i > 0 {
+					return h
+				}
+				return &dying{h: h, ts: func() *httptest.Server { return aps[0].ts }, dead: make(chan struct{}),
+					at: func(w http.ResponseWriter, r *http.Request, h http.Handler) bool {
+						return strings.HasPrefix(r.URL.Path, "/artifacts/"+profiles.ChunkDir) && chunks.Add(1) == 3
+					}}
+			}, opts...)
+			a, b := aps[0], aps[1]
+			disk, disks := newTarget(t, targetSize)
+			ag, screen := testAgent(t, a.url+","+b.url, n01, a.boot(n01, "n01"), disks)
+			out, err := ag.attempt(context.Background())
+			if err != nil || !out.Done || out.State != "installed" {
+				t.Fatalf("attempt: %+v, %v\nconsole:\n%s", out, err, screen)
+			}
+			if chunks.Load() < 3 {
+				t.Fatalf("A served %d chunk requests: it never died", chunks.Load())
+			}
+			checkInstalled(t, disk, img)
+			if h := b.history(n01); len(h) != 1 || h[0].Result != registry.ResultSuccess {
+				t.Fatalf("history %+v, want one successful attempt", h)
+			}
+			if !strings.Contains(screen.String(), "going on with "+b.url) {
 				t.Errorf("console lacks the failover from A to B:\n%s", screen)
 			}
 		})
