@@ -429,8 +429,13 @@ type routes struct {
 // shared with other appliances.
 func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, ca []byte, links *linkCheck, m *metrics.Metrics, ready *readiness, cl *cluster, log *slog.Logger) routes {
 	mux := http.NewServeMux()
-	scripts := m.Instrument("ipxe", &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, APIPort: cfg.HTTPSPort, CA: caArchivePath,
-		Hosts: fl, Discovery: cfg.Discovery, Log: log, Lifecycle: lifecycle{Registry: reg, Discovery: cfg.Discovery}, Verify: links.verifyRequest, OnScript: m.IPXEScript})
+	ih := &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, APIPort: cfg.HTTPSPort, CA: caArchivePath,
+		Hosts: fl, Discovery: cfg.Discovery, Log: log, Lifecycle: lifecycle{Registry: reg, Discovery: cfg.Discovery}, Verify: links.verifyRequest, OnScript: m.IPXEScript}
+	if cl != nil {
+		// The installer fails over to the other appliances' APIs.
+		ih.PeerAPIs = cl.peerAPIs
+	}
+	scripts := m.Instrument("ipxe", ih)
 	// Artifacts stay on plain HTTP: the plan, fetched over HTTPS, carries
 	// each image's SHA-256, which the agent verifies.
 	var base string
