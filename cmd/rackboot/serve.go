@@ -237,6 +237,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return fmt.Errorf("https: %w", err)
 	}
 	rt := httpRoutes(cfg, nbp, fl, reg, events, adminToken, pl, id.CA, links, m, ready, cl, log)
+	if cl == nil {
+		rt.api.Appliances = soleAppliance(cfg, ifaces, fl)
+	}
 	hs, hl := newHTTPServer(hln, rt.plain, maxConns, cfg.HTTPMaxPerClient, log)
 	m.HTTPConnections(hl.Open, hl.Shed, hl.Refused)
 	// The API's connections are few (an agent's requests, an admin's
@@ -492,6 +495,7 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	}
 	if cl != nil {
 		apiServer.RolloutsElsewhere = cl.rolloutsElsewhere
+		apiServer.Appliances = cl.views
 	}
 	secure.Handle("/api/", m.Instrument("api", apiServer))
 	secure.HandleFunc("/healthz", healthz)
