@@ -82,3 +82,34 @@ func readAdminToken(path string) (string, error) {
 	}
 	return tok, nil
 }
+
+// AdoptAdminToken makes tok the admin token of dir/admin.token, replacing
+// another one: appliances sharing a store share one admin token, so the
+// CLI works against any of them (docs/DESIGN.md, "Several appliances").
+// The file is replaced atomically, mode 0600.
+func AdoptAdminToken(dir, tok string) error {
+	path := filepath.Join(dir, AdminTokenFile)
+	if old, err := readAdminToken(path); err == nil && old == tok {
+		return nil
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("api: admin token: %w", err)
+	}
+	_, err = f.WriteString(tok + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("api: admin token: %w", err)
+	}
+	return nil
+}

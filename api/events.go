@@ -47,6 +47,10 @@ type RolloutEvent struct {
 type Events struct {
 	// Buffer is each subscriber's queue length. Zero means 256.
 	Buffer int
+	// Forward, if set, is handed every event published here (not those
+	// Deliver hands over), to share it with the other appliances of a
+	// shared store. It runs inside Publish and must not block.
+	Forward func(Event)
 
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{}
@@ -101,8 +105,18 @@ func (s *Subscription) Close() {
 // full.
 func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 
-// Publish hands ev to every subscriber whose queue has room.
+// Publish hands ev to every subscriber whose queue has room, and to
+// Forward.
 func (e *Events) Publish(ev Event) {
+	if e.Forward != nil {
+		e.Forward(ev)
+	}
+	e.Deliver(ev)
+}
+
+// Deliver hands ev to every subscriber whose queue has room, but not to
+// Forward: an event another appliance published.
+func (e *Events) Deliver(ev Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for s := range e.subs {

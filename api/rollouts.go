@@ -53,6 +53,9 @@ type RolloutControl struct {
 const maxRolloutBody = 1 << 20
 
 func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) {
+	if s.rolloutsElsewhere(w) {
+		return
+	}
 	if s.Rollouts == nil {
 		writeError(w, http.StatusServiceUnavailable, "rollouts are not configured on this appliance")
 		return
@@ -182,6 +185,9 @@ func (s *Server) rolloutError(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request) {
+	if s.rolloutsElsewhere(w) {
+		return
+	}
 	if s.Rollouts == nil {
 		writeJSON(w, http.StatusOK, []rollout.Rollout{})
 		return
@@ -198,6 +204,9 @@ func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getRollout(w http.ResponseWriter, r *http.Request) {
+	if s.rolloutsElsewhere(w) {
+		return
+	}
 	if s.Rollouts == nil {
 		writeError(w, http.StatusNotFound, "no rollouts on this appliance")
 		return
@@ -212,6 +221,9 @@ func (s *Server) getRollout(w http.ResponseWriter, r *http.Request) {
 
 // controlRollout pauses, resumes or aborts a rollout.
 func (s *Server) controlRollout(w http.ResponseWriter, r *http.Request) {
+	if s.rolloutsElsewhere(w) {
+		return
+	}
 	if s.Rollouts == nil {
 		writeError(w, http.StatusNotFound, "no rollouts on this appliance")
 		return
@@ -247,4 +259,18 @@ func (s *Server) controlRollout(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log().Info("rollout "+op, "id", id, "by", by, "status", ro.Status)
 	writeJSON(w, http.StatusOK, ro)
+}
+
+// rolloutsElsewhere answers 409 when another appliance drives the
+// rollouts, and says whether it did.
+func (s *Server) rolloutsElsewhere(w http.ResponseWriter) bool {
+	if s.RolloutsElsewhere == nil {
+		return false
+	}
+	why := s.RolloutsElsewhere()
+	if why == "" {
+		return false
+	}
+	writeError(w, http.StatusConflict, why)
+	return true
 }

@@ -77,6 +77,11 @@ type Server struct {
 	// Rollouts, if set, runs staged rollouts: /api/rollouts. Nil answers
 	// their start 503 and lists none.
 	Rollouts *rollout.Engine
+	// RolloutsElsewhere, if set, says why this appliance does not drive
+	// the rollouts now, naming the one that does ("" when it does them):
+	// appliances sharing a store drive rollouts one at a time, and the
+	// others answer /api/rollouts 409 with that message.
+	RolloutsElsewhere func() string
 	// Log receives a line per request that changes something or fails.
 	// Nil discards.
 	Log *slog.Logger

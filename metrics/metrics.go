@@ -64,6 +64,10 @@ type Metrics struct {
 	powerState    *prometheus.GaugeVec
 	rolloutHosts  *prometheus.GaugeVec
 	rolloutStatus *prometheus.GaugeVec
+
+	appliances     prometheus.Gauge
+	profilesDiffer prometheus.Gauge
+	sharedEvents   *prometheus.CounterVec
 }
 
 // Install results, as the registry records them: the label values of
@@ -144,6 +148,18 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Name: "ready",
 			Help: "1 once the appliance is ready (what /readyz answers 200 for): profiles loaded, store open, sockets bound, artifacts checked; else 0.",
 		}),
+		appliances: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "appliances",
+			Help: "Appliances announced in the shared store, this one included (0 with the embedded store).",
+		}),
+		profilesDiffer: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "profiles_differ_from_peers",
+			Help: "1 while this appliance's profiles digest differs from another appliance's sharing its store (their machines may get different answers), else 0.",
+		}),
+		sharedEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "shared_events_total",
+			Help: "Live events exchanged with the other appliances of a shared store: sent, received, dropped (not sent: the store did not take them, or the queue was full).",
+		}, []string{"result"}),
 		discoveredForgotten: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "discovered_forgotten_total",
 			Help: "Discovered records removed, by reason: cap (evicted for a new unknown MAC), expired (not seen for the TTL), admin (hosts --forget).",
@@ -199,6 +215,7 @@ func New(o Options) *Metrics {
 		m.installsStarted, m.installsFinished, m.installDuration, m.installBytes, m.installFetched,
 		m.profilesInvalid, m.profilesReloadErrors, m.discoveredForgotten,
 		m.powerActions, m.bmcReachable, m.powerState, m.rolloutHosts, m.rolloutStatus,
+		m.appliances, m.profilesDiffer, m.sharedEvents,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -325,6 +342,23 @@ func (m *Metrics) Ready(ready bool) {
 		v = 1
 	}
 	m.ready.Set(v)
+}
+
+// Appliances records how many appliances share the store and whether this
+// one's profiles differ from another's.
+func (m *Metrics) Appliances(n int, profilesDiffer bool) {
+	m.appliances.Set(float64(n))
+	v := 0.0
+	if profilesDiffer {
+		v = 1
+	}
+	m.profilesDiffer.Set(v)
+}
+
+// SharedEvents counts n live events sent to, received from or dropped on
+// the way to the other appliances (result "sent", "received", "dropped").
+func (m *Metrics) SharedEvents(result string, n int) {
+	m.sharedEvents.WithLabelValues(result).Add(float64(n))
 }
 
 // PowerAction records one power operation on a host through its BMC:

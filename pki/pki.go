@@ -329,3 +329,48 @@ func writeFile(name string, b []byte, perm os.FileMode) error {
 	}
 	return nil
 }
+
+// CABundle is the generated CA of dir as one PEM bundle, certificate then
+// key, for appliances that share one CA (docs/DESIGN.md, "Several
+// appliances"): dir's own when it has one, else a new one, which is not
+// written (AdoptCA does that, with whichever bundle the appliances agreed
+// on).
+func CABundle(dir string, now time.Time) ([]byte, error) {
+	c, key, err := loadPair(filepath.Join(dir, ApplianceCAFile), filepath.Join(dir, ApplianceCAKeyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		c, key, err = newCA(now)
+	}
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	return append(pemCert(c), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...), nil
+}
+
+// AdoptCA makes the CA of bundle (as CABundle makes it) dir's generated
+// CA, replacing another one, and reports whether it changed anything.
+// The next Ensure then signs a new server certificate under it.
+func AdoptCA(dir string, bundle []byte) (bool, error) {
+	cb, rest := pem.Decode(bundle)
+	kb, _ := pem.Decode(rest)
+	if cb == nil || cb.Type != "CERTIFICATE" || kb == nil || !strings.HasSuffix(kb.Type, "PRIVATE KEY") {
+		return false, errors.New("pki: shared CA: want a PEM certificate and its key")
+	}
+	certPEM, keyPEM := pem.EncodeToMemory(cb), pem.EncodeToMemory(kb)
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return false, fmt.Errorf("pki: shared CA: %w", err)
+	}
+	if old, err := os.ReadFile(filepath.Join(dir, ApplianceCAFile)); err == nil && bytes.Equal(old, certPEM) {
+		return false, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, fmt.Errorf("pki: %w", err)
+	}
+	if err := writeFile(filepath.Join(dir, ApplianceCAKeyFile), keyPEM, 0o600); err != nil {
+		return false, err
+	}
+	return true, writeFile(filepath.Join(dir, ApplianceCAFile), certPEM, 0o644)
+}

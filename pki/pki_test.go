@@ -165,3 +165,53 @@ func TestMissing(t *testing.T) {
 		t.Errorf("Missing = %q", got)
 	}
 }
+
+func TestAdoptCA(t *testing.T) {
+	now := time.Now()
+	a, b := t.TempDir(), t.TempDir()
+	idA, err := Ensure(a, []string{"192.0.2.1"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := CABundle(a, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b had its own CA: adopting a's replaces it, and the next Ensure
+	// signs b's server certificate under a's CA.
+	if _, err := Ensure(b, []string{"192.0.2.2"}, now); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := AdoptCA(b, bundle)
+	if err != nil || !changed {
+		t.Fatalf("AdoptCA = %v, %v; want changed", changed, err)
+	}
+	idB, err := Ensure(b, []string{"192.0.2.2"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(idA.CA, idB.CA) || !idB.Renewed || idB.Generated {
+		t.Fatalf("after AdoptCA: same CA %v, renewed %v, generated %v; want true, true, false", bytes.Equal(idA.CA, idB.CA), idB.Renewed, idB.Generated)
+	}
+	pool, err := Pool("ca", idA.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idB.Cert.Leaf.Verify(x509.VerifyOptions{Roots: pool}); err != nil {
+		t.Fatalf("b's certificate under a's CA: %v", err)
+	}
+	if changed, err := AdoptCA(b, bundle); err != nil || changed {
+		t.Fatalf("AdoptCA again = %v, %v; want unchanged", changed, err)
+	}
+	if _, err := AdoptCA(b, []byte("junk")); err == nil {
+		t.Fatal("AdoptCA took junk")
+	}
+	// A directory without a CA gets a new one, not written.
+	c := t.TempDir()
+	if nb, err := CABundle(c, now); err != nil || len(nb) == 0 {
+		t.Fatalf("CABundle of an empty dir = %d bytes, %v", len(nb), err)
+	}
+	if _, err := os.Stat(filepath.Join(c, ApplianceCAFile)); err == nil {
+		t.Fatal("CABundle wrote a CA")
+	}
+}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -82,3 +83,7 @@ func tokenDigest(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
+
+// NewTokenKey returns a fresh install-token key, for appliances that share
+// one (Registry.Key).
+func NewTokenKey() ([]byte, error) { return newKey(rand.Reader) }

@@ -16,9 +16,14 @@ import (
 // before a restart goes on from its saved state, watching its current wave
 // without power-cycling again the hosts already cycled. Each rollout is
 // driven by a goroutine of its own, so a slow BMC holds up only its
-// rollout. Run is meant to be called once.
+// rollout. Run may be called again after it returned (a new term as the leading
+// appliance), never twice at once.
 func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
+	// Loaded afresh: appliances sharing a store drive rollouts one at a
+	// time, and one that leads again after another did must start from
+	// what the other saved, not from what it held before.
+	e.loaded = false
 	err := e.loadLocked(ctx)
 	e.mu.Unlock()
 	if err != nil {

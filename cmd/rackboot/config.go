@@ -97,6 +97,19 @@ type serveConfig struct {
 	PowerStagger     time.Duration `yaml:"power-stagger"`
 	PowerConcurrency int           `yaml:"power-concurrency"`
 	PowerTimeout     time.Duration `yaml:"power-timeout"`
+	// Store is where the registry lives: "bolt" (DATA/registry.db, the
+	// default) or "etcd://HOST:PORT[,HOST:PORT…][/PREFIX]", an etcd
+	// cluster several appliances share (docs/DESIGN.md, "Several
+	// appliances"). StoreCA, StoreCert and StoreKey are the PEM files of
+	// TLS to etcd: the CA that signed the members' certificates, and this
+	// appliance's client certificate and key.
+	Store     string `yaml:"store"`
+	StoreCA   string `yaml:"store-ca"`
+	StoreCert string `yaml:"store-cert"`
+	StoreKey  string `yaml:"store-key"`
+	// ApplianceID names this appliance among those sharing an etcd store;
+	// empty means its advertised address and HTTPS port.
+	ApplianceID string `yaml:"appliance-id"`
 }
 
 // defaultBMCCredentials is the credentials directory outside systemd.
@@ -138,6 +151,7 @@ func defaultServeConfig() serveConfig {
 		EFIFile:     "snponly.efi",
 		ARM64File:   "",
 		Artifacts:   "/var/lib/rackboot/artifacts",
+		Store:       storeBolt,
 		LogFormat:   "auto",
 		LogLevel:    "info",
 		MaxAttempts: 3,
@@ -218,6 +232,11 @@ func serveFlags(c *serveConfig, configFile *string, stderr io.Writer) *flag.Flag
 	fs.DurationVar(&c.PowerStagger, "power-stagger", c.PowerStagger, "least `duration` between two machines' power actions of one request or rollout wave (inrush current)")
 	fs.IntVar(&c.PowerConcurrency, "power-concurrency", c.PowerConcurrency, "most `machines` whose BMCs are handled at once")
 	fs.DurationVar(&c.PowerTimeout, "power-timeout", c.PowerTimeout, "longest `duration` of one machine's power action against a BMC that does not answer, its retries included (each try gets a third)")
+	fs.StringVar(&c.Store, "store", c.Store, "where the registry lives: `bolt` (DATA/registry.db) or etcd://HOST:PORT[,HOST:PORT...][/PREFIX], an etcd cluster several appliances share")
+	fs.StringVar(&c.StoreCA, "store-ca", c.StoreCA, "PEM `file` of the CA of the etcd members' certificates (TLS to etcd)")
+	fs.StringVar(&c.StoreCert, "store-cert", c.StoreCert, "PEM `file` of this appliance's etcd client certificate")
+	fs.StringVar(&c.StoreKey, "store-key", c.StoreKey, "PEM `file` of the key of --store-cert")
+	fs.StringVar(&c.ApplianceID, "appliance-id", c.ApplianceID, "`name` of this appliance among those sharing an etcd store (default: its advertised address and HTTPS port)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: auto (text on a terminal, JSON otherwise), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	return fs
@@ -320,6 +339,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.PowerTimeout < time.Second {
 		return fmt.Errorf("power-timeout %s: want at least 1s", c.PowerTimeout)
+	}
+	if _, err := c.storeTarget(); err != nil {
+		return err
 	}
 	if c.MaxAttempts < 1 {
 		return fmt.Errorf("max-attempts %d: want at least 1", c.MaxAttempts)

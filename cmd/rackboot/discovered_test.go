@@ -52,7 +52,7 @@ func TestDiscoveryFlood(t *testing.T) {
 	reg := &registry.Registry{Store: store, OnForget: m.DiscoveredForgotten, Log: slog.New(slog.DiscardHandler)}
 	cfg := defaultServeConfig()
 	cfg.Discovery, cfg.Advertise, cfg.Artifacts = true, "127.0.0.1", dir
-	rt := httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), trustLoopback(), m, &readiness{}, slog.New(slog.DiscardHandler))
+	rt := httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), trustLoopback(), m, &readiness{}, nil, slog.New(slog.DiscardHandler))
 	ts := httptest.NewServer(rt.plain)
 	defer ts.Close()
 	sts := httptest.NewTLSServer(rt.secure)

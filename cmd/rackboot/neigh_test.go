@@ -139,7 +139,7 @@ func TestStrangerGetsNothing(t *testing.T) {
 	links := &linkCheck{read: table.read}
 	cfg := defaultServeConfig()
 	cfg.Advertise, cfg.Artifacts = "127.0.0.1", dir
-	rt := httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), links, m, &readiness{}, slog.New(slog.DiscardHandler))
+	rt := httpRoutes(cfg, dir, fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), links, m, &readiness{}, nil, slog.New(slog.DiscardHandler))
 	ts := httptest.NewServer(rt.plain)
 	defer ts.Close()
 	sts := httptest.NewTLSServer(rt.secure) // the agent API

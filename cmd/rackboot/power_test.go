@@ -83,7 +83,7 @@ func newPowerEnv(t *testing.T) *powerEnv {
 	cfg := defaultServeConfig()
 	cfg.Advertise, cfg.Artifacts, cfg.BMCCredentials = "127.0.0.1", t.TempDir(), creds
 	cfg.PowerTimeout, cfg.PowerStagger = 3*time.Second, 0
-	rt := httpRoutes(cfg, t.TempDir(), fl, e.reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), trustLoopback(), m, &readiness{}, log)
+	rt := httpRoutes(cfg, t.TempDir(), fl, e.reg, &api.Events{}, testAdminToken, profiles.Planner{}, []byte("CA"), trustLoopback(), m, &readiness{}, nil, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { rt.rollouts.Run(ctx); close(done) }()

@@ -28,6 +28,9 @@ type readiness struct {
 	store   registry.Store
 	check   *catalogCheck
 	metrics *metrics.Metrics
+	// cluster, with a shared store, says whether this appliance's
+	// profiles differ from another's.
+	cluster *cluster
 	// bound is set once every socket is bound and the profiles loaded
 	// (serve sets it before it starts waiting on the servers).
 	bound atomic.Bool
@@ -38,6 +41,13 @@ type readyReport struct {
 	Ready bool `json:"ready"`
 	// Checks maps each condition to "ok" or what is missing.
 	Checks map[string]string `json:"checks"`
+	// Warnings are what is wrong without making the appliance unready:
+	// "profiles" when its profiles differ from another appliance's of a
+	// shared store. That does not fail readiness: during a rolling
+	// deploy of the profiles every appliance differs from another for a
+	// while, and taking them all out of service would stop the fleet's
+	// installs rather than protect them.
+	Warnings map[string]string `json:"warnings,omitempty"`
 }
 
 // report checks every condition now.
@@ -71,6 +81,11 @@ func (r *readiness) report(ctx context.Context) readyReport {
 			set("store", "cannot be read: "+err.Error())
 		} else {
 			set("store", "")
+		}
+	}
+	if r.cluster != nil {
+		if w := r.cluster.profilesWarning(); w != "" {
+			rep.Warnings = map[string]string{"profiles": "differ from another appliance's: " + w}
 		}
 	}
 	switch {

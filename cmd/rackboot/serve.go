@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -87,7 +88,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 			return fmt.Errorf("--%s %s: not a directory", d.flag, d.dir)
 		}
 	}
-	store, err := registry.OpenBolt(filepath.Join(cfg.Data, "registry.db"))
+	ifaces, err := bootInterfaces(cfg.Interfaces, cfg.Advertise)
+	if err != nil {
+		return err
+	}
+	store, shared, err := openStore(ctx, cfg, ifaces, log)
 	if err != nil {
 		return err
 	}
@@ -117,7 +122,18 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	pl := planner(cfg.Artifacts, readIndex)
 	pl.Peers = cfg.peerSettings()
 	reloads := &reloadLog{log: log}
+	var cl *cluster
+	var bus *eventBus
+	if shared != nil {
+		cl = newCluster(shared, agentAPIs(cfg, ifaces), m, log)
+		ready.cluster = cl
+		bus = newEventBus(shared, m, log)
+		events.Forward = bus.forward
+	}
 	fl.OnReload = func(set *profiles.Set) {
+		if cl != nil {
+			cl.setProfiles(set.Digest())
+		}
 		m.ProfilesLoaded()
 		reloads.loaded(set)
 		check.Changed()
@@ -129,6 +145,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	reg := &registry.Registry{Store: store, MaxAttempts: cfg.MaxAttempts, Log: log, Notify: installMetrics(m, events.Changed),
 		MaxDiscovered: cfg.MaxDiscovered, DiscoveredTTL: cfg.DiscoveredTTL, OnForget: m.DiscoveredForgotten, Hold: hold}
+	if shared != nil {
+		if err := shareSecrets(ctx, shared, cfg, reg, &adminToken, log); err != nil {
+			return err
+		}
+	}
 
 	nbp := filepath.Join(cfg.Data, "nbp")
 	if err := stageBootFiles(cfg.IPXEDir, nbp, log); err != nil {
@@ -142,10 +163,6 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 	links := &linkCheck{trusted: trusted}
-	ifaces, err := bootInterfaces(cfg.Interfaces, cfg.Advertise)
-	if err != nil {
-		return err
-	}
 	id, err := applianceTLS(cfg, ifaces, nbp, log)
 	if err != nil {
 		return err
@@ -219,7 +236,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("https: %w", err)
 	}
-	rt := httpRoutes(cfg, nbp, fl, reg, events, adminToken, pl, id.CA, links, m, ready, log)
+	rt := httpRoutes(cfg, nbp, fl, reg, events, adminToken, pl, id.CA, links, m, ready, cl, log)
 	hs, hl := newHTTPServer(hln, rt.plain, maxConns, cfg.HTTPMaxPerClient, log)
 	m.HTTPConnections(hl.Open, hl.Shed, hl.Refused)
 	// The API's connections are few (an agent's requests, an admin's
@@ -259,15 +276,28 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	})
 
 	g.Go(func() error { return fl.Run(ctx) })
-	g.Go(func() error {
-		// A rollout record the store cannot read must not stop the
-		// appliance serving PXE: rollouts stop, and say why.
-		if err := rt.rollouts.Run(ctx); err != nil {
-			log.Error("staged rollouts are not driven: their records cannot be read", "err", err)
-		}
-		return nil
-	})
-	g.Go(func() error { sweepDiscovered(ctx, reg, registry.SweepInterval, log); return nil })
+	// The staged rollouts and the sweep of discovered records run on one
+	// appliance of a shared store at a time: the leader.
+	leading := func(ctx context.Context) {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			// A rollout record the store cannot read must not stop the
+			// appliance serving PXE: rollouts stop, and say why.
+			if err := rt.rollouts.Run(ctx); err != nil {
+				log.Error("staged rollouts are not driven: their records cannot be read", "err", err)
+			}
+		})
+		wg.Go(func() { sweepDiscovered(ctx, reg, registry.SweepInterval, log) })
+		wg.Wait()
+	}
+	if cl != nil {
+		g.Go(func() error { cl.run(ctx); return nil })
+		g.Go(func() error { cl.lead(ctx, leading); return nil })
+		g.Go(func() error { bus.run(ctx); return nil })
+		g.Go(func() error { bus.receive(ctx, rt.api); return nil })
+	} else {
+		g.Go(func() error { leading(ctx); return nil })
+	}
 	g.Go(func() error { return reloadOnHangup(ctx, fl.Watcher) })
 	g.Go(func() error { check.Run(ctx, fl.Current, recheckInterval); return nil })
 
@@ -391,9 +421,13 @@ type routes struct {
 	plain, secure http.Handler
 	// rollouts is the staged-rollout engine behind the API; serve runs it.
 	rollouts *rollout.Engine
+	// api is the admin and agent API.
+	api *api.Server
 }
 
-func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, ca []byte, links *linkCheck, m *metrics.Metrics, ready *readiness, log *slog.Logger) routes {
+// httpRoutes builds the HTTP handlers; cl is nil unless the store is
+// shared with other appliances.
+func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, ca []byte, links *linkCheck, m *metrics.Metrics, ready *readiness, cl *cluster, log *slog.Logger) routes {
 	mux := http.NewServeMux()
 	scripts := m.Instrument("ipxe", &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, APIPort: cfg.HTTPSPort, CA: caArchivePath,
 		Hosts: fl, Discovery: cfg.Discovery, Log: log, Lifecycle: lifecycle{Registry: reg, Discovery: cfg.Discovery}, Verify: links.verifyRequest, OnScript: m.IPXEScript})
@@ -451,9 +485,12 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	if pr != nil {
 		apiServer.Peers = pr // not a nil *peerRoutes in the interface: nil turns the holdings path off
 	}
+	if cl != nil {
+		apiServer.RolloutsElsewhere = cl.rolloutsElsewhere
+	}
 	secure.Handle("/api/", m.Instrument("api", apiServer))
 	secure.HandleFunc("/healthz", healthz)
 	secure.Handle("/readyz", ready)
 	secure.Handle("GET "+caURLPath, caHandler(ca))
-	return routes{plain: mux, secure: secure, rollouts: ro}
+	return routes{plain: mux, secure: secure, rollouts: ro, api: apiServer}
 }

@@ -37,7 +37,7 @@ func TestPlainAPIRefused(t *testing.T) {
 	cfg := defaultServeConfig()
 	cfg.Advertise, cfg.Artifacts, cfg.HTTPSPort = "127.0.0.1", t.TempDir(), 9443
 	ca := []byte("-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n")
-	rt := httpRoutes(cfg, t.TempDir(), fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, ca, trustLoopback(), m, &readiness{}, slog.New(slog.DiscardHandler))
+	rt := httpRoutes(cfg, t.TempDir(), fl, reg, &api.Events{}, testAdminToken, profiles.Planner{}, ca, trustLoopback(), m, &readiness{}, nil, slog.New(slog.DiscardHandler))
 	plain := httptest.NewServer(rt.plain)
 	defer plain.Close()
 	secure := httptest.NewTLSServer(rt.secure)
