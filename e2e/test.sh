@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 pkgs=(qemu-system-x86 ipxe ipxe-qemu ovmf busybox-static kmod cpio dosfstools gdisk
       iproute2 curl atftp zstd systemd-boot-efi syslinux syslinux-common mtools squashfs-tools
       cloud-init mmdebstrap e2fsprogs xfsprogs prometheus lintian systemd procps util-linux
-      systemd-container openipmi ipmitool)
+      systemd-container openipmi ipmitool etcd-server etcd-client)
 if [ "$(id -u)" != 0 ]; then
   echo "e2e/test.sh: the end-to-end suite needs root (network namespaces, QEMU taps, port 67)." >&2
   echo "  run it as root, or run only the unit tests: go vet ./... && go test ./..." >&2
@@ -35,6 +35,12 @@ if [ ${#missing[@]} -gt 0 ] && [ "${RACKBOOT_SKIP_APT:-0}" != 1 ]; then
   # server (port 9090) that nothing here needs.
   if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
     systemctl disable --now prometheus.service 2>/dev/null || true
+  fi
+  # etcd-server is here for TestSharedStore, which runs its own members
+  # in the lab's namespaces; the package also starts one on the host
+  # (localhost:2379) that nothing here needs.
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now etcd.service 2>/dev/null || true
   fi
 fi
 
