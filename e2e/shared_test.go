@@ -408,12 +408,15 @@ func testSharedRecords(t *testing.T, ctx context.Context, s *sharedLab) {
 				}
 			}
 		}
-		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(mac) + `\s+` + regexp.QuoteMeta(h.Hostname) + `\s+installed\b`).MatchString(hostsOut) {
-			t.Errorf("rackboot hosts on %s does not show %s (%s) installed", a.name, h.Hostname, mac)
+		// MAC, hostname, state, version, attempt.
+		row := fmt.Sprintf(`(?m)^%s\s+%s\s+installed\s+%s \(%d\)\s+1\s`,
+			regexp.QuoteMeta(mac), regexp.QuoteMeta(h.Hostname), regexp.QuoteMeta(want.Name), want.Number)
+		if !regexp.MustCompile(row).MatchString(hostsOut) {
+			t.Errorf("rackboot hosts on %s does not show %s (%s) installed with %s, attempt 1", a.name, h.Hostname, mac, want.Name)
 		}
 		out := s.cli(t, a, "history", mac)
-		if n := strings.Count(out, "success"); n != 1 {
-			t.Errorf("rackboot history %s on %s names %d successes, want 1:\n%s", mac, a.name, n, out)
+		if n, r := len(successRE.FindAllString(out, -1)), len(runningRE.FindAllString(out, -1)); n != 1 || r != 0 {
+			t.Errorf("rackboot history %s on %s lists %d successes and %d running attempts, want 1 and 0:\n%s", mac, a.name, n, r, out)
 		}
 		if i == 0 {
 			t.Logf("rackboot history %s on %s:\n%s", mac, a.name, out)
@@ -424,6 +427,12 @@ func testSharedRecords(t *testing.T, ctx context.Context, s *sharedLab) {
 		t.Logf("appliance %s logged for %s: %s", x.name, sharedMachines[0].Name, s.summary(t, x, sharedMachines[0]))
 	}
 }
+
+// The result column of `rackboot history`.
+var (
+	successRE = regexp.MustCompile(`\ssuccess\s`)
+	runningRE = regexp.MustCompile(`\srunning\s`)
+)
 
 // attemptProblems checks a host's history: attempt IDs 1, 2, 3… in order
 // (no gap, no duplicate), numbers that count up from 1 between reinstall
