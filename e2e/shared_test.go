@@ -73,7 +73,7 @@ const etcdLeaderKillDelay = 2 * time.Second
 // hosts` and `rackboot history` say so; its live events (the SSE API, what
 // `rackboot watch` reads) showed the image progress the agent reported to
 // the other appliance before the kill; the killed etcd member restarted
-// rejoins.
+// rejoins; each script listed both appliances' agent APIs.
 func TestSharedStore(t *testing.T) {
 	ctx := testContext(t)
 	began := time.Now()
@@ -85,6 +85,7 @@ func TestSharedStore(t *testing.T) {
 		{"install-with-kills", testSharedInstall},
 		{"records", testSharedRecords},
 		{"events", testSharedEvents},
+		{"etcd-rejoins", testSharedEtcdRejoins},
 		{"boot-from-disk", testSharedBoot},
 	}
 	for _, st := range steps {
@@ -564,33 +565,57 @@ func testSharedEvents(t *testing.T, ctx context.Context, s *sharedLab) {
 	}
 }
 
-// testSharedBoot restarts the killed etcd member, which must rejoin, and
-// powers the machines on again: the survivor alone answers, sends each to
-// its disk, and the installed OS reports its version and hostname.
+// testSharedBoot powers the machines on again: the survivor alone
+// answers, sends each to its disk, and the installed OS reports its
+// version and hostname.
 func testSharedBoot(t *testing.T, ctx context.Context, s *sharedLab) {
-	if err := s.etcd.Restart(ctx, s.etcdKilled); err != nil {
-		t.Errorf("restarting etcd member %s: %v", s.etcdKilled.Name, err)
-	} else if st, err := s.etcd.Status(ctx); err != nil || len(st) != 3 {
-		t.Errorf("etcd after %s's restart: %+v (%v), want three members", s.etcdKilled.Name, st, err)
-	}
+	began := time.Now()
+	// All three at once, as after a power cut: goroutines rather than
+	// parallel subtests, which -parallel (GOMAXPROCS, 2 here) would
+	// queue.
+	var wg sync.WaitGroup
 	for _, m := range sharedMachines {
-		t.Run(m.Name, func(t *testing.T) {
-			t.Parallel()
-			h := s.host(t, m)
-			vm, err := m.PowerOn(ctx, s.net, s.dir, m.Name+"-boot")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { vm.Close() })
+		h := s.host(t, m)
+		vm, err := m.PowerOn(ctx, s.net, s.dir, m.Name+"-boot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { vm.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			rep, end, err := rack.WaitOS(ctx, vm, rackPowerOn)
 			if err != nil {
-				t.Fatalf("%v\nlast lines of the survivor's log:\n%s", err, readTail(s.survivor.rb.Config().Log, 20))
+				t.Errorf("%s: %v\nlast lines of the survivor's log:\n%s", m.Name, err, readTail(s.survivor.rb.Config().Log, 20))
+				return
 			}
 			if rep.Version != h.Version.Name || rep.Hostname != h.Hostname || !rep.Done {
 				t.Errorf("%s's OS reported version %q, hostname %q, done %v; want %s, %s", m.Name, rep.Version, rep.Hostname, rep.Done, h.Version.Name, h.Hostname)
 			}
 			t.Logf("%s: %s (QEMU off at %.1f s)", m.Name, end.Line.Text, end.Off.Seconds())
-		})
+		}()
+	}
+	wg.Wait()
+	entries, err := lab.ReadLog(s.survivor.rb.Config().Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range sharedMachines {
+		if !logged(since(entries, began), rack.ScriptServed(m.MAC, "local")) {
+			t.Errorf("appliance %s did not send %s to its disk (no local-boot script served)", s.survivor.name, m.Name)
+		}
+	}
+}
+
+// testSharedEtcdRejoins restarts the killed etcd member with its data:
+// it rejoins, and the three members agree on a leader.
+func testSharedEtcdRejoins(t *testing.T, ctx context.Context, s *sharedLab) {
+	if err := s.etcd.Restart(ctx, s.etcdKilled); err != nil {
+		t.Fatalf("restarting etcd member %s: %v", s.etcdKilled.Name, err)
+	}
+	st, err := s.etcd.Status(ctx)
+	if err != nil || len(st) != 3 {
+		t.Errorf("etcd after %s's restart: %+v (%v), want three members", s.etcdKilled.Name, st, err)
 	}
 }
 
