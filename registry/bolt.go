@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -98,7 +97,7 @@ func (s *Bolt) Hosts(context.Context) ([]HostRecord, error) {
 	var out []HostRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketHosts).ForEach(func(_, v []byte) error {
-			h, err := decodeHost(v)
+			h, err := DecodeHost(v)
 			out = append(out, h)
 			return err
 		})
@@ -126,7 +125,7 @@ func (s *Bolt) Update(_ context.Context, mac string, fn func(*HostRecord, bool) 
 		if err != nil {
 			return err
 		}
-		after, ab, err := finishUpdate(mac, h, a)
+		after, ab, err := EncodeUpdate(mac, h, a)
 		if err != nil {
 			return err
 		}
@@ -160,9 +159,9 @@ func (s *Bolt) History(_ context.Context, mac string) ([]Attempt, error) {
 			return nil
 		}
 		return ib.ForEach(func(_, v []byte) error {
-			var a Attempt
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("registry: decode attempt of %s: %w", mac, err)
+			a, err := DecodeAttempt(mac, v)
+			if err != nil {
+				return err
 			}
 			out = append(out, a)
 			return nil
@@ -176,7 +175,7 @@ func (s *Bolt) History(_ context.Context, mac string) ([]Attempt, error) {
 
 // AppendLog implements Store.
 func (s *Bolt) AppendLog(_ context.Context, mac string, id int, lines []string) (int, error) {
-	data, err := encodeBatch(lines)
+	data, err := EncodeBatch(lines)
 	if err != nil {
 		return 0, err
 	}
@@ -200,7 +199,7 @@ func (s *Bolt) AppendLog(_ context.Context, mac string, id int, lines []string) 
 		if err := lb.Put(logKey(id, seq), data); err != nil {
 			return err
 		}
-		for _, k := range keys[:overflow(append(sizes, len(data)))] {
+		for _, k := range keys[:LogOverflow(append(sizes, len(data)))] {
 			if err := lb.Delete(k); err != nil {
 				return err
 			}
@@ -228,7 +227,7 @@ func (s *Bolt) Log(_ context.Context, mac string, id, after int) (LogTail, error
 			t.Truncated = true
 		}
 		for k, v := c.Seek(logKey(id, after+1)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			lines, err := decodeBatch(v)
+			lines, err := DecodeBatch(v)
 			if err != nil {
 				return err
 			}

@@ -36,7 +36,7 @@ func (c *decodedCache) decode(mac string, b []byte) (HostRecord, error) {
 	if ok && bytes.Equal(d.raw, b) {
 		return d.h.clone(), nil
 	}
-	h, err := decodeHost(b)
+	h, err := DecodeHost(b)
 	if err != nil {
 		return HostRecord{}, err
 	}

@@ -7,9 +7,11 @@
 // The lifecycle itself is a set of pure functions over a HostRecord
 // (lifecycle.go), tested transition by transition. Registry applies them
 // atomically through a Store: Bolt, the embedded, crash-safe default on
-// go.etcd.io/bbolt, or Memory for tests. Another backend (a store shared by
-// several appliances) implements the same eight-method Store and proves
-// itself with the conformance suite in registrytest.
+// go.etcd.io/bbolt, Memory for tests, or registry/etcdstore, a Shared store
+// several appliances use at once. Every backend proves itself with the
+// conformance suite in registrytest (Run, and RunShared for Shared), and
+// encodes records and logs with the helpers exported here for Store
+// implementations (encode.go, logbatch.go).
 //
 // The package knows nothing of HTTP, iPXE or YAML: callers tell it whether a
 // machine is in the profiles, and what version it is being given.

@@ -11,9 +11,9 @@ import (
 )
 
 // FuzzDecodeHost holds the stored host record's decoder to a round trip:
-// a record that decodes encodes (as finishUpdate stores it) to bytes that
+// a record that decodes encodes (as EncodeUpdate stores it) to bytes that
 // decode to the same record and encode to the same bytes, keyed by the
-// MAC finishUpdate was given whatever the record said.
+// MAC EncodeUpdate was given whatever the record said.
 func FuzzDecodeHost(f *testing.F) {
 	for _, s := range []string{
 		`{"mac":"52:54:00:77:00:01","hostname":"r1-n01","state":"installed","since":"2026-11-25T10:00:00Z","version":{"name":"demo-1.0","number":10},"attempt":1,"last_id":3}`,
@@ -29,15 +29,15 @@ func FuzzDecodeHost(f *testing.F) {
 		if len(b) > 4096 {
 			return
 		}
-		h, err := decodeHost(b)
+		h, err := DecodeHost(b)
 		if err != nil {
 			return
 		}
-		enc, _, err := finishUpdate(key, h, nil)
+		enc, _, err := EncodeUpdate(key, h, nil)
 		if err != nil {
 			t.Fatalf("decoded record %+v does not encode: %v", h, err)
 		}
-		again, err := decodeHost(enc)
+		again, err := DecodeHost(enc)
 		if err != nil {
 			t.Fatalf("encoded record %s does not decode: %v", enc, err)
 		}
@@ -48,7 +48,7 @@ func FuzzDecodeHost(f *testing.F) {
 		if diff := cmp.Diff(h, again, cmpopts.EquateEmpty()); diff != "" {
 			t.Fatalf("round trip of %q (-decoded +again):\n%s", b, diff)
 		}
-		enc2, _, err := finishUpdate(key, again, nil)
+		enc2, _, err := EncodeUpdate(key, again, nil)
 		if err != nil || !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding not stable: %s then %s (%v)", enc, enc2, err)
 		}
@@ -72,30 +72,30 @@ func FuzzBatch(f *testing.F) {
 		for range int(repeat)%2048 + 1 {
 			lines = append(lines, strings.Split(s, "\n")...)
 		}
-		b, err := encodeBatch(lines)
+		b, err := EncodeBatch(lines)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(b) > MaxLogBytes {
 			t.Fatalf("batch of %d lines stored in %d bytes, limit %d", len(lines), len(b), MaxLogBytes)
 		}
-		got, err := decodeBatch(b)
+		got, err := DecodeBatch(b)
 		if err != nil {
 			t.Fatalf("stored batch does not decode: %v", err)
 		}
 		if whole, _ := json.Marshal(lines); len(whole) <= MaxLogBytes {
-			want, _ := decodeBatch(whole) // invalid UTF-8 comes back replaced
+			want, _ := DecodeBatch(whole) // invalid UTF-8 comes back replaced
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Fatalf("a batch that fits changed (-want +got):\n%s", diff)
 			}
 		}
 		// Whatever decodes from the store fits, and is kept whole when
 		// stored again.
-		b2, err := encodeBatch(got)
+		b2, err := EncodeBatch(got)
 		if err != nil {
 			t.Fatal(err)
 		}
-		again, err := decodeBatch(b2)
+		again, err := DecodeBatch(b2)
 		if err != nil {
 			t.Fatal(err)
 		}

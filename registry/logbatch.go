@@ -6,14 +6,15 @@ import (
 	"strings"
 )
 
-// Both stores keep a log as batches, one stored value per AppendLog, so an
+// Every store keeps a log as batches, one stored value per AppendLog, so an
 // append writes only its own lines and the oldest batches can be dropped
-// whole. These helpers give the stores the same encoding and bounds.
+// whole. These helpers (for Store implementations) give every store the
+// same encoding and bounds.
 
-// encodeBatch encodes a batch as stored. A batch that alone would exceed
+// EncodeBatch encodes a batch as stored. A batch that alone would exceed
 // MaxLogBytes keeps its last lines, after a line saying how many were
 // dropped; a single line longer than that keeps its beginning.
-func encodeBatch(lines []string) ([]byte, error) {
+func EncodeBatch(lines []string) ([]byte, error) {
 	if lines == nil {
 		lines = []string{}
 	}
@@ -46,8 +47,8 @@ func encodeBatch(lines []string) ([]byte, error) {
 	return json.Marshal(append([]string{marker}, tail...))
 }
 
-// decodeBatch decodes a stored batch.
-func decodeBatch(b []byte) ([]string, error) {
+// DecodeBatch decodes a stored batch.
+func DecodeBatch(b []byte) ([]string, error) {
 	var lines []string
 	if err := json.Unmarshal(b, &lines); err != nil {
 		return nil, fmt.Errorf("registry: decode log batch: %w", err)
@@ -55,10 +56,10 @@ func decodeBatch(b []byte) ([]string, error) {
 	return lines, nil
 }
 
-// overflow returns how many of the oldest batches, of the given stored
+// LogOverflow returns how many of the oldest batches, of the given stored
 // sizes (oldest first), to drop so the rest fits in MaxLogBytes. The newest
-// batch is never dropped: encodeBatch made it fit alone.
-func overflow(sizes []int) int {
+// batch is never dropped: EncodeBatch made it fit alone.
+func LogOverflow(sizes []int) int {
 	total := 0
 	for _, s := range sizes {
 		total += s

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -65,7 +64,7 @@ func (m *Memory) Hosts(context.Context) ([]HostRecord, error) {
 	}
 	out := make([]HostRecord, 0, len(m.hosts))
 	for _, mac := range slices.Sorted(maps.Keys(m.hosts)) {
-		h, err := decodeHost(m.hosts[mac])
+		h, err := DecodeHost(m.hosts[mac])
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +89,7 @@ func (m *Memory) Update(_ context.Context, mac string, fn func(*HostRecord, bool
 	if err != nil {
 		return HostRecord{}, err
 	}
-	after, ab, err := finishUpdate(mac, h, a)
+	after, ab, err := EncodeUpdate(mac, h, a)
 	if err != nil {
 		return HostRecord{}, err
 	}
@@ -116,9 +115,9 @@ func (m *Memory) History(_ context.Context, mac string) ([]Attempt, error) {
 	byID := m.attempts[mac]
 	out := make([]Attempt, 0, len(byID))
 	for _, id := range slices.Sorted(maps.Keys(byID)) {
-		var a Attempt
-		if err := json.Unmarshal(byID[id], &a); err != nil {
-			return nil, fmt.Errorf("registry: decode attempt %s/%d: %w", mac, id, err)
+		a, err := DecodeAttempt(mac, byID[id])
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, a)
 	}
@@ -132,7 +131,7 @@ func (m *Memory) AppendLog(_ context.Context, mac string, id int, lines []string
 	if m.closed {
 		return 0, errClosed
 	}
-	data, err := encodeBatch(lines)
+	data, err := EncodeBatch(lines)
 	if err != nil {
 		return 0, err
 	}
@@ -149,7 +148,7 @@ func (m *Memory) AppendLog(_ context.Context, mac string, id int, lines []string
 	for i, b := range batches {
 		sizes[i] = len(b.data)
 	}
-	m.logs[mac][id] = slices.Clone(batches[overflow(sizes):])
+	m.logs[mac][id] = slices.Clone(batches[LogOverflow(sizes):])
 	return seq, nil
 }
 
@@ -170,7 +169,7 @@ func (m *Memory) Log(_ context.Context, mac string, id, after int) (LogTail, err
 		if b.seq <= after {
 			continue
 		}
-		lines, err := decodeBatch(b.data)
+		lines, err := DecodeBatch(b.data)
 		if err != nil {
 			return LogTail{}, err
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/rackboot/rackboot/pki"
 	"github.com/rackboot/rackboot/profiles"
 	"github.com/rackboot/rackboot/registry"
+	"github.com/rackboot/rackboot/registry/etcdstore/etcdtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -145,9 +146,11 @@ func testCLI(env map[string]string) (*cli, *syncBuffer, *syncBuffer) {
 	return c, stdout, stderr
 }
 
-// TestMain removes the CA file testCAFile wrote, if a test asked for it.
+// TestMain removes the CA file testCAFile wrote, if a test asked for it,
+// and stops the embedded etcd, if a test started it.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	etcdtest.Stop()
 	if testCAWritten.Load() {
 		os.Remove(testCA())
 	}

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store) {
 		{"Attempts", testAttempts},
 		{"Log", testLog},
 		{"LogBound", testLogBound},
+		{"LogManySmallThenHuge", testLogManySmallThenHuge},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"Delete", testDelete},
 		{"Blobs", testBlobs},
@@ -328,6 +329,64 @@ func testLogBound(t *testing.T, s registry.Store) {
 	}
 	if n := len(got.Lines); n < 2 || !strings.Contains(got.Lines[0], "dropped") || !strings.HasPrefix(got.Lines[n-1], "2999 ") {
 		t.Errorf("an oversized batch kept %d lines, first %.40q; want a marker line then the newest lines", n, got.Lines[0])
+	}
+}
+
+// testLogManySmallThenHuge: a batch that needs many small old batches
+// dropped to fit is stored, however many they are (a backend whose
+// transactions are bounded in operations must drop them in one).
+func testLogManySmallThenHuge(t *testing.T, s registry.Store) {
+	const small = 300
+	for i := range small {
+		if _, err := s.AppendLog(ctx, macA, 1, []string{fmt.Sprintf("small %03d", i)}); err != nil {
+			t.Fatalf("small batch %d: %v", i, err)
+		}
+	}
+	line := strings.Repeat("y", 1024)
+	huge := make([]string, 2000)
+	for j := range huge {
+		huge[j] = fmt.Sprintf("%04d %s", j, line)
+	}
+	seq, err := s.AppendLog(ctx, macA, 1, huge)
+	if err != nil {
+		t.Fatalf("a 2 MB batch after %d small ones: %v", small, err)
+	}
+	if seq != small+1 {
+		t.Errorf("seq of the huge batch = %d, want %d", seq, small+1)
+	}
+	got, err := s.Log(ctx, macA, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What is kept: the newest small batches that still fit (in order,
+	// ending with the last), then the huge batch cut to its newest lines
+	// after a marker line; more than 128 small batches were dropped.
+	var kept []string
+	size := 0
+	for _, l := range got.Lines {
+		size += len(l)
+		if strings.HasPrefix(l, "small ") {
+			kept = append(kept, l)
+		}
+	}
+	n := len(got.Lines)
+	if !got.Truncated || got.Last != small+1 || size > registry.MaxLogBytes || n < len(kept)+2 ||
+		!strings.Contains(got.Lines[len(kept)], "dropped") || !strings.HasPrefix(got.Lines[n-1], "1999 ") {
+		t.Errorf("Log = %d lines (%d bytes), last %.10q, Last %d, truncated %v; want the newest small "+
+			"batches, then a marker and the newest lines of the huge batch, at most %d bytes, Last %d, truncated",
+			n, size, got.Lines[n-1], got.Last, got.Truncated, registry.MaxLogBytes, small+1)
+	}
+	if len(kept) > small-129 {
+		t.Errorf("%d small batches kept; the huge batch needs more than 128 dropped", len(kept))
+	}
+	for i, l := range kept {
+		if want := fmt.Sprintf("small %03d", small-len(kept)+i); l != want {
+			t.Fatalf("small batches kept: line %d = %q, want %q (the newest, in order)", i, l, want)
+		}
+	}
+	// Appending goes on after the drop.
+	if seq, err := s.AppendLog(ctx, macA, 1, []string{"after"}); err != nil || seq != small+2 {
+		t.Errorf("AppendLog after the huge batch = %d, %v; want %d", seq, err, small+2)
 	}
 }
 
