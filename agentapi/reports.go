@@ -25,7 +25,7 @@ const MACHeader = "Rackboot-MAC"
 // for the installer; an admin may add ParamAfter to the profile's
 // installer cmdline. The profiles refuse any other "rackboot." parameter.
 const (
-	ParamServer = "rackboot.server" // https://IP:PORT, the agent API (plain http accepted)
+	ParamServer = "rackboot.server" // https://IP:PORT[,https://IP:PORT]...: the agent APIs, the serving appliance's first (plain http accepted)
 	ParamMAC    = "rackboot.mac"    // the boot NIC, whose token this is
 	ParamToken  = "rackboot.token"  // the one-attempt install token
 	ParamAfter  = "rackboot.after"  // AfterReboot (default) or AfterPoweroff
@@ -95,6 +95,11 @@ type Progress struct {
 // Log is the body of POST /api/agent/log: a batch of console lines.
 type Log struct {
 	Lines []string `json:"lines"`
+	// Again says these lines were sent before and got no answer: the
+	// appliance that took them may have stored them and died. An
+	// appliance whose log of the attempt already ends with them stores
+	// them no second time.
+	Again bool `json:"again,omitempty"`
 }
 
 // Done is the body of POST /api/agent/done.

@@ -190,20 +190,22 @@ func (s *Server) reportLog(w http.ResponseWriter, r *http.Request, a agentReques
 	if !ok {
 		return
 	}
-	lines, err := decodeLog(b)
+	l, err := decodeLog(b)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if len(lines) == 0 {
+	if len(l.Lines) == 0 {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	id, seq, err := s.Registry.AppendLog(r.Context(), a.mac, a.token, lines)
+	id, seq, err := s.Registry.AppendLog(r.Context(), a.mac, a.token, l.Lines, l.Again)
 	if !s.registryOK(w, a, err) {
 		return
 	}
-	s.publish(Event{Type: EventLog, MAC: a.host.MAC, Data: LogEvent{MAC: a.host.MAC, AttemptID: id, Seq: seq, Lines: lines}})
+	if seq != 0 { // 0: sent again, stored already
+		s.publish(Event{Type: EventLog, MAC: a.host.MAC, Data: LogEvent{MAC: a.host.MAC, AttemptID: id, Seq: seq, Lines: l.Lines}})
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

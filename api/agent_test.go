@@ -692,3 +692,100 @@ func TestChunkedReports(t *testing.T) {
 		t.Errorf("attempt %+v", a)
 	}
 }
+
+// TestReportsSentAgain: an agent whose final report got no answer (the
+// appliance that took it died) sends it again, with its spent token, to
+// another appliance of the fleet: the same report gets the same answer
+// and records nothing; another report is refused (issue 18).
+func TestReportsSentAgain(t *testing.T) {
+	wrong := strings.Repeat("ab", 32)
+	failed := agentapi.Failed{Phase: agentapi.PhaseImage, Error: "EIO"}
+	for _, tt := range []struct {
+		name         string
+		first, again any // agentapi.Done (with the plan's digest if empty) or agentapi.Failed
+		code         int
+		state        registry.State
+	}{
+		{"done", agentapi.Done{}, agentapi.Done{}, http.StatusOK, registry.StateInstalled},
+		{"done with another digest", agentapi.Done{SHA256: wrong}, agentapi.Done{SHA256: wrong}, http.StatusConflict, registry.StatePending},
+		{"failed", failed, failed, http.StatusOK, registry.StatePending},
+		{"done, then another digest", agentapi.Done{}, agentapi.Done{SHA256: wrong}, http.StatusUnauthorized, ""},
+		{"failed, then another error", failed, agentapi.Failed{Phase: agentapi.PhaseImage, Error: "ENOSPC"}, http.StatusUnauthorized, ""},
+		{"failed, then done", failed, agentapi.Done{}, http.StatusUnauthorized, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			_, tok := e.boot(macN01, "efi")
+			code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+			e.must(http.StatusOK, code, body)
+			var p agentapi.PlanResponse
+			if err := json.Unmarshal([]byte(body), &p); err != nil {
+				t.Fatal(err)
+			}
+			e.writing(macN01, tok, 4<<30)
+			send := func(rep any) (int, string) {
+				if d, ok := rep.(agentapi.Done); ok {
+					if d.SHA256 == "" {
+						d.SHA256 = p.Plan.Image.SHA256
+					}
+					d.Bytes = 4 << 30
+					return e.agent(http.MethodPost, "/api/agent/done", macN01, tok, d)
+				}
+				return e.agent(http.MethodPost, "/api/agent/failed", macN01, tok, rep)
+			}
+			firstCode, first := send(tt.first)
+			if firstCode != http.StatusOK && firstCode != http.StatusConflict {
+				t.Fatalf("first report: %d %s", firstCode, first)
+			}
+			hist := e.history(macN01)
+			e.clock.Add(time.Minute)
+
+			code, body = send(tt.again)
+			if code != tt.code {
+				t.Fatalf("sent again: %d %s, want %d", code, body, tt.code)
+			}
+			if tt.state != "" {
+				var r agentapi.Result
+				if err := json.Unmarshal([]byte(body), &r); err != nil || r.State != string(tt.state) || r.Attempt != 1 {
+					t.Errorf("sent again: answered %s, want state %s of attempt 1", body, tt.state)
+				}
+				if body != first {
+					t.Errorf("sent again: answered %s, first %s", body, first)
+				}
+			}
+			if diff := cmp.Diff(hist, e.history(macN01)); diff != "" {
+				t.Errorf("the report sent again changed the history (-before +after):\n%s", diff)
+			}
+			if v := mustJSON(t, e.host(macN01)); strings.Contains(v, "token") {
+				t.Errorf("host view shows a token digest: %s", v)
+			}
+		})
+	}
+}
+
+// TestLogSentAgain: a log batch the agent sends again after no answer
+// (agentapi.Log.Again) is stored once when the log already ends with it.
+func TestLogSentAgain(t *testing.T) {
+	e := newEnv(t, nil)
+	_, tok := e.boot(macN01, "efi")
+	for _, l := range []agentapi.Log{
+		{Lines: []string{"a", "b"}},
+		{Lines: []string{"a", "b"}, Again: true}, // stored already: skipped
+		{Lines: []string{"c"}, Again: true},      // not stored yet: stored
+	} {
+		code, body := e.agent(http.MethodPost, "/api/agent/log", macN01, tok, l)
+		e.must(http.StatusNoContent, code, body)
+	}
+	code, body := e.agent(http.MethodGet, "/api/agent/plan", macN01, tok, nil)
+	e.must(http.StatusOK, code, body)
+	var hist []registry.Attempt
+	if code := e.admin(http.MethodGet, "/api/hosts/"+macN01+"/history?log=1", nil, &hist); code != http.StatusOK {
+		t.Fatalf("history: %d", code)
+	}
+	if len(hist) != 1 {
+		t.Fatalf("history: %+v, want the running attempt", hist)
+	}
+	if diff := cmp.Diff([]string{"a", "b", "c"}, hist[0].Log); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
+	}
+}

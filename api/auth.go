@@ -68,8 +68,8 @@ func (s *Server) agent(h func(http.ResponseWriter, *http.Request, agentRequest))
 }
 
 // agentWith is agent with the registry's check of the token given: the
-// success report's also takes the token of the done just accepted
-// (registry.Registry.AuthenticateDone).
+// final reports' also take the token of the report just accepted, sent
+// again (registry.Registry.AuthenticateDone, AuthenticateFailed).
 func (s *Server) agentWith(authenticate func(context.Context, net.HardwareAddr, string) (registry.HostRecord, error),
 	h func(http.ResponseWriter, *http.Request, agentRequest)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

@@ -71,11 +71,11 @@ func FuzzDecoders(f *testing.F) {
 				t.Errorf("progress accepted: %+v", p)
 			}
 		}
-		if lines, err := decodeLog(b); err == nil {
-			if len(lines) > maxLogLines {
-				t.Errorf("%d lines accepted", len(lines))
+		if l, err := decodeLog(b); err == nil {
+			if len(l.Lines) > maxLogLines {
+				t.Errorf("%d lines accepted", len(l.Lines))
 			}
-			for _, l := range lines {
+			for _, l := range l.Lines {
 				checkText(t, "log line", l, maxLineBytes)
 			}
 		}

@@ -54,7 +54,9 @@ func (s *Server) view(rec *registry.HostRecord, host *profiles.Host) HostView {
 	} else {
 		v.HostRecord = registry.HostRecord{MAC: profiles.MACKey(host.MAC), State: registry.StatePending, Reason: "in the profiles, not seen yet"}
 	}
-	v.Token = nil
+	// No digest of an install token leaves the appliance, not even of
+	// a spent one.
+	v.Token, v.DoneToken, v.FailedToken = nil, nil, nil
 	if host != nil {
 		v.InProfiles = true
 		v.Labels = host.Labels

@@ -63,18 +63,18 @@ func decodeProgress(b []byte) (agentapi.Progress, error) {
 	return p, nil
 }
 
-func decodeLog(b []byte) ([]string, error) {
+func decodeLog(b []byte) (agentapi.Log, error) {
 	var l agentapi.Log
 	if err := decodeStrict(b, &l); err != nil {
-		return nil, err
+		return agentapi.Log{}, err
 	}
 	if len(l.Lines) > maxLogLines {
-		return nil, fmt.Errorf("%d lines in one batch, at most %d", len(l.Lines), maxLogLines)
+		return agentapi.Log{}, fmt.Errorf("%d lines in one batch, at most %d", len(l.Lines), maxLogLines)
 	}
 	for i, line := range l.Lines {
 		l.Lines[i] = printable(line, maxLineBytes)
 	}
-	return l.Lines, nil
+	return l, nil
 }
 
 func decodeDone(b []byte) (agentapi.Done, error) {

@@ -106,7 +106,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/agent/done", s.agentWith(func(ctx context.Context, mac net.HardwareAddr, tok string) (registry.HostRecord, error) {
 		return s.Registry.AuthenticateDone(ctx, mac, tok)
 	}, s.reportDone))
-	m.HandleFunc("POST /api/agent/failed", s.agent(s.reportFailed))
+	m.HandleFunc("POST /api/agent/failed", s.agentWith(func(ctx context.Context, mac net.HardwareAddr, tok string) (registry.HostRecord, error) {
+		return s.Registry.AuthenticateFailed(ctx, mac, tok)
+	}, s.reportFailed))
 	m.HandleFunc("POST "+agentapi.PathHoldings, s.agent(s.reportHoldings))
 
 	m.HandleFunc("GET /api/hosts", s.admin(s.listHosts))

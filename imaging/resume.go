@@ -34,6 +34,11 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
+// IsPermanent reports whether err was marked with Permanent: retrying
+// the same request cannot fix it, nor can sending it to another server
+// of the same content.
+func IsPermanent(err error) bool { return isPermanent(err) }
+
 func isPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)

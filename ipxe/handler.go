@@ -39,6 +39,12 @@ type Handler struct {
 	// CA is the path, on the scripts' URL, of the archive carrying the CA
 	// the agent verifies the API against (Appliance.CA). Empty: none.
 	CA string
+	// PeerAPIs, if set, returns the agent API origins of the other
+	// appliances sharing this one's registry, such as
+	// "https://192.0.2.2:8443" (Appliance.Peers); it is called once per
+	// per-machine script, so the list follows appliances coming and
+	// going, and must not block. Nil: none.
+	PeerAPIs func() []string
 	// Log receives one line per request. Nil discards.
 	Log *slog.Logger
 	// Lifecycle, if set, makes the per-machine script follow the machine's
@@ -233,10 +239,14 @@ func (h *Handler) base(r *http.Request) (string, error) {
 }
 
 // appliance completes base, the plain URL machines reach the appliance at,
-// with the agent API's HTTPS URL on the same host and the CA archive.
+// with the agent API's HTTPS URL on the same host, the other appliances'
+// and the CA archive.
 // Render validates the result.
 func (h *Handler) appliance(base string) Appliance {
 	a := Appliance{Base: base, CA: h.CA}
+	if h.PeerAPIs != nil {
+		a.Peers = h.PeerAPIs()
+	}
 	if h.APIPort != 0 {
 		if u, err := url.Parse(base); err == nil {
 			a.API = "https://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(h.APIPort))

@@ -311,3 +311,30 @@ func TestHandlerAPIOverHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerPeerAPIs: the other appliances' agent APIs, as PeerAPIs
+// says at each script, go after the handler's own in rackboot.server=;
+// a cached script does not outlive a change of the list.
+func TestHandlerPeerAPIs(t *testing.T) {
+	var peers []string
+	srv, _, _ := serve(t, &Handler{Hosts: fleet(nil), APIPort: 8443, PeerAPIs: func() []string { return peers }})
+	url := srv.URL + "/ipxe?mac=52-54-00-00-01-01&arch=x86_64&platform=efi"
+	for _, tt := range []struct {
+		name  string
+		peers []string
+		want  string
+	}{
+		{"none", nil, "rackboot.server=https://127.0.0.1:8443 "},
+		{"one", []string{"https://192.0.2.2:8443"}, "rackboot.server=https://127.0.0.1:8443,https://192.0.2.2:8443 "},
+		{"two", []string{"https://192.0.2.3:8443", "https://192.0.2.2:8443"}, "rackboot.server=https://127.0.0.1:8443,https://192.0.2.3:8443,https://192.0.2.2:8443 "},
+		{"one left", []string{"https://192.0.2.2:8443"}, "rackboot.server=https://127.0.0.1:8443,https://192.0.2.2:8443 "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			peers = tt.peers
+			_, got := get(t, http.MethodGet, url, nil)
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("script lacks %q:\n%s", tt.want, got)
+			}
+		})
+	}
+}

@@ -63,6 +63,17 @@ func TestLifecycleGolden(t *testing.T) {
 			golden(t, tt.name+".ipxe", got)
 		})
 	}
+	// Another appliance of the fleet goes after this one's API, and this
+	// one's own API, named again, is not repeated.
+	t.Run("installer-peers", func(t *testing.T) {
+		a := testApp
+		a.Peers = []string{"https://192.0.2.2:8443", testApp.API, "https://[2001:db8::3]:8443"}
+		got, err := Render(a, efi, Follow(Decide(efi, fleet(nil), false), Step{Kind: StepInstall, Token: testToken}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "installer-peers.ipxe", got)
+	})
 	t.Run("state-error", func(t *testing.T) {
 		got, err := Render(testApp, efi, Decision{Outcome: OutcomeStateError, Host: fleet(nil).hosts[macKnown.String()]})
 		if err != nil {

@@ -3,6 +3,7 @@ package ipxe
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/rackboot/rackboot/agentapi"
@@ -44,6 +45,13 @@ type Appliance struct {
 	// rackboot.server=, such as "https://192.0.2.1:8443". Empty means
 	// Base.
 	API string
+	// Peers are the agent API origins of the other appliances sharing
+	// this one's registry, such as "https://192.0.2.2:8443": the
+	// installer gets them after API in rackboot.server=, a comma-separated
+	// list, and goes on with the next when the one it talks to dies
+	// (issue 18: the install token is valid at every appliance of the
+	// fleet). One equal to API is left out. Nil: none.
+	Peers []string
 	// CA is the path under Base of a newc archive holding the CA the
 	// agent verifies API against (/etc/rackboot/ca.pem), such as
 	// "/nbp/rackboot-ca.cpio.gz". An installer with an initrd loads it as a
@@ -184,7 +192,7 @@ func installerLines(a Appliance, f Facts, in *profiles.Installer, token string) 
 	}
 	// rackboot's own arguments go before the profile's: everything after a
 	// "--" in the profile's cmdline is handed to init, not to the kernel.
-	k = append(k, agentapi.ParamServer+"="+a.api(), agentapi.ParamMAC+"="+f.MAC.String())
+	k = append(k, agentapi.ParamServer+"="+strings.Join(a.servers(), ","), agentapi.ParamMAC+"="+f.MAC.String())
 	if token != "" {
 		k = append(k, agentapi.ParamToken+"="+token)
 	}
@@ -328,6 +336,18 @@ func (a Appliance) api() string {
 	return a.API
 }
 
+// servers are the URLs handed to the installer as rackboot.server=: API,
+// then the peers, each once.
+func (a Appliance) servers() []string {
+	s := []string{a.api()}
+	for _, p := range a.Peers {
+		if !slices.Contains(s, p) {
+			s = append(s, p)
+		}
+	}
+	return s
+}
+
 // check validates the URLs and the CA path before they reach a script.
 func (a Appliance) check() error {
 	if err := checkBase(a.Base); err != nil {
@@ -336,6 +356,11 @@ func (a Appliance) check() error {
 	if a.API != "" {
 		if err := checkBase(a.API); err != nil {
 			return fmt.Errorf("API URL: %w", err)
+		}
+	}
+	for _, p := range a.Peers {
+		if err := checkBase(p); err != nil {
+			return fmt.Errorf("peer API URL: %w", err)
 		}
 	}
 	if a.CA != "" && (!safeWord(a.CA) || !strings.HasPrefix(a.CA, "/") || path.Clean(a.CA) != a.CA || strings.ContainsAny(a.CA, "?%")) {

@@ -346,6 +346,10 @@ func TestRenderRefusesHostileFacts(t *testing.T) {
 		{Base: testBase, CA: "/nbp/../x"},
 		{Base: testBase, CA: "/nbp/ca.cpio?x"},
 		{Base: testBase, CA: "/nbp/ca ${x}"},
+		{Base: testBase, Peers: []string{"https://192.0.2.2:8443", "https://h/${x}"}},
+		{Base: testBase, Peers: []string{"https://192.0.2.2:8443,https://192.0.2.3:8443"}},
+		{Base: testBase, Peers: []string{"https://192.0.2.2:8443 rackboot.token=x"}},
+		{Base: testBase, Peers: []string{""}},
 	} {
 		if got, err := Render(a, Facts{MAC: macKnown}, d); err == nil {
 			t.Errorf("Render with %+v accepted:\n%s", a, got)

@@ -1,6 +1,7 @@
 package ipxe
 
 import (
+	"strings"
 	"sync"
 	"weak"
 
@@ -26,7 +27,7 @@ type renderCache struct {
 }
 
 type renderKey struct {
-	app                     Appliance
+	base, api, ca, peers    string // the Appliance
 	mac                     string
 	arch, platform, uuid    string
 	outcome, token, message string
@@ -36,7 +37,7 @@ type renderKey struct {
 
 func keyOf(a Appliance, f Facts, d Decision) renderKey {
 	return renderKey{
-		app: a, mac: string(f.MAC), arch: f.Arch, platform: f.Platform, uuid: f.UUID,
+		base: a.Base, api: a.API, ca: a.CA, peers: strings.Join(a.Peers, " "), mac: string(f.MAC), arch: f.Arch, platform: f.Platform, uuid: f.UUID,
 		outcome: d.Outcome, token: d.Token, message: d.Message,
 		host: weak.Make(d.Host), installer: weak.Make(d.Installer),
 	}

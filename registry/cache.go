@@ -83,6 +83,10 @@ func (h HostRecord) clone() HostRecord {
 		t := *h.DoneToken
 		h.DoneToken = &t
 	}
+	if h.FailedToken != nil {
+		t := *h.FailedToken
+		h.FailedToken = &t
+	}
 	h.Power = slices.Clone(h.Power)
 	return h
 }

@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"reflect"
 	"strings"
@@ -251,7 +253,9 @@ func done(h HostRecord, in doneIn, l limits) (next HostRecord, a *Attempt, ok bo
 	want, got := h.Current.ImageSHA256, strings.ToLower(in.sha256)
 	if want != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
 		msg := fmt.Sprintf("the agent reported image sha256 %q, the plan's is %s", got, want)
+		t := reportToken(h, doneKey(got), in.now)
 		next, a = failCurrent(h, in.now, string(agentapi.PhaseReport), msg, l)
+		next.FailedToken = t
 		return next, a, false, nil
 	}
 	if cur.ImageSHA256 != "" {
@@ -276,9 +280,7 @@ func done(h HostRecord, in doneIn, l limits) (next HostRecord, a *Attempt, ok bo
 	h.State, h.Since, h.UpdatedAt = StateInstalled, in.now, in.now
 	h.Version = c.Version
 	h.Reason = fmt.Sprintf("installed %s (attempt %d)", c.Version.Name, c.Number)
-	if h.Token != nil {
-		h.DoneToken = &Token{SHA256: h.Token.SHA256, Attempt: h.Attempt, Expires: in.now.Add(doneAgainFor)}
-	}
+	h.DoneToken = reportToken(h, doneKey(got), in.now)
 	h.Current, h.Token, h.PendingVersion, h.LastError = nil, nil, "", ""
 	return h, &c, true, nil
 }
@@ -304,8 +306,32 @@ func fail(h HostRecord, in failIn, l limits) (HostRecord, *Attempt, error) {
 	default:
 		return h, nil, fmt.Errorf("%w: %s", ErrState, h.State)
 	}
+	t := reportToken(h, failedKey(in.phase, in.err), in.now)
 	h, a := failCurrent(h, in.now, in.phase, in.err, l)
+	h.FailedToken = t
 	return h, a, nil
+}
+
+// reportToken is what h keeps, as its DoneToken or FailedToken, of the
+// running attempt's token once the final report identified by key was
+// accepted; nil without a token.
+func reportToken(h HostRecord, key string, now time.Time) *Token {
+	if h.Token == nil {
+		return nil
+	}
+	return &Token{SHA256: h.Token.SHA256, Attempt: h.Attempt, Expires: now.Add(reportAgainFor), Report: key}
+}
+
+// doneKey identifies a success report by its digest: an agent sending its
+// report again sends the same one.
+func doneKey(sha256 string) string {
+	return "done " + strings.ToLower(sha256)
+}
+
+// failedKey identifies a failure report by its phase and error.
+func failedKey(phase, msg string) string {
+	sum := sha256.Sum256([]byte(phase + "\x00" + msg))
+	return "failed " + hex.EncodeToString(sum[:])
 }
 
 // failCurrent ends the running attempt as failed; the host is pending again
@@ -371,23 +397,36 @@ func reinstall(h HostRecord, exists bool, in reinstallIn) (HostRecord, *Attempt)
 	return h, a
 }
 
+// reportAgainFor is how long a final report sent again with the token of
+// an accepted one gets the same answer instead of a refusal: the agent's
+// retries of a report whose answer was lost, at the same appliance or at
+// another of its fleet, end within two minutes.
+const reportAgainFor = 10 * time.Minute
+
+// doneAgain reports whether token is that of the done the installed host
+// accepted last, less than reportAgainFor ago, with no attempt since,
+// and, unless key is "", whether the report is the same (doneKey).
+func doneAgain(h HostRecord, exists bool, token, key string, now time.Time) bool {
+	return h.State == StateInstalled && reportedAgain(h, h.DoneToken, exists, token, key, now)
+}
+
+// failedAgain is doneAgain for the failure report (failedKey, or the
+// doneKey of a digest other than the plan's) that ended the host's last
+// attempt.
+func failedAgain(h HostRecord, exists bool, token, key string, now time.Time) bool {
+	return (h.State == StatePending || h.State == StateFailed) && reportedAgain(h, h.FailedToken, exists, token, key, now)
+}
+
+// reportedAgain is doneAgain and failedAgain on the token t h kept.
+func reportedAgain(h HostRecord, t *Token, exists bool, token, key string, now time.Time) bool {
+	return exists && t != nil && h.Current == nil && h.Attempt == t.Attempt && now.Before(t.Expires) &&
+		(key == "" || key == t.Report) && subtle.ConstantTimeCompare([]byte(tokenDigest(token)), []byte(t.SHA256)) == 1
+}
+
 // authorize checks an install token against the record: the digest must
 // match, be meant for the pending or running attempt, and not be expired.
 // The error, wrapping ErrUnauthorized, says which check failed, for the
 // appliance's log; never show it to the client.
-// doneAgainFor is how long a done sent again with the token of an
-// accepted one gets the host's state instead of a refusal: the agent's
-// retries of a report whose answer was lost end within two minutes.
-const doneAgainFor = 10 * time.Minute
-
-// doneAgain reports whether token is that of the done the installed host
-// accepted last, less than doneAgainFor ago, with no attempt since.
-func doneAgain(h HostRecord, exists bool, token string, now time.Time) bool {
-	t := h.DoneToken
-	return exists && t != nil && h.State == StateInstalled && h.Current == nil && h.Attempt == t.Attempt &&
-		now.Before(t.Expires) && subtle.ConstantTimeCompare([]byte(tokenDigest(token)), []byte(t.SHA256)) == 1
-}
-
 func authorize(h HostRecord, exists bool, token string, now time.Time) error {
 	if !exists {
 		return fmt.Errorf("%w: no record for %s", ErrUnauthorized, h.MAC)

@@ -284,7 +284,7 @@ func TestDone(t *testing.T) {
 			doneIn{sha256: strings.ToUpper(sha), bytes: 4096, writeMS: 1500, now: now},
 			with(installing(2), func(h *HostRecord) {
 				h.State, h.Since, h.UpdatedAt, h.Version = StateInstalled, now, now, v11
-				h.DoneToken = &Token{SHA256: h.Token.SHA256, Attempt: 2, Expires: now.Add(10 * time.Minute)}
+				h.DoneToken = &Token{SHA256: h.Token.SHA256, Attempt: 2, Expires: now.Add(10 * time.Minute), Report: "done " + sha}
 				h.Current, h.Token, h.Reason = nil, nil, "installed demo-1.1 (attempt 2)"
 			}),
 			ended(writingImage(installing(2), 4096).Current, func(a *Attempt) {
@@ -293,7 +293,7 @@ func TestDone(t *testing.T) {
 		{"chunked: written, fetched and reused recorded", writingImage(installing(1), 4096), doneIn{sha256: sha, bytes: 4096, written: 1024, fetched: 512, reused: 3072, now: now},
 			with(installing(1), func(h *HostRecord) {
 				h.State, h.Since, h.UpdatedAt, h.Version = StateInstalled, now, now, v11
-				h.DoneToken = &Token{SHA256: h.Token.SHA256, Attempt: 1, Expires: now.Add(10 * time.Minute)}
+				h.DoneToken = &Token{SHA256: h.Token.SHA256, Attempt: 1, Expires: now.Add(10 * time.Minute), Report: "done " + sha}
 				h.Current, h.Token, h.Reason = nil, nil, "installed demo-1.1 (attempt 1)"
 			}),
 			ended(writingImage(installing(1), 4096).Current, func(a *Attempt) {
@@ -302,6 +302,7 @@ func TestDone(t *testing.T) {
 			}), true, nil},
 		{"digest differs: the attempt fails", writingImage(installing(1), 0), doneIn{sha256: "00", now: now},
 			with(installing(1), func(h *HostRecord) {
+				h.FailedToken = &Token{SHA256: h.Token.SHA256, Attempt: 1, Expires: now.Add(10 * time.Minute), Report: "done 00"}
 				h.State, h.Since, h.UpdatedAt, h.Current, h.Token, h.LastError = StatePending, now, now, nil, nil, mismatch
 				h.Reason = "attempt 1 of 3 failed, retrying at the next PXE boot: " + mismatch
 			}),
@@ -311,6 +312,7 @@ func TestDone(t *testing.T) {
 			}), false, nil},
 		{"digest differs on the last attempt: failed", writingImage(installing(3), 0), doneIn{sha256: "00", now: now},
 			with(installing(3), func(h *HostRecord) {
+				h.FailedToken = &Token{SHA256: h.Token.SHA256, Attempt: 3, Expires: now.Add(10 * time.Minute), Report: "done 00"}
 				h.State, h.Since, h.UpdatedAt, h.Current, h.Token, h.LastError = StateFailed, now, now, nil, nil, mismatch
 				h.Reason = "install failed 3 times in a row, last: " + mismatch
 			}),
@@ -358,16 +360,19 @@ func TestFail(t *testing.T) {
 	}{
 		{"installing attempt 1: pending for attempt 2", installing(1),
 			with(installing(1), func(h *HostRecord) {
+				h.FailedToken = &Token{SHA256: h.Token.SHA256, Attempt: 1, Expires: now.Add(10 * time.Minute), Report: failedKey("write", "EIO")}
 				h.State, h.Since, h.UpdatedAt, h.Current, h.Token, h.LastError = StatePending, now, now, nil, nil, "write: EIO"
 				h.Reason = "attempt 1 of 3 failed, retrying at the next PXE boot: write: EIO"
 			}), failedAttempt(installing(1).Current), nil},
 		{"installing attempt 3 of 3: failed", installing(3),
 			with(installing(3), func(h *HostRecord) {
+				h.FailedToken = &Token{SHA256: h.Token.SHA256, Attempt: 3, Expires: now.Add(10 * time.Minute), Report: failedKey("write", "EIO")}
 				h.State, h.Since, h.UpdatedAt, h.Current, h.Token, h.LastError = StateFailed, now, now, nil, nil, "write: EIO"
 				h.Reason = "install failed 3 times in a row, last: write: EIO"
 			}), failedAttempt(installing(3).Current), nil},
 		{"pending (failed before the plan): an attempt starts and fails", pendingToken(),
 			with(pendingToken(), func(h *HostRecord) {
+				h.FailedToken = &Token{SHA256: h.Token.SHA256, Attempt: 1, Expires: now.Add(10 * time.Minute), Report: failedKey("write", "EIO")}
 				h.Attempt, h.LastID, h.Since, h.UpdatedAt, h.Token, h.LastError = 1, 1, now, now, nil, "write: EIO"
 				h.Reason = "attempt 1 of 3 failed, retrying at the next PXE boot: write: EIO"
 			}),

@@ -98,6 +98,12 @@ type HostRecord struct {
 	// with it, because the agent never got the first answer, is answered
 	// with the host as it is, not refused (Registry.Done).
 	DoneToken *Token `json:"done_token,omitempty"`
+	// FailedToken is the same for the token whose attempt ended failed
+	// by its agent's report (failed, or a done with another digest than
+	// the plan's): the same report sent again, at this appliance or at
+	// another of the fleet, is answered with the host as it is, and
+	// records nothing (Registry.Fail).
+	FailedToken *Token `json:"failed_token,omitempty"`
 	// Power are the last power actions through the host's BMC, oldest
 	// first (RecordPower).
 	Power []PowerAction `json:"power,omitempty"`
@@ -138,6 +144,10 @@ type Token struct {
 	// Attempt is the attempt the token is valid for.
 	Attempt int       `json:"attempt"`
 	Expires time.Time `json:"expires"`
+	// Report identifies, in DoneToken and FailedToken, the report
+	// accepted with the token (doneKey, failedKey): only that report
+	// sent again gets the answer it got.
+	Report string `json:"report,omitempty"`
 }
 
 // Attempt is one install attempt: the history record of docs/DESIGN.md.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -169,18 +170,31 @@ func (r *Registry) Boot(ctx context.Context, mac net.HardwareAddr, hostname stri
 // error wraps ErrUnauthorized (with the reason, for logs) or is a store
 // failure.
 func (r *Registry) Authenticate(ctx context.Context, mac net.HardwareAddr, token string) (HostRecord, error) {
-	return r.authenticate(ctx, mac, token, false)
+	return r.authenticate(ctx, mac, token, nil)
 }
 
 // AuthenticateDone is Authenticate for a success report: it also takes
-// the token of the done the host accepted last, for a short while, so
-// that the same report sent again, its answer lost, gets to Done (which
-// answers it with the host as it is) instead of a refusal.
+// the token of the final report the host accepted last, for a short
+// while, so that the same report sent again, its answer lost (the
+// appliance that took it may have died since), gets to Done (which
+// answers it as it answered it first) instead of a refusal.
 func (r *Registry) AuthenticateDone(ctx context.Context, mac net.HardwareAddr, token string) (HostRecord, error) {
-	return r.authenticate(ctx, mac, token, true)
+	return r.authenticate(ctx, mac, token, func(h HostRecord, exists bool, now time.Time) bool {
+		return doneAgain(h, exists, token, "", now) || failedAgain(h, exists, token, "", now)
+	})
 }
 
-func (r *Registry) authenticate(ctx context.Context, mac net.HardwareAddr, token string, doneToo bool) (HostRecord, error) {
+// AuthenticateFailed is AuthenticateDone for a failure report, which gets
+// to Fail.
+func (r *Registry) AuthenticateFailed(ctx context.Context, mac net.HardwareAddr, token string) (HostRecord, error) {
+	return r.authenticate(ctx, mac, token, func(h HostRecord, exists bool, now time.Time) bool {
+		return failedAgain(h, exists, token, "", now)
+	})
+}
+
+// authenticate is Authenticate that also takes what again accepts, if
+// again is not nil.
+func (r *Registry) authenticate(ctx context.Context, mac net.HardwareAddr, token string, again func(h HostRecord, exists bool, now time.Time) bool) (HostRecord, error) {
 	h, err := r.Store.Host(ctx, mac.String())
 	exists := err == nil
 	if errors.Is(err, ErrNotFound) {
@@ -191,7 +205,7 @@ func (r *Registry) authenticate(ctx context.Context, mac net.HardwareAddr, token
 	}
 	now := r.now()
 	if err := authorize(h, exists, token, now); err != nil {
-		if doneToo && doneAgain(h, exists, token, now) {
+		if again != nil && again(h, exists, now) {
 			return h, nil
 		}
 		return HostRecord{}, err
@@ -252,15 +266,24 @@ type Report struct {
 
 // Done records the agent's success: the host is installed with the
 // attempt's version. A digest other than the plan's fails the attempt and
-// returns an error wrapping ErrDigest.
+// returns an error wrapping ErrDigest. The same report sent again with
+// the same token, its answer lost, gets the same answer and records
+// nothing: an agent retries at another appliance of the fleet when the
+// one it reported to died before answering.
 func (r *Registry) Done(ctx context.Context, mac net.HardwareAddr, token string, rep Report) (HostRecord, error) {
 	now := r.now()
 	var ended *Attempt
 	var ok, again bool
 	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
+		again = false // fn may run more than once
 		if err := authorize(*h, exists, token, now); err != nil {
-			if doneAgain(*h, exists, token, now) {
-				// The agent did not get the first answer: the same one.
+			// The agent did not get the first answer: the same one.
+			key := doneKey(rep.SHA256)
+			switch {
+			case doneAgain(*h, exists, token, key, now):
+				again, ok = true, true
+				return nil, nil
+			case failedAgain(*h, exists, token, key, now):
 				again = true
 				return nil, nil
 			}
@@ -274,9 +297,13 @@ func (r *Registry) Done(ctx context.Context, mac net.HardwareAddr, token string,
 	if err != nil {
 		return HostRecord{}, err
 	}
-	if again {
+	switch {
+	case again && ok:
 		r.log().Info("install done reported again: the first report was accepted", "mac", h.MAC, "attempt", h.Attempt)
 		return h, nil
+	case again:
+		r.log().Info("install done reported again: the first report failed the attempt", "mac", h.MAC, "attempt", h.Attempt)
+		return h, ErrDigest
 	}
 	if !ok {
 		r.changed("failed", h, ended)
@@ -305,12 +332,20 @@ func (r *Registry) Writing(ctx context.Context, mac net.HardwareAddr, token stri
 
 // Fail records the agent's failure: the host is pending for another
 // attempt, or failed after MaxAttempts. A host still pending (its agent
-// failed before, or while, fetching the plan) fails an attempt too.
+// failed before, or while, fetching the plan) fails an attempt too. The
+// same report sent again with the same token, its answer lost, gets the
+// host as it is and records nothing (see Done).
 func (r *Registry) Fail(ctx context.Context, mac net.HardwareAddr, token string, rep Report) (HostRecord, error) {
 	now := r.now()
 	var ended *Attempt
+	var again bool
 	h, err := r.Store.Update(ctx, mac.String(), func(h *HostRecord, exists bool) (*Attempt, error) {
+		again = false // fn may run more than once
 		if err := authorize(*h, exists, token, now); err != nil {
+			if failedAgain(*h, exists, token, failedKey(rep.Phase, rep.Error), now) {
+				again = true
+				return nil, nil
+			}
 			return nil, err
 		}
 		next, a, err := fail(*h, failIn{phase: rep.Phase, err: rep.Error, now: now}, r.limits())
@@ -320,6 +355,10 @@ func (r *Registry) Fail(ctx context.Context, mac net.HardwareAddr, token string,
 	if err != nil {
 		return HostRecord{}, err
 	}
+	if again {
+		r.log().Info("install failure reported again: the first report was recorded", "mac", h.MAC, "attempt", h.Attempt)
+		return h, nil
+	}
 	r.changed("failed", h, ended)
 	r.log().Warn("install failed", "mac", h.MAC, "attempt", ended.Number, "state", string(h.State), "phase", rep.Phase, "err", rep.Error)
 	return h, nil
@@ -327,13 +366,26 @@ func (r *Registry) Fail(ctx context.Context, mac net.HardwareAddr, token string,
 
 // AppendLog adds lines to the log of the agent of mac: the running attempt,
 // or the one about to start when the agent logs before fetching its plan.
-// It returns the attempt ID and the batch's sequence number.
-func (r *Registry) AppendLog(ctx context.Context, mac net.HardwareAddr, token string, lines []string) (id, seq int, err error) {
+// It returns the attempt ID and the batch's sequence number. Lines sent
+// again (again: their first sending got no answer, agentapi.Log.Again)
+// that already end the attempt's log are not stored twice: seq is then 0.
+func (r *Registry) AppendLog(ctx context.Context, mac net.HardwareAddr, token string, lines []string, again bool) (id, seq int, err error) {
 	h, err := r.Authenticate(ctx, mac, token)
 	if err != nil {
 		return 0, 0, err
 	}
 	id = LogID(h)
+	if again && len(lines) > 0 {
+		// Rare (an appliance died, or answered 5xx), so the read of
+		// the log costs nothing in the common case.
+		tail, err := r.Store.Log(ctx, h.MAC, id, 0)
+		if err != nil {
+			return 0, 0, err
+		}
+		if n := len(tail.Lines); n >= len(lines) && slices.Equal(tail.Lines[n-len(lines):], lines) {
+			return id, 0, nil
+		}
+	}
 	seq, err = r.Store.AppendLog(ctx, h.MAC, id, lines)
 	return id, seq, err
 }

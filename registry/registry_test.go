@@ -45,7 +45,7 @@ func TestRegistryInstallFlow(t *testing.T) {
 	if _, err := r.Authenticate(ctx, hwB, d.Token); !errors.Is(err, registry.ErrUnauthorized) {
 		t.Errorf("token of %s accepted for %s: %v", hwA, hwB, err)
 	}
-	id, seq, err := r.AppendLog(ctx, hwA, d.Token, []string{"network up"})
+	id, seq, err := r.AppendLog(ctx, hwA, d.Token, []string{"network up"}, false)
 	if err != nil || id != 1 || seq != 1 {
 		t.Fatalf("AppendLog before the plan = %d, %d, %v; want attempt 1, batch 1", id, seq, err)
 	}
@@ -54,7 +54,7 @@ func TestRegistryInstallFlow(t *testing.T) {
 	if err != nil || a.ID != 1 || a.Number != 1 {
 		t.Fatalf("Start = %+v, %v", a, err)
 	}
-	if _, _, err := r.AppendLog(ctx, hwA, d.Token, []string{"writing"}); err != nil {
+	if _, _, err := r.AppendLog(ctx, hwA, d.Token, []string{"writing"}, false); err != nil {
 		t.Fatal(err)
 	}
 	// Success before the agent was seen writing is refused, and changes

@@ -25,11 +25,20 @@ const adminToken = "admin-0123456789abcdef0123456789abcdef"
 type appliance struct {
 	t   *testing.T
 	url string
+	ts  *httptest.Server
 	reg *registry.Registry
 	art string // the artifacts directory
 }
 
 func newAppliance(t *testing.T, img testImage) *appliance {
+	t.Helper()
+	return newAppliances(t, img, 1, nil)[0]
+}
+
+// newAppliances is n appliances of one fleet: one registry store and
+// token key, as appliances sharing etcd. wrap, if set, wraps the handler
+// of appliance i.
+func newAppliances(t *testing.T, img testImage, n int, wrap func(i int, h http.Handler) http.Handler) []*appliance {
 	t.Helper()
 	profDir, artDir := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(artDir, "os.img.zst"), img.zst, 0o644); err != nil {
@@ -57,14 +66,23 @@ hosts:
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := &registry.Registry{Store: registry.NewMemory()}
-	mux := http.NewServeMux()
-	mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set, AdminToken: adminToken,
-		Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: artDir}).Image}})
-	mux.Handle("/artifacts/", &artifacts.Handler{Dir: artDir, Prefix: "/artifacts/"})
-	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
-	return &appliance{t: t, url: ts.URL, reg: reg, art: artDir}
+	store, key := registry.NewMemory(), []byte("the fleet's token key")
+	var aps []*appliance
+	for i := range n {
+		reg := &registry.Registry{Store: store, Key: key}
+		mux := http.NewServeMux()
+		mux.Handle("/api/", &api.Server{Registry: reg, Fleet: set, AdminToken: adminToken,
+			Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: artDir}).Image}})
+		mux.Handle("/artifacts/", &artifacts.Handler{Dir: artDir, Prefix: "/artifacts/"})
+		var h http.Handler = mux
+		if wrap != nil {
+			h = wrap(i, mux)
+		}
+		ts := httptest.NewServer(h)
+		t.Cleanup(ts.Close)
+		aps = append(aps, &appliance{t: t, url: ts.URL, ts: ts, reg: reg, art: artDir})
+	}
+	return aps
 }
 
 // boot is the machine's PXE boot: the appliance mints the install token

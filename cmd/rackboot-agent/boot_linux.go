@@ -72,11 +72,11 @@ func boot(con *console, consoleErr error) (after string) {
 		return fail(con, agentapi.PhaseBoot, err)
 	}
 
-	roots, err := loadCA(cfg.Server, caFile)
+	roots, err := loadCA(cfg.Servers, caFile)
 	if err != nil {
 		return fail(con, agentapi.PhaseBoot, err)
 	}
-	api := newClient(cfg, roots)
+	api := newClient(cfg, roots, log)
 	a = newAgent(con, log, api)
 
 	rng := make(chan error, 1)

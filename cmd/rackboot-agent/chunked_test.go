@@ -42,6 +42,15 @@ var chunkRequests atomic.Int64
 // serves.
 func newChunkAppliance(t *testing.T, v1, v2 []byte, opts ...func(*api.Server)) (*appliance, map[string]*chunkstore.Index) {
 	t.Helper()
+	aps, ixs := newChunkAppliances(t, v1, v2, 1, nil, opts...)
+	return aps[0], ixs
+}
+
+// newChunkAppliances is newChunkAppliance as n appliances of one fleet
+// (one registry store and token key, the same artifacts); wrap, if set,
+// wraps the handler of appliance i.
+func newChunkAppliances(t *testing.T, v1, v2 []byte, n int, wrap func(i int, h http.Handler) http.Handler, opts ...func(*api.Server)) ([]*appliance, map[string]*chunkstore.Index) {
+	t.Helper()
 	profDir, artDir := t.TempDir(), t.TempDir()
 	store := filepath.Join(artDir, profiles.ChunkDir)
 	ixs := map[string]*chunkstore.Index{}
@@ -87,23 +96,32 @@ hosts:
 		}
 		return artifacts.Index{Size: ix.Size, Stored: ix.StoredSize(), SHA256: ix.Digest(), Source: ix.SourceDigest()}, nil
 	}
-	reg := &registry.Registry{Store: registry.NewMemory()}
-	mux := http.NewServeMux()
-	srv := &api.Server{Registry: reg, Fleet: set, AdminToken: adminToken,
-		Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: artDir}).Image, ChunkIndex: (&artifacts.Indexes{Dir: artDir, Parse: parse}).Image}}
-	for _, o := range opts {
-		o(srv)
+	records, key := registry.NewMemory(), []byte("the fleet's token key")
+	var aps []*appliance
+	for i := range n {
+		reg := &registry.Registry{Store: records, Key: key}
+		mux := http.NewServeMux()
+		srv := &api.Server{Registry: reg, Fleet: set, AdminToken: adminToken,
+			Planner: profiles.Planner{ImageSizes: (&artifacts.Sizes{Dir: artDir}).Image, ChunkIndex: (&artifacts.Indexes{Dir: artDir, Parse: parse}).Image}}
+		for _, o := range opts {
+			o(srv)
+		}
+		mux.Handle("/api/", srv)
+		mux.Handle("/artifacts/", &artifacts.Handler{Dir: artDir, Prefix: "/artifacts/", QuietDir: profiles.ChunkDir, ChunkStore: profiles.ChunkDir,
+			OnServe: func(s artifacts.Served) {
+				if strings.HasPrefix(s.Path, profiles.ChunkDir) {
+					chunkRequests.Add(1)
+				}
+			}})
+		var h http.Handler = mux
+		if wrap != nil {
+			h = wrap(i, mux)
+		}
+		ts := httptest.NewServer(h)
+		t.Cleanup(ts.Close)
+		aps = append(aps, &appliance{t: t, url: ts.URL, ts: ts, reg: reg, art: artDir})
 	}
-	mux.Handle("/api/", srv)
-	mux.Handle("/artifacts/", &artifacts.Handler{Dir: artDir, Prefix: "/artifacts/", QuietDir: profiles.ChunkDir, ChunkStore: profiles.ChunkDir,
-		OnServe: func(s artifacts.Served) {
-			if strings.HasPrefix(s.Path, profiles.ChunkDir) {
-				chunkRequests.Add(1)
-			}
-		}})
-	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
-	return &appliance{t: t, url: ts.URL, reg: reg, art: artDir}, ixs
+	return aps, ixs
 }
 
 // TestChunkedAgainstAppliance: the agent installs os-1 from chunks, then,

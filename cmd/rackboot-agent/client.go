@@ -9,14 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/rackboot/rackboot/agentapi"
-	"github.com/rackboot/rackboot/imaging"
 )
 
 // The wire format is package agentapi's, shared with the appliance; the
@@ -66,22 +66,31 @@ func retryable(err error) bool {
 	return true
 }
 
-// client speaks the appliance's agent API for one MAC and token.
+// client speaks the agent API for one MAC and token to the appliances of
+// the kernel command line. Requests go to one of them at a time, the
+// serving appliance first; a request that fails with a retryable error
+// moves this request and the later ones to the next appliance, round
+// robin (failover): the install token is valid at every appliance of the
+// fleet, which share one registry (docs/DESIGN.md, "Several appliances").
 type client struct {
-	base  *url.URL
-	mac   string
-	token string
-	hc    *http.Client
+	servers []*url.URL // the appliances, the serving one first
+	mac     string
+	token   string
+	hc      *http.Client
+	logger  *slog.Logger
+
+	mu  sync.Mutex
+	cur int // index in servers of the appliance requests go to
 }
 
 // requestTimeout bounds every API request. The API's answers are small;
 // the image download does not go through this client.
 const requestTimeout = 30 * time.Second
 
-// newClient returns the client of cfg's appliance. roots is the CA an https
-// appliance is verified against, the only one (see loadCA); nil for an
-// http one.
-func newClient(cfg config, roots *x509.CertPool) *client {
+// newClient returns the client of cfg's appliances, logging failovers to
+// log. roots is the CA an https appliance is verified against, the only
+// one (see loadCA); nil for http ones.
+func newClient(cfg config, roots *x509.CertPool, log *slog.Logger) *client {
 	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
@@ -90,8 +99,30 @@ func newClient(cfg config, roots *x509.CertPool) *client {
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       90 * time.Second,
 	}
-	return &client{base: cfg.Server, mac: cfg.MAC.String(), token: cfg.Token,
+	return &client{servers: cfg.Servers, mac: cfg.MAC.String(), token: cfg.Token, logger: log,
 		hc: &http.Client{Transport: tr, Timeout: requestTimeout}}
+}
+
+// server returns the appliance requests go to now, and its index for
+// failover.
+func (c *client) server() (int, *url.URL) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur, c.servers[c.cur]
+}
+
+// failover moves the requests from servers[i], which failed with err, to
+// the next appliance, and logs it. Requests that failed at once on the
+// same appliance move them once: a failover another one did already
+// stands. With one appliance it does nothing.
+func (c *client) failover(i int, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.servers) < 2 || c.cur != i {
+		return
+	}
+	c.cur = (i + 1) % len(c.servers)
+	c.logger.Warn(fmt.Sprintf("appliance %s unreachable (%v); going on with %s", c.servers[i], err, c.servers[c.cur]))
 }
 
 // authHeader is what every agent request carries; the image download
@@ -102,42 +133,6 @@ func (c *client) authHeader() http.Header {
 	h.Set(agentapi.MACHeader, c.mac)
 	h.Set("User-Agent", "rackboot-agent")
 	return h
-}
-
-// sameOrigin reports whether raw is on the appliance (same scheme, host
-// and port), so that the install token may be sent with it: an image on
-// another server must not learn it, nor may it cross in clear to the
-// appliance's plain HTTP port, where images are served while the API is
-// on HTTPS.
-func (c *client) sameOrigin(raw string) bool {
-	u, err := url.Parse(raw)
-	return err == nil && strings.EqualFold(u.Scheme, c.base.Scheme) && strings.EqualFold(u.Host, c.base.Host)
-}
-
-// imageSource is the Opener of a plan's image: an HTTP download that
-// resumes with Range requests, carrying the install token when the image
-// is on the appliance.
-func (c *client) imageSource(img agentapi.Image) imaging.Opener {
-	src := &imaging.HTTPSource{URL: img.URL}
-	if c.sameOrigin(img.URL) {
-		src.Header = c.authHeader()
-	}
-	return src.Open
-}
-
-// chunkStore is where a chunked image's index and chunks come from,
-// carrying the install token when all of them are on the appliance.
-func (c *client) chunkStore(img agentapi.Image) imaging.ChunkStore {
-	return &imaging.HTTPChunks{Base: img.Chunks, Header: c.chunkHeader(img)}
-}
-
-// chunkHeader is what requests for img's chunks and indexes carry: the
-// install token when all of them are on the appliance, else nothing.
-func (c *client) chunkHeader(img agentapi.Image) http.Header {
-	if c.sameOrigin(img.Chunks) && c.sameOrigin(img.URL) && (img.Seed == nil || c.sameOrigin(img.Seed.URL)) {
-		return c.authHeader()
-	}
-	return nil
 }
 
 func (c *client) plan(ctx context.Context) (*agentapi.PlanResponse, error) {
@@ -152,8 +147,12 @@ func (c *client) progress(ctx context.Context, p agentapi.Progress) error {
 	return c.do(ctx, http.MethodPost, agentapi.PathProgress, p, nil)
 }
 
-func (c *client) log(ctx context.Context, lines []string) error {
-	return c.do(ctx, http.MethodPost, agentapi.PathLog, agentapi.Log{Lines: lines}, nil)
+// log posts a batch of log lines. Sent again to the next appliance, the
+// batch says so (agentapi.Log.Again): the first may have stored it.
+func (c *client) log(ctx context.Context, l agentapi.Log) error {
+	again := l
+	again.Again = true
+	return c.send(ctx, http.MethodPost, agentapi.PathLog, l, again, nil)
 }
 
 func (c *client) done(ctx context.Context, d agentapi.Done) (agentapi.Result, error) {
@@ -170,17 +169,51 @@ func (c *client) failed(ctx context.Context, f agentapi.Failed) (agentapi.Result
 
 // do sends one request with a JSON body (unless in is nil) and decodes a
 // 2xx answer's JSON into out (unless out is nil). Any other answer is an
-// *apiError with the appliance's message.
+// *apiError with the appliance's message. A retryable failure is sent
+// again at once to the next appliance, each appliance tried at most once,
+// while ctx lasts; the caller's backoff paces further tries.
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.send(ctx, method, path, in, in, out)
+}
+
+// send is do with the body again sent instead of in to the appliances
+// after the first.
+func (c *client) send(ctx context.Context, method, path string, in, again, out any) error {
+	var err error
+	for try := range c.servers {
+		body := in
+		if try > 0 {
+			body = again
+		}
+		var b []byte
+		if body != nil {
+			if b, err = json.Marshal(body); err != nil {
+				return fmt.Errorf("%s %s: %w", method, path, err)
+			}
+		}
+		i, server := c.server()
+		err = c.doAt(ctx, server, method, path, b, out)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		// The caller's deadline passing on a request is an appliance
+		// too slow to answer: the next request goes elsewhere, this one
+		// ends.
+		c.failover(i, err)
+		if ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// doAt is do at one appliance, with the body encoded (nil: none).
+func (c *client) doAt(ctx context.Context, server *url.URL, method, path string, in []byte, out any) error {
 	var body io.Reader
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", method, path, err)
-		}
-		body = bytes.NewReader(b)
+		body = bytes.NewReader(in)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.JoinPath(path).String(), body)
+	req, err := http.NewRequestWithContext(ctx, method, server.JoinPath(path).String(), body)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -59,7 +60,7 @@ func testClient(t *testing.T, h http.Handler) *client {
 	t.Cleanup(ts.Close)
 	u, _ := url.Parse(ts.URL)
 	mac, _ := net.ParseMAC("52:54:00:00:01:01")
-	return newClient(config{Server: u, MAC: mac, Token: testToken}, nil)
+	return newClient(config{Servers: []*url.URL{u}, MAC: mac, Token: testToken}, nil, slog.New(slog.DiscardHandler))
 }
 
 func TestClientRequests(t *testing.T) {
@@ -85,7 +86,7 @@ func TestClientRequests(t *testing.T) {
 	if err := c.progress(ctx, agentapi.Progress{Phase: "image", Done: 1, Total: 2, Rate: 3.5}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.log(ctx, []string{"a", "b"}); err != nil {
+	if err := c.log(ctx, agentapi.Log{Lines: []string{"a", "b"}}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := c.done(ctx, agentapi.Done{SHA256: "ab", Bytes: 5, DurationMS: 6})
@@ -147,7 +148,7 @@ func TestClientErrors(t *testing.T) {
 		ts := httptest.NewServer(http.NotFoundHandler())
 		u, _ := url.Parse(ts.URL)
 		ts.Close()
-		c := newClient(config{Server: u, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Token: "t"}, nil)
+		c := newClient(config{Servers: []*url.URL{u}, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Token: "t"}, nil, slog.New(slog.DiscardHandler))
 		_, err := c.plan(context.Background())
 		if err == nil || !retryable(err) || unauthorized(err) {
 			t.Errorf("plan from a closed port: %v (retryable %v), want a retryable error", err, retryable(err))
@@ -173,7 +174,6 @@ func TestClientErrors(t *testing.T) {
 
 func TestSameOrigin(t *testing.T) {
 	u, _ := url.Parse("http://192.0.2.1:8080")
-	c := &client{base: u}
 	for raw, want := range map[string]bool{
 		"http://192.0.2.1:8080/artifacts/os.img.zst?mac=x": true,
 		"HTTP://192.0.2.1:8080/x":                          true,
@@ -183,7 +183,7 @@ func TestSameOrigin(t *testing.T) {
 		"http://192.0.2.1:8080@evil.example.com/x":         false,
 		"::bad": false,
 	} {
-		if got := c.sameOrigin(raw); got != want {
+		if got := sameOrigin(raw, u); got != want {
 			t.Errorf("sameOrigin(%q) = %v, want %v", raw, got, want)
 		}
 	}

@@ -12,10 +12,13 @@ import (
 
 // config is what the agent reads from /proc/cmdline.
 type config struct {
-	Server *url.URL         // the appliance, no path
-	MAC    net.HardwareAddr // the boot NIC
-	Token  string
-	After  string // agentapi.AfterReboot or agentapi.AfterPoweroff
+	// Servers are the appliances' agent APIs, no path: the one that
+	// served the boot script first, then the others of its fleet, which
+	// the client fails over to (client.failover).
+	Servers []*url.URL
+	MAC     net.HardwareAddr // the boot NIC
+	Token   string
+	After   string // agentapi.AfterReboot or agentapi.AfterPoweroff
 }
 
 // parseCmdline reads the agent's parameters from a kernel command line.
@@ -28,10 +31,10 @@ func parseCmdline(s string) (config, error) {
 	var errs []error
 	if v, ok := p[agentapi.ParamServer]; !ok || v == "" {
 		errs = append(errs, fmt.Errorf("%s= missing", agentapi.ParamServer))
-	} else if u, err := parseServer(v); err != nil {
+	} else if us, err := parseServers(v); err != nil {
 		errs = append(errs, err)
 	} else {
-		cfg.Server = u
+		cfg.Servers = us
 	}
 	if v, ok := p[agentapi.ParamMAC]; !ok || v == "" {
 		errs = append(errs, fmt.Errorf("%s= missing", agentapi.ParamMAC))
@@ -61,6 +64,26 @@ func parseCmdline(s string) (config, error) {
 		return config{}, fmt.Errorf("kernel command line: %w", errors.Join(errs...))
 	}
 	return cfg, nil
+}
+
+// parseServers accepts a comma-separated list of appliance URLs, each as
+// parseServer does: the serving appliance's, then the other appliances'
+// of its fleet (ipxe.Appliance.Peers).
+func parseServers(v string) ([]*url.URL, error) {
+	var us []*url.URL
+	var errs []error
+	for _, s := range strings.Split(v, ",") {
+		u, err := parseServer(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		us = append(us, u)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return us, nil
 }
 
 // parseServer accepts an http or https URL with a host and no path beyond

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,6 +48,21 @@ func TestParseCmdline(t *testing.T) {
 			want:    want{"http://192.0.2.1", "52:54:00:00:01:01", "t", agentapi.AfterReboot},
 		},
 		{
+			name:    "several appliances, the serving one first",
+			cmdline: "rackboot.server=https://192.0.2.1:8443,https://192.0.2.2:8443/,http://[2001:db8::3]:8080 rackboot.mac=52:54:00:00:01:01 rackboot.token=t",
+			want:    want{"https://192.0.2.1:8443,https://192.0.2.2:8443,http://[2001:db8::3]:8080", "52:54:00:00:01:01", "t", agentapi.AfterReboot},
+		},
+		{
+			name:    "one of several invalid",
+			cmdline: "rackboot.server=https://192.0.2.1:8443,ftp://192.0.2.2,https://192.0.2.3/api rackboot.mac=52:54:00:00:01:01 rackboot.token=t",
+			errs:    []string{`rackboot.server="ftp://192.0.2.2"`, `rackboot.server="https://192.0.2.3/api": want https://HOST[:PORT] without path`},
+		},
+		{
+			name:    "an empty entry in the list",
+			cmdline: "rackboot.server=https://192.0.2.1:8443,,https://192.0.2.2:8443 rackboot.mac=52:54:00:00:01:01 rackboot.token=t",
+			errs:    []string{`rackboot.server="": want https://HOST[:PORT]`},
+		},
+		{
 			name:    "nothing",
 			cmdline: "console=ttyS0 quiet",
 			errs:    []string{"rackboot.server= missing", "rackboot.mac= missing", "rackboot.token= missing"},
@@ -82,12 +99,21 @@ func TestParseCmdline(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := want{cfg.Server.String(), cfg.MAC.String(), cfg.Token, cfg.After}
+			got := want{servers(cfg), cfg.MAC.String(), cfg.Token, cfg.After}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
 			}
 		})
 	}
+}
+
+// servers is cfg's appliances as they were written, comma-separated.
+func servers(cfg config) string {
+	s := make([]string, len(cfg.Servers))
+	for i, u := range cfg.Servers {
+		s[i] = u.String()
+	}
+	return strings.Join(s, ",")
 }
 
 func TestSplitCmdline(t *testing.T) {
@@ -128,7 +154,7 @@ func FuzzCmdline(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		cfg, err := parseCmdline(s)
 		if err == nil {
-			if cfg.Server == nil || cfg.Server.Host == "" || len(cfg.MAC) != 6 || cfg.Token == "" || !printableToken(cfg.Token) {
+			if len(cfg.Servers) == 0 || slices.ContainsFunc(cfg.Servers, func(u *url.URL) bool { return u.Host == "" }) || len(cfg.MAC) != 6 || cfg.Token == "" || !printableToken(cfg.Token) {
 				t.Fatalf("accepted an unusable config from %q: %+v", s, cfg)
 			}
 			if cfg.After != agentapi.AfterReboot && cfg.After != agentapi.AfterPoweroff {

@@ -18,7 +18,7 @@ import (
 )
 
 // localUsage is the help of runLocal.
-const localUsage = `usage: rackboot-agent -disk FILE [-disk FILE]... [-ca FILE] [-linger DURATION] rackboot.server=URL rackboot.mac=MAC rackboot.token=TOKEN
+const localUsage = `usage: rackboot-agent -disk FILE [-disk FILE]... [-ca FILE] [-linger DURATION] rackboot.server=URL[,URL]... rackboot.mac=MAC rackboot.token=TOKEN
 
 Outside the installer (not PID 1), rackboot-agent runs one install attempt of
 the machine named by the kernel-line parameters (the words the appliance's
@@ -67,12 +67,12 @@ func runLocal(args []string, stderr io.Writer) int {
 	start := time.Now()
 	con := newConsole(stderr, func() time.Duration { return time.Since(start) })
 	log := newLogger(con, slog.LevelInfo)
-	roots, err := loadCA(cfg.Server, *ca)
+	roots, err := loadCA(cfg.Servers, *ca)
 	if err != nil {
 		fmt.Fprintf(stderr, "rackboot-agent: %v\n", err)
 		return 2
 	}
-	a := newAgent(con, log, newClient(cfg, roots))
+	a := newAgent(con, log, newClient(cfg, roots, log))
 	a.disks = func() ([]imaging.Disk, error) { return fileDisks(disks) }
 	a.diskWait = 0
 	a.peerLinger, a.peerIdle = *linger, *idle

@@ -12,6 +12,10 @@
 //
 //	rackboot.server=http://IP:PORT rackboot.mac=MAC rackboot.token=TOKEN [rackboot.after=poweroff]
 //
+// rackboot.server= may list several appliances of one fleet, comma-separated,
+// the serving one first: the agent goes on with the next when the one it
+// talks to fails (failover.go).
+//
 // Whatever fails, the machine reboots after showing the error: the
 // appliance counts the failed attempt, and the next network boot retries.
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -30,7 +31,7 @@ const peerIdle = 30 * time.Second
 type peerSession struct {
 	log      *slog.Logger
 	settings agentapi.PeerSettings
-	src      *imaging.PeerChunks
+	src      *failoverChunks // of imaging.PeerChunks, one per appliance
 	rep      *holdingsReporter
 
 	// ln is the chunk server's listener, disk the target opened for
@@ -51,6 +52,8 @@ type peerSession struct {
 	// that no other machine installs the image: nobody needs the
 	// linger.
 	waveOver bool
+	// fetchers are src's chunk stores, one per appliance it went to.
+	fetchers []*imaging.PeerChunks
 }
 
 // startPeers opens the chunk server's port and the target for reading,
@@ -60,8 +63,16 @@ func (a *agent) startPeers(ctx context.Context, img agentapi.Image, target strin
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.repCancel = func() {}
 	s.rep = &holdingsReporter{post: a.api.holdings, image: img.SHA256}
-	s.src = &imaging.PeerChunks{Base: img.Chunks, Image: img.SHA256, Header: a.api.chunkHeader(img),
-		Logger: a.log, OnPeerFailure: s.rep.failure}
+	// A PeerChunks per appliance, as the failover goes: each asks its
+	// appliance where chunks are.
+	s.src = a.api.chunksAt(func(server *url.URL) chunkSource {
+		p := &imaging.PeerChunks{Base: a.api.at(img.Chunks, server), Image: img.SHA256, Header: a.api.chunkHeader(img, server),
+			Logger: a.log, OnPeerFailure: s.rep.failure}
+		s.mu.Lock()
+		s.fetchers = append(s.fetchers, p)
+		s.mu.Unlock()
+		return p
+	})
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(img.Peers.Port)))
 	if err != nil {
 		a.log.Warn("cannot serve chunks to peers: fetching from them only", "port", img.Peers.Port, "err", err)
@@ -137,8 +148,14 @@ func (s *peerSession) final(ctx context.Context) {
 
 // received is the compressed chunk bytes fetched from peers so far.
 func (s *peerSession) received() int64 {
-	_, peers := s.src.Received()
-	return peers
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, p := range s.fetchers {
+		_, peers := p.Received()
+		n += peers
+	}
+	return n
 }
 
 // served is the bytes the chunk server has sent its peers.

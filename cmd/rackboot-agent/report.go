@@ -18,10 +18,15 @@ const reportInterval = time.Second
 // batches.
 type shipper struct {
 	con  *console
-	post func(ctx context.Context, lines []string) error
+	post func(ctx context.Context, l agentapi.Log) error
 
 	mu      sync.Mutex // one batch at a time, so lines arrive in order
 	refused bool       // the appliance refused the token: stop trying
+	// unanswered is the batch whose sending failed: the appliance may
+	// have stored it and died before answering. It is sent again first,
+	// as it was, marked Again, so that the appliance that gets it stores
+	// it no second time.
+	unanswered []string
 }
 
 // maxBatch keeps each POST within the API's limits (10000 lines, 1 MiB).
@@ -50,23 +55,39 @@ func (s *shipper) flush(ctx context.Context) error {
 	if s.refused {
 		return nil
 	}
-	for len(lines) > 0 {
-		n := min(len(lines), maxBatch)
-		err := s.post(ctx, lines[:n])
-		switch {
-		case err == nil:
-			lines = lines[n:]
-		case retryable(err):
+	if len(s.unanswered) > 0 {
+		if err := s.send(ctx, agentapi.Log{Lines: s.unanswered, Again: true}); err != nil {
 			s.con.putBack(lines)
-			return err
-		default:
-			// A 401 (the attempt ended) or a 4xx that resending the same
-			// lines cannot fix; the console still has them.
-			s.refused = unauthorized(err)
 			return err
 		}
 	}
+	for len(lines) > 0 {
+		n := min(len(lines), maxBatch)
+		if err := s.send(ctx, agentapi.Log{Lines: lines[:n:n]}); err != nil {
+			s.con.putBack(lines[n:])
+			return err
+		}
+		lines = lines[n:]
+	}
 	return nil
+}
+
+// send posts one batch. A batch that fails with a retryable error is kept
+// as unanswered; one refused for good is dropped (a 401: the attempt
+// ended; another 4xx: resending the same lines cannot fix it), the
+// console still shows it.
+func (s *shipper) send(ctx context.Context, l agentapi.Log) error {
+	err := s.post(ctx, l)
+	switch {
+	case err == nil:
+		s.unanswered = nil
+	case retryable(err):
+		s.unanswered = l.Lines
+	default:
+		s.unanswered = nil
+		s.refused = unauthorized(err)
+	}
+	return err
 }
 
 // progress keeps the install's latest progress, prints it on the console

@@ -111,12 +111,14 @@ func TestConsoleBound(t *testing.T) {
 func TestShipper(t *testing.T) {
 	con := newConsole(&bytes.Buffer{}, fixedUptime(0))
 	var sent [][]string
+	var again []bool
 	var fail error
-	s := &shipper{con: con, post: func(_ context.Context, lines []string) error {
+	s := &shipper{con: con, post: func(_ context.Context, l agentapi.Log) error {
 		if fail != nil {
 			return fail
 		}
-		sent = append(sent, lines)
+		sent = append(sent, l.Lines)
+		again = append(again, l.Again)
 		return nil
 	}}
 	ctx := context.Background()
@@ -130,7 +132,7 @@ func TestShipper(t *testing.T) {
 		t.Fatalf("batches of %d lines, want %d and 1", batchSizes(sent), maxBatch)
 	}
 
-	sent = nil
+	sent, again = nil, nil
 	fail = &apiError{Status: 503, Msg: "busy"}
 	fmt.Fprintf(con, "kept\n")
 	if err := s.flush(ctx); err == nil {
@@ -141,8 +143,13 @@ func TestShipper(t *testing.T) {
 	if err := s.flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([][]string{{"[    0.000] kept", "[    0.000] later"}}, sent); diff != "" {
+	// The batch that got no answer goes again as it was, marked, then
+	// the lines after it.
+	if diff := cmp.Diff([][]string{{"[    0.000] kept"}, {"[    0.000] later"}}, sent); diff != "" {
 		t.Errorf("after a retryable failure (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]bool{true, false}, again); diff != "" {
+		t.Errorf("Again after a retryable failure (-want +got):\n%s", diff)
 	}
 
 	sent = nil

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,18 +107,20 @@ func newTarget(t *testing.T, size int64) (string, func() ([]imaging.Disk, error)
 	}
 }
 
-// testAgent is an agent against the appliance at base, installing onto
-// disks, with short retries; screen is its console.
+// testAgent is an agent against the appliance at base (or the
+// comma-separated appliances, as rackboot.server= names them), installing
+// onto disks, with short retries; screen is its console.
 func testAgent(t *testing.T, base, mac, token string, disks func() ([]imaging.Disk, error)) (*agent, *syncBuffer) {
 	t.Helper()
-	u, err := url.Parse(base)
+	servers, err := parseServers(base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hw, _ := net.ParseMAC(mac)
 	screen := &syncBuffer{}
 	con := newConsole(screen, fixedUptime(0))
-	a := newAgent(con, newLogger(con, slog.LevelInfo), newClient(config{Server: u, MAC: hw, Token: token}, nil))
+	log := newLogger(con, slog.LevelInfo)
+	a := newAgent(con, log, newClient(config{Servers: servers, MAC: hw, Token: token}, nil, log))
 	a.disks = disks
 	a.diskWait = 500 * time.Millisecond
 	a.planRetry = backoff{first: 10 * time.Millisecond, max: 20 * time.Millisecond, total: 2 * time.Second}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 )
 
 // caFile is where the appliance's CA is in the installer: the per-machine
@@ -14,15 +15,18 @@ import (
 // unpacks over the installer's own (docs/DESIGN.md, section 7, "TLS").
 const caFile = "/etc/rackboot/ca.pem"
 
-// loadCA returns the roots to verify an https appliance against: the CA in
+// loadCA returns the roots to verify https appliances against: the CA in
 // file, and no other (the initramfs has no system roots, and no public CA
-// may vouch for the appliance). An http appliance needs none: nil. An
-// https appliance without a readable CA is an error: the agent does not
-// talk to a server it cannot verify.
-func loadCA(server *url.URL, file string) (*x509.CertPool, error) {
-	if server.Scheme != "https" {
+// may vouch for an appliance). The appliances of a fleet share one CA.
+// Appliances all on http need none: nil. An https appliance without a
+// readable CA is an error: the agent does not talk to a server it cannot
+// verify.
+func loadCA(servers []*url.URL, file string) (*x509.CertPool, error) {
+	i := slices.IndexFunc(servers, func(u *url.URL) bool { return u.Scheme == "https" })
+	if i < 0 {
 		return nil, nil
 	}
+	server := servers[i]
 	b, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no CA at %s to verify %s: the installer will not send its token to an appliance it cannot verify (the boot script loads the CA as the rackboot-ca.cpio.gz initrd: was it dropped from the script?)", file, server)

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"net/url"
@@ -24,7 +25,7 @@ func TestLoadCA(t *testing.T) {
 	}
 	https, _ := url.Parse("https://192.0.2.1:8443")
 	plain, _ := url.Parse("http://192.0.2.1:8080")
-	if pool, err := loadCA(plain, filepath.Join(dir, "none.pem")); pool != nil || err != nil {
+	if pool, err := loadCA([]*url.URL{plain}, filepath.Join(dir, "none.pem")); pool != nil || err != nil {
 		t.Errorf("http appliance: %v, %v; want no roots and no error", pool, err)
 	}
 	for _, tc := range []struct{ name, file, want string }{
@@ -32,7 +33,7 @@ func TestLoadCA(t *testing.T) {
 		{"not PEM", junk, "junk.pem: no PEM certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := loadCA(https, tc.file); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := loadCA([]*url.URL{plain, https}, tc.file); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error with %q", err, tc.want)
 			}
 		})
@@ -59,19 +60,19 @@ func TestClientVerifiesAppliance(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	roots, err := loadCA(u, good)
+	roots, err := loadCA([]*url.URL{u}, good)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newClient(config{Server: u, MAC: mac, Token: testToken}, roots).plan(t.Context()); err != nil {
+	if _, err := newClient(config{Servers: []*url.URL{u}, MAC: mac, Token: testToken}, roots, slog.New(slog.DiscardHandler)).plan(t.Context()); err != nil {
 		t.Fatalf("the appliance of the CA: %v", err)
 	}
-	roots, err = loadCA(u, filepath.Join(other, pki.CAFile))
+	roots, err = loadCA([]*url.URL{u}, filepath.Join(other, pki.CAFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := len(rec.got())
-	_, err = newClient(config{Server: u, MAC: mac, Token: testToken}, roots).plan(t.Context())
+	_, err = newClient(config{Servers: []*url.URL{u}, MAC: mac, Token: testToken}, roots, slog.New(slog.DiscardHandler)).plan(t.Context())
 	var cv *tls.CertificateVerificationError
 	if !errors.As(err, &cv) {
 		t.Fatalf("another CA's server: %v, want a certificate verification error", err)

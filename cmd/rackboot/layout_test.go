@@ -35,6 +35,10 @@ func TestLayout(t *testing.T) {
 	forbidden["power"] = []string{"api", "profiles", "registry", "rollout", "imaging", "dhcp", "tftp", "ipxe", "artifacts", "metrics", "peers"}
 	forbidden["rollout"] = []string{"api", "profiles", "power", "imaging", "dhcp", "tftp", "ipxe", "artifacts", "metrics", "peers"}
 	forbidden["cmd/rackboot"] = append(forbidden["cmd/rackboot"], "power/powertest")
+	// The etcd store knows only the registry; the daemon links it but not
+	// its test server (etcdtest: the embedded etcd, +14 MB).
+	forbidden["registry/etcdstore"] = []string{"api", "profiles", "power", "rollout", "imaging", "dhcp", "tftp", "ipxe", "artifacts", "metrics", "peers"}
+	forbidden["cmd/rackboot"] = append(forbidden["cmd/rackboot"], "registry/etcdstore/etcdtest")
 	for _, p := range apart {
 		for _, q := range apart {
 			if p != q {
@@ -51,6 +55,11 @@ func TestLayout(t *testing.T) {
 			deps := strings.Fields(string(out))
 			for _, d := range deps {
 				if strings.HasPrefix(d, "github.com/diskfs/go-diskfs") && pkg != "imaging" && !slices.Contains(apart, pkg) {
+					t.Errorf("%s links %s", pkg, d)
+				}
+				// Only the etcd store links the etcd client, and nothing
+				// but tests links the etcd server.
+				if strings.HasPrefix(d, "go.etcd.io/etcd/server/") || strings.HasPrefix(d, "go.etcd.io/etcd/client/v3") && pkg != "registry/etcdstore" && pkg != "cmd/rackboot" {
 					t.Errorf("%s links %s", pkg, d)
 				}
 			}

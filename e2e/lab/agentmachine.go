@@ -281,7 +281,9 @@ func (m *AgentMachine) netboot(ctx context.Context, run int) {
 }
 
 // installerWords finds the installer's rackboot.* parameters on the
-// script's kernel line.
+// script's kernel line. rackboot.server= may list several appliances,
+// comma-separated, the serving one first: the agent gets the whole list
+// and fails over along it, as the installer does.
 var installerWords = regexp.MustCompile(`rackboot\.[a-z_]+=[^\s|]+`)
 
 // script fetches the machine's iPXE script as iPXE would, and returns the

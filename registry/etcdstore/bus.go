@@ -13,6 +13,9 @@ import (
 // (granted once per half LeaseTTL), so messages expire by themselves;
 // subscribers receive the put from their watch.
 func (s *Store) Publish(ctx context.Context, msg []byte) error {
+	if s.ctx.Err() != nil {
+		return errClosed
+	}
 	lease, seq, err := s.busLease(ctx)
 	if err != nil {
 		return err

@@ -156,6 +156,9 @@ func (s *Store) Delete(ctx context.Context, mac string, fn func(registry.HostRec
 
 // PutBlob implements registry.Store.
 func (s *Store) PutBlob(ctx context.Context, key string, value []byte) error {
+	if s.ctx.Err() != nil {
+		return errClosed
+	}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
 	var err error

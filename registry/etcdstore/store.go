@@ -88,7 +88,7 @@ type Store struct {
 
 var _ registry.Shared = (*Store)(nil)
 
-// errClosed is returned by the methods of a closed Store.
+// errClosed is what a closed Store's methods return.
 var errClosed = errors.New("etcdstore: store closed")
 
 // Open connects to etcd, grants this appliance's lease and starts keeping
@@ -133,7 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	sctx, stop := context.WithCancel(context.Background())
 	s := &Store{
-		cfg: cfg, client: c, kv: c.KV, log: log.With("store", "etcd"),
+		cfg: cfg, client: c, kv: c.KV, log: log,
 		ttl: int64(math.Ceil(cfg.LeaseTTL.Seconds())),
 		ctx: sctx, stop: stop,
 		// Message keys of an earlier life of this ID may still exist:
@@ -185,15 +185,24 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// call returns the context of one etcd call: bounded by CallTimeout, and
+// call returns the context of one etcd call: bounded by CallTimeout,
 // refused at once by a member without a leader (so the client tries
-// another instead of waiting for the deadline).
+// another instead of waiting for the deadline), and ended by Close (a
+// closed client's calls otherwise linger in its retries).
 func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(clientv3.WithRequireLeader(ctx), s.cfg.CallTimeout)
+	cctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), s.cfg.CallTimeout)
+	unhook := context.AfterFunc(s.ctx, cancel)
+	return cctx, func() {
+		unhook()
+		cancel()
+	}
 }
 
 // get reads key (with opts) under one call's deadline.
 func (s *Store) get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	if s.ctx.Err() != nil {
+		return nil, errClosed
+	}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
 	r, err := s.kv.Get(cctx, key, opts...)

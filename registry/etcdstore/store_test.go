@@ -2,6 +2,7 @@ package etcdstore
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -174,5 +175,42 @@ func TestPresenceRenewed(t *testing.T) {
 			t.Fatalf("%v after its lease was revoked, a is not announced again (renewed: %v, entries %q)", 5*testTTL, renewed, got)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestClosed: a closed store fails every call at once (never as
+// ErrNotFound).
+func TestClosed(t *testing.T) {
+	s := open(t, etcdtest.Start(t), etcdtest.Prefix(), "a")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close = %v, want nil", err)
+	}
+	start := time.Now()
+	if _, err := s.Host(ctx, macA); !errors.Is(err, errClosed) {
+		t.Errorf("Host = %v, want errClosed", err)
+	}
+	if _, err := s.Update(ctx, macA, func(*registry.HostRecord, bool) (*registry.Attempt, error) { return nil, nil }); !errors.Is(err, errClosed) {
+		t.Errorf("Update = %v, want errClosed", err)
+	}
+	if err := s.PutBlob(ctx, "k", []byte("v")); !errors.Is(err, errClosed) {
+		t.Errorf("PutBlob = %v, want errClosed", err)
+	}
+	if err := s.Publish(ctx, []byte("m")); !errors.Is(err, errClosed) {
+		t.Errorf("Publish = %v, want errClosed", err)
+	}
+	if err := s.Announce(ctx, nil); !errors.Is(err, errClosed) {
+		t.Errorf("Announce = %v, want errClosed", err)
+	}
+	if _, err := s.Lead(ctx); !errors.Is(err, errClosed) {
+		t.Errorf("Lead = %v, want errClosed", err)
+	}
+	if err := s.Subscribe(ctx, func(string, []byte) {}); !errors.Is(err, errClosed) {
+		t.Errorf("Subscribe = %v, want errClosed", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("calls on a closed store took %v", d)
 	}
 }

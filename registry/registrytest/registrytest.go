@@ -1,6 +1,7 @@
 // Package registrytest is the conformance suite every registry.Store must
 // pass, as slogtest is for slog handlers: the in-memory store, the bbolt
-// store, and any shared backend added later run the same tests.
+// store and the etcd store (registry/etcdstore) run the same tests (Run).
+// A registry.Shared also runs RunShared, on two stores of one backend.
 package registrytest
 
 import (

@@ -254,8 +254,10 @@ func run(ctx context.Context, c config) stats {
 }
 
 var (
-	tokenRe  = regexp.MustCompile(`rackboot\.token=([A-Za-z0-9]+)`)
-	serverRe = regexp.MustCompile(`rackboot\.server=(https?://[^ ]+)`)
+	tokenRe = regexp.MustCompile(`rackboot\.token=([A-Za-z0-9]+)`)
+	// serverRe takes the first of rackboot.server='s comma-separated
+	// appliances: the one that served the script.
+	serverRe = regexp.MustCompile(`rackboot\.server=(https?://[^ ,]+)`)
 )
 
 // setup fetches the agent's script, takes the token and the agent API's

@@ -72,3 +72,19 @@ func TestAgents(t *testing.T) {
 		}
 	})
 }
+
+// TestServerRe: an agent takes the first appliance of rackboot.server=,
+// the one that served its script, whether the script names one or
+// several.
+func TestServerRe(t *testing.T) {
+	for _, tt := range []struct{ line, want string }{
+		{"kernel k rackboot.server=https://192.0.2.1:8443 rackboot.mac=x", "https://192.0.2.1:8443"},
+		{"kernel k rackboot.server=https://192.0.2.1:8443,https://192.0.2.2:8443 rackboot.mac=x", "https://192.0.2.1:8443"},
+		{"kernel k rackboot.server=http://[2001:db8::1]:8080,https://192.0.2.2:8443", "http://[2001:db8::1]:8080"},
+	} {
+		m := serverRe.FindStringSubmatch(tt.line)
+		if m == nil || m[1] != tt.want {
+			t.Errorf("serverRe in %q: %q, want %q", tt.line, m, tt.want)
+		}
+	}
+}
