@@ -250,6 +250,9 @@ func testSharedInstall(t *testing.T, ctx context.Context, s *sharedLab) {
 	if _, err := vm.WaitFor(ctx, `rackboot-agent starting`, rackPowerOn); err != nil {
 		t.Fatalf("%v\n%s", err, vm.Tail(20))
 	}
+	if l, err := vm.WaitFor(ctx, `rackboot\.server=`, 30*time.Second); err == nil {
+		t.Logf("%s's installer has rackboot.server=%s", m.Name, serverParamRE.FindStringSubmatch(l.Text)[1])
+	}
 	// The installer came at full speed; the image goes slowly, so the
 	// kill falls in the middle of its write.
 	if err := vm.LimitRate(ctx, crashRate); err != nil {
@@ -323,17 +326,6 @@ func testSharedInstall(t *testing.T, ctx context.Context, s *sharedLab) {
 		}()
 	}
 	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	for _, want := range []string{`msg="download interrupted"`, `msg="download resumed"`} {
-		if !consoleHas(t, vm, want) {
-			t.Logf("note: %s's agent printed no %s (the kill came between two requests)", m.Name, want)
-		}
-	}
-	if l, ok, _ := vm.Find(`unreachable.*going on with`); ok {
-		t.Logf("%s's agent failed over: %s", m.Name, l.Text)
-	}
 	// Each script lists every appliance's agent API, its own first, for
 	// the agent to fail over along (rackboot.server=, as the agent logs
 	// its kernel command line).
@@ -349,6 +341,17 @@ func testSharedInstall(t *testing.T, ctx context.Context, s *sharedLab) {
 				t.Errorf("%s's installer was given rackboot.server=%s, without appliance %s's %s", x.Name, strings.Join(servers, ","), a.name, a.rb.APIURL())
 			}
 		}
+	}
+	if t.Failed() {
+		return
+	}
+	for _, want := range []string{`msg="download interrupted"`, `msg="download resumed"`} {
+		if !consoleHas(t, vm, want) {
+			t.Logf("note: %s's agent printed no %s (the kill came between two requests)", m.Name, want)
+		}
+	}
+	if l, ok, _ := vm.Find(`unreachable.*going on with`); ok {
+		t.Logf("%s's agent failed over: %s", m.Name, l.Text)
 	}
 }
 
