@@ -82,6 +82,9 @@ type Server struct {
 	// appliances sharing a store drive rollouts one at a time, and the
 	// others answer /api/rollouts 409 with that message.
 	RolloutsElsewhere func() string
+	// Appliances, if set, lists the appliances sharing the store, this
+	// one included: GET /api/appliances.
+	Appliances func(ctx context.Context) ([]ApplianceView, error)
 	// Log receives a line per request that changes something or fails.
 	// Nil discards.
 	Log *slog.Logger
@@ -125,6 +128,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/rollouts/{id}/{op}", s.admin(s.controlRollout))
 	m.HandleFunc("GET /api/events", s.admin(s.events))
 	m.HandleFunc("GET /api/profiles", s.admin(s.profilesStatus))
+	m.HandleFunc("GET /api/appliances", s.admin(s.appliances))
 	s.mux = m
 }
 

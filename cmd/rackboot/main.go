@@ -39,6 +39,7 @@ from --data DIR/admin.token or $RACKBOOT_TOKEN):
   rollout abort   stop for good: no further wave
   logs       print (-f: follow) the agent's log of a machine's latest attempt
   watch      live progress of every installing machine
+  appliances  the appliances sharing the store: their APIs, profiles, which one leads
 
 Run "rackboot <command> -h" for a command's flags.
 `
@@ -63,6 +64,8 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"rollout":   runRollout,
 	"logs":      runLogs,
 	"watch":     runWatch,
+
+	"appliances": runAppliances,
 }
 
 func main() {

@@ -237,6 +237,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return fmt.Errorf("https: %w", err)
 	}
 	rt := httpRoutes(cfg, nbp, fl, reg, events, adminToken, pl, id.CA, links, m, ready, cl, log)
+	if cl == nil {
+		rt.api.Appliances = soleAppliance(cfg, ifaces, fl)
+	}
 	hs, hl := newHTTPServer(hln, rt.plain, maxConns, cfg.HTTPMaxPerClient, log)
 	m.HTTPConnections(hl.Open, hl.Shed, hl.Refused)
 	// The API's connections are few (an agent's requests, an admin's
@@ -429,8 +432,13 @@ type routes struct {
 // shared with other appliances.
 func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, events *api.Events, adminToken string, pl api.Planner, ca []byte, links *linkCheck, m *metrics.Metrics, ready *readiness, cl *cluster, log *slog.Logger) routes {
 	mux := http.NewServeMux()
-	scripts := m.Instrument("ipxe", &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, APIPort: cfg.HTTPSPort, CA: caArchivePath,
-		Hosts: fl, Discovery: cfg.Discovery, Log: log, Lifecycle: lifecycle{Registry: reg, Discovery: cfg.Discovery}, Verify: links.verifyRequest, OnScript: m.IPXEScript})
+	ih := &ipxe.Handler{Advertise: cfg.Advertise, Port: cfg.HTTPPort, APIPort: cfg.HTTPSPort, CA: caArchivePath,
+		Hosts: fl, Discovery: cfg.Discovery, Log: log, Lifecycle: lifecycle{Registry: reg, Discovery: cfg.Discovery}, Verify: links.verifyRequest, OnScript: m.IPXEScript}
+	if cl != nil {
+		// The installer fails over to the other appliances' APIs.
+		ih.PeerAPIs = cl.peerAPIs
+	}
+	scripts := m.Instrument("ipxe", ih)
 	// Artifacts stay on plain HTTP: the plan, fetched over HTTPS, carries
 	// each image's SHA-256, which the agent verifies.
 	var base string
@@ -487,6 +495,7 @@ func httpRoutes(cfg serveConfig, nbp string, fl fleet, reg *registry.Registry, e
 	}
 	if cl != nil {
 		apiServer.RolloutsElsewhere = cl.rolloutsElsewhere
+		apiServer.Appliances = cl.views
 	}
 	secure.Handle("/api/", m.Instrument("api", apiServer))
 	secure.HandleFunc("/healthz", healthz)

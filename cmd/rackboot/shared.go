@@ -419,3 +419,34 @@ func (b *eventBus) receive(ctx context.Context, srv *api.Server) {
 		}
 	}
 }
+
+// views lists the appliances sharing the store as they announce
+// themselves now (api.Server.Appliances).
+func (c *cluster) views(ctx context.Context) ([]api.ApplianceView, error) {
+	all, err := c.store.Appliances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vs := make([]api.ApplianceView, 0, len(all))
+	for id, b := range all {
+		var in applianceInfo
+		if err := json.Unmarshal(b, &in); err != nil {
+			c.log.Warn("an appliance's announcement cannot be read", "appliance", id, "err", err)
+			continue
+		}
+		vs = append(vs, api.ApplianceView{ID: id, API: in.API, Profiles: in.Profiles, Leader: in.Leader,
+			Version: in.Version, Started: in.Started, Self: id == c.store.ID()})
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i].ID < vs[j].ID })
+	return vs, nil
+}
+
+// soleAppliance is api.Server.Appliances on an embedded store: this
+// appliance alone, leading.
+func soleAppliance(cfg serveConfig, ifaces []bootInterface, fl fleet) func(context.Context) ([]api.ApplianceView, error) {
+	started := time.Now().UTC()
+	return func(context.Context) ([]api.ApplianceView, error) {
+		return []api.ApplianceView{{ID: defaultApplianceID(cfg, ifaces), API: agentAPIs(cfg, ifaces), Profiles: fl.Current().Digest(),
+			Leader: true, Version: readVersionInfo().Version, Started: started, Self: true}}, nil
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,9 +114,21 @@ func TestSharedAppliances(t *testing.T) {
 	case <-time.After(time.Second):
 	}
 
+	vs, err := a.cl.views(context.Background())
+	if err != nil || len(vs) != 2 || !vs[0].Self || vs[1].Self || vs[1].API[0] != "https://10.0.0.2:8443" {
+		t.Errorf("a's views = %+v, %v", vs, err)
+	}
+	text := applianceTable(vs, time.Now())
+	if !strings.Contains(text, "a (this one)") || !strings.Contains(text, "https://10.0.0.2:8443") || strings.Contains(text, "different profiles") {
+		t.Errorf("appliances table:\n%s", text)
+	}
+
 	// The profiles differ: both say so.
 	b.cl.setProfiles("digest-2")
 	eventually(t, 10*time.Second, "a sees b's other profiles", func() bool { return a.cl.profilesWarning() != "" })
+	if vs, _ := a.cl.views(context.Background()); !strings.Contains(applianceTable(vs, time.Now()), "serve 2 different profiles") {
+		t.Errorf("the appliances table does not say the profiles differ:\n%s", applianceTable(vs, time.Now()))
+	}
 	// b leaves (dies): a's list empties within the lease.
 	b.store.Close()
 	eventually(t, 10*time.Second, "b leaves a's list", func() bool { return len(a.cl.peerAPIs()) == 0 })
