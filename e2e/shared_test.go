@@ -204,6 +204,42 @@ func (s *sharedLab) connect(t *testing.T, ctx context.Context) {
 	for _, x := range s.apps {
 		x.events = startEvents(t, ctx, x)
 	}
+	// Each appliance announces itself: both list both (they read the
+	// announcements every 3 s).
+	for _, x := range s.apps {
+		var want []string
+		for _, y := range s.apps {
+			want = append(want, y.rb.APIURL())
+		}
+		if got, ok := s.waitAppliances(ctx, x, want, 20*time.Second); !ok {
+			t.Errorf("appliance %s lists the appliances %v, want both of %v", x.name, got, want)
+		}
+	}
+}
+
+// waitAppliances waits until x's GET /api/appliances lists exactly the
+// appliances whose API URLs are want, and returns the URLs it last
+// listed.
+func (s *sharedLab) waitAppliances(ctx context.Context, x *appliance, want []string, timeout time.Duration) ([]string, bool) {
+	deadline := time.Now().Add(timeout)
+	for {
+		var vs []api.ApplianceView
+		var got []string
+		if err := x.admin.try("/api/appliances", &vs); err != nil {
+			got = []string{err.Error()}
+		}
+		for _, v := range vs {
+			got = append(got, v.API...)
+		}
+		match := len(vs) == len(want)
+		for _, w := range want {
+			match = match && slices.Contains(got, w)
+		}
+		if match || time.Now().After(deadline) || ctx.Err() != nil {
+			return got, match
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // adminOf is an admin client of appliance x with the token and CA found
@@ -418,6 +454,12 @@ func (s *sharedLab) timeline(t *testing.T, vm *lab.VM, ms []lab.Milestone) lab.T
 // kill. `rackboot hosts` and `rackboot history` on the survivor agree.
 func testSharedRecords(t *testing.T, ctx context.Context, s *sharedLab) {
 	a := s.survivor
+	// The killed appliance's announcement lapses with its lease (10 s,
+	// renewed once by the new etcd leader).
+	if got, ok := s.waitAppliances(ctx, a, []string{a.rb.APIURL()}, time.Until(s.killed.Add(45*time.Second))); !ok {
+		t.Errorf("45 s after appliance %s's kill, appliance %s still lists %v", s.victim.name, a.name, got)
+	}
+	t.Logf("rackboot appliances on %s:\n%s", a.name, s.cli(t, a, "appliances"))
 	hostsOut := s.cli(t, a, "hosts")
 	t.Logf("rackboot hosts on appliance %s:\n%s", a.name, hostsOut)
 	for i, m := range sharedMachines {
