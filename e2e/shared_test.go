@@ -257,10 +257,11 @@ func (s *sharedLab) adminOf(t *testing.T, x, from *appliance) adminAPI {
 	return adminAPI{hc: hc, token: tok, base: x.rb.APIURL()}
 }
 
-// testSharedInstall powers the three machines on at once. The appliance
-// that served the first machine's script is killed with SIGKILL at its
-// first image progress, the etcd leader etcdLeaderKillDelay later; every
-// machine must still install.
+// testSharedInstall powers the three machines on at once, their links
+// slowed once their agents start (slowImages). The appliance that served
+// the first machine's script is killed with SIGKILL at its first image
+// progress, the etcd leader etcdLeaderKillDelay later; every machine must
+// still install.
 func testSharedInstall(t *testing.T, ctx context.Context, s *sharedLab) {
 	vms := make([]*lab.VM, len(sharedMachines))
 	for i, m := range sharedMachines {
@@ -283,16 +284,15 @@ func testSharedInstall(t *testing.T, ctx context.Context, s *sharedLab) {
 		}
 	}
 	t.Logf("%s's script was served by appliance %s: it is the one killed, %s survives", m.Name, s.victim.name, s.survivor.name)
+	// The installers come at full speed; the images go slowly, so the
+	// kills fall in the middle of the image writes: the first machine's,
+	// and the others' when their agents started about as early.
+	release := slowImages(t, ctx, vms)
 	if _, err := vm.WaitFor(ctx, `rackboot-agent starting`, rackPowerOn); err != nil {
 		t.Fatalf("%v\n%s", err, vm.Tail(20))
 	}
 	if l, err := vm.WaitFor(ctx, `rackboot\.server=`, 30*time.Second); err == nil {
 		t.Logf("%s's installer has rackboot.server=%s", m.Name, serverParamRE.FindStringSubmatch(l.Text)[1])
-	}
-	// The installer came at full speed; the image goes slowly, so the
-	// kill falls in the middle of its write.
-	if err := vm.LimitRate(ctx, crashRate); err != nil {
-		t.Fatal(err)
 	}
 	first, err := vm.WaitFor(ctx, `progress image`, rackPowerOn)
 	if err != nil {
@@ -335,12 +335,11 @@ func testSharedInstall(t *testing.T, ctx context.Context, s *sharedLab) {
 	if _, err := vm.WaitFor(ctx, `msg="download (resumed|interrupted)"|rackboot-agent: install done|INSTALL FAILED`, 60*time.Second); err != nil {
 		t.Logf("no download interruption on %s's console: %v", m.Name, err)
 	}
-	if err := vm.LimitRate(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
+	release()
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
+	doneAt := make([]time.Time, len(sharedMachines))
 	for i, m := range sharedMachines {
 		wg.Add(1)
 		go func() {
@@ -354,6 +353,7 @@ func testSharedInstall(t *testing.T, ctx context.Context, s *sharedLab) {
 				t.Errorf("%s: the install failed: %s\n%s", m.Name, end.Line.Text, vms[i].Tail(30))
 			}
 			t.Logf("%s: %s at %.1f s (QEMU off at %.1f s)", m.Name, end.Line.Text, end.Line.At.Seconds(), end.Off.Seconds())
+			doneAt[i] = vms[i].Started().Add(end.Line.At)
 			tl := s.timeline(t, vms[i], rack.InstallMilestones(m.MAC))
 			tl.Points = append(tl.Points, lab.Point{Name: "off", At: end.Off, Found: true})
 			mu.Lock()
@@ -362,6 +362,13 @@ func testSharedInstall(t *testing.T, ctx context.Context, s *sharedLab) {
 		}()
 	}
 	wg.Wait()
+	for i, x := range sharedMachines {
+		when := "done before the kills"
+		if doneAt[i].IsZero() || doneAt[i].After(s.killed) {
+			when = "installing at the kills"
+		}
+		t.Logf("%s: script from appliance %s, %s", x.Name, s.scriptServer(t, ctx, x, vms[i].Started()).name, when)
+	}
 	// Each script lists every appliance's agent API, its own first, for
 	// the agent to fail over along (rackboot.server=, as the agent logs
 	// its kernel command line).
@@ -386,8 +393,51 @@ func testSharedInstall(t *testing.T, ctx context.Context, s *sharedLab) {
 			t.Logf("note: %s's agent printed no %s (the kill came between two requests)", m.Name, want)
 		}
 	}
-	if l, ok, _ := vm.Find(`unreachable.*going on with`); ok {
-		t.Logf("%s's agent failed over: %s", m.Name, l.Text)
+	for i, x := range sharedMachines {
+		if l, ok, _ := vms[i].Find(`unreachable.*going on with`); ok {
+			t.Logf("%s's agent failed over: %s", x.Name, l.Text)
+		}
+	}
+}
+
+// slowImages limits each machine's link to crashRate once its agent
+// starts (what it fetches from then on is mostly the image), until the
+// function it returns is called, which removes the limits.
+func slowImages(t *testing.T, ctx context.Context, vms []*lab.VM) (release func()) {
+	wait, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var mu sync.Mutex // held while limiting, so that none is limited after release
+	var slowed []*lab.VM
+	for _, vm := range vms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := vm.WaitFor(wait, `rackboot-agent starting`, rackPowerOn); err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if wait.Err() != nil {
+				return
+			}
+			if err := vm.LimitRate(ctx, crashRate); err != nil {
+				t.Errorf("slowing %s: %v", vm.Name(), err)
+				return
+			}
+			slowed = append(slowed, vm)
+		}()
+	}
+	return func() {
+		mu.Lock()
+		stop()
+		done := slowed
+		mu.Unlock()
+		wg.Wait()
+		for _, vm := range done {
+			if err := vm.LimitRate(ctx, 0); err != nil {
+				t.Errorf("%s: %v", vm.Name(), err)
+			}
+		}
 	}
 }
 
