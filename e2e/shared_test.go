@@ -65,8 +65,9 @@ const etcdLeaderKillDelay = 2 * time.Second
 // the bridge) answer proxy-DHCP on the segment and store the fleet in the
 // lab's etcd cluster (lab.Net.StartEtcd). The three machines power on at
 // once; the first one's script is served by one of them, which is killed
-// with SIGKILL at the machine's first image progress (its link slowed so
-// the image takes seconds), and the etcd leader two seconds later. Then:
+// with SIGKILL at the machine's first image progress (every machine's link
+// slowed once its agent starts, so the images take seconds), and the etcd
+// leader two seconds later. Then:
 // every machine installs and boots its disk through the survivor; the
 // survivor's registry has each host installed after exactly one
 // successful attempt, numbered 1, nothing left running; its `rackboot
