@@ -34,7 +34,7 @@ func (c *decodedCache) decode(mac string, b []byte) (HostRecord, error) {
 	d, ok := c.m[mac]
 	c.mu.RUnlock()
 	if ok && bytes.Equal(d.raw, b) {
-		return d.h.clone(), nil
+		return d.h.Clone(), nil
 	}
 	h, err := DecodeHost(b)
 	if err != nil {
@@ -50,7 +50,7 @@ func (c *decodedCache) decode(mac string, b []byte) (HostRecord, error) {
 			break
 		}
 	}
-	c.m[mac] = decoded{raw: bytes.Clone(b), h: h.clone()}
+	c.m[mac] = decoded{raw: bytes.Clone(b), h: h.Clone()}
 	c.mu.Unlock()
 	return h, nil
 }
@@ -63,9 +63,9 @@ func (c *decodedCache) forget(mac string) {
 	c.mu.Unlock()
 }
 
-// clone returns a copy of h that shares nothing with it: Stores hand out
-// copies, and a caller's change must not reach the cache.
-func (h HostRecord) clone() HostRecord {
+// Clone returns a copy of h that shares nothing with it: Stores hand out
+// copies, and a caller's change must not reach a store's cache.
+func (h HostRecord) Clone() HostRecord {
 	if h.Reinstall != nil {
 		r := *h.Reinstall
 		h.Reinstall = &r

@@ -34,32 +34,33 @@ var errUnknown = errors.New("etcdstore: outcome of a write unknown")
 
 // commit runs w's transaction and reports whether it was applied; false
 // means another writer changed guard first, and the caller reads it again
-// and retries. A failed transaction is resolved by resolve. failures counts
-// the failed transactions of the caller's call.
-func (s *Store) commit(ctx context.Context, w guarded, failures *int) (bool, error) {
+// and retries. rev is the revision of an applied transaction, 0 when it is
+// not known (a failed transaction found applied by resolve). failures
+// counts the failed transactions of the caller's call.
+func (s *Store) commit(ctx context.Context, w guarded, failures *int) (ok bool, rev int64, err error) {
 	cctx, cancel := s.call(ctx)
 	r, err := s.kv.Txn(cctx).If(clientv3.Compare(clientv3.ModRevision(w.guard), "=", w.rev)).Then(w.ops...).Commit()
 	cancel()
 	if err == nil {
-		return r.Succeeded, nil
+		return r.Succeeded, r.Header.Revision, nil
 	}
 	if refused(err) {
-		return false, fmt.Errorf("etcdstore: write %s: %w", w.guard, err)
+		return false, 0, fmt.Errorf("etcdstore: write %s: %w", w.guard, err)
 	}
 	applied, known, rerr := s.resolve(ctx, w)
 	switch {
 	case rerr != nil:
-		return false, fmt.Errorf("%w: write %s: %w (reading it back: %v)", errUnknown, w.guard, err, rerr)
+		return false, 0, fmt.Errorf("%w: write %s: %w (reading it back: %v)", errUnknown, w.guard, err, rerr)
 	case !known:
-		return false, fmt.Errorf("%w: write %s: %w (written again since)", errUnknown, w.guard, err)
+		return false, 0, fmt.Errorf("%w: write %s: %w (written again since)", errUnknown, w.guard, err)
 	case applied:
-		return true, nil
+		return true, 0, nil
 	}
 	*failures++
 	if *failures >= maxUnresolved {
-		return false, fmt.Errorf("etcdstore: write %s: %w", w.guard, err)
+		return false, 0, fmt.Errorf("etcdstore: write %s: %w", w.guard, err)
 	}
-	return false, nil
+	return false, 0, nil
 }
 
 // refused reports whether etcd refused a request outright, so that it was

@@ -33,11 +33,51 @@
 // so a member cut off from its peers answers at once and the client moves
 // on to another. docs/etcd-groundwork.md has the measurements.
 //
+// Host is the exception: it answers from a cache (below), current as of
+// this appliance's last watch event or own write.
+//
 // Presence (Announce) and the bus (Publish, Subscribe) are best effort: an
 // entry vanishes within about Config.LeaseTTL of an appliance's death; a
 // message is lost when the store is unreachable, or compacted away before a
 // slow subscriber read it. Lead gives one leader at a time as long as
 // leases are honoured; its context ends when the session's lease is lost.
+//
+// # Reads of Host
+//
+// Host is called on every iPXE script and every agent request (to check the
+// install token), so it answers from memory: a copy of the hosts/ prefix,
+// decoded once per stored value, loaded by one read of the prefix and kept
+// current by a watch from the revision after that read. Each Update and
+// Delete puts what it wrote into the cache at its transaction's revision,
+// so an appliance reads its own writes at once, before the watch brings
+// them. Changes are kept by revision, whichever of the watch and the own
+// write comes first; a deletion leaves a tombstone until the watch has
+// passed it, so a late older put cannot bring a deleted record back. A MAC
+// the cache does not hold is not found, without a call to etcd.
+//
+// Host is therefore current as of this appliance's last watch event or own
+// write: another appliance's write is seen once the watch delivers it,
+// about a millisecond later between appliances on one network. That bound
+// is enough because a read by Host never decides a change: every state
+// change goes through Update (or Delete), whose compare-and-swap is guarded
+// by a fresh linearizable read, so a stale read can only delay a decision
+// (a script served from the state before, a token refused that a moment
+// later is valid), never commit a wrong one. (registry.Registry.AppendLog
+// is the one write keyed by what Host read, the attempt whose log a batch
+// extends; a batch racing a Reinstall or Delete could already land beside
+// it before the cache, and the window now includes the watch's delay.)
+// Hosts, the administrator's view, reads etcd every time.
+//
+// While the watch is broken (no leader, compacted, canceled, closed by the
+// client) the cache is not current and Host reads etcd, as every call did
+// before the cache; it is loaded and watched again after a back-off
+// (retryMin to retryMax). What the cache cannot see is a watch stream the
+// client re-opens by itself on another member after a connection fails:
+// until it is resumed, Host may lag by that long (the client resumes it
+// from the last revision delivered, so nothing is lost). A write whose
+// outcome was unknown and was then found applied (commit's resolve)
+// reaches the cache through the watch only. The watch starts with the
+// first call to Host.
 //
 // # What the etcd operator must provide
 //

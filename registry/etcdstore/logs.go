@@ -64,7 +64,7 @@ func (s *Store) AppendLog(ctx context.Context, mac string, id int, lines []strin
 				clientv3.WithRange(s.logKey(mac, id, idx.First+drop))))
 		}
 		w.ops = append(w.ops, clientv3.OpPut(key, string(w.mine)))
-		ok, err := s.commit(ctx, w, &failures)
+		ok, _, err := s.commit(ctx, w, &failures)
 		if err != nil {
 			return 0, fmt.Errorf("etcdstore: append log of %s attempt %d: %w", mac, id, err)
 		}

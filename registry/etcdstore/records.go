@@ -11,8 +11,28 @@ import (
 	"github.com/rackboot/rackboot/registry"
 )
 
-// Host implements registry.Store.
+// Host implements registry.Store. It answers from the host cache while the
+// cache is current (see the package doc, "Reads of Host"), without a call
+// to etcd, and reads etcd otherwise.
 func (s *Store) Host(ctx context.Context, mac string) (registry.HostRecord, error) {
+	if s.ctx.Err() != nil {
+		return registry.HostRecord{}, errClosed
+	}
+	s.startHostSync()
+	h, found, ok, err := s.hosts.lookup(mac)
+	switch {
+	case !ok:
+		return s.readHost(ctx, mac)
+	case err != nil:
+		return registry.HostRecord{}, err
+	case !found:
+		return registry.HostRecord{}, fmt.Errorf("%w: %s", registry.ErrNotFound, mac)
+	}
+	return h, nil
+}
+
+// readHost reads the record of mac from etcd: a linearizable read.
+func (s *Store) readHost(ctx context.Context, mac string) (registry.HostRecord, error) {
 	r, err := s.get(ctx, s.hostKey(mac))
 	if err != nil {
 		return registry.HostRecord{}, err
@@ -23,7 +43,9 @@ func (s *Store) Host(ctx context.Context, mac string) (registry.HostRecord, erro
 	return registry.DecodeHost(r.Kvs[0].Value)
 }
 
-// Hosts implements registry.Store: one read of every record.
+// Hosts implements registry.Store: one read of every record, never from
+// the host cache. It is the administrator's view, and a linearizable read
+// shows every write acknowledged before it, whoever made it.
 func (s *Store) Hosts(ctx context.Context) ([]registry.HostRecord, error) {
 	r, err := s.get(ctx, s.hostsPrefix(), clientv3.WithPrefix())
 	if err != nil {
@@ -90,13 +112,20 @@ func (s *Store) Update(ctx context.Context, mac string, fn func(*registry.HostRe
 		if len(w.ops) == 0 {
 			return registry.DecodeHost(after)
 		}
-		ok, err := s.commit(ctx, w, &failures)
+		ok, rev, err := s.commit(ctx, w, &failures)
 		if err != nil {
 			return registry.HostRecord{}, fmt.Errorf("etcdstore: update %s: %w", mac, err)
 		}
-		if ok {
-			return registry.DecodeHost(after)
+		if !ok {
+			continue
 		}
+		out, err := registry.DecodeHost(after)
+		if err == nil && rev != 0 && !bytes.Equal(after, before) {
+			// Only a write of the record itself reaches the cache: an
+			// attempt-only transaction's revision is not the record's.
+			s.hosts.put(mac, rev, out.Clone())
+		}
+		return out, err
 	}
 }
 
@@ -144,11 +173,14 @@ func (s *Store) Delete(ctx context.Context, mac string, fn func(registry.HostRec
 			clientv3.OpDelete(s.logIndexPrefix(mac), clientv3.WithPrefix()),
 			clientv3.OpDelete(s.logsPrefix(mac), clientv3.WithPrefix()),
 		}}
-		ok, err := s.commit(ctx, w, &failures)
+		ok, rev, err := s.commit(ctx, w, &failures)
 		if err != nil {
 			return false, fmt.Errorf("etcdstore: delete %s: %w", mac, err)
 		}
 		if ok {
+			if rev != 0 {
+				s.hosts.remove(mac, rev)
+			}
 			return true, nil
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -64,15 +65,20 @@ type Config struct {
 type Store struct {
 	cfg    Config
 	client *clientv3.Client
-	// kv is the client's KV, replaced by tests to inject failures.
-	kv  clientv3.KV
-	log *slog.Logger
-	ttl int64 // LeaseTTL in whole seconds
+	// kv and watcher are the client's, replaced by tests to inject
+	// failures.
+	kv      clientv3.KV
+	watcher clientv3.Watcher
+	log     *slog.Logger
+	ttl     int64 // LeaseTTL in whole seconds
 
 	// ctx lives as long as the Store; stop cancels it in Close.
 	ctx  context.Context
 	stop context.CancelFunc
-	wg   sync.WaitGroup // lease keeper, leadership watchers
+	wg   sync.WaitGroup // lease keeper, leadership watchers, host cache
+
+	hosts    hostCache   // what Host answers from while it is current
+	hostSync atomic.Bool // syncHosts started
 
 	mu      sync.Mutex
 	lease   clientv3.LeaseID // presence lease, renewed by keepLease
@@ -133,7 +139,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	sctx, stop := context.WithCancel(context.Background())
 	s := &Store{
-		cfg: cfg, client: c, kv: c.KV, log: log,
+		cfg: cfg, client: c, kv: c.KV, watcher: c.Watcher, log: log,
 		ttl: int64(math.Ceil(cfg.LeaseTTL.Seconds())),
 		ctx: sctx, stop: stop,
 		// Message keys of an earlier life of this ID may still exist:
