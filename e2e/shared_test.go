@@ -129,15 +129,7 @@ type appliance struct {
 // etcd cluster and starts both appliances on the cluster.
 func startShared(t *testing.T, ctx context.Context) *sharedLab {
 	t.Helper()
-	requireLab(t)
-	if errs := rack.CheckHost(); len(errs) > 0 {
-		t.Fatalf("RACKBOOT_E2E=1 but this host cannot run the rack: %v", errs)
-	}
-	if swept, err := lab.Sweep(""); err != nil {
-		t.Logf("sweeping stale lab namespaces: %v", err)
-	} else if len(swept) > 0 {
-		t.Logf("removed stale lab namespaces %v", swept)
-	}
+	requireRackHost(t)
 	s := &sharedLab{dir: logDir(t)}
 	start := time.Now()
 	var err error
