@@ -356,6 +356,9 @@ func buildAgentInitrd(t *testing.T, ctx context.Context, dir string) string {
 type adminAPI struct {
 	hc    *http.Client
 	token string
+	// base is the API's URL; the server namespace's (lab.ServerIP) when
+	// empty. A test with several appliances sets it.
+	base string
 }
 
 func (tb *testbed) adminAPI(t *testing.T) adminAPI {
@@ -373,7 +376,11 @@ func (tb *testbed) adminAPI(t *testing.T) adminAPI {
 
 func (a adminAPI) get(t *testing.T, path string, out any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, "https://"+lab.ServerIP+":"+httpsPort+path, nil)
+	base := a.base
+	if base == "" {
+		base = "https://" + lab.ServerIP + ":" + httpsPort
+	}
+	req, err := http.NewRequest(http.MethodGet, base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,15 +70,7 @@ type rackConfig struct {
 // startRackWith is startRack with the profiles and flags of cfg.
 func startRackWith(t *testing.T, ctx context.Context, cfg rackConfig) *rackLab {
 	t.Helper()
-	requireLab(t)
-	if errs := rack.CheckHost(); len(errs) > 0 {
-		t.Fatalf("RACKBOOT_E2E=1 but this host cannot run the rack: %v", errs)
-	}
-	if swept, err := lab.Sweep(""); err != nil {
-		t.Logf("sweeping stale lab namespaces: %v", err)
-	} else if len(swept) > 0 {
-		t.Logf("removed stale lab namespaces %v", swept)
-	}
+	requireRackHost(t)
 	r := &rackLab{dir: logDir(t)}
 	start := time.Now()
 	var err error
@@ -337,3 +329,18 @@ func firstKey(h *profiles.Host) string {
 
 // resumesRE reads the resume count of the agent's "image written" line.
 var resumesRE = regexp.MustCompile(`msg="image written".* resumes=([0-9]+)`)
+
+// requireRackHost fails the test when this host cannot run the rack's
+// lab, and removes the namespaces a killed run left behind.
+func requireRackHost(t *testing.T) {
+	t.Helper()
+	requireLab(t)
+	if errs := rack.CheckHost(); len(errs) > 0 {
+		t.Fatalf("RACKBOOT_E2E=1 but this host cannot run the rack: %v", errs)
+	}
+	if swept, err := lab.Sweep(""); err != nil {
+		t.Logf("sweeping stale lab namespaces: %v", err)
+	} else if len(swept) > 0 {
+		t.Logf("removed stale lab namespaces %v", swept)
+	}
+}

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.." || exit 1
 # -timeout or by SIGKILL leaves them behind; live parallel runs keep theirs.
 sweep() {
   local ns pid
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^rbe2e-[0-9]+-[0-9a-f]+-(srv|site|cli)$'); do
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^rbe2e-[0-9]+-[0-9a-f]+-(srv|site|cli|app[0-9]{1,2}|etcd[0-9]{1,2})$'); do
     pid=${ns#rbe2e-}; pid=${pid%%-*}
     kill -0 "$pid" 2>/dev/null && continue
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done

@@ -36,6 +36,12 @@ if [ ${#missing[@]} -gt 0 ] && [ "${RACKBOOT_SKIP_APT:-0}" != 1 ]; then
   if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
     systemctl disable --now prometheus.service 2>/dev/null || true
   fi
+  # etcd-server is here for TestSharedStore, which runs its own members
+  # in the lab's namespaces; the package also starts one on the host
+  # (localhost:2379) that nothing here needs.
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now etcd.service 2>/dev/null || true
+  fi
 fi
 
 echo "== gofmt"

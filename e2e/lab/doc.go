@@ -2,11 +2,15 @@
 // virtual machines, booting against a server on a private network that lives
 // entirely inside Linux network namespaces.
 //
-// It owns five things:
+// It owns six things:
 //
 //   - Net: three namespaces joined by a bridge (server, site DHCP, clients),
-//     the taps the virtual machines plug into, and the processes started in
-//     them; Close removes it all, and Sweep removes what a killed run left.
+//     the hosts added to the segment (AddHost: a second appliance, etcd
+//     members), the taps the virtual machines plug into, and the processes
+//     started in them; Close removes it all, and Sweep removes what a
+//     killed run left.
+//   - Etcd: a cluster of Debian's etcd, one member per host, whose members
+//     a test kills and restarts (appliances sharing one store).
 //   - Artifacts: a distribution kernel fetched with apt from the Debian
 //     mirrors and a tiny busybox initramfs that prints a marker line on the
 //     serial console and powers off.

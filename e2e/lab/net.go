@@ -38,18 +38,22 @@ type NetConfig struct {
 	Prefix string
 }
 
-// Net is the lab network: three namespaces on one bridge.
+// Net is the lab network: three namespaces on one bridge, and the hosts
+// AddHost adds to it.
 //
 //	Srv:  Bridge (ServerIP/24), one tap per VM, the server under test, QEMU
 //	Site: SiteLink (SiteIP/24), the site's plain DHCP server (no PXE)
 //	Cli:  ClientLink (ClientIP/24), protocol clients
+//	each host: HostLink (its own address), a second appliance, an etcd member
 //
 // Close is idempotent and safe to call from a signal handler's goroutine
 // while other goroutines use the Net.
 type Net struct {
 	Srv, Site, Cli string // namespace names
 
+	base   string // PREFIX-PID-RANDOM, the start of every namespace name
 	mu     sync.Mutex
+	hosts  []string // namespaces of AddHost
 	taps   int
 	procs  []*Process
 	closed bool
@@ -69,7 +73,7 @@ func NewNet(ctx context.Context, cfg NetConfig) (*Net, error) {
 		return nil, fmt.Errorf("lab: namespace suffix: %w", err)
 	}
 	base := fmt.Sprintf("%s-%d-%s", prefix, os.Getpid(), hex.EncodeToString(b[:]))
-	n := &Net{Srv: base + "-srv", Site: base + "-site", Cli: base + "-cli"}
+	n := &Net{Srv: base + "-srv", Site: base + "-site", Cli: base + "-cli", base: base}
 	if err := n.create(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
@@ -109,13 +113,14 @@ func (n *Net) create(ctx context.Context) error {
 	// detection, about 1 s), and a server that sends router advertisements
 	// cannot bind it yet. Wait for DAD so the server starts as it would in
 	// a rack.
-	return n.waitDAD(ctx, 5*time.Second)
+	return waitDAD(ctx, n.Srv, Bridge, 5*time.Second)
 }
 
-func (n *Net) waitDAD(ctx context.Context, limit time.Duration) error {
+// waitDAD waits until dev in namespace ns has no tentative IPv6 address.
+func waitDAD(ctx context.Context, ns, dev string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
-		out, err := exec.CommandContext(ctx, "ip", "-n", n.Srv, "-6", "addr", "show", "dev", Bridge, "tentative").CombinedOutput()
+		out, err := exec.CommandContext(ctx, "ip", "-n", ns, "-6", "addr", "show", "dev", dev, "tentative").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("lab: ip -6 addr show: %w: %s", err, bytesTrim(out))
 		}
@@ -123,7 +128,7 @@ func (n *Net) waitDAD(ctx context.Context, limit time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("lab: %s still has tentative IPv6 addresses after %v", Bridge, limit)
+			return fmt.Errorf("lab: %s in %s still has tentative IPv6 addresses after %v", dev, ns, limit)
 		}
 		select {
 		case <-ctx.Done():
@@ -196,12 +201,15 @@ func (n *Net) Close() error {
 		n.mu.Lock()
 		n.closed = true
 		procs := n.procs
+		hosts := n.hosts
 		n.mu.Unlock()
 		var errs []error
 		for _, p := range procs {
 			p.Stop()
 		}
-		for _, ns := range []string{n.Srv, n.Site, n.Cli} {
+		// The hosts first: their veths are ports of the server
+		// namespace's bridge.
+		for _, ns := range append(append([]string(nil), hosts...), n.Srv, n.Site, n.Cli) {
 			if ns == "" {
 				continue
 			}

@@ -30,10 +30,15 @@ type RackbootConfig struct {
 	// BMCCredentials, when set, is --bmc-credentials: the directory of
 	// the BMC password files the profiles' bmc.credential names.
 	BMCCredentials string
+	// Host is where rackboot runs and listens: a host of the lab
+	// (Net.AddHost), for a second appliance on the same segment; the
+	// server namespace on the bridge (Net.Server) when zero.
+	Host Host
 }
 
 // Rackboot is `rackboot serve` running in the server namespace on the
-// lab's bridge: proxy-DHCP on 67 and 4011, TFTP on 69, HTTP on HTTPPort,
+// lab's bridge, or in another host's namespace on its link
+// (RackbootConfig.Host): proxy-DHCP on 67 and 4011, TFTP on 69, HTTP on HTTPPort,
 // the APIs over HTTPS on HTTPSPort, and a null IPv6 router advertisement, which spares iPXE its ~16 s wait
 // for IPv6 autoconfiguration on every DHCP (docs/DESIGN.md, fact 6). It logs JSON at debug
 // level, so the log also shows the packets it saw and did not answer.
@@ -62,6 +67,9 @@ func (n *Net) StartRackboot(ctx context.Context, cfg RackbootConfig) (*Rackboot,
 	if cfg.HTTPSPort == 0 {
 		cfg.HTTPSPort = 8443
 	}
+	if cfg.Host == (Host{}) {
+		cfg.Host = n.Server()
+	}
 	r := &Rackboot{cfg: cfg, net: n}
 	if err := r.Restart(ctx); err != nil {
 		return nil, err
@@ -70,11 +78,13 @@ func (n *Net) StartRackboot(ctx context.Context, cfg RackbootConfig) (*Rackboot,
 }
 
 // URL is where the lab's namespaces reach rackboot's HTTP server.
-func (r *Rackboot) URL() string { return "http://" + ServerIP + ":" + strconv.Itoa(r.cfg.HTTPPort) }
+func (r *Rackboot) URL() string {
+	return "http://" + r.cfg.Host.IP + ":" + strconv.Itoa(r.cfg.HTTPPort)
+}
 
 // APIURL is where they reach its admin and agent APIs, over HTTPS.
 func (r *Rackboot) APIURL() string {
-	return "https://" + ServerIP + ":" + strconv.Itoa(r.cfg.HTTPSPort)
+	return "https://" + r.cfg.Host.IP + ":" + strconv.Itoa(r.cfg.HTTPSPort)
 }
 
 // Config returns the configuration rackboot runs with, defaults applied.
@@ -115,7 +125,7 @@ func (r *Rackboot) Restart(ctx context.Context) error {
 		"--data", r.cfg.Data,
 		"--artifacts", r.cfg.Artifacts,
 		"--ipxe-dir", IPXEDir,
-		"--interface", Bridge,
+		"--interface", r.cfg.Host.Link,
 		"--http-port", strconv.Itoa(r.cfg.HTTPPort), "--https-port", strconv.Itoa(r.cfg.HTTPSPort),
 		"--tftp-port", "69", "--dhcp-port", "67",
 		"--ipv6-ra",
@@ -124,7 +134,7 @@ func (r *Rackboot) Restart(ctx context.Context) error {
 	if r.cfg.BMCCredentials != "" {
 		args = append(args, "--bmc-credentials", r.cfg.BMCCredentials)
 	}
-	cmd := r.net.Command(r.net.Srv, r.cfg.Binary, append(args, r.cfg.Args...)...)
+	cmd := r.net.Command(r.cfg.Host.NS, r.cfg.Binary, append(args, r.cfg.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	p, err := r.net.Start(cmd)
 	if err != nil {

@@ -50,10 +50,12 @@ func ownerPid(prefix, name string) (int, bool) {
 	if len(parts) != 3 {
 		return 0, false
 	}
-	switch parts[2] {
+	switch role := parts[2]; role {
 	case "srv", "site", "cli":
 	default:
-		return 0, false
+		if !hostRole.MatchString(role) { // AddHost's
+			return 0, false
+		}
 	}
 	pid, err := strconv.Atoi(parts[0])
 	if err != nil || pid <= 0 {
