@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -63,7 +64,7 @@ func shareSecrets(ctx context.Context, sh registry.Shared, cfg serveConfig, reg 
 	if cfg.TLSCert != "" {
 		return nil
 	}
-	dir := cfg.Data + "/" + tlsDir
+	dir := filepath.Join(cfg.Data, tlsDir)
 	bundle, err := sh.Secret(ctx, secretCA, func() ([]byte, error) { return pki.CABundle(dir, time.Now()) })
 	if err != nil {
 		return fmt.Errorf("shared TLS CA: %w", err)

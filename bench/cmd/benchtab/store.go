@@ -74,7 +74,9 @@ func storeP3Rows(all runs, st string) []row {
 	sr, br := q(s, "req_per_s"), q(b, "req_per_s")
 	sp, bp := q(s, "p99_ms"), q(b, "p99_ms")
 	sc, bc := figure(s.cpuPer("requests", 1e6)), figure(b.cpuPer("requests", 1e6))
-	errs := func(rs runs) string { return fmt.Sprintf("%s + %s", num(q(rs, "non2xx").hi), num(q(rs, "socket_errors").hi)) }
+	errs := func(rs runs) string {
+		return fmt.Sprintf("%s + %s", num(q(rs, "non2xx").hi), num(q(rs, "socket_errors").hi))
+	}
 	return []row{
 		{id: id, what: fmt.Sprintf("%s connections of /ipxe?mac= (%s pending hosts), rackboot on %s (bbolt in the same run), req/s",
 			s[0].Tags["conns"], s[0].Tags["hosts"], storeName(s, st)),
