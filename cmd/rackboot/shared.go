@@ -79,21 +79,6 @@ func shareSecrets(ctx context.Context, sh registry.Shared, cfg serveConfig, reg 
 	return nil
 }
 
-// applianceInfo is what an appliance announces to the others.
-type applianceInfo struct {
-	ID string `json:"id"`
-	// API are its agent API URLs (https://IP:PORT), one per boot
-	// interface: the others list them after their own in the scripts they
-	// hand out, for the agents to fail over to.
-	API []string `json:"api"`
-	// Profiles is the digest of the profiles it serves.
-	Profiles string `json:"profiles"`
-	// Leader says it drives the staged rollouts.
-	Leader  bool      `json:"leader,omitempty"`
-	Version string    `json:"version,omitempty"`
-	Started time.Time `json:"started"`
-}
-
 // cluster is this appliance among those sharing its store. It is safe for
 // concurrent use.
 type cluster struct {
@@ -102,15 +87,15 @@ type cluster struct {
 	log     *slog.Logger
 
 	mu     sync.Mutex
-	self   applianceInfo
-	peers  []applianceInfo // the others, as last read, by ID
-	dirty  chan struct{}   // self changed: announce again
-	differ string          // why the profiles differ from a peer's, "" when they do not
+	self   api.ApplianceView   // what it announces (Self is not sent)
+	peers  []api.ApplianceView // the others, as last read, by ID
+	dirty  chan struct{}       // self changed: announce again
+	differ string              // why the profiles differ from a peer's, "" when they do not
 }
 
-func newCluster(sh registry.Shared, api []string, m *metrics.Metrics, log *slog.Logger) *cluster {
+func newCluster(sh registry.Shared, apis []string, m *metrics.Metrics, log *slog.Logger) *cluster {
 	return &cluster{store: sh, metrics: m, log: log, dirty: make(chan struct{}, 1),
-		self: applianceInfo{ID: sh.ID(), API: api, Version: readVersionInfo().Version, Started: time.Now().UTC()}}
+		self: api.ApplianceView{ID: sh.ID(), API: apis, Version: readVersionInfo().Version, Started: time.Now().UTC()}}
 }
 
 // setProfiles records the digest of the profiles now served.
@@ -178,25 +163,12 @@ func (c *cluster) announce(ctx context.Context) bool {
 func (c *cluster) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	all, err := c.store.Appliances(ctx)
+	all, err := c.views(ctx)
 	if err != nil {
 		c.log.Warn("cannot read the other appliances' announcements", "err", err)
 		return
 	}
-	var peers []applianceInfo
-	for id, b := range all {
-		if id == c.store.ID() {
-			continue
-		}
-		var in applianceInfo
-		if err := json.Unmarshal(b, &in); err != nil {
-			c.log.Warn("an appliance's announcement cannot be read", "appliance", id, "err", err)
-			continue
-		}
-		in.ID = id
-		peers = append(peers, in)
-	}
-	sort.Slice(peers, func(i, j int) bool { return peers[i].ID < peers[j].ID })
+	peers := slices.DeleteFunc(all, func(v api.ApplianceView) bool { return v.Self })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	was := c.differ
@@ -215,7 +187,7 @@ func (c *cluster) refresh(ctx context.Context) {
 }
 
 // profilesDiffer says which peers serve other profiles than self.
-func profilesDiffer(self applianceInfo, peers []applianceInfo) string {
+func profilesDiffer(self api.ApplianceView, peers []api.ApplianceView) string {
 	var diff []string
 	for _, p := range peers {
 		if p.Profiles != "" && self.Profiles != "" && p.Profiles != self.Profiles {
@@ -422,7 +394,7 @@ func (b *eventBus) receive(ctx context.Context, srv *api.Server) {
 }
 
 // views lists the appliances sharing the store as they announce
-// themselves now (api.Server.Appliances).
+// themselves now, by ID, this one marked Self (api.Server.Appliances).
 func (c *cluster) views(ctx context.Context) ([]api.ApplianceView, error) {
 	all, err := c.store.Appliances(ctx)
 	if err != nil {
@@ -430,13 +402,13 @@ func (c *cluster) views(ctx context.Context) ([]api.ApplianceView, error) {
 	}
 	vs := make([]api.ApplianceView, 0, len(all))
 	for id, b := range all {
-		var in applianceInfo
-		if err := json.Unmarshal(b, &in); err != nil {
+		var v api.ApplianceView
+		if err := json.Unmarshal(b, &v); err != nil {
 			c.log.Warn("an appliance's announcement cannot be read", "appliance", id, "err", err)
 			continue
 		}
-		vs = append(vs, api.ApplianceView{ID: id, API: in.API, Profiles: in.Profiles, Leader: in.Leader,
-			Version: in.Version, Started: in.Started, Self: id == c.store.ID()})
+		v.ID, v.Self = id, id == c.store.ID()
+		vs = append(vs, v)
 	}
 	sort.Slice(vs, func(i, j int) bool { return vs[i].ID < vs[j].ID })
 	return vs, nil

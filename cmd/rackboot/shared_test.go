@@ -103,12 +103,12 @@ func (f *fakeShared) Lead(ctx context.Context) (context.Context, error) { return
 
 func TestCluster(t *testing.T) {
 	f := &fakeShared{Store: registry.NewMemory(), id: "a:8443", appliances: map[string][]byte{}}
-	info := func(in applianceInfo) []byte {
+	info := func(in api.ApplianceView) []byte {
 		b, _ := json.Marshal(in)
 		return b
 	}
-	f.appliances["b:8443"] = info(applianceInfo{API: []string{"https://10.0.0.2:8443", "https://10.1.0.2:8443"}, Profiles: "bbbbbbbbbbbbbbbb", Leader: true})
-	f.appliances["c:8443"] = info(applianceInfo{API: []string{"https://10.0.0.3:8443"}, Profiles: "aaaaaaaaaaaaaaaa"})
+	f.appliances["b:8443"] = info(api.ApplianceView{API: []string{"https://10.0.0.2:8443", "https://10.1.0.2:8443"}, Profiles: "bbbbbbbbbbbbbbbb", Leader: true})
+	f.appliances["c:8443"] = info(api.ApplianceView{API: []string{"https://10.0.0.3:8443"}, Profiles: "aaaaaaaaaaaaaaaa"})
 	c := newCluster(f, []string{"https://10.0.0.1:8443"}, nil, slog.New(slog.DiscardHandler))
 	c.setProfiles("aaaaaaaaaaaaaaaa")
 	if !c.announce(context.Background()) {
@@ -128,7 +128,7 @@ func TestCluster(t *testing.T) {
 	if why := c.rolloutsElsewhere(); why != "" {
 		t.Errorf("rolloutsElsewhere of the leader = %q", why)
 	}
-	f.appliances["b:8443"] = info(applianceInfo{API: []string{"https://10.0.0.2:8443"}, Profiles: "aaaaaaaaaaaaaaaa"})
+	f.appliances["b:8443"] = info(api.ApplianceView{API: []string{"https://10.0.0.2:8443"}, Profiles: "aaaaaaaaaaaaaaaa"})
 	c.refresh(context.Background())
 	if w := c.profilesWarning(); w != "" {
 		t.Errorf("profilesWarning after b caught up = %q", w)
