@@ -86,11 +86,13 @@ type cluster struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 
-	mu     sync.Mutex
-	self   api.ApplianceView   // what it announces (Self is not sent)
-	peers  []api.ApplianceView // the others, as last read, by ID
-	dirty  chan struct{}       // self changed: announce again
-	differ string              // why the profiles differ from a peer's, "" when they do not
+	mu    sync.Mutex
+	self  api.ApplianceView   // what it announces (Self is not sent)
+	peers []api.ApplianceView // the others, as last read, by ID
+	// peerURLs is firstAPIs(peers), what the scripts list.
+	peerURLs []string
+	dirty    chan struct{} // self changed: announce again
+	differ   string        // why the profiles differ from a peer's, "" when they do not
 }
 
 func newCluster(sh registry.Shared, apis []string, m *metrics.Metrics, log *slog.Logger) *cluster {
@@ -173,6 +175,7 @@ func (c *cluster) refresh(ctx context.Context) {
 	defer c.mu.Unlock()
 	was := c.differ
 	c.peers = peers
+	c.peerURLs = firstAPIs(peers)
 	c.differ = profilesDiffer(c.self, peers)
 	if c.differ != was {
 		if c.differ != "" {
@@ -208,12 +211,18 @@ func (c *cluster) profilesWarning() string {
 }
 
 // peerAPIs are the other appliances' agent API URLs, one each (the
-// first it announced), for the scripts' rackboot.server= list.
+// first it announced), for the scripts' rackboot.server= list. Made once
+// per refresh, not per script; callers must not change it.
 func (c *cluster) peerAPIs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.peerURLs
+}
+
+// firstAPIs is each peer's first API URL, without repeats.
+func firstAPIs(peers []api.ApplianceView) []string {
 	var urls []string
-	for _, p := range c.peers {
+	for _, p := range peers {
 		if len(p.API) > 0 && !slices.Contains(urls, p.API[0]) {
 			urls = append(urls, p.API[0])
 		}
